@@ -1,0 +1,1 @@
+"""Benchmarks and the PyTorch reference implementation (not part of the installed package)."""

@@ -1,0 +1,126 @@
+"""The style-transfer losses as pure functions, and the one place that combines them.
+
+Shapes: features are NHWC arrays (B, H, W, C); a dict of features maps layer names to such arrays.
+Every loss returns a float32 scalar. Normalisations (chosen so that loss values do not depend on the
+image size, and documented here because weights do not carry over between conventions):
+
+- `gram(F)` = Fᵀ F / (C·H·W) per batch item, F reshaped to (H·W, C): shape (B, C, C).
+  (Gatys et al. 2016 use the raw Fᵀ F and divide the loss by 4 N² M²; dividing the Gram by C·H·W
+  is the neural-style convention, which makes k comparable across image sizes.)
+- `content_loss` = Σ_layers mean((F − P)²)   (mean over B, H, W, C).
+- `style_loss`   = Σ_layers w_l · mean((G(F) − A)²)   (mean over B, C, C); A precomputed.
+- `total_variation(x)` = mean((x[:, 1:] − x[:, :-1])²) + mean((x[:, :, 1:] − x[:, :, :-1])²).
+- The objective = content_weight·L_content + style_weight·L_style + tv_weight·TV.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from nst_jax import vgg
+from nst_jax.weights import Preprocessing, preprocess
+
+HIGHEST = jax.lax.Precision.HIGHEST
+
+
+def _check_nhwc(name: str, x: jnp.ndarray) -> None:
+    if x.ndim != 4:
+        raise ValueError(f"{name}: expected NHWC features (B, H, W, C), got shape {tuple(x.shape)}")
+
+
+def gram(features: jnp.ndarray) -> jnp.ndarray:
+    """Gram matrices (B, C, C) of NHWC features, divided by C·H·W (the number of elements)."""
+    _check_nhwc("gram", features)
+    b, h, w, c = features.shape
+    f = features.reshape(b, h * w, c).astype(jnp.float32)
+    return jnp.einsum("bmc,bmd->bcd", f, f, precision=HIGHEST) / (c * h * w)
+
+
+def content_loss(features: Mapping[str, jnp.ndarray], targets: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
+    """Σ over the target layers of the mean squared error between features and targets (same shapes)."""
+    total = jnp.float32(0.0)
+    for name, target in targets.items():
+        f = features[name]
+        if f.shape != target.shape:
+            raise ValueError(f"content_loss: layer {name}: features {f.shape} vs target {target.shape}")
+        total = total + jnp.mean(jnp.square(f.astype(jnp.float32) - target))
+    return total
+
+
+def style_loss(features: Mapping[str, jnp.ndarray], target_grams: Mapping[str, jnp.ndarray],
+               layer_weights: Mapping[str, float] | None = None) -> jnp.ndarray:
+    """Σ_l w_l · mean((gram(F_l) − A_l)²); A_l (B or 1, C, C) precomputed; w_l default 1."""
+    total = jnp.float32(0.0)
+    for name, target in target_grams.items():
+        g = gram(features[name])
+        if g.shape[1:] != target.shape[1:]:
+            raise ValueError(f"style_loss: layer {name}: gram {g.shape} vs target {target.shape}")
+        w = 1.0 if layer_weights is None else layer_weights[name]
+        total = total + w * jnp.mean(jnp.square(g - target))
+    return total
+
+
+def total_variation(x: jnp.ndarray) -> jnp.ndarray:
+    """Mean squared difference of vertically and horizontally neighbouring pixels of NHWC images."""
+    _check_nhwc("total_variation", x)
+    dy = jnp.mean(jnp.square(x[:, 1:] - x[:, :-1])) if x.shape[1] > 1 else 0.0
+    dx = jnp.mean(jnp.square(x[:, :, 1:] - x[:, :, :-1])) if x.shape[2] > 1 else 0.0
+    return jnp.float32(dy + dx)
+
+
+class ObjectiveSpec(NamedTuple):
+    """The static (shape-defining, hashable) part of an objective: layers, pooling, preprocessing."""
+
+    content_layers: tuple[str, ...]
+    style_layers: tuple[str, ...]
+    style_layer_weights: tuple[float, ...]
+    pooling: str
+    preprocessing: Preprocessing
+
+
+class LossWeights(NamedTuple):
+    """The dynamic weights of the objective (arrays, so a change or a batch of them does not recompile)."""
+
+    content: Any
+    style: Any
+    tv: Any
+
+
+class Targets(NamedTuple):
+    """Precomputed targets: content features and style Gram matrices, keyed by block layer name."""
+
+    content: dict[str, jnp.ndarray]
+    style: dict[str, jnp.ndarray]
+
+
+def _features(params, x, spec: ObjectiveSpec, layers: Sequence[str]):
+    return vgg.features(params, preprocess(x, spec.preprocessing), tuple(layers), spec.pooling)
+
+
+def compute_targets(params, spec: ObjectiveSpec, content: jnp.ndarray, styles: Sequence[jnp.ndarray],
+                    blend: Sequence[float] | None = None) -> Targets:
+    """Content features of `content` (1, H, W, 3) and the (blended) style Grams of the style images."""
+    c_feats = _features(params, content, spec, spec.content_layers) if spec.content_layers else {}
+    blend = [1.0 / len(styles)] * len(styles) if blend is None else list(blend)
+    grams: dict[str, jnp.ndarray] = {}
+    for style, w in zip(styles, blend):
+        s_feats = _features(params, style, spec, spec.style_layers)
+        for name in spec.style_layers:
+            g = w * gram(s_feats[name])
+            grams[name] = g if name not in grams else grams[name] + g
+    return Targets({k: v for k, v in c_feats.items()}, grams)
+
+
+def objective(x: jnp.ndarray, params, targets: Targets, weights: LossWeights, spec: ObjectiveSpec):
+    """Total loss of images x (B, H, W, 3) RGB in [0, 1] and its parts (content, style, tv)."""
+    layers = tuple(dict.fromkeys(spec.content_layers + spec.style_layers))
+    feats = _features(params, x, spec, layers)
+    lw = dict(zip(spec.style_layers, spec.style_layer_weights))
+    lc = content_loss(feats, targets.content)
+    ls = style_loss(feats, targets.style, lw)
+    tv = total_variation(x)
+    total = weights.content * lc + weights.style * ls + weights.tv * tv
+    return total, {"content": lc, "style": ls, "tv": tv}

@@ -1,0 +1,294 @@
+"""The run loop: prepare images and targets, compile one step, drive it from Python, save as it goes.
+
+`prepare(cfg)` loads weights and images and precomputes the targets; `run(cfg)` optimises, showing
+progress, writing intermediate images, a JSONL loss log, atomic checkpoints of the whole solver
+state (resumable after Ctrl-C or kill -9, bit-identical on the same machine), the result PNG with
+its parameters in a text chunk and a JSON sidecar. The step is jitted once with its state donated.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nst_jax import image, losses, solvers, vgg
+from nst_jax import weights as weights_mod
+from nst_jax.config import INITS, Config
+from nst_jax.errors import NSTError
+
+
+class Problem(NamedTuple):
+    """Everything a solver needs, computed once: images (1, H, W, 3), x0, the objective's parts."""
+
+    content: np.ndarray
+    styles: list[np.ndarray]
+    x0: np.ndarray
+    spec: losses.ObjectiveSpec
+    params: Any
+    targets: losses.Targets
+    loss_weights: losses.LossWeights
+    weights_info: dict
+
+
+class RunResult(NamedTuple):
+    image: np.ndarray
+    iteration: int
+    loss: float
+    parts: dict
+    seconds: float
+    compiles: int
+    evaluations: int
+    paths: dict
+
+
+def output_paths(output: str | os.PathLike) -> dict[str, Path]:
+    """The files a run writes next to its output image."""
+    out = Path(output)
+    stem = out.with_suffix("")
+    return {"image": out, "sidecar": stem.with_suffix(".json"), "log": Path(f"{stem}.losses.jsonl"),
+            "checkpoint": Path(f"{stem}.ckpt.npz"), "stem": stem}
+
+
+def intermediate_path(output: str | os.PathLike, iteration: int) -> Path:
+    out = Path(output)
+    return out.with_name(f"{out.stem}_iter{iteration:05d}{out.suffix}")
+
+
+def load_images(cfg: Config) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Content resized to `size` on its longer side; styles to `style_scale` × that size."""
+    content = image.load_image(cfg.content)
+    h, w = image.fit_size(content.shape[:2], cfg.size)
+    content = image.resize(content, (h, w))
+    styles = []
+    for path in cfg.styles:
+        style = image.load_image(path)
+        longest = max(1, round(max(h, w) * cfg.style_scale))
+        styles.append(image.resize(style, image.fit_size(style.shape[:2], longest)))
+    return content, styles
+
+
+def check_sizes(cfg: Config, content: np.ndarray, styles: list[np.ndarray]) -> None:
+    """Every image must reach the deepest layer it is used at with at least 1×1 features."""
+    checks = [("content image " + cfg.content, content, cfg.content_layers + cfg.style_layers)]
+    checks += [("style image " + p, s, cfg.style_layers) for p, s in zip(cfg.styles, styles)]
+    for what, img, layers in checks:
+        need = vgg.min_input_side(layers)
+        if min(img.shape[:2]) < need:
+            deepest = max(layers, key=vgg.depth_index)
+            raise NSTError(f"{what}: {img.shape[1]}×{img.shape[0]} px after resizing is too small for "
+                           f"layer {deepest} (needs at least {need} px per side); raise --size "
+                           f"or --style-scale, or use shallower layers")
+
+
+def initial_image(cfg: Config, content: np.ndarray, styles: list[np.ndarray], prep) -> np.ndarray:
+    """The starting image (H, W, 3) in [0, 1] for cfg.init."""
+    shape = content.shape
+    style0 = image.resize(styles[0], shape[:2])
+    if cfg.init == "noise":
+        key = jax.random.PRNGKey(cfg.seed)
+        return np.asarray(jax.random.uniform(key, shape, jnp.float32))
+    if cfg.init == "white":
+        return np.ones(shape, np.float32)
+    if cfg.init == "black":
+        return np.zeros(shape, np.float32)
+    if cfg.init == "mean":
+        return np.broadcast_to(weights_mod.mean_rgb(prep), shape).astype(np.float32)
+    if cfg.init == "content":
+        return content.copy()
+    if cfg.init == "style":
+        return style0
+    if cfg.init == "average":
+        return 0.5 * (content + style0)
+    return image.resize(image.load_image(cfg.init), shape[:2])
+
+
+def prepare(cfg: Config, loaded_weights: weights_mod.Weights | None = None) -> Problem:
+    """Load weights and images, check sizes, build the objective's static spec and its targets."""
+    w = loaded_weights if loaded_weights is not None else weights_mod.load(cfg.weights)
+    content, styles = load_images(cfg)
+    check_sizes(cfg, content, styles)
+    spec = losses.ObjectiveSpec(cfg.content_layers, cfg.style_layers, tuple(cfg.layer_weights),
+                                cfg.pooling, w.preprocessing)
+    params = jax.tree.map(jnp.asarray, w.params)
+    blend = None
+    if cfg.style_blend_weights is not None:
+        total = float(sum(cfg.style_blend_weights))
+        blend = [b / total for b in cfg.style_blend_weights]
+    targets = jax.jit(lambda p, c, s: losses.compute_targets(p, spec, c, s, blend))(
+        params, jnp.asarray(content[None]), [jnp.asarray(s[None]) for s in styles])
+    x0 = initial_image(cfg, content, styles, w.preprocessing)
+    lw = losses.LossWeights(jnp.float32(cfg.content_weight), jnp.float32(cfg.style_weight),
+                            jnp.float32(cfg.tv_weight))
+    return Problem(content, styles, x0, spec, params, targets, lw, w.info)
+
+
+def make_fun(spec: losses.ObjectiveSpec):
+    """The objective as `fun(x, aux)` with aux = (params, targets, loss weights); x is (1, H, W, 3)."""
+    def fun(x, aux):
+        params, targets, lw = aux
+        return losses.objective(x, params, targets, lw, spec)
+    return fun
+
+
+# ------------------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(path: Path, state, meta: dict) -> None:
+    leaves = jax.tree.leaves(state)
+    arrays = {f"leaf{i:03d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    image.atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
+
+
+def load_checkpoint(path: Path, template) -> tuple[Any, dict]:
+    """The state stored at `path`, shaped like `template` (from jax.eval_shape); NSTError if broken."""
+    try:
+        with np.load(path) as data:
+            meta = json.loads(bytes(data["meta"]).decode())
+            leaves_t, treedef = jax.tree.flatten(template)
+            leaves = [data[f"leaf{i:03d}"] for i in range(len(leaves_t))]
+    except (OSError, KeyError, ValueError, EOFError) as err:
+        raise NSTError(f"checkpoint {path}: unreadable ({err}); delete it to start over") from None
+    for got, want in zip(leaves, leaves_t):
+        if got.shape != want.shape or got.dtype != want.dtype:
+            raise NSTError(f"checkpoint {path}: state shapes differ from this run's; delete it or pass "
+                           f"--restart")
+    return jax.tree.unflatten(treedef, [jnp.asarray(a) for a in leaves]), meta
+
+
+def _rewrite_log(path: Path, upto: int) -> None:
+    """Keep the log lines up to iteration `upto` (the checkpoint's), atomically."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["iteration"] <= upto:
+                kept.append(line)
+        except (ValueError, KeyError):
+            break
+    image.atomic_write_bytes(path, lambda f: f.write(("\n".join(kept) + ("\n" if kept else "")).encode()))
+
+
+# ---------------------------------------------------------------------------------------- the loop
+
+def _parts_dict(state) -> dict:
+    return {k: float(v) for k, v in state.parts.items()}
+
+
+def _check_not_inputs(cfg: Config, paths: dict[str, Path]) -> None:
+    inputs = [Path(cfg.content), *map(Path, cfg.styles)]
+    if cfg.init not in INITS:
+        inputs.append(Path(cfg.init))
+    resolved = {p.resolve() for p in inputs}
+    for key in ("image", "sidecar", "log", "checkpoint"):
+        if paths[key].resolve() in resolved:
+            raise NSTError(f"output {paths[key]} would overwrite an input image; choose another -o/--output")
+
+
+def run(cfg: Config, progress: bool = True, restart: bool = False,
+        loaded_weights: weights_mod.Weights | None = None) -> RunResult:
+    """Optimise the image for cfg, resuming from its checkpoint when one matches; see module doc."""
+    paths = output_paths(cfg.output)
+    _check_not_inputs(cfg, paths)
+    if paths["image"].suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"):
+        raise NSTError(f"output {paths['image']}: use an image extension such as .png")
+    problem = prepare(cfg, loaded_weights)
+    fun = make_fun(problem.spec)
+    solver = solvers.make_solver(cfg.optimizer, fun, cfg.lr, cfg.history)
+    aux = (problem.params, problem.targets, problem.loss_weights)
+    x0 = jnp.asarray(problem.x0[None])
+
+    compiles = [0]
+
+    def counted_step(state, aux):
+        compiles[0] += 1  # runs only while tracing
+        return solver.step(state, aux)
+
+    step = jax.jit(counted_step, donate_argnums=0)
+    init = jax.jit(solver.init)
+    cfg_hash = cfg.result_hash()
+    meta_base = {"config_hash": cfg_hash, "solver": cfg.optimizer}
+
+    state, elapsed = None, 0.0
+    if paths["checkpoint"].exists() and not restart:
+        template = jax.eval_shape(solver.init, x0, aux)
+        state, meta = load_checkpoint(paths["checkpoint"], template)
+        if meta.get("config_hash") != cfg_hash:
+            raise NSTError(f"checkpoint {paths['checkpoint']} was made with other settings; pass "
+                           f"--restart to start over or choose another -o/--output")
+        elapsed = float(meta.get("seconds", 0.0))
+        _rewrite_log(paths["log"], int(state.iteration))
+    if state is None:
+        state = init(x0, aux)
+        if not math.isfinite(float(state.value)):
+            raise NSTError("the loss is NaN or inf at the initial image; check the weights and images")
+        image.atomic_write_bytes(paths["log"], lambda f: f.write((json.dumps(
+            {"iteration": 0, "loss": float(state.value), **_parts_dict(state), "seconds": 0.0}) + "\n").encode()))
+
+    start = int(state.iteration)
+    target = cfg.iterations
+    last_good = np.asarray(state.x)
+    bar = None
+    if progress and target > start:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=target, initial=start, desc=Path(cfg.output).name, unit="it",
+                   dynamic_ncols=True, file=sys.stderr)
+    t0 = time.perf_counter()
+    log = open(paths["log"], "a")
+    it = start
+    try:
+        while it < target:
+            state = step(state, aux)
+            it += 1
+            value = float(state.value)
+            if not math.isfinite(value):
+                image.save_image(paths["image"], last_good, {"nst_jax": json.dumps(cfg.to_dict())})
+                raise NSTError(f"the loss became {value} at iteration {it}; kept the last good image in "
+                               f"{paths['image']} (try a smaller --lr or --style-weight)")
+            last_good = np.asarray(state.x)
+            now = elapsed + time.perf_counter() - t0
+            parts = _parts_dict(state)
+            log.write(json.dumps({"iteration": it, "loss": value, **parts, "seconds": round(now, 4)}) + "\n")
+            if bar is not None:
+                bar.update(1)
+                if cfg.print_every and (it % cfg.print_every == 0 or it == target):
+                    bar.set_postfix(loss=f"{value:.4g}", content=f"{parts['content']:.3g}",
+                                    style=f"{parts['style']:.3g}", refresh=False)
+            if cfg.save_every and it % cfg.save_every == 0 and it < target:
+                image.save_image(intermediate_path(cfg.output, it), last_good[0])
+            if cfg.checkpoint_every and it % cfg.checkpoint_every == 0 and it < target:
+                log.flush()
+                save_checkpoint(paths["checkpoint"], state, {**meta_base, "iteration": it, "seconds": now})
+    except KeyboardInterrupt:
+        log.flush()
+        if not any(leaf.is_deleted() for leaf in jax.tree.leaves(state)):
+            save_checkpoint(paths["checkpoint"], state, {**meta_base, "iteration": int(state.iteration),
+                                                         "seconds": elapsed + time.perf_counter() - t0})
+        raise
+    finally:
+        log.close()
+        if bar is not None:
+            bar.close()
+    seconds = elapsed + time.perf_counter() - t0
+    final = np.asarray(state.x)[0]
+    parts = _parts_dict(state)
+    record = {"config": cfg.to_dict(), "iteration": int(state.iteration), "loss": float(state.value),
+              "parts": parts, "seconds": round(seconds, 3), "evaluations": int(state.evaluations),
+              "weights": {k: str(v) for k, v in problem.weights_info.items()},
+              "image_size": list(problem.content.shape[:2]), "device": str(jax.devices()[0]),
+              "nst_jax_command": "python -m nst_jax.run " + " ".join(map(str, sys.argv[1:])) if sys.argv else ""}
+    save_checkpoint(paths["checkpoint"], state, {**meta_base, "iteration": int(state.iteration), "seconds": seconds})
+    image.save_image(paths["image"], final, {"nst_jax": json.dumps(record, default=str)})
+    image.atomic_write_bytes(paths["sidecar"], lambda f: f.write(json.dumps(record, indent=2, default=str).encode()))
+    return RunResult(final, int(state.iteration), float(state.value), parts, seconds, compiles[0],
+                     int(state.evaluations), {k: str(v) for k, v in paths.items()})

@@ -1,0 +1,148 @@
+"""VGG19's convolutional part as a Flax module whose every function has a name.
+
+The network is the sequence conv → relu (→ pool at the end of each block) of Simonyan & Zisserman's
+configuration E, NHWC, 3×3 kernels with one pixel of zero padding and 2×2 pools of stride 2 (odd
+sizes are floored, as in PyTorch and Caffe). Each function in the sequence can be read by two names:
+the block names (`conv1_1`, `relu1_1`, … `pool5`) and the sequential names of the PyTorch tutorial
+(`conv_1` … `conv_16`, `relu_1` … `relu_16`, `pool_1` … `pool_5`). Internally the block names are
+used. The model computes nothing deeper than the deepest layer asked for and never touches disk:
+parameters come from `nst_jax.weights`, preprocessing too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from nst_jax.errors import NSTError
+
+BLOCK_DEPTHS = (2, 2, 4, 4, 4)
+WIDTHS = (64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512)
+POOLINGS = ("max", "avg")
+
+
+def _layer_table() -> tuple[tuple[str, str, str], ...]:
+    """(block name, sequential name, kind) for every function, in order."""
+    rows, conv_i, pool_i = [], 0, 0
+    for block, depth in enumerate(BLOCK_DEPTHS, start=1):
+        for j in range(1, depth + 1):
+            conv_i += 1
+            rows.append((f"conv{block}_{j}", f"conv_{conv_i}", "conv"))
+            rows.append((f"relu{block}_{j}", f"relu_{conv_i}", "relu"))
+        pool_i += 1
+        rows.append((f"pool{block}", f"pool_{pool_i}", "pool"))
+    return tuple(rows)
+
+
+LAYERS = _layer_table()
+LAYER_NAMES = tuple(row[0] for row in LAYERS)
+CONV_NAMES = tuple(row[0] for row in LAYERS if row[2] == "conv")
+SEQUENTIAL_NAMES = tuple(row[1] for row in LAYERS)
+_TO_BLOCK = {**{row[0]: row[0] for row in LAYERS}, **{row[1]: row[0] for row in LAYERS}}
+_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
+
+
+def resolve(name: str) -> str:
+    """The block name of a layer given in either naming scheme; `NSTError` listing valid names if unknown."""
+    try:
+        return _TO_BLOCK[name.strip()]
+    except (KeyError, AttributeError):
+        raise NSTError(
+            f"unknown layer name {name!r}; valid names are {', '.join(LAYER_NAMES)} "
+            f"or {', '.join(SEQUENTIAL_NAMES)}"
+        ) from None
+
+
+def resolve_all(names: Iterable[str]) -> tuple[str, ...]:
+    """Block names for a sequence of names in either scheme, order kept, duplicates removed."""
+    out: list[str] = []
+    for name in names:
+        block = resolve(name)
+        if block not in out:
+            out.append(block)
+    return tuple(out)
+
+
+def depth_index(name: str) -> int:
+    """Position of a layer in the sequence (0 for conv1_1)."""
+    return _INDEX[resolve(name)]
+
+
+def pools_before(name: str) -> int:
+    """How many 2×2 poolings an image passes through to reach this layer's output."""
+    idx = depth_index(name)
+    return sum(1 for row in LAYERS[: idx + 1] if row[2] == "pool")
+
+
+def min_input_side(layers: Iterable[str]) -> int:
+    """The smallest image side (pixels) whose features at all these layers are at least 1×1."""
+    return 2 ** max((pools_before(n) for n in layers), default=0)
+
+
+def feature_shape(name: str, height: int, width: int, widths: Sequence[int] = WIDTHS) -> tuple[int, int, int]:
+    """(H, W, C) of a layer's output for an input of height × width."""
+    h, w = height, width
+    for _ in range(pools_before(name)):
+        h, w = h // 2, w // 2
+    idx = depth_index(name)
+    convs_seen = sum(1 for row in LAYERS[: idx + 1] if row[2] == "conv")
+    return h, w, widths[convs_seen - 1]
+
+
+class VGG19(nn.Module):
+    """VGG19 feature extractor; `__call__(x, layers)` returns {name: activation} for the names asked.
+
+    x: (B, H, W, 3) float, already preprocessed for the weights (see `nst_jax.weights.preprocess`).
+    widths: output channels of the 16 convolutions (smaller for a pruned network).
+    """
+
+    widths: tuple[int, ...] = WIDTHS
+    pooling: str = "max"
+    precision: Any = None
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, layers: Sequence[str]) -> dict[str, jnp.ndarray]:
+        if self.pooling not in POOLINGS:
+            raise NSTError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
+        if x.ndim != 4 or x.shape[-1] != 3:
+            raise NSTError(f"VGG19 expects images of shape (B, H, W, 3), got {tuple(x.shape)}")
+        wanted = {name: resolve(name) for name in layers}
+        if not wanted:
+            return {}
+        deepest = max(_INDEX[b] for b in wanted.values())
+        found: dict[str, jnp.ndarray] = {}
+        conv_i = 0
+        for idx, (name, _, kind) in enumerate(LAYERS[: deepest + 1]):
+            if kind == "conv":
+                x = nn.Conv(self.widths[conv_i], (3, 3), padding=((1, 1), (1, 1)), name=name,
+                            precision=self.precision, dtype=self.dtype)(x)
+                conv_i += 1
+            elif kind == "relu":
+                x = nn.relu(x)
+            elif self.pooling == "max":
+                x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+            else:
+                x = nn.avg_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+            found[name] = x
+        return {asked: found[block] for asked, block in wanted.items()}
+
+
+def features(params: Mapping[str, Any], x: jnp.ndarray, layers: Sequence[str], pooling: str = "max",
+             precision: Any = None) -> dict[str, jnp.ndarray]:
+    """Pure function form: activations of `layers` for preprocessed images x (B, H, W, 3)."""
+    widths = tuple(int(params[name]["kernel"].shape[-1]) for name in CONV_NAMES if name in params)
+    widths = widths + WIDTHS[len(widths):]
+    model = VGG19(widths=widths, pooling=pooling, precision=precision)
+    return model.apply({"params": params}, x, tuple(layers))
+
+
+def param_shapes(widths: Sequence[int] = WIDTHS) -> dict[str, dict[str, tuple[int, ...]]]:
+    """The parameter tree the model expects: {conv name: {'kernel': HWIO, 'bias': (O,)}}."""
+    shapes, cin = {}, 3
+    for name, cout in zip(CONV_NAMES, widths):
+        shapes[name] = {"kernel": (3, 3, cin, cout), "bias": (cout,)}
+        cin = cout
+    return shapes

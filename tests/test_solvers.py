@@ -1,0 +1,145 @@
+"""The solvers: the compact L-BFGS direction equals the two-loop recursion, minima match scipy's,
+and a 64×64 transfer tracks torch.optim.LBFGS."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.optimize
+
+from nst_jax import solvers
+
+jax.config.update("jax_enable_x64", False)
+
+
+def _two_loop(g, pairs, gamma):
+    """The textbook recursion (Nocedal & Wright, Alg. 7.4) in float64: returns H·g."""
+    q = g.astype(np.float64).copy()
+    alphas = []
+    for s, y in reversed(pairs):
+        rho = 1.0 / np.dot(y, s)
+        a = rho * np.dot(s, q)
+        alphas.append(a)
+        q -= a * y
+    r = gamma * q
+    for (s, y), a in zip(pairs, reversed(alphas)):
+        rho = 1.0 / np.dot(y, s)
+        b = rho * np.dot(y, r)
+        r += s * (a - b)
+    return r
+
+
+def _quadratic(dim, seed=0, condition=None):
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((dim, dim))
+    if condition is None:
+        a = (q @ q.T / dim + np.eye(dim)).astype(np.float32)
+    else:  # eigenvalues spread over [1, condition]: converges slowly, so the history stays informative
+        basis, _ = np.linalg.qr(q)
+        a = ((basis * np.geomspace(1, condition, dim)) @ basis.T).astype(np.float32)
+    b = rng.standard_normal(dim).astype(np.float32)
+    fun = lambda x, aux: (0.5 * x @ (aux[0] @ x) - aux[1] @ x, {})
+    return fun, (jnp.asarray(a), jnp.asarray(b)), a, b
+
+
+@pytest.mark.parametrize("m,steps", [(5, 3), (5, 12), (8, 30), (100, 20)])
+def test_compact_direction_equals_two_loop(m, steps):
+    """After `steps` steps (ring buffer wrapped when steps > m) the direction equals the recursion."""
+    fun, aux, a, b = _quadratic(200, condition=1e4)
+    solver = solvers.lbfgs(fun, history=m, lr=0.5)
+    st = solver.init(jnp.zeros(200), aux)
+    step = jax.jit(solver.step)
+    xs, gs = [np.asarray(st.x)], [np.asarray(st.grad)]
+    for _ in range(steps):
+        st = step(st, aux)
+        xs.append(np.asarray(st.x, np.float64))
+        gs.append(np.asarray(st.grad, np.float64))
+    pairs = [(xs[i + 1] - xs[i], gs[i + 1] - gs[i]) for i in range(steps)]
+    pairs = [p for p in pairs if np.dot(p[0], p[1]) > 1e-10][-m:]
+    s, y = pairs[-1]
+    gamma = np.dot(s, y) / np.dot(y, y)
+    expect = -_two_loop(gs[-1], pairs, gamma)
+    got = np.asarray(solvers._compact_direction(st.grad, st, m))
+    np.testing.assert_allclose(got, expect, rtol=2e-3, atol=2e-4 * np.abs(expect).max())
+    assert int(st.pairs) == steps  # every pair of a convex quadratic has sᵀy > 0
+
+
+def test_lbfgs_quadratic_matches_scipy():
+    fun, aux, a, b = _quadratic(30, seed=3)
+    solver = solvers.lbfgs(fun, history=10)
+    st = solver.init(jnp.zeros(30), aux)
+    step = jax.jit(solver.step)
+    for _ in range(60):
+        st = step(st, aux)
+    ref = scipy.optimize.minimize(lambda x: 0.5 * x @ a @ x - b @ x, np.zeros(30),
+                                  jac=lambda x: a @ x - b, method="L-BFGS-B").x
+    np.testing.assert_allclose(np.asarray(st.x), ref, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(st.x), np.linalg.solve(a.astype(np.float64), b), atol=1e-4)
+
+
+def test_lbfgs_rosenbrock_matches_scipy():
+    def rosen(x, aux):
+        return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2), {}
+
+    x0 = jnp.asarray([-1.2, 1.0, -0.5, 0.8], jnp.float32)
+    solver = solvers.lbfgs(rosen, history=10, lr=0.5)
+    st = solver.init(x0, None)
+    step = jax.jit(solver.step)
+    for _ in range(600):
+        st = step(st, None)
+    ref = scipy.optimize.minimize(scipy.optimize.rosen, np.asarray(x0, np.float64), jac=scipy.optimize.rosen_der,
+                                  method="L-BFGS-B", options={"gtol": 1e-10, "ftol": 1e-14}).x
+    np.testing.assert_allclose(np.asarray(st.x), ref, atol=2e-3)
+
+
+@pytest.mark.parametrize("name", ["jaxopt", "adam", "lbfgs"])
+def test_every_solver_decreases_and_counts(name):
+    fun, aux, a, b = _quadratic(20, seed=5)
+    solver = solvers.make_solver(name, fun, lr=0.1 if name == "adam" else None)
+    st = solver.init(jnp.zeros(20), aux)
+    f0 = float(st.value)
+    step = jax.jit(solver.step)
+    for _ in range(30):
+        st = step(st, aux)
+    assert float(st.value) < f0 - 0.5 * abs(f0)
+    assert int(st.iteration) == 30
+    assert int(st.evaluations) == 31  # one evaluation per iteration, plus init's
+
+
+def test_lbfgs_first_step_scaled_like_torch():
+    """First step: min(1, 1/‖g‖₁)·lr along −g (torch.optim.LBFGS's rule)."""
+    fun = lambda x, aux: (jnp.sum(50.0 * x ** 2), {})
+    x0 = jnp.asarray([1.0, -2.0, 3.0])
+    solver = solvers.lbfgs(fun)
+    st = solver.step(solver.init(x0, None), None)
+    g = 100.0 * np.asarray(x0)
+    np.testing.assert_allclose(np.asarray(st.x), np.asarray(x0) - g / np.abs(g).sum(), rtol=1e-6)
+
+
+def test_lbfgs_transfer_tracks_torch(embedded, small_images):
+    """64×64-scale transfer: loss after 50 iterations within 2 % of torch.optim.LBFGS's."""
+    torch = pytest.importorskip("torch")
+    from bench.torch_reference import Objective, run_lbfgs
+    from nst_jax import losses
+
+    content, style = small_images
+    layers_c, layers_s = ("relu4_2",), ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    spec = losses.ObjectiveSpec(layers_c, layers_s, (0.2,) * 5, "max", embedded.preprocessing)
+    lw = losses.LossWeights(1.0, 100.0, 1000.0)
+    targets = losses.compute_targets(embedded.params, spec, jnp.asarray(content), [jnp.asarray(style)])
+    fun = lambda x, aux: losses.objective(x, aux[0], aux[1], lw, spec)
+    x0 = np.asarray(jax.random.uniform(jax.random.PRNGKey(0), content.shape))
+    solver = solvers.lbfgs(fun)
+    aux = (embedded.params, targets)
+    st = jax.jit(solver.init)(jnp.asarray(x0), aux)
+    step = jax.jit(solver.step, donate_argnums=0)
+    ours = [float(st.value)]
+    for _ in range(50):
+        st = step(st, aux)
+        ours.append(float(st.value))
+    torch.manual_seed(0)
+    ref_obj = Objective(embedded, content[0], style[0], layers_c, layers_s, (0.2,) * 5, 1.0, 100.0, 1000.0)
+    _, ref = run_lbfgs(ref_obj, x0[0], 50)
+    assert abs(ours[0] - ref[0]) <= 1e-4 * ref[0]  # the same objective
+    assert abs(ours[50] - ref[50]) <= 0.02 * ref[50], (ours[50], ref[50])
+    assert ours[50] < 0.2 * ours[0]
