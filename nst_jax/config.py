@@ -16,6 +16,7 @@ from typing import Any
 from nst_jax import vgg
 from nst_jax.errors import NSTError
 from nst_jax.solvers import SOLVERS
+from nst_jax.statistics import NAMES as STATISTIC_NAMES
 
 INITS = ("noise", "white", "black", "mean", "content", "style", "average")
 
@@ -23,7 +24,7 @@ INITS = ("noise", "white", "black", "mean", "content", "style", "average")
 PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(content_layers=("relu4_2",),
                     style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
-                    style_weight=1e2, tv_weight=1e3),
+                    style_weight=1e2, tv_weight=1e4),
     # the PyTorch tutorial's choice (Gatys et al. as taught there): sequential names
     "tutorial": dict(content_layers=("conv_4",),
                      style_layers=("conv_1", "conv_2", "conv_3", "conv_4", "conv_5"),
@@ -48,7 +49,8 @@ class Config:
     style_layer_weights: tuple[float, ...] | None = None
     style_blend_weights: tuple[float, ...] | None = None
     style_scale: float = 1.0
-    init: str = "noise"
+    style_statistic: str = "gram"
+    init: str = "content"
     optimizer: str = "lbfgs"
     lr: float | None = None
     history: int = 100
@@ -114,6 +116,9 @@ def validate(cfg: Config) -> Config:
             raise NSTError("--style-blend-weights must be ≥ 0 with a positive sum")
     if not cfg.style_scale > 0:
         raise NSTError(f"--style-scale must be positive, got {cfg.style_scale}")
+    if cfg.style_statistic not in STATISTIC_NAMES:
+        raise NSTError(f"unknown style statistic {cfg.style_statistic!r}; choose one of "
+                       f"{', '.join(STATISTIC_NAMES)}")
     if cfg.init not in INITS and not Path(cfg.init).is_file():
         raise NSTError(f"--init {cfg.init!r} is neither one of {', '.join(INITS)} nor an existing file")
     if cfg.optimizer not in SOLVERS:

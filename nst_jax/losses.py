@@ -20,7 +20,7 @@ from typing import Any, Mapping, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from nst_jax import vgg
+from nst_jax import statistics, vgg
 from nst_jax.weights import Preprocessing, preprocess
 
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -72,13 +72,15 @@ def total_variation(x: jnp.ndarray) -> jnp.ndarray:
 
 
 class ObjectiveSpec(NamedTuple):
-    """The static (shape-defining, hashable) part of an objective: layers, pooling, preprocessing."""
+    """The static (shape-defining, hashable) part of an objective: layers, pooling, preprocessing,
+    and the style statistic (see `nst_jax.statistics`; 'gram' is Gatys et al.'s)."""
 
     content_layers: tuple[str, ...]
     style_layers: tuple[str, ...]
     style_layer_weights: tuple[float, ...]
     pooling: str
     preprocessing: Preprocessing
+    statistic: str = "gram"
 
 
 class LossWeights(NamedTuple):
@@ -90,37 +92,74 @@ class LossWeights(NamedTuple):
 
 
 class Targets(NamedTuple):
-    """Precomputed targets: content features and style Gram matrices, keyed by block layer name."""
+    """Precomputed targets: content features per layer, and per style layer a tuple of
+    (weight, statistic target) pairs — one pair when the statistic's targets blend (moments)."""
 
     content: dict[str, jnp.ndarray]
-    style: dict[str, jnp.ndarray]
+    style: dict[str, tuple]
 
 
 def _features(params, x, spec: ObjectiveSpec, layers: Sequence[str]):
     return vgg.features(params, preprocess(x, spec.preprocessing), tuple(layers), spec.pooling)
 
 
+def _positions(f):
+    """(B, H, W, C) → (M, C) for B = 1 (targets are computed per image)."""
+    return f.reshape(-1, f.shape[-1])
+
+
 def compute_targets(params, spec: ObjectiveSpec, content: jnp.ndarray, styles: Sequence[jnp.ndarray],
-                    blend: Sequence[float] | None = None) -> Targets:
-    """Content features of `content` (1, H, W, 3) and the (blended) style Grams of the style images."""
+                    blend: Sequence[float] | None = None, key=None) -> Targets:
+    """Content features of `content` (1, H, W, 3) and the style statistics' targets of each style
+    image (1, h, w, 3), blended with weights `blend` (normalised; default equal)."""
+    stat = statistics.get(spec.statistic)
+    key = jax.random.PRNGKey(0) if key is None else key
     c_feats = _features(params, content, spec, spec.content_layers) if spec.content_layers else {}
-    blend = [1.0 / len(styles)] * len(styles) if blend is None else list(blend)
-    grams: dict[str, jnp.ndarray] = {}
+    blend = [1.0 / len(styles)] * len(styles) if blend is None else [float(b) / sum(blend) for b in blend]
+    per_layer: dict[str, list] = {name: [] for name in spec.style_layers}
     for style, w in zip(styles, blend):
         s_feats = _features(params, style, spec, spec.style_layers)
         for name in spec.style_layers:
-            g = w * gram(s_feats[name])
-            grams[name] = g if name not in grams else grams[name] + g
-    return Targets({k: v for k, v in c_feats.items()}, grams)
+            per_layer[name].append((w, stat.target(_positions(s_feats[name]), key)))
+    style_targets = {}
+    for name, pairs in per_layer.items():
+        pairs = [(w, t) for w, t in pairs if w > 0]
+        if stat.blendable or len(pairs) == 1:
+            if stat.blendable:
+                mixed = jax.tree.map(lambda *ts: sum(w * t for (w, _), t in zip(pairs, ts)), *[t for _, t in pairs])
+            else:
+                mixed = pairs[0][1]
+            style_targets[name] = ((1.0, mixed),)
+        else:
+            style_targets[name] = tuple(pairs)
+    return Targets(dict(c_feats), style_targets)
 
 
-def objective(x: jnp.ndarray, params, targets: Targets, weights: LossWeights, spec: ObjectiveSpec):
-    """Total loss of images x (B, H, W, 3) RGB in [0, 1] and its parts (content, style, tv)."""
+def statistic_style_loss(features: Mapping[str, jnp.ndarray], targets: Mapping[str, tuple],
+                         layer_weights: Mapping[str, float], statistic: str = "gram", key=None) -> jnp.ndarray:
+    """Σ_l w_l · Σ_pairs b · loss_stat(F_l, T) for NHWC features (mean over the batch)."""
+    stat = statistics.get(statistic)
+    key = jax.random.PRNGKey(0) if key is None else key
+    total = jnp.float32(0.0)
+    for i, (name, pairs) in enumerate(targets.items()):
+        f = features[name]
+        _check_nhwc("style loss", f)
+        k = jax.random.fold_in(key, i)
+        per_item = lambda fi, t: stat.loss(fi.reshape(-1, fi.shape[-1]), t, k)
+        layer = sum(b * jnp.mean(jax.vmap(per_item, in_axes=(0, None))(f, t)) for b, t in pairs)
+        total = total + layer_weights[name] * layer
+    return total * statistics.SCALE[statistic]
+
+
+def objective(x: jnp.ndarray, params, targets: Targets, weights: LossWeights, spec: ObjectiveSpec, key=None):
+    """Total loss of images x (B, H, W, 3) RGB in [0, 1] and its parts (content, style, tv).
+
+    `key` feeds the random statistics (ignored by the others)."""
     layers = tuple(dict.fromkeys(spec.content_layers + spec.style_layers))
     feats = _features(params, x, spec, layers)
     lw = dict(zip(spec.style_layers, spec.style_layer_weights))
     lc = content_loss(feats, targets.content)
-    ls = style_loss(feats, targets.style, lw)
+    ls = statistic_style_loss(feats, targets.style, lw, spec.statistic, key)
     tv = total_variation(x)
     total = weights.content * lc + weights.style * ls + weights.tv * tv
     return total, {"content": lc, "style": ls, "tv": tv}

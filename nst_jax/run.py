@@ -12,6 +12,7 @@ import sys
 from nst_jax.config import INITS, PRESETS, Config, with_preset
 from nst_jax.errors import NSTError
 from nst_jax.solvers import SOLVERS
+from nst_jax.statistics import NAMES as STATISTIC_NAMES
 from nst_jax.vgg import POOLINGS
 
 _D = Config(content="", styles=())
@@ -59,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one weight per style image, normalised to sum 1 (default: equal)")
     p.add_argument("--style-scale", type=float, default=_D.style_scale,
                    help="style images are resized to this × the content's size")
+    p.add_argument("--style-statistic", default=_D.style_statistic, choices=STATISTIC_NAMES,
+                   help="how style is described without positions (see nst_jax/statistics.py); "
+                        "random ones use a fixed key per L-BFGS run and a new key per Adam step")
     p.add_argument("--init", default=_D.init, help=f"initial image: {', '.join(INITS)} or a file")
     p.add_argument("--optimizer", default=_D.optimizer, choices=SOLVERS, help="solver")
     p.add_argument("--lr", type=float, default=None, help="step size (default: 1 for L-BFGS, 0.02 for Adam)")
@@ -84,7 +88,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         content_weight=args.content_weight, tv_weight=args.tv_weight,
         content_layers=args.content_layers, style_layers=args.style_layers,
         style_layer_weights=args.style_layer_weights, style_blend_weights=args.style_blend_weights,
-        style_scale=args.style_scale, init=args.init, optimizer=args.optimizer, lr=args.lr,
+        style_scale=args.style_scale, style_statistic=args.style_statistic, init=args.init, optimizer=args.optimizer, lr=args.lr,
         history=args.history, pooling=args.pooling, seed=args.seed, weights=args.weights,
         save_every=args.save_every, print_every=args.print_every,
         checkpoint_every=args.checkpoint_every)

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nst_jax import image, losses, solvers, vgg
+from nst_jax import image, losses, solvers, statistics, vgg
 from nst_jax import weights as weights_mod
 from nst_jax.config import INITS, Config
 from nst_jax.errors import NSTError
@@ -118,7 +118,7 @@ def prepare(cfg: Config, loaded_weights: weights_mod.Weights | None = None) -> P
     content, styles = load_images(cfg)
     check_sizes(cfg, content, styles)
     spec = losses.ObjectiveSpec(cfg.content_layers, cfg.style_layers, tuple(cfg.layer_weights),
-                                cfg.pooling, w.preprocessing)
+                                cfg.pooling, w.preprocessing, cfg.style_statistic)
     params = jax.tree.map(jnp.asarray, w.params)
     blend = None
     if cfg.style_blend_weights is not None:
@@ -133,11 +133,19 @@ def prepare(cfg: Config, loaded_weights: weights_mod.Weights | None = None) -> P
 
 
 def make_fun(spec: losses.ObjectiveSpec):
-    """The objective as `fun(x, aux)` with aux = (params, targets, loss weights); x is (1, H, W, 3)."""
+    """The objective as `fun(x, aux)` with aux = (params, targets, loss weights, key); x is (1, H, W, 3)."""
     def fun(x, aux):
-        params, targets, lw = aux
-        return losses.objective(x, params, targets, lw, spec)
+        params, targets, lw, key = aux
+        return losses.objective(x, params, targets, lw, spec, key)
     return fun
+
+
+def step_key(cfg: Config, iteration: int):
+    """The PRNG key of the random statistics at an iteration: fixed for a whole L-BFGS run (its
+    curvature pairs assume one objective), resampled every step for Adam. A function of the seed
+    and the iteration (both in the checkpoint), so runs are reproducible and resumable."""
+    base = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 0x5747)
+    return jax.random.fold_in(base, iteration) if cfg.optimizer == "adam" else base
 
 
 # ------------------------------------------------------------------------------------- checkpoints
@@ -205,7 +213,8 @@ def run(cfg: Config, progress: bool = True, restart: bool = False,
     problem = prepare(cfg, loaded_weights)
     fun = make_fun(problem.spec)
     solver = solvers.make_solver(cfg.optimizer, fun, cfg.lr, cfg.history)
-    aux = (problem.params, problem.targets, problem.loss_weights)
+    stochastic = statistics.get(cfg.style_statistic).stochastic
+    aux = (problem.params, problem.targets, problem.loss_weights, step_key(cfg, 0))
     x0 = jnp.asarray(problem.x0[None])
 
     compiles = [0]
@@ -248,6 +257,8 @@ def run(cfg: Config, progress: bool = True, restart: bool = False,
     it = start
     try:
         while it < target:
+            if stochastic:
+                aux = aux[:3] + (step_key(cfg, it),)
             state = step(state, aux)
             it += 1
             value = float(state.value)

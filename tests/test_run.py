@@ -160,3 +160,19 @@ def test_tutorial_preset_uses_sequential_names(tmp_path, embedded):
     assert cfg.content_layers == ("conv2_2",)
     assert cfg.style_layers == ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1")
     assert run(cfg, progress=False, loaded_weights=embedded).iteration == 2
+
+
+@pytest.mark.parametrize("statistic,optimizer", [("sliced_wasserstein", "adam"), ("mean_std", "lbfgs")])
+def test_statistics_run_and_resume(tmp_path, embedded, statistic, optimizer):
+    """Random statistics draw their key from (seed, iteration): a resumed run equals an uninterrupted one."""
+    kw = dict(style_statistic=statistic, optimizer=optimizer, init="content")
+    a = run(_cfg(tmp_path / "a", iterations=6, **kw), progress=False, loaded_weights=embedded)
+    run(_cfg(tmp_path / "b", iterations=3, **kw), progress=False, loaded_weights=embedded)
+    b = run(_cfg(tmp_path / "b", iterations=6, **kw), progress=False, loaded_weights=embedded)
+    np.testing.assert_allclose(b.image, a.image, atol=1e-5)
+    assert np.isfinite(a.loss) and a.parts["style"] >= 0
+
+
+def test_unknown_statistic_is_a_clear_error(tmp_path):
+    res = run_cli("-m", "nst_jax.run", str(CONTENT), str(STYLE), "--style-statistic", "nope", cwd=tmp_path)
+    assert res.returncode == 2 and "nope" in res.stderr and "Traceback" not in res.stderr

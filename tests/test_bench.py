@@ -1,0 +1,31 @@
+"""The bench runs end to end at a tiny size so it cannot rot (no timing asserts)."""
+
+import json
+
+import pytest
+
+
+def test_bench_tiny(tmp_path):
+    pytest.importorskip("torch")
+    from bench.run import main, psnr, ssim
+
+    assert main(["--size", "32", "--iterations", "3", "--repeats", "1", "--batch", "1,2",
+                 "--results-dir", str(tmp_path), "--json", str(tmp_path / "b.json")]) == 0
+    data = json.loads((tmp_path / "b.json").read_text())
+    row = data["rows"][0]
+    for key in ("jax_eval_s", "torch_eval_s", "jax_final_loss", "torch_final_loss", "final_loss_gap",
+                "psnr_db", "ssim", "jax_compile_step_s"):
+        assert key in row, key
+    assert abs(row["final_loss_gap"]) < 0.5
+    assert [s["solver"] for s in row["solvers"]] == ["lbfgs", "jaxopt", "adam"]
+    assert [b["batch"] for b in row["batched"]] == [1, 2]
+    md = list(tmp_path.glob("*.md"))
+    assert md and "| 32² |" in md[0].read_text()
+
+
+def test_psnr_ssim_sanity():
+    import numpy as np
+    from bench.run import psnr, ssim
+    a = np.random.default_rng(0).random((20, 20, 3))
+    assert psnr(a, a) == float("inf") and abs(ssim(a, a) - 1) < 1e-9
+    assert ssim(a, 1 - a) < 0.5 and psnr(a, np.clip(a + 0.1, 0, 1)) < 25
