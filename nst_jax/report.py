@@ -1,12 +1,19 @@
-"""Plots of what runs wrote (never numerical work): loss curves from `.losses.jsonl` logs.
+"""Reports of what runs wrote (never numerical work): loss curves, contact sheets, the sweep's HTML.
 
+    python -m nst_jax.report OUT/                      # OUT/index.html for a sweep folder
     python -m nst_jax.report plot RUN.losses.jsonl [MORE.losses.jsonl …] -o curves.png
+
+The HTML is self-contained apart from images it links relatively (openable from disk); it links only
+files that exist.
 """
 
 from __future__ import annotations
 
 import argparse
+import html
+import itertools
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -48,7 +55,146 @@ def plot_losses(logs: dict[str, list[dict]], out: str | Path, title: str = "") -
     plt.close(fig)
 
 
+def _iterations_saved(run_dir: Path) -> dict[int, Path]:
+    found = {}
+    for path in run_dir.glob("result_iter*.png"):
+        m = re.fullmatch(r"result_iter(\d+)\.png", path.name)
+        if m:
+            found[int(m.group(1))] = path
+    return found
+
+
+def _fmt_value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(str, v))
+    return Path(str(v)).name if "/" in str(v) else str(v)
+
+
+def contact_sheet(rows: list[tuple[str, list[tuple[str, Path | None]]]], out: Path, thumb: int = 128) -> None:
+    """A PNG grid: each row a label and a list of (column label, image path or None)."""
+    from PIL import Image, ImageDraw
+
+    cols = max(len(cells) for _, cells in rows)
+    label_w, head_h = 150, 18
+    sheet = Image.new("RGB", (label_w + cols * (thumb + 4), head_h + len(rows) * (thumb + 4)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, (title, _) in enumerate(rows[0][1]):
+        draw.text((label_w + c * (thumb + 4) + 2, 3), title[:22], fill="black")
+    for r, (label, cells) in enumerate(rows):
+        y = head_h + r * (thumb + 4)
+        draw.text((3, y + thumb // 2 - 6), label[:24], fill="black")
+        for c, (_, path) in enumerate(cells):
+            if path is not None and path.exists():
+                with Image.open(path) as im:
+                    im = im.convert("RGB")
+                    scale = thumb / max(im.size)
+                    im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
+                                   Image.LANCZOS)
+                    sheet.paste(im, (label_w + c * (thumb + 4), y))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+
+
+def write_report(out: Path) -> Path:
+    """Write out/index.html (and its PNGs) for a sweep folder; returns the HTML path."""
+    out = Path(out)
+    manifest_path = out / "sweep.json"
+    if not manifest_path.exists():
+        raise NSTError(f"{out}: no sweep.json here; run `python -m nst_jax.sweep` first")
+    manifest = json.loads(manifest_path.read_text())
+    grid: dict[str, list] = manifest["grid"]
+    runs: dict[str, str] = manifest["runs"]
+    info = {}
+    for name, rel in runs.items():
+        side = (out / rel).with_suffix(".json")
+        log = Path(f"{(out / rel).with_suffix('')}.losses.jsonl")
+        info[name] = {"dir": (out / rel).parent, "result": out / rel if (out / rel).exists() else None,
+                      "sidecar": json.loads(side.read_text()) if side.exists() else None,
+                      "log": read_log(log) if log.exists() else []}
+    keys = list(grid)
+    point_of = {}
+    for values in itertools.product(*(grid[k] for k in keys)):
+        point = dict(zip(keys, values))
+        from nst_jax.sweep import run_name
+        point_of[run_name({k: tuple(v) if isinstance(v, list) else v for k, v in point.items()}, grid)] = point
+    parts = [f"<h1>Sweep report: {html.escape(str(out))}</h1>",
+             f"<p>{len(runs)} runs, target {manifest['iterations']} iterations; grid: "
+             + "; ".join(f"<b>{html.escape(k)}</b> = {html.escape(', '.join(_fmt_value(v) for v in vs))}"
+                         for k, vs in grid.items()) + "</p>"]
+    rel = lambda p: html.escape(str(Path(p).relative_to(out)))
+    # one contact sheet per axis: rows = that axis's values, columns = the other axes' combinations
+    varying = [k for k in keys if len(grid[k]) > 1] or keys[:1]
+    for axis in varying:
+        others = [k for k in varying if k != axis]
+        combos = list(itertools.product(*(grid[k] for k in others))) or [()]
+        rows_png = []
+        table = ["<table><tr><th>" + html.escape(axis) + "</th>" + "".join(
+            "<th>" + html.escape(", ".join(f"{k}={_fmt_value(v)}" for k, v in zip(others, combo)) or "result")
+            + "</th>" for combo in combos) + "</tr>"]
+        for value in grid[axis]:
+            cells, cells_png = [], []
+            for combo in combos:
+                point = {axis: value, **dict(zip(others, combo))}
+                name = next((n for n, pt in point_of.items() if all(pt[k] == point[k] for k in point)), None)
+                result = info.get(name, {}).get("result") if name else None
+                label = ", ".join(f"{k}={_fmt_value(v)}" for k, v in zip(others, combo)) or "result"
+                cells_png.append((label, result))
+                cells.append(f'<td><a href="{rel(result)}"><img src="{rel(result)}" width="160"></a></td>'
+                             if result else "<td>(not run yet)</td>")
+            rows_png.append((f"{axis}={_fmt_value(value)}", cells_png))
+            table.append(f"<tr><th>{html.escape(_fmt_value(value))}</th>{''.join(cells)}</tr>")
+        table.append("</table>")
+        sheet = out / f"sheet_{re.sub('[^A-Za-z0-9_]', '_', axis)}.png"
+        contact_sheet(rows_png, sheet)
+        parts += [f"<h2>By {html.escape(axis)}</h2>", f'<p><a href="{rel(sheet)}">contact sheet (PNG)</a></p>',
+                  "".join(table)]
+    # progress: rows = runs, columns = saved iterations
+    saved = {n: _iterations_saved(i["dir"]) for n, i in info.items()}
+    its = sorted(set().union(*[set(v) for v in saved.values()])) if saved else []
+    parts.append("<h2>Progress (intermediate images)</h2><table><tr><th>run</th>"
+                 + "".join(f"<th>{i}</th>" for i in its) + "<th>final</th></tr>")
+    for name, i in info.items():
+        cells = "".join(f'<td><img src="{rel(saved[name][t])}" width="96"></td>' if t in saved[name] else "<td></td>"
+                        for t in its)
+        final = f'<td><img src="{rel(i["result"])}" width="96"></td>' if i["result"] else "<td></td>"
+        parts.append(f"<tr><th>{html.escape(name)}</th>{cells}{final}</tr>")
+    parts.append("</table>")
+    logs = {n: i["log"] for n, i in info.items() if i["log"]}
+    if logs:
+        plot_losses(logs, out / "losses.png", "loss per iteration, one line per run")
+        parts.append(f'<h2>Loss curves</h2><img src="{rel(out / "losses.png")}" width="100%">')
+    parts.append("<h2>Final losses</h2><table><tr><th>run</th><th>iteration</th><th>loss</th><th>content</th>"
+                 "<th>style</th><th>tv</th><th>seconds</th></tr>")
+    for name, i in info.items():
+        s = i["sidecar"]
+        if s:
+            p = s["parts"]
+            parts.append(f"<tr><td>{html.escape(name)}</td><td>{s['iteration']}</td><td>{s['loss']:.6g}</td>"
+                         f"<td>{p['content']:.4g}</td><td>{p['style']:.4g}</td><td>{p['tv']:.4g}</td>"
+                         f"<td>{s['seconds']:.1f}</td></tr>")
+        else:
+            parts.append(f"<tr><td>{html.escape(name)}</td><td colspan=6>not finished</td></tr>")
+    parts.append("</table>")
+    style = ("body{font-family:sans-serif;margin:1.5em} table{border-collapse:collapse;margin-bottom:1em}"
+             "td,th{border:1px solid #ccc;padding:3px;font-size:12px;text-align:center} img{display:block}")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>nst_jax sweep</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
+    from nst_jax.image import atomic_write_bytes
+    atomic_write_bytes(out / "index.html", lambda f: f.write(page.encode()))
+    return out / "index.html"
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] not in ("plot", "-h", "--help"):
+        try:
+            print(f"wrote {write_report(Path(argv[0]))}")
+        except NSTError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
     p = argparse.ArgumentParser(prog="python -m nst_jax.report", description="Plots from run logs.")
     sub = p.add_subparsers(dest="what", required=True)
     pp = sub.add_parser("plot", help="loss curves of one or more runs")

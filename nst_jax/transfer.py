@@ -8,7 +8,7 @@ its parameters in a text chunk and a JSON sidecar. The step is jitted once with 
 
 from __future__ import annotations
 
-import io
+import functools
 import json
 import math
 import os
@@ -124,12 +124,32 @@ def prepare(cfg: Config, loaded_weights: weights_mod.Weights | None = None) -> P
     if cfg.style_blend_weights is not None:
         total = float(sum(cfg.style_blend_weights))
         blend = [b / total for b in cfg.style_blend_weights]
-    targets = jax.jit(lambda p, c, s: losses.compute_targets(p, spec, c, s, blend))(
+    targets = _targets_fn(spec, None if blend is None else tuple(blend))(
         params, jnp.asarray(content[None]), [jnp.asarray(s[None]) for s in styles])
     x0 = initial_image(cfg, content, styles, w.preprocessing)
     lw = losses.LossWeights(jnp.float32(cfg.content_weight), jnp.float32(cfg.style_weight),
                             jnp.float32(cfg.tv_weight))
     return Problem(content, styles, x0, spec, params, targets, lw, w.info)
+
+
+@functools.lru_cache(maxsize=32)
+def _targets_fn(spec: losses.ObjectiveSpec, blend: tuple | None):
+    return jax.jit(lambda p, c, s: losses.compute_targets(p, spec, c, s, blend))
+
+
+@functools.lru_cache(maxsize=32)
+def compiled_solver(spec: losses.ObjectiveSpec, optimizer: str, lr: float | None, history: int):
+    """(solver, jitted init, jitted step with donated state, trace counter) for an objective spec.
+
+    Cached, so runs that share the spec, the solver and the image shape (a sweep) compile once."""
+    solver = solvers.make_solver(optimizer, make_fun(spec), lr, history)
+    traces = [0]
+
+    def counted_step(state, aux):
+        traces[0] += 1  # runs only while tracing
+        return solver.step(state, aux)
+
+    return solver, jax.jit(solver.init), jax.jit(counted_step, donate_argnums=0), traces
 
 
 def make_fun(spec: losses.ObjectiveSpec):
@@ -203,28 +223,48 @@ def _check_not_inputs(cfg: Config, paths: dict[str, Path]) -> None:
             raise NSTError(f"output {paths[key]} would overwrite an input image; choose another -o/--output")
 
 
+def log_schedule(iteration: int) -> bool:
+    """True at 1, 2, 5, 10, 20, 50, 100, … (the sweep's intermediate images)."""
+    if iteration < 1:
+        return False
+    while iteration % 10 == 0:
+        iteration //= 10
+    return iteration in (1, 2, 5)
+
+
+def finish(cfg: Config, state, problem: Problem, seconds: float, extra: dict | None = None) -> dict:
+    """Write the final checkpoint, the result image (parameters in its text chunk) and the sidecar."""
+    paths = output_paths(cfg.output)
+    record = {"config": cfg.to_dict(), "iteration": int(state.iteration), "loss": float(state.value),
+              "parts": _parts_dict(state), "seconds": round(seconds, 3), "evaluations": int(state.evaluations),
+              "weights": {k: str(v) for k, v in problem.weights_info.items()},
+              "image_size": list(problem.content.shape[:2]), "device": str(jax.devices()[0]),
+              "nst_jax_command": "python -m nst_jax.run " + " ".join(map(str, sys.argv[1:])) if sys.argv else "",
+              **(extra or {})}
+    save_checkpoint(paths["checkpoint"], state, {"config_hash": cfg.result_hash(), "solver": cfg.optimizer,
+                                                 "iteration": int(state.iteration), "seconds": seconds})
+    image.save_image(paths["image"], np.asarray(state.x)[0], {"nst_jax": json.dumps(record, default=str)})
+    image.atomic_write_bytes(paths["sidecar"], lambda f: f.write(json.dumps(record, indent=2, default=str).encode()))
+    return record
+
+
 def run(cfg: Config, progress: bool = True, restart: bool = False,
-        loaded_weights: weights_mod.Weights | None = None) -> RunResult:
-    """Optimise the image for cfg, resuming from its checkpoint when one matches; see module doc."""
+        loaded_weights: weights_mod.Weights | None = None, save_at=None, on_step=None) -> RunResult:
+    """Optimise the image for cfg, resuming from its checkpoint when one matches; see module doc.
+
+    save_at(iteration) -> bool chooses intermediate images (default: every cfg.save_every);
+    on_step(iteration) is called after each step (progress of a caller such as the sweep)."""
     paths = output_paths(cfg.output)
     _check_not_inputs(cfg, paths)
     if paths["image"].suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"):
         raise NSTError(f"output {paths['image']}: use an image extension such as .png")
     problem = prepare(cfg, loaded_weights)
-    fun = make_fun(problem.spec)
-    solver = solvers.make_solver(cfg.optimizer, fun, cfg.lr, cfg.history)
+    solver, init, step, traces = compiled_solver(problem.spec, cfg.optimizer, cfg.lr, cfg.history)
+    traces_before = traces[0]
     stochastic = statistics.get(cfg.style_statistic).stochastic
     aux = (problem.params, problem.targets, problem.loss_weights, step_key(cfg, 0))
     x0 = jnp.asarray(problem.x0[None])
 
-    compiles = [0]
-
-    def counted_step(state, aux):
-        compiles[0] += 1  # runs only while tracing
-        return solver.step(state, aux)
-
-    step = jax.jit(counted_step, donate_argnums=0)
-    init = jax.jit(solver.init)
     cfg_hash = cfg.result_hash()
     meta_base = {"config_hash": cfg_hash, "solver": cfg.optimizer}
 
@@ -275,8 +315,11 @@ def run(cfg: Config, progress: bool = True, restart: bool = False,
                 if cfg.print_every and (it % cfg.print_every == 0 or it == target):
                     bar.set_postfix(loss=f"{value:.4g}", content=f"{parts['content']:.3g}",
                                     style=f"{parts['style']:.3g}", refresh=False)
-            if cfg.save_every and it % cfg.save_every == 0 and it < target:
+            if (save_at(it) if save_at is not None else (cfg.save_every and it % cfg.save_every == 0)) \
+                    and it < target:
                 image.save_image(intermediate_path(cfg.output, it), last_good[0])
+            if on_step is not None:
+                on_step(it)
             if cfg.checkpoint_every and it % cfg.checkpoint_every == 0 and it < target:
                 log.flush()
                 save_checkpoint(paths["checkpoint"], state, {**meta_base, "iteration": it, "seconds": now})
@@ -291,15 +334,7 @@ def run(cfg: Config, progress: bool = True, restart: bool = False,
         if bar is not None:
             bar.close()
     seconds = elapsed + time.perf_counter() - t0
-    final = np.asarray(state.x)[0]
-    parts = _parts_dict(state)
-    record = {"config": cfg.to_dict(), "iteration": int(state.iteration), "loss": float(state.value),
-              "parts": parts, "seconds": round(seconds, 3), "evaluations": int(state.evaluations),
-              "weights": {k: str(v) for k, v in problem.weights_info.items()},
-              "image_size": list(problem.content.shape[:2]), "device": str(jax.devices()[0]),
-              "nst_jax_command": "python -m nst_jax.run " + " ".join(map(str, sys.argv[1:])) if sys.argv else ""}
-    save_checkpoint(paths["checkpoint"], state, {**meta_base, "iteration": int(state.iteration), "seconds": seconds})
-    image.save_image(paths["image"], final, {"nst_jax": json.dumps(record, default=str)})
-    image.atomic_write_bytes(paths["sidecar"], lambda f: f.write(json.dumps(record, indent=2, default=str).encode()))
-    return RunResult(final, int(state.iteration), float(state.value), parts, seconds, compiles[0],
-                     int(state.evaluations), {k: str(v) for k, v in paths.items()})
+    if it > start or not (paths["image"].exists() and paths["sidecar"].exists()):
+        finish(cfg, state, problem, seconds)
+    return RunResult(np.asarray(state.x)[0], int(state.iteration), float(state.value), _parts_dict(state),
+                     seconds, traces[0] - traces_before, int(state.evaluations), {k: str(v) for k, v in paths.items()})

@@ -31,13 +31,15 @@ def _cfg(tmp_path, **kw):
 
 
 def test_run_writes_everything_and_compiles_once(tmp_path, embedded):
-    cfg = _cfg(tmp_path, iterations=8, save_every=4, init="content")
+    cfg = _cfg(tmp_path, iterations=8, save_every=4, init="content", size=47)  # a size no other test compiles
     res = run(cfg, progress=False, loaded_weights=embedded)
     assert res.compiles == 1
     assert res.iteration == 8 and res.evaluations == 9
     paths = output_paths(cfg.output)
     img = image.load_image(paths["image"])
-    assert img.shape == (32, 48, 3)  # chelsea is 451×300 → 48 px on the longer side
+    assert img.shape == (31, 47, 3)  # chelsea is 451×300 → 47 px on the longer side
+    again = run(_cfg(tmp_path / "other", iterations=3, init="noise", size=47), progress=False, loaded_weights=embedded)
+    assert again.compiles == 0  # same spec and shape: the cached program is reused
     assert (tmp_path / "out_iter00004.png").exists()
     log = [json.loads(line) for line in paths["log"].read_text().splitlines()]
     assert [r["iteration"] for r in log] == list(range(9))
