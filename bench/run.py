@@ -85,7 +85,7 @@ def _images(size: int):
     return c, s
 
 
-def bench_jax(w, content, style, x0, iterations, repeats, solver_name="lbfgs", batch=1):
+def bench_jax(w, content, style, x0, iterations, repeats, solver_name="lbfgs", batch=1, fuse=1):
     spec = losses.ObjectiveSpec(CONTENT_LAYERS, STYLE_LAYERS, (1 / len(STYLE_LAYERS),) * len(STYLE_LAYERS),
                                 "max", w.preprocessing)
     params = jax.tree.map(jnp.asarray, w.params)
@@ -95,13 +95,17 @@ def bench_jax(w, content, style, x0, iterations, repeats, solver_name="lbfgs", b
     aux = (params, targets, lw)
     solver = solvers.make_solver(solver_name, fun)
     x = jnp.asarray(x0)
-    out: dict = {"solver": solver_name, "batch": batch}
-    if batch == 1:
-        init, step = jax.jit(solver.init), jax.jit(solver.step, donate_argnums=0)
-    else:
+    out: dict = {"solver": solver_name, "batch": batch, "fuse": fuse}
+    one_step, one_init = solver.step, solver.init
+    if batch > 1:
         x = jnp.broadcast_to(x, (batch,) + x.shape)
-        init = jax.jit(jax.vmap(solver.init, in_axes=(0, None)))
-        step = jax.jit(jax.vmap(solver.step, in_axes=(0, None)), donate_argnums=0)
+        one_init = jax.vmap(solver.init, in_axes=(0, None))
+        one_step = jax.vmap(solver.step, in_axes=(0, None))
+    if fuse > 1:  # k steps per call (lax.fori_loop): fewer host syncs; on XLA-CPU convolutions in loops are slower
+        many = lambda st, aux: jax.lax.fori_loop(0, fuse, lambda i, s: one_step(s, aux), st)
+        init, step = jax.jit(one_init), jax.jit(many, donate_argnums=0)
+    else:
+        init, step = jax.jit(one_init), jax.jit(one_step, donate_argnums=0)
     if solver_name == "lbfgs" and batch == 1:
         vg = jax.jit(jax.value_and_grad(fun, has_aux=True))
         t = time.perf_counter()
@@ -117,11 +121,11 @@ def bench_jax(w, content, style, x0, iterations, repeats, solver_name="lbfgs", b
     loss0 = float(jnp.mean(state.value))
     curve, per_it = [(0.0, loss0)], []
     start = time.perf_counter()
-    for _ in range(iterations):
+    for _ in range(max(1, iterations // fuse) if iterations else 0):
         t = time.perf_counter()
         state = compiled(state, aux)
-        loss = float(jnp.mean(state.value))  # one host sync per step, as the run loop does
-        per_it.append(time.perf_counter() - t)
+        loss = float(jnp.mean(state.value))  # one host sync per call, as the run loop does per step
+        per_it.append((time.perf_counter() - t) / fuse)
         curve.append((time.perf_counter() - start, loss))
     out["iteration_s"] = statistics.median(per_it) if per_it else None
     out["per_run_iteration_s"] = out["iteration_s"] / batch if per_it else None
@@ -174,11 +178,11 @@ def bench_torch(w, content, style, x0, iterations, repeats, device):
     return out
 
 
-def run_size(w, size, iterations, repeats, device, solver_names, batches):
+def run_size(w, size, iterations, repeats, device, solver_names, batches, fuse=1):
     content, style = _images(size)
     x0 = np.asarray(jax.random.uniform(jax.random.PRNGKey(0), content.shape, jnp.float32))
     row = {"size": size, "iterations": iterations}
-    ours = bench_jax(w, content, style, x0, iterations, repeats)
+    ours = bench_jax(w, content, style, x0, iterations, repeats, fuse=fuse)
     row["jax_peak_rss_mb"] = peak_rss_mb()
     if device != "none":
         ref = bench_torch(w, content, style, x0, iterations, repeats, "cuda" if device == "gpu" else "cpu")
@@ -259,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--solvers", default="lbfgs,jaxopt,adam")
     p.add_argument("--batch", default="1,4,16", help="batched run sizes (vmap)")
     p.add_argument("--no-torch", action="store_true", help="skip the reference")
+    p.add_argument("--fuse", type=int, default=1, help="L-BFGS steps per compiled call (try 10 on GPU)")
     p.add_argument("--json", default=None, help="also write the JSON here")
     p.add_argument("--results-dir", default=str(ROOT / "bench" / "results"))
     args = p.parse_args(argv)
@@ -276,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in [int(s) for s in args.size.split(",") if s]:
         print(f"size {size}…", file=sys.stderr, flush=True)
         rows.append(run_size(w, size, args.iterations, args.repeats, device,
-                             [s for s in args.solvers.split(",") if s], [int(b) for b in args.batch.split(",") if b]))
+                             [s for s in args.solvers.split(",") if s], [int(b) for b in args.batch.split(",") if b], args.fuse))
     date = dt.date.today().isoformat()
     dev_name = jax.devices()[0].device_kind if platform_name == "gpu" else f"{os.cpu_count()} cores"
     result = {"device": f"{platform_name} ({dev_name})", "date": date, "machine": platform.platform(),

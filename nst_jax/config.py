@@ -19,6 +19,7 @@ from nst_jax.solvers import SOLVERS
 from nst_jax.statistics import NAMES as STATISTIC_NAMES
 
 INITS = ("noise", "white", "black", "mean", "content", "style", "average")
+ORIGINAL_COLORS = ("none", "luminance", "histogram")
 
 # Defaults calibrated on the embedded (Caffe) weights: see README "Choosing the weights".
 PRESETS: dict[str, dict[str, Any]] = {
@@ -50,6 +51,9 @@ class Config:
     style_blend_weights: tuple[float, ...] | None = None
     style_scale: float = 1.0
     style_statistic: str = "gram"
+    original_colors: str = "none"
+    scales: tuple[int, ...] | None = None
+    scale_iterations: tuple[int, ...] | None = None
     init: str = "content"
     optimizer: str = "lbfgs"
     lr: float | None = None
@@ -119,6 +123,15 @@ def validate(cfg: Config) -> Config:
     if cfg.style_statistic not in STATISTIC_NAMES:
         raise NSTError(f"unknown style statistic {cfg.style_statistic!r}; choose one of "
                        f"{', '.join(STATISTIC_NAMES)}")
+    if cfg.original_colors not in ORIGINAL_COLORS:
+        raise NSTError(f"unknown --original-colors {cfg.original_colors!r}; choose one of {', '.join(ORIGINAL_COLORS)}")
+    if cfg.scales is not None:
+        if not cfg.scales or any(int(v) != v or v < 1 for v in cfg.scales):
+            raise NSTError(f"--scales must be positive pixel sizes, got {cfg.scales}")
+        if cfg.scale_iterations is not None and len(cfg.scale_iterations) != len(cfg.scales):
+            raise NSTError(f"--scale-iterations has {len(cfg.scale_iterations)} values for {len(cfg.scales)} scales")
+    if cfg.scale_iterations is not None and any(v < 0 for v in cfg.scale_iterations):
+        raise NSTError("--scale-iterations must be ≥ 0")
     if cfg.init not in INITS and not Path(cfg.init).is_file():
         raise NSTError(f"--init {cfg.init!r} is neither one of {', '.join(INITS)} nor an existing file")
     if cfg.optimizer not in SOLVERS:

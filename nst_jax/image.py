@@ -10,7 +10,6 @@ atomically (temporary file, then rename) and can embed text (the run's parameter
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
@@ -18,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from nst_jax.errors import NSTError
+from nst_jax.fileio import atomic_write_bytes
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
@@ -88,23 +88,6 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     return (np.clip(np.asarray(img, np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def atomic_write_bytes(path: str | os.PathLike, write) -> None:
-    """Call write(file_object) on a temp file beside `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_image(path: str | os.PathLike, img: np.ndarray, text: Mapping[str, str] | None = None) -> None:
     """Save float RGB in [0, 1] (clipped) atomically; PNG files get `text` as tEXt chunks."""
     path = Path(path)
@@ -126,3 +109,45 @@ def save_image(path: str | os.PathLike, img: np.ndarray, text: Mapping[str, str]
             pil.save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
 
     atomic_write_bytes(path, write)
+
+
+# ------------------------------------------------------------------------------------------- colour
+# Gatys, Bethge, Hertzmann & Shechtman 2016, "Preserving Color in Neural Artistic Style Transfer".
+
+RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
+                       [0.595716, -0.274453, -0.321263],
+                       [0.211456, -0.522591, 0.311135]], np.float64)
+YIQ_TO_RGB = np.linalg.inv(RGB_TO_YIQ)
+
+
+def rgb_to_yiq(img: np.ndarray) -> np.ndarray:
+    """RGB (…, 3) → YIQ (NTSC): Y = 0.299R + 0.587G + 0.114B is the luminance."""
+    return (np.asarray(img, np.float64) @ RGB_TO_YIQ.T).astype(np.float32)
+
+
+def yiq_to_rgb(img: np.ndarray) -> np.ndarray:
+    """YIQ (…, 3) → RGB, the exact inverse of `rgb_to_yiq` (not clipped)."""
+    return (np.asarray(img, np.float64) @ YIQ_TO_RGB.T).astype(np.float32)
+
+
+def match_luminance(style_y: np.ndarray, content_y: np.ndarray) -> np.ndarray:
+    """Style luminance shifted and scaled to the content luminance's mean and standard deviation."""
+    s, c = np.asarray(style_y, np.float64), np.asarray(content_y, np.float64)
+    return ((s - s.mean()) * (c.std() / max(s.std(), 1e-8)) + c.mean()).astype(np.float32)
+
+
+def _sym_power(cov: np.ndarray, power: float) -> np.ndarray:
+    w, v = np.linalg.eigh(cov)
+    return (v * np.clip(w, 1e-10, None) ** power) @ v.T
+
+
+def match_color_histogram(style: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """Style colours x' = A x + b with the content's colour mean and covariance: A Σ_S Aᵀ = Σ_C via the
+    symmetric square roots A = Σ_C^½ Σ_S^-½, b = μ_C − A μ_S (not clipped, so the moments match exactly)."""
+    s = np.asarray(style, np.float64).reshape(-1, 3)
+    c = np.asarray(content, np.float64).reshape(-1, 3)
+    mu_s, mu_c = s.mean(0), c.mean(0)
+    cov_s = np.cov(s, rowvar=False, bias=True) + 1e-8 * np.eye(3)
+    cov_c = np.cov(c, rowvar=False, bias=True) + 1e-8 * np.eye(3)
+    a = _sym_power(cov_c, 0.5) @ _sym_power(cov_s, -0.5)
+    return ((s - mu_s) @ a.T + mu_c).reshape(np.shape(style)).astype(np.float32)

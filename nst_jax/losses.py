@@ -100,6 +100,8 @@ class Targets(NamedTuple):
 
 
 def _features(params, x, spec: ObjectiveSpec, layers: Sequence[str]):
+    if x.shape[-1] == 1:  # luminance-only transfer: the network sees a grey RGB image
+        x = jnp.repeat(x, 3, axis=-1)
     return vgg.features(params, preprocess(x, spec.preprocessing), tuple(layers), spec.pooling)
 
 

@@ -181,7 +181,7 @@ def write_report(out: Path) -> Path:
              "td,th{border:1px solid #ccc;padding:3px;font-size:12px;text-align:center} img{display:block}")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>nst_jax sweep</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
-    from nst_jax.image import atomic_write_bytes
+    from nst_jax.fileio import atomic_write_bytes
     atomic_write_bytes(out / "index.html", lambda f: f.write(page.encode()))
     return out / "index.html"
 

@@ -25,6 +25,13 @@ def _floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
@@ -63,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-statistic", default=_D.style_statistic, choices=STATISTIC_NAMES,
                    help="how style is described without positions (see nst_jax/statistics.py); "
                         "random ones use a fixed key per L-BFGS run and a new key per Adam step")
+    p.add_argument("--original-colors", default=_D.original_colors, choices=("none", "luminance", "histogram"),
+                   help="keep the content's colours: 'luminance' optimises luminance only and takes the "
+                        "content's chrominance (YIQ); 'histogram' matches the style's colour mean and "
+                        "covariance to the content's before the run")
+    p.add_argument("--scales", type=_ints, default=None,
+                   help="coarse to fine, e.g. 256,512: optimise at each size, the upsampled result "
+                        "initialising the next (default: only --size)")
+    p.add_argument("--scale-iterations", type=_ints, default=None,
+                   help="iterations at each scale (default: --iterations at each)")
     p.add_argument("--init", default=_D.init, help=f"initial image: {', '.join(INITS)} or a file")
     p.add_argument("--optimizer", default=_D.optimizer, choices=SOLVERS, help="solver")
     p.add_argument("--lr", type=float, default=None, help="step size (default: 1 for L-BFGS, 0.02 for Adam)")
@@ -88,7 +104,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
         content_weight=args.content_weight, tv_weight=args.tv_weight,
         content_layers=args.content_layers, style_layers=args.style_layers,
         style_layer_weights=args.style_layer_weights, style_blend_weights=args.style_blend_weights,
-        style_scale=args.style_scale, style_statistic=args.style_statistic, init=args.init, optimizer=args.optimizer, lr=args.lr,
+        style_scale=args.style_scale, style_statistic=args.style_statistic,
+        original_colors=args.original_colors, scales=args.scales, scale_iterations=args.scale_iterations,
+        init=args.init, optimizer=args.optimizer, lr=args.lr,
         history=args.history, pooling=args.pooling, seed=args.seed, weights=args.weights,
         save_every=args.save_every, print_every=args.print_every,
         checkpoint_every=args.checkpoint_every)
@@ -98,8 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = config_from_args(args)
-        from nst_jax.transfer import run  # imports JAX: after the cheap argument checks
-        result = run(cfg, progress=not args.quiet, restart=args.restart)
+        from nst_jax.transfer import run, run_multiscale  # imports JAX: after the cheap argument checks
+        if cfg.scales:
+            result = run_multiscale(cfg, progress=not args.quiet, restart=args.restart)[-1]
+        else:
+            result = run(cfg, progress=not args.quiet, restart=args.restart)
     except NSTError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -106,6 +106,7 @@ def run_batch(cfgs: list[Config], progress=None) -> None:
     import numpy as np
 
     from nst_jax import image, statistics, transfer
+    from nst_jax.fileio import atomic_write_bytes
     from nst_jax import weights as weights_mod
 
     w = weights_mod.load(cfgs[0].weights)
@@ -148,7 +149,7 @@ def run_batch(cfgs: list[Config], progress=None) -> None:
         for i, c in enumerate(cfgs):
             rec = {"iteration": 0, "loss": float(state.value[i]),
                    **{k: float(v[i]) for k, v in state.parts.items()}, "seconds": 0.0}
-            image.atomic_write_bytes(transfer.output_paths(c.output)["log"],
+            atomic_write_bytes(transfer.output_paths(c.output)["log"],
                                      lambda f, rec=rec: f.write((json.dumps(rec) + "\n").encode()))
     it, target = int(state.iteration[0]), c0.iterations
     logs = [open(transfer.output_paths(c.output)["log"], "a") for c in cfgs]
@@ -208,7 +209,7 @@ def sweep(iterations: int, grid: dict[str, list], out: Path, base: dict[str, Any
     runs = expand(grid, {**base, "iterations": iterations}, out)
     manifest = {"grid": grid, "base": {k: v for k, v in base.items()}, "iterations": iterations,
                 "runs": {name: str(Path(cfg.output).relative_to(out)) for name, cfg in runs}}
-    from nst_jax.image import atomic_write_bytes
+    from nst_jax.fileio import atomic_write_bytes
     atomic_write_bytes(out / "sweep.json", lambda f: f.write(json.dumps(manifest, indent=2, default=str).encode()))
     todo = [(n, c) for n, c in runs if not _finished(c)]
     done_its = {n: _iteration_of(c) for n, c in todo}

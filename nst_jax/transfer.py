@@ -25,6 +25,7 @@ from nst_jax import image, losses, solvers, statistics, vgg
 from nst_jax import weights as weights_mod
 from nst_jax.config import INITS, Config
 from nst_jax.errors import NSTError
+from nst_jax.fileio import atomic_write_bytes
 
 
 class Problem(NamedTuple):
@@ -38,6 +39,14 @@ class Problem(NamedTuple):
     targets: losses.Targets
     loss_weights: losses.LossWeights
     weights_info: dict
+    chroma: np.ndarray | None = None  # the content's I, Q (H, W, 2) when optimising luminance only
+
+    def to_rgb(self, x: np.ndarray) -> np.ndarray:
+        """The optimised variable (H, W, 3 or 1) as an RGB image (recombined with the content's chroma)."""
+        x = np.asarray(x, np.float32)
+        if self.chroma is None:
+            return x
+        return image.yiq_to_rgb(np.concatenate([x[..., :1], self.chroma], axis=-1))
 
 
 class RunResult(NamedTuple):
@@ -93,7 +102,7 @@ def check_sizes(cfg: Config, content: np.ndarray, styles: list[np.ndarray]) -> N
 def initial_image(cfg: Config, content: np.ndarray, styles: list[np.ndarray], prep) -> np.ndarray:
     """The starting image (H, W, 3) in [0, 1] for cfg.init."""
     shape = content.shape
-    style0 = image.resize(styles[0], shape[:2])
+    style0 = _resize_any(styles[0], shape[:2])
     if cfg.init == "noise":
         key = jax.random.PRNGKey(cfg.seed)
         return np.asarray(jax.random.uniform(key, shape, jnp.float32))
@@ -102,14 +111,24 @@ def initial_image(cfg: Config, content: np.ndarray, styles: list[np.ndarray], pr
     if cfg.init == "black":
         return np.zeros(shape, np.float32)
     if cfg.init == "mean":
-        return np.broadcast_to(weights_mod.mean_rgb(prep), shape).astype(np.float32)
+        mean = weights_mod.mean_rgb(prep)
+        mean = mean if shape[-1] == 3 else image.rgb_to_yiq(mean)[..., :1]
+        return np.broadcast_to(mean, shape).astype(np.float32)
     if cfg.init == "content":
         return content.copy()
     if cfg.init == "style":
         return style0
     if cfg.init == "average":
         return 0.5 * (content + style0)
-    return image.resize(image.load_image(cfg.init), shape[:2])
+    start = image.resize(image.load_image(cfg.init), shape[:2])
+    return start if shape[-1] == 3 else image.rgb_to_yiq(start)[..., :1]
+
+
+def _resize_any(img: np.ndarray, size) -> np.ndarray:
+    """Resize (H, W, C) for C = 1 or 3 (luminance images have one channel)."""
+    if img.shape[-1] == 3:
+        return image.resize(img, size)
+    return image.resize(np.repeat(img, 3, axis=-1), size)[..., :1]
 
 
 def prepare(cfg: Config, loaded_weights: weights_mod.Weights | None = None) -> Problem:
@@ -117,6 +136,14 @@ def prepare(cfg: Config, loaded_weights: weights_mod.Weights | None = None) -> P
     w = loaded_weights if loaded_weights is not None else weights_mod.load(cfg.weights)
     content, styles = load_images(cfg)
     check_sizes(cfg, content, styles)
+    chroma = None
+    if cfg.original_colors == "histogram":
+        styles = [image.match_color_histogram(s, content) for s in styles]
+    elif cfg.original_colors == "luminance":
+        yiq = image.rgb_to_yiq(content)
+        chroma = yiq[..., 1:]
+        content = yiq[..., :1]
+        styles = [image.match_luminance(image.rgb_to_yiq(s)[..., :1], content) for s in styles]
     spec = losses.ObjectiveSpec(cfg.content_layers, cfg.style_layers, tuple(cfg.layer_weights),
                                 cfg.pooling, w.preprocessing, cfg.style_statistic)
     params = jax.tree.map(jnp.asarray, w.params)
@@ -127,9 +154,11 @@ def prepare(cfg: Config, loaded_weights: weights_mod.Weights | None = None) -> P
     targets = _targets_fn(spec, None if blend is None else tuple(blend))(
         params, jnp.asarray(content[None]), [jnp.asarray(s[None]) for s in styles])
     x0 = initial_image(cfg, content, styles, w.preprocessing)
+    if chroma is not None and x0.shape[-1] == 3:
+        x0 = image.rgb_to_yiq(x0)[..., :1]
     lw = losses.LossWeights(jnp.float32(cfg.content_weight), jnp.float32(cfg.style_weight),
                             jnp.float32(cfg.tv_weight))
-    return Problem(content, styles, x0, spec, params, targets, lw, w.info)
+    return Problem(content, styles, x0, spec, params, targets, lw, w.info, chroma)
 
 
 @functools.lru_cache(maxsize=32)
@@ -174,7 +203,7 @@ def save_checkpoint(path: Path, state, meta: dict) -> None:
     leaves = jax.tree.leaves(state)
     arrays = {f"leaf{i:03d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    image.atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
+    atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
 
 
 def load_checkpoint(path: Path, template) -> tuple[Any, dict]:
@@ -204,7 +233,7 @@ def _rewrite_log(path: Path, upto: int) -> None:
                 kept.append(line)
         except (ValueError, KeyError):
             break
-    image.atomic_write_bytes(path, lambda f: f.write(("\n".join(kept) + ("\n" if kept else "")).encode()))
+    atomic_write_bytes(path, lambda f: f.write(("\n".join(kept) + ("\n" if kept else "")).encode()))
 
 
 # ---------------------------------------------------------------------------------------- the loop
@@ -243,8 +272,8 @@ def finish(cfg: Config, state, problem: Problem, seconds: float, extra: dict | N
               **(extra or {})}
     save_checkpoint(paths["checkpoint"], state, {"config_hash": cfg.result_hash(), "solver": cfg.optimizer,
                                                  "iteration": int(state.iteration), "seconds": seconds})
-    image.save_image(paths["image"], np.asarray(state.x)[0], {"nst_jax": json.dumps(record, default=str)})
-    image.atomic_write_bytes(paths["sidecar"], lambda f: f.write(json.dumps(record, indent=2, default=str).encode()))
+    image.save_image(paths["image"], problem.to_rgb(np.asarray(state.x)[0]), {"nst_jax": json.dumps(record, default=str)})
+    atomic_write_bytes(paths["sidecar"], lambda f: f.write(json.dumps(record, indent=2, default=str).encode()))
     return record
 
 
@@ -281,7 +310,7 @@ def run(cfg: Config, progress: bool = True, restart: bool = False,
         state = init(x0, aux)
         if not math.isfinite(float(state.value)):
             raise NSTError("the loss is NaN or inf at the initial image; check the weights and images")
-        image.atomic_write_bytes(paths["log"], lambda f: f.write((json.dumps(
+        atomic_write_bytes(paths["log"], lambda f: f.write((json.dumps(
             {"iteration": 0, "loss": float(state.value), **_parts_dict(state), "seconds": 0.0}) + "\n").encode()))
 
     start = int(state.iteration)
@@ -303,7 +332,7 @@ def run(cfg: Config, progress: bool = True, restart: bool = False,
             it += 1
             value = float(state.value)
             if not math.isfinite(value):
-                image.save_image(paths["image"], last_good, {"nst_jax": json.dumps(cfg.to_dict())})
+                image.save_image(paths["image"], problem.to_rgb(last_good[0]), {"nst_jax": json.dumps(cfg.to_dict())})
                 raise NSTError(f"the loss became {value} at iteration {it}; kept the last good image in "
                                f"{paths['image']} (try a smaller --lr or --style-weight)")
             last_good = np.asarray(state.x)
@@ -317,7 +346,7 @@ def run(cfg: Config, progress: bool = True, restart: bool = False,
                                     style=f"{parts['style']:.3g}", refresh=False)
             if (save_at(it) if save_at is not None else (cfg.save_every and it % cfg.save_every == 0)) \
                     and it < target:
-                image.save_image(intermediate_path(cfg.output, it), last_good[0])
+                image.save_image(intermediate_path(cfg.output, it), problem.to_rgb(last_good[0]))
             if on_step is not None:
                 on_step(it)
             if cfg.checkpoint_every and it % cfg.checkpoint_every == 0 and it < target:
@@ -336,5 +365,33 @@ def run(cfg: Config, progress: bool = True, restart: bool = False,
     seconds = elapsed + time.perf_counter() - t0
     if it > start or not (paths["image"].exists() and paths["sidecar"].exists()):
         finish(cfg, state, problem, seconds)
-    return RunResult(np.asarray(state.x)[0], int(state.iteration), float(state.value), _parts_dict(state),
+    return RunResult(problem.to_rgb(np.asarray(state.x)[0]), int(state.iteration), float(state.value), _parts_dict(state),
                      seconds, traces[0] - traces_before, int(state.evaluations), {k: str(v) for k, v in paths.items()})
+
+
+def scale_configs(cfg: Config) -> list[Config]:
+    """The per-scale Configs of a coarse-to-fine run: each scale's result (`<stem>_s<size>.png`)
+    initialises the next; the last writes cfg.output."""
+    import dataclasses
+    scales = list(cfg.scales or (cfg.size,))
+    its = list(cfg.scale_iterations or [cfg.iterations] * len(scales))
+    out = Path(cfg.output)
+    cfgs, init = [], cfg.init
+    for i, (size, n) in enumerate(zip(scales, its)):
+        last = i == len(scales) - 1
+        output = str(out) if last else str(out.with_name(f"{out.stem}_s{size}{out.suffix}"))
+        cfgs.append(dataclasses.replace(cfg, size=size, iterations=n, output=output, init=init,
+                                        scales=None, scale_iterations=None))
+        init = output
+    return cfgs
+
+
+def run_multiscale(cfg: Config, progress: bool = True, restart: bool = False,
+                   loaded_weights: weights_mod.Weights | None = None) -> list[RunResult]:
+    """Coarse to fine (Gatys' high-resolution procedure): run each scale, the upsampled result of one
+    initialising the next. Every scale is an ordinary resumable run with its own files."""
+    w = loaded_weights if loaded_weights is not None else weights_mod.load(cfg.weights)
+    results = []
+    for c in scale_configs(cfg):
+        results.append(run(c, progress=progress, restart=restart, loaded_weights=w))
+    return results

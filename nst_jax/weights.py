@@ -28,13 +28,13 @@ import hashlib
 import os
 import sys
 import sysconfig
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from nst_jax.errors import NSTError
+from nst_jax.fileio import atomic_write_path
 from nst_jax.vgg import CONV_NAMES, param_shapes
 
 FORMAT = "nst_jax.vgg19"
@@ -202,33 +202,25 @@ def write(path: str | os.PathLike, groups: dict[str, dict[str, np.ndarray]], pre
     """Write a weights file atomically (temp file in the same folder, then rename)."""
     import h5py
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w", track_order=True) as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["source"] = source
-            f.attrs["source_file"] = source_file
-            f.attrs["source_sha256"] = source_sha256
-            f.attrs["license"] = license
-            f.attrs["channel_order"] = prep.channel_order
-            f.attrs["pixel_scale"] = float(prep.pixel_scale)
-            f.attrs["mean"] = np.asarray(prep.mean, np.float64)
-            f.attrs["std"] = np.asarray(prep.std, np.float64)
-            f.attrs["payload_sha256"] = _payload_digest(groups)
+    def dump(f):
+        with h5py.File(f, "w", track_order=True) as h5:
+            h5.attrs["format"] = FORMAT
+            h5.attrs["format_version"] = FORMAT_VERSION
+            h5.attrs["source"] = source
+            h5.attrs["source_file"] = source_file
+            h5.attrs["source_sha256"] = source_sha256
+            h5.attrs["license"] = license
+            h5.attrs["channel_order"] = prep.channel_order
+            h5.attrs["pixel_scale"] = float(prep.pixel_scale)
+            h5.attrs["mean"] = np.asarray(prep.mean, np.float64)
+            h5.attrs["std"] = np.asarray(prep.std, np.float64)
+            h5.attrs["payload_sha256"] = _payload_digest(groups)
             for layer in CONV_NAMES:
-                g = f.create_group(layer)
+                g = h5.create_group(layer)
                 for key in sorted(groups[layer]):
                     g.create_dataset(key, data=groups[layer][key])
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    atomic_write_path(path, dump)
 
 
 # ----------------------------------------------------------------------------------------- converters

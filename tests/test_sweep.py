@@ -105,3 +105,23 @@ def test_sigkill_mid_sweep_then_rerun_matches(tmp_path):
     assert a.keys() == b.keys() and len(a) == 4
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_report_renders_in_headless_chromium(tmp_path):
+    """The report opened from disk in headless Chromium shows its images (skipped without chromium)."""
+    import shutil
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium not installed (Debian package `chromium`)")
+    out = tmp_path / "out"
+    sweep(2, GRID, out, BASE, show_progress=False)
+    page = write_report(out)
+    shot = tmp_path / "shot.png"
+    res = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+                          f"--screenshot={shot}", "--window-size=1000,800", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert shot.exists(), res.stderr[-2000:]
+    from PIL import Image
+    pixels = np.asarray(Image.open(shot).convert("RGB"), np.float32)
+    assert pixels.std() > 10  # not a blank page: the contact sheets' images are drawn
