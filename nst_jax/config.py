@@ -52,6 +52,8 @@ class Config:
     style_scale: float = 1.0
     style_statistic: str = "gram"
     original_colors: str = "none"
+    content_masks: tuple[str, ...] | None = None
+    style_masks: tuple[str, ...] | None = None
     scales: tuple[int, ...] | None = None
     scale_iterations: tuple[int, ...] | None = None
     init: str = "content"
@@ -78,7 +80,7 @@ class Config:
     @property
     def layer_weights(self) -> tuple[float, ...]:
         n = len(self.style_layers)
-        return self.style_layer_weights if self.style_layer_weights is not None else (1.0 / n,) * n
+        return self.style_layer_weights if self.style_layer_weights is not None else (1.0 / max(n, 1),) * n
 
 
 def with_preset(preset: str, **overrides) -> Config:
@@ -123,6 +125,20 @@ def validate(cfg: Config) -> Config:
     if cfg.style_statistic not in STATISTIC_NAMES:
         raise NSTError(f"unknown style statistic {cfg.style_statistic!r}; choose one of "
                        f"{', '.join(STATISTIC_NAMES)}")
+    if cfg.style_masks is not None and cfg.content_masks is None:
+        raise NSTError("--style-mask needs --content-mask (one content region per style)")
+    if cfg.content_masks is not None:
+        if len(cfg.content_masks) != len(cfg.styles):
+            raise NSTError(f"--content-mask has {len(cfg.content_masks)} masks for {len(cfg.styles)} style images")
+        if cfg.style_masks is not None and len(cfg.style_masks) != len(cfg.styles):
+            raise NSTError(f"--style-mask has {len(cfg.style_masks)} masks for {len(cfg.styles)} style images")
+        if cfg.style_statistic != "gram":
+            raise NSTError("masks work with --style-statistic gram only")
+        if cfg.style_blend_weights is not None:
+            raise NSTError("masks give each style its own region; --style-blend-weights does not apply")
+        for path in cfg.content_masks + (cfg.style_masks or ()):
+            if not Path(path).is_file():
+                raise NSTError(f"mask {path}: not found")
     if cfg.original_colors not in ORIGINAL_COLORS:
         raise NSTError(f"unknown --original-colors {cfg.original_colors!r}; choose one of {', '.join(ORIGINAL_COLORS)}")
     if cfg.scales is not None:

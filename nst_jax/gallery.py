@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from nst_jax import statistics
 from nst_jax.config import with_preset
 from nst_jax.errors import NSTError
@@ -31,7 +33,7 @@ def figure(panels: list[tuple[str, "object", str]], path: Path, title: str, colu
     for ax in axes.flat:
         ax.axis("off")
     for ax, (name, img, caption) in zip(axes.flat, panels):
-        ax.imshow(img)
+        ax.imshow(np.clip(img, 0.0, 1.0))
         ax.set_title(name, fontsize=10)
         ax.text(0.5, -0.04, caption, transform=ax.transAxes, ha="center", va="top", fontsize=7)
     fig.suptitle(title, fontsize=11)

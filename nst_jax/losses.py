@@ -110,13 +110,36 @@ def _positions(f):
     return f.reshape(-1, f.shape[-1])
 
 
+def mask_at(mask: jnp.ndarray, layer: str, pooling: str = "max") -> jnp.ndarray:
+    """A mask (H, W) at a layer's resolution: 2×2 averages for each pooling before the layer."""
+    m = mask.astype(jnp.float32)
+    for _ in range(vgg.pools_before(layer)):
+        h, w = m.shape[0] // 2, m.shape[1] // 2
+        m = m[: 2 * h, : 2 * w].reshape(h, 2, w, 2).mean(axis=(1, 3))
+    return m
+
+
 def compute_targets(params, spec: ObjectiveSpec, content: jnp.ndarray, styles: Sequence[jnp.ndarray],
-                    blend: Sequence[float] | None = None, key=None) -> Targets:
+                    blend: Sequence[float] | None = None, key=None, content_masks=None,
+                    style_masks=None) -> Targets:
     """Content features of `content` (1, H, W, 3) and the style statistics' targets of each style
-    image (1, h, w, 3), blended with weights `blend` (normalised; default equal)."""
-    stat = statistics.get(spec.statistic)
+    image (1, h, w, 3), blended with weights `blend` (normalised; default equal).
+
+    With `content_masks` (one (H, W) mask per style; spec.statistic 'gram-masked') region k of the
+    content gets style k: its target is style k's Gram over `style_masks[k]` (default: all of it)."""
     key = jax.random.PRNGKey(0) if key is None else key
     c_feats = _features(params, content, spec, spec.content_layers) if spec.content_layers else {}
+    if content_masks is not None:
+        style_targets = {name: [] for name in spec.style_layers}
+        for k, style in enumerate(styles):
+            s_feats = _features(params, style, spec, spec.style_layers)
+            for name in spec.style_layers:
+                f = s_feats[name][0]
+                sm = (jnp.ones(f.shape[:2]) if style_masks is None else mask_at(style_masks[k], name))
+                target = statistics.masked_gram_matrix(f.reshape(-1, f.shape[-1]), sm)
+                style_targets[name].append((1.0, (target, mask_at(content_masks[k], name))))
+        return Targets(dict(c_feats), {n: tuple(v) for n, v in style_targets.items()})
+    stat = statistics.get(spec.statistic)
     blend = [1.0 / len(styles)] * len(styles) if blend is None else [float(b) / sum(blend) for b in blend]
     per_layer: dict[str, list] = {name: [] for name in spec.style_layers}
     for style, w in zip(styles, blend):

@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the content's colours: 'luminance' optimises luminance only and takes the "
                         "content's chrominance (YIQ); 'histogram' matches the style's colour mean and "
                         "covariance to the content's before the run")
+    p.add_argument("--content-mask", nargs="+", default=None, metavar="MASK",
+                   help="one mask per style image (white = where that style goes; same size as the "
+                        "content image): spatial control as in Gatys et al. 2017")
+    p.add_argument("--style-mask", nargs="+", default=None, metavar="MASK",
+                   help="one mask per style image: the style's statistics are taken over it")
     p.add_argument("--scales", type=_ints, default=None,
                    help="coarse to fine, e.g. 256,512: optimise at each size, the upsampled result "
                         "initialising the next (default: only --size)")
@@ -105,7 +110,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
         content_layers=args.content_layers, style_layers=args.style_layers,
         style_layer_weights=args.style_layer_weights, style_blend_weights=args.style_blend_weights,
         style_scale=args.style_scale, style_statistic=args.style_statistic,
-        original_colors=args.original_colors, scales=args.scales, scale_iterations=args.scale_iterations,
+        original_colors=args.original_colors,
+        content_masks=tuple(args.content_mask) if args.content_mask else None,
+        style_masks=tuple(args.style_mask) if args.style_mask else None, scales=args.scales, scale_iterations=args.scale_iterations,
         init=args.init, optimizer=args.optimizer, lr=args.lr,
         history=args.history, pooling=args.pooling, seed=args.seed, weights=args.weights,
         save_every=args.save_every, print_every=args.print_every,

@@ -236,6 +236,19 @@ def _hist_loss(f, s_sorted, key):
     return jnp.mean(jnp.square(f - jax.lax.stop_gradient(histogram_match(f, s_sorted))))
 
 
+def masked_gram_matrix(f, m):
+    """Gram matrix over the masked positions: Σ_i m_i f_i f_iᵀ / (C·Σ_i m_i), mask m (M,) in [0, 1]
+    (Gatys et al. 2017, "Controlling Perceptual Factors"); equals `gram_matrix` for m = 1."""
+    f = _check(f)
+    m = m.reshape(-1).astype(jnp.float32)
+    return _mm((f * m[:, None]).T, f) / (f.shape[1] * jnp.maximum(jnp.sum(m), 1e-6))
+
+
+def _masked_gram_loss(f, t, key):
+    target, mask = t
+    return jnp.mean(jnp.square(masked_gram_matrix(f, mask) - target))
+
+
 STATISTICS: dict[str, Statistic] = {
     "gram": Statistic("gram", lambda s, k: gram_matrix(s), _gram_loss, True, False),
     "mean_std": Statistic("mean_std", lambda s, k: mean_std(s), _mean_std_loss, True, False),
@@ -248,6 +261,9 @@ STATISTICS: dict[str, Statistic] = {
     "histogram": Statistic("histogram", lambda s, k: jnp.sort(_check(s), axis=0), _hist_loss, False, False),
 }
 NAMES = tuple(STATISTICS)
+# Spatial control (masks) uses the Gram loss over masked positions; its targets carry the content
+# mask at the layer's resolution. Chosen by `--content-mask`, not by name.
+STATISTICS["gram-masked"] = Statistic("gram-masked", None, _masked_gram_loss, False, False)
 
 # Multipliers that give each statistic the same style loss as the Gram loss at the default initial
 # image (the content image) on the sample images (chelsea/ihc, 256 px, default layers, embedded
@@ -263,6 +279,7 @@ SCALE: dict[str, float] = {
     "mmd-gauss": 6.013e5,
     "sliced_wasserstein": 1.631,
     "histogram": 1.078,
+    "gram-masked": 1.0,
 }
 
 

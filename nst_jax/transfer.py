@@ -99,6 +99,27 @@ def check_sizes(cfg: Config, content: np.ndarray, styles: list[np.ndarray]) -> N
                            f"or --style-scale, or use shallower layers")
 
 
+def _load_mask(path: str, image_path: str, size: tuple[int, int]) -> np.ndarray:
+    """A mask file as grey values in [0, 1], checked against its image's size, resized to `size`."""
+    mask = image.load_image(path)
+    want = image.load_image(image_path).shape[:2]
+    if mask.shape[:2] != want:
+        raise NSTError(f"mask {path}: {mask.shape[1]}×{mask.shape[0]} px, but its image {image_path} is "
+                       f"{want[1]}×{want[0]} px; masks must have their image's size")
+    return image.resize(mask, size).mean(axis=-1)
+
+
+def load_masks(cfg: Config, content: np.ndarray, styles: list[np.ndarray]):
+    """(content masks, style masks) at the resized images' sizes, or (None, None) without masks."""
+    if cfg.content_masks is None:
+        return None, None
+    cm = [jnp.asarray(_load_mask(p, cfg.content, content.shape[:2])) for p in cfg.content_masks]
+    sm = None
+    if cfg.style_masks is not None:
+        sm = [jnp.asarray(_load_mask(p, sp, s.shape[:2])) for p, sp, s in zip(cfg.style_masks, cfg.styles, styles)]
+    return cm, sm
+
+
 def initial_image(cfg: Config, content: np.ndarray, styles: list[np.ndarray], prep) -> np.ndarray:
     """The starting image (H, W, 3) in [0, 1] for cfg.init."""
     shape = content.shape
@@ -144,15 +165,17 @@ def prepare(cfg: Config, loaded_weights: weights_mod.Weights | None = None) -> P
         chroma = yiq[..., 1:]
         content = yiq[..., :1]
         styles = [image.match_luminance(image.rgb_to_yiq(s)[..., :1], content) for s in styles]
+    content_masks, style_masks = load_masks(cfg, content, styles)
+    statistic = "gram-masked" if content_masks is not None else cfg.style_statistic
     spec = losses.ObjectiveSpec(cfg.content_layers, cfg.style_layers, tuple(cfg.layer_weights),
-                                cfg.pooling, w.preprocessing, cfg.style_statistic)
+                                cfg.pooling, w.preprocessing, statistic)
     params = jax.tree.map(jnp.asarray, w.params)
     blend = None
     if cfg.style_blend_weights is not None:
         total = float(sum(cfg.style_blend_weights))
         blend = [b / total for b in cfg.style_blend_weights]
     targets = _targets_fn(spec, None if blend is None else tuple(blend))(
-        params, jnp.asarray(content[None]), [jnp.asarray(s[None]) for s in styles])
+        params, jnp.asarray(content[None]), [jnp.asarray(s[None]) for s in styles], content_masks, style_masks)
     x0 = initial_image(cfg, content, styles, w.preprocessing)
     if chroma is not None and x0.shape[-1] == 3:
         x0 = image.rgb_to_yiq(x0)[..., :1]
@@ -163,7 +186,7 @@ def prepare(cfg: Config, loaded_weights: weights_mod.Weights | None = None) -> P
 
 @functools.lru_cache(maxsize=32)
 def _targets_fn(spec: losses.ObjectiveSpec, blend: tuple | None):
-    return jax.jit(lambda p, c, s: losses.compute_targets(p, spec, c, s, blend))
+    return jax.jit(lambda p, c, s, cm, sm: losses.compute_targets(p, spec, c, s, blend, None, cm, sm))
 
 
 @functools.lru_cache(maxsize=32)

@@ -95,3 +95,44 @@ def test_multiscale_passes_results_on(tmp_path, embedded):
 def test_bad_values(tmp_path, kw, pattern):
     with pytest.raises(NSTError, match=pattern):
         _cfg(tmp_path, **kw)
+
+
+def _mask(path, size, value=None, left=True):
+    from PIL import Image
+    w, h = size
+    a = np.zeros((h, w), np.uint8)
+    if value is not None:
+        a[:] = value
+    elif left:
+        a[:, : w // 2] = 255
+    else:
+        a[:, w // 2:] = 255
+    Image.fromarray(a, "L").save(path)
+    return str(path)
+
+
+def test_all_ones_mask_equals_no_mask(tmp_path, embedded):
+    ones = _mask(tmp_path / "ones.png", (451, 300), value=255)
+    a = run(_cfg(tmp_path / "a"), progress=False, loaded_weights=embedded)
+    b = run(_cfg(tmp_path / "b", content_masks=(ones,)), progress=False, loaded_weights=embedded)
+    np.testing.assert_allclose(b.image, a.image, atol=1e-5)
+    assert b.loss == pytest.approx(a.loss, rel=1e-5)
+
+
+def test_two_regions_two_styles(tmp_path, embedded):
+    left, right = _mask(tmp_path / "l.png", (451, 300)), _mask(tmp_path / "r.png", (451, 300), left=False)
+    res = run(_cfg(tmp_path, styles=(STYLE, STYLE2), content_masks=(left, right)), progress=False,
+              loaded_weights=embedded)
+    assert np.isfinite(res.loss) and res.parts["style"] > 0
+    p = prepare(_cfg(tmp_path, styles=(STYLE, STYLE2), content_masks=(left, right)), embedded)
+    assert all(len(pairs) == 2 for pairs in p.targets.style.values())
+
+
+def test_mask_errors(tmp_path, embedded):
+    wrong = _mask(tmp_path / "wrong.png", (100, 100), value=255)
+    with pytest.raises(NSTError, match="masks must have their image's size"):
+        prepare(_cfg(tmp_path, content_masks=(wrong,)), embedded)
+    with pytest.raises(NSTError, match="1 masks for 2 style images"):
+        _cfg(tmp_path, styles=(STYLE, STYLE2), content_masks=(wrong,))
+    with pytest.raises(NSTError, match="needs --content-mask"):
+        _cfg(tmp_path, style_masks=(wrong,))
