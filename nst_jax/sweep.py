@@ -219,6 +219,7 @@ def sweep(iterations: int, grid: dict[str, list], out: Path, base: dict[str, Any
         from tqdm.auto import tqdm
         bar = tqdm(total=total, desc=f"sweep: {len(todo)}/{len(runs)} runs to go", unit="it", file=sys.stderr)
     w = weights_mod.load(base.get("weights"))
+    failures: list[str] = []
     try:
         groups: dict[tuple, list] = {}
         for n, c in todo:
@@ -228,15 +229,23 @@ def sweep(iterations: int, grid: dict[str, list], out: Path, base: dict[str, Any
                 chunk = members[start:start + max(1, batch)]
                 if bar is not None:
                     bar.set_postfix_str(", ".join(n for n, _ in chunk)[:60])
-                if len(chunk) == 1:
-                    transfer.run(chunk[0][1], progress=False, loaded_weights=w, save_at=transfer.log_schedule,
-                                 on_step=(lambda it: bar.update(1)) if bar is not None else None)
-                else:
-                    run_batch([c for _, c in chunk],
-                              progress=(lambda it, n: bar.update(n)) if bar is not None else None)
+                try:
+                    if len(chunk) == 1:
+                        transfer.run(chunk[0][1], progress=False, loaded_weights=w, save_at=transfer.log_schedule,
+                                     on_step=(lambda it: bar.update(1)) if bar is not None else None)
+                    else:
+                        run_batch([c for _, c in chunk],
+                                  progress=(lambda it, n: bar.update(n)) if bar is not None else None)
+                except NSTError as err:  # one failed run (or batch) does not stop the sweep
+                    failures.extend(n for n, _ in chunk)
+                    for n, c in chunk:
+                        (Path(c.output).parent / "error.txt").write_text(f"{err}\n")
+                    print(f"warning: {', '.join(n for n, _ in chunk)}: {err}", file=sys.stderr)
     finally:
         if bar is not None:
             bar.close()
+    if failures:
+        raise NSTError(f"{len(failures)} run(s) failed (see error.txt in their folders): {', '.join(failures)}")
     return runs
 
 
@@ -275,10 +284,16 @@ def main(argv: list[str] | None = None) -> int:
         grid = load_grid(args.grid)
         base = {"content": args.content, "styles": tuple(args.style), "size": args.size,
                 "checkpoint_every": args.checkpoint_every, "print_every": 0}
-        sweep(args.iterations, grid, Path(args.out), base, args.batch, not args.quiet)
-        if not args.no_report:
+        failed = None
+        try:
+            sweep(args.iterations, grid, Path(args.out), base, args.batch, not args.quiet)
+        except NSTError as err:
+            failed = err
+        if not args.no_report and (Path(args.out) / "sweep.json").exists():
             from nst_jax.report import write_report
             print(f"wrote {write_report(Path(args.out))}")
+        if failed is not None:
+            raise failed
     except NSTError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
