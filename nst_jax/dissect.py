@@ -7,8 +7,8 @@
                fraction physically (smaller kernels), rerun the transfer, measure the result with the
                full network
 
-Every command writes PNG figures, a markdown table where there is one, and `command.txt` (the command
-and seed) into its output folder.
+Every command writes PNG figures, a markdown table where there is one, and appends its command line
+(with the seed) to `commands.txt` in its output folder.
 """
 
 from __future__ import annotations
@@ -35,8 +35,13 @@ FRACTIONS = (0.0, 0.25, 0.5, 0.75, 0.9)
 
 
 def _record(out: Path) -> None:
+    """Append the command (which holds the seed) to out/commands.txt, once."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "command.txt").write_text("python -m nst_jax.dissect " + " ".join(sys.argv[1:]) + "\n")
+    line = "python -m nst_jax.dissect " + " ".join(sys.argv[1:]) + "\n"
+    path = out / "commands.txt"
+    old = path.read_text() if path.exists() else ""
+    if line not in old:
+        path.write_text(old + line)
 
 
 # ----------------------------------------------------------------------------------- reconstructions
