@@ -288,9 +288,9 @@ def write_views(args, out: Path) -> None:
             r, c = divmod(i, 4)
             tiles[r * (h + 1): r * (h + 1) + h, c * (wd + 1): c * (wd + 1) + wd] = m / max(m.max(), 1e-12)
         axes[row, 1].imshow(tiles, cmap="magma")
-        axes[row, 1].set_title(f"{layer}: 16 most active channels {list(order[:4])}…", fontsize=9)
-        im = axes[row, 2].imshow(g, cmap="viridis")
-        axes[row, 2].set_title(f"Gram matrix of {layer} ({g.shape[0]}×{g.shape[0]})", fontsize=9)
+        axes[row, 1].set_title(f"{layer}: 16 most active channels {[int(i) for i in order[:4]]}…", fontsize=9)
+        im = axes[row, 2].imshow(np.log1p(np.maximum(g, 0.0)), cmap="viridis")
+        axes[row, 2].set_title(f"log(1 + Gram) of {layer} ({g.shape[0]}×{g.shape[0]})", fontsize=9)
         fig.colorbar(im, ax=axes[row, 2], fraction=0.046)
         for ax in axes[row]:
             ax.axis("off")
