@@ -69,6 +69,49 @@ def statistics_gallery(content: str, style: str, out: Path, size: int, iteration
     return results
 
 
+def classic_gallery(content: str, styles: list[str], out: Path, size: int, iterations: int):
+    """Two-style blend, original colours (none / luminance / histogram), and multi-scale vs
+    single-scale at about the same time (coarse half size for `iterations`, then 3/4 of them at full)."""
+    from nst_jax.image import fit_size, load_image, resize
+    from nst_jax.transfer import run, run_multiscale
+
+    def cfg(name, **kw):
+        base = dict(content=content, styles=(styles[0],), size=size, iterations=iterations,
+                    output=str(out / "runs" / f"{name}.png"), checkpoint_every=0, print_every=0)
+        base.update(kw)
+        return with_preset("default", **base)
+
+    def shown(path):
+        img = load_image(path)
+        return resize(img, fit_size(img.shape[:2], size))
+
+    panels = [("content", shown(content), Path(content).name)] + \
+             [(f"style {i + 1}", shown(p), Path(p).name) for i, p in enumerate(styles[:2])]
+    results = {}
+    jobs = [("style 1 only", cfg("style1")),
+            ("style 2 only", cfg("style2", styles=(styles[1],))),
+            ("blend 1:1", cfg("blend", styles=tuple(styles[:2]), style_blend_weights=(1.0, 1.0))),
+            ("original colours: luminance", cfg("luminance", original_colors="luminance")),
+            ("original colours: histogram", cfg("histogram", original_colors="histogram"))]
+    for title, c in jobs:
+        print(f"{title}: {c.iterations} iterations at {c.size} px", file=sys.stderr, flush=True)
+        res = run(c, progress=True)
+        results[title] = {"loss": res.loss, **res.parts, "seconds": res.seconds}
+        panels.append((title, res.image, f"{res.seconds:.0f} s, style {res.parts['style']:.3g}"))
+    coarse, fine = iterations, max(1, (3 * iterations) // 4)
+    ms = run_multiscale(cfg("multiscale", scales=(size // 2, size), scale_iterations=(coarse, fine)), progress=True)
+    seconds = sum(r.seconds for r in ms)
+    results["multi-scale"] = {"loss": ms[-1].loss, **ms[-1].parts, "seconds": seconds}
+    panels.append((f"multi-scale {size // 2}→{size}", ms[-1].image,
+                   f"{coarse}+{fine} it, {seconds:.0f} s, loss {ms[-1].loss:.3g}"))
+    single = results["style 1 only"]
+    panels.append((f"single scale {size}", panels[3][1], f"{iterations} it, {single['seconds']:.0f} s, "
+                                                          f"loss {single['loss']:.3g}"))
+    figure(panels, out / "classic.png", f"Classic options at {size} px (k = 100, init content)", columns=5)
+    (out / "classic.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nst_jax.gallery", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -79,7 +122,20 @@ def main(argv: list[str] | None = None) -> int:
     ps.add_argument("--iterations", type=int, default=150)
     ps.add_argument("--statistics", default=",".join(statistics.NAMES))
     ps.add_argument("-o", "--out", default="docs/statistics")
+    pc = sub.add_parser("classic", help="blend, original colours, multi-scale vs single scale")
+    pc.add_argument("--content", default=str(SAMPLES / "chelsea.png"))
+    pc.add_argument("--styles", nargs=2, default=[str(SAMPLES / "ihc.png"), str(SAMPLES / "hubble_deep_field.jpg")])
+    pc.add_argument("--size", type=int, default=256)
+    pc.add_argument("--iterations", type=int, default=80)
+    pc.add_argument("-o", "--out", default="docs/classic")
     args = p.parse_args(argv)
+    if args.what == "classic":
+        try:
+            classic_gallery(args.content, args.styles, Path(args.out), args.size, args.iterations)
+        except NSTError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
     try:
         names = [n for n in args.statistics.split(",") if n]
         for n in names:
