@@ -174,7 +174,7 @@ def reduce_network(content: str, style: str, out: Path, size: int, iterations: i
     import jax
     import jax.numpy as jnp
 
-    from nst_jax import losses, transfer
+    from nst_jax import transfer
     from nst_jax import weights as weights_mod
 
     w = weights if weights is not None else weights_mod.load()
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--size", type=int, default=256)
         s.add_argument("--iterations", type=int, default=200)
         s.add_argument("--seed", type=int, default=0)
-        s.add_argument("-o", "--out", default=f"docs/dissect")
+        s.add_argument("-o", "--out", default="docs/dissect")
     sub.choices["content"].add_argument("--layers", default=",".join(CONTENT_LAYERS))
     sub.choices["style"].add_argument("--layers", default=",".join(STYLE_SETS))
     sub.choices["style"].add_argument("--style-statistic", default="gram")

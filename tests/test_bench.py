@@ -7,7 +7,7 @@ import pytest
 
 def test_bench_tiny(tmp_path):
     pytest.importorskip("torch")
-    from bench.run import main, psnr, ssim
+    from bench.run import main
 
     assert main(["--size", "32", "--iterations", "3", "--repeats", "1", "--batch", "1,2",
                  "--results-dir", str(tmp_path), "--json", str(tmp_path / "b.json")]) == 0

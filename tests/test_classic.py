@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nst_jax import image, losses
+from nst_jax import image
 from nst_jax.config import with_preset
 from nst_jax.errors import NSTError
 from nst_jax.transfer import prepare, run, run_multiscale, scale_configs
