@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nst_jax import image, losses, solvers, weights
+from nst_jax.image import psnr
 from nst_jax.config import PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,11 +36,6 @@ STYLE = ROOT / "nst_jax" / "samples" / "ihc.png"
 STYLE_LAYERS = PRESETS["default"]["style_layers"]
 CONTENT_LAYERS = PRESETS["default"]["content_layers"]
 STYLE_WEIGHT, TV_WEIGHT = PRESETS["default"]["style_weight"], PRESETS["default"]["tv_weight"]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((np.clip(a, 0, 1) - np.clip(b, 0, 1)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

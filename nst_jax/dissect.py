@@ -26,6 +26,7 @@ import numpy as np
 from nst_jax import vgg
 from nst_jax.config import with_preset
 from nst_jax.errors import NSTError
+from nst_jax.image import psnr  # noqa: F401  (re-exported: the reconstructions' measure)
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 CONTENT_LAYERS = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
@@ -74,11 +75,6 @@ def reconstruct_style(image_path: str, last_layers: Sequence[str], out: Path, si
         results.append((f"{layers[0]}…{last}" if len(layers) > 1 else last, run(cfg, progress=False,
                                                                                    loaded_weights=weights)))
     return results
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((np.clip(a, 0, 1) - np.clip(b, 0, 1)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
 
 
 # --------------------------------------------------------------------------------------------- views

@@ -8,7 +8,6 @@ one figure with the results and their final losses.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -61,9 +60,8 @@ def statistics_gallery(content: str, style: str, out: Path, size: int, iteration
         results[name] = {"loss": res.loss, **res.parts, "seconds": res.seconds}
         panels.append((name, res.image, f"style {res.parts['style']:.3g} · content {res.parts['content']:.3g}\n"
                                         f"{res.seconds:.0f} s"))
-    k = dataclasses.asdict(cfg)["style_weight"]
     figure(panels, out / "statistics.png",
-           f"Style statistics, {iterations} L-BFGS iterations at {size} px, k = {k:g}, init {cfg.init} "
+           f"Style statistics, {iterations} L-BFGS iterations at {size} px, k = {cfg.style_weight:g}, init {cfg.init} "
            f"(style loss in each statistic's own calibrated units)")
     (out / "statistics.json").write_text(json.dumps(results, indent=2))
     return results

@@ -66,6 +66,12 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio (dB) of two images in [0, 1] (clipped); inf when equal."""
+    mse = float(np.mean((np.clip(a, 0, 1) - np.clip(b, 0, 1)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
+
+
 def fit_size(shape: tuple[int, int], longest: int) -> tuple[int, int]:
     """(H, W) scaled so that the longer side is `longest`, aspect kept, each side at least 1."""
     h, w = shape

@@ -110,7 +110,7 @@ def _positions(f):
     return f.reshape(-1, f.shape[-1])
 
 
-def mask_at(mask: jnp.ndarray, layer: str, pooling: str = "max") -> jnp.ndarray:
+def mask_at(mask: jnp.ndarray, layer: str) -> jnp.ndarray:
     """A mask (H, W) at a layer's resolution: 2×2 averages for each pooling before the layer."""
     m = mask.astype(jnp.float32)
     for _ in range(vgg.pools_before(layer)):

@@ -113,11 +113,11 @@ def write_report(out: Path) -> Path:
         info[name] = {"dir": (out / rel).parent, "result": out / rel if (out / rel).exists() else None,
                       "sidecar": json.loads(side.read_text()) if side.exists() else None,
                       "log": read_log(log) if log.exists() else []}
+    from nst_jax.sweep import run_name
     keys = list(grid)
     point_of = {}
     for values in itertools.product(*(grid[k] for k in keys)):
         point = dict(zip(keys, values))
-        from nst_jax.sweep import run_name
         point_of[run_name({k: tuple(v) if isinstance(v, list) else v for k, v in point.items()}, grid)] = point
     parts = [f"<h1>Sweep report: {html.escape(str(out))}</h1>",
              f"<p>{len(runs)} runs, target {manifest['iterations']} iterations; grid: "
