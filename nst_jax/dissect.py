@@ -25,8 +25,8 @@ import numpy as np
 
 from nst_jax import vgg
 from nst_jax.config import with_preset
-from nst_jax.errors import NSTError
-from nst_jax.image import psnr  # noqa: F401  (re-exported: the reconstructions' measure)
+from nst_jax.errors import NSTError, cli
+from nst_jax.image import psnr
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 CONTENT_LAYERS = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
@@ -205,6 +205,7 @@ def _grid(panels, path: Path, title: str, columns: int) -> None:
     figure(panels, path, title, columns)
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nst_jax.dissect", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -225,38 +226,34 @@ def main(argv: list[str] | None = None) -> int:
     sub.choices["reduce"].add_argument("--fractions", default=",".join(map(str, FRACTIONS)))
     args = p.parse_args(argv)
     out = Path(args.out)
-    try:
-        _record(out)
-        if args.what == "content":
-            layers = vgg.resolve_all(args.layers.split(","))
-            res = reconstruct_content(args.content, layers, out, args.size, args.iterations, args.seed)
-            from nst_jax.image import fit_size, load_image, resize
-            img = load_image(args.content)
-            img = resize(img, fit_size(img.shape[:2], args.size))
-            panels = [("image", img, "")] + [(l, r.image, f"PSNR {psnr(r.image, img):.1f} dB") for l, r in res]
-            _grid(panels, out / "content_reconstructions.png",
-                  f"Content reconstructions from white noise, {args.iterations} L-BFGS iterations, seed {args.seed}",
-                  len(panels))
-        elif args.what == "style":
-            layers = vgg.resolve_all(args.layers.split(","))
-            res = reconstruct_style(args.style, layers, out, args.size, args.iterations, args.style_statistic,
-                                    args.seed)
-            from nst_jax.image import fit_size, load_image, resize
-            img = load_image(args.style)
-            panels = [("style", resize(img, fit_size(img.shape[:2], args.size)), "")] + \
-                     [(l, r.image, f"style loss {r.parts['style']:.3g}") for l, r in res]
-            _grid(panels, out / "style_reconstructions.png",
-                  f"Style reconstructions ({args.style_statistic}) from white noise, {args.iterations} "
-                  f"iterations, seed {args.seed}", len(panels))
-        elif args.what == "views":
-            write_views(args, out)
-        else:
-            rows = reduce_network(args.content, args.style, out, args.size, args.iterations,
-                                  args.criteria.split(","), [float(f) for f in args.fractions.split(",")], args.seed)
-            write_reduction(rows, out, args)
-    except NSTError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    _record(out)
+    if args.what == "content":
+        layers = vgg.resolve_all(args.layers.split(","))
+        res = reconstruct_content(args.content, layers, out, args.size, args.iterations, args.seed)
+        from nst_jax.image import fit_size, load_image, resize
+        img = load_image(args.content)
+        img = resize(img, fit_size(img.shape[:2], args.size))
+        panels = [("image", img, "")] + [(l, r.image, f"PSNR {psnr(r.image, img):.1f} dB") for l, r in res]
+        _grid(panels, out / "content_reconstructions.png",
+              f"Content reconstructions from white noise, {args.iterations} L-BFGS iterations, seed {args.seed}",
+              len(panels))
+    elif args.what == "style":
+        layers = vgg.resolve_all(args.layers.split(","))
+        res = reconstruct_style(args.style, layers, out, args.size, args.iterations, args.style_statistic,
+                                args.seed)
+        from nst_jax.image import fit_size, load_image, resize
+        img = load_image(args.style)
+        panels = [("style", resize(img, fit_size(img.shape[:2], args.size)), "")] + \
+                 [(l, r.image, f"style loss {r.parts['style']:.3g}") for l, r in res]
+        _grid(panels, out / "style_reconstructions.png",
+              f"Style reconstructions ({args.style_statistic}) from white noise, {args.iterations} "
+              f"iterations, seed {args.seed}", len(panels))
+    elif args.what == "views":
+        write_views(args, out)
+    else:
+        rows = reduce_network(args.content, args.style, out, args.size, args.iterations,
+                              args.criteria.split(","), [float(f) for f in args.fractions.split(",")], args.seed)
+        write_reduction(rows, out, args)
     return 0
 
 

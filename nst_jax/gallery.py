@@ -16,7 +16,7 @@ import numpy as np
 
 from nst_jax import statistics
 from nst_jax.config import with_preset
-from nst_jax.errors import NSTError
+from nst_jax.errors import NSTError, cli
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
@@ -110,6 +110,7 @@ def classic_gallery(content: str, styles: list[str], out: Path, size: int, itera
     return results
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nst_jax.gallery", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -128,21 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     pc.add_argument("-o", "--out", default="docs/classic")
     args = p.parse_args(argv)
     if args.what == "classic":
-        try:
-            classic_gallery(args.content, args.styles, Path(args.out), args.size, args.iterations)
-        except NSTError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        classic_gallery(args.content, args.styles, Path(args.out), args.size, args.iterations)
         return 0
-    try:
-        names = [n for n in args.statistics.split(",") if n]
-        for n in names:
-            if n not in statistics.NAMES:
-                raise NSTError(f"unknown style statistic {n!r}; choose from {', '.join(statistics.NAMES)}")
-        statistics_gallery(args.content, args.style, Path(args.out), args.size, args.iterations, names)
-    except NSTError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    names = [n for n in args.statistics.split(",") if n]
+    for n in names:
+        if n not in statistics.NAMES:
+            raise NSTError(f"unknown style statistic {n!r}; choose from {', '.join(statistics.NAMES)}")
+    statistics_gallery(args.content, args.style, Path(args.out), args.size, args.iterations, names)
     return 0
 
 

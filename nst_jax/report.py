@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-from nst_jax.errors import NSTError
+from nst_jax.errors import NSTError, cli
 
 
 def read_log(path: str | Path) -> list[dict]:
@@ -186,14 +186,11 @@ def write_report(out: Path) -> Path:
     return out / "index.html"
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] not in ("plot", "-h", "--help"):
-        try:
-            print(f"wrote {write_report(Path(argv[0]))}")
-        except NSTError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        print(f"wrote {write_report(Path(argv[0]))}")
         return 0
     p = argparse.ArgumentParser(prog="python -m nst_jax.report", description="Plots from run logs.")
     sub = p.add_subparsers(dest="what", required=True)
@@ -202,12 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     pp.add_argument("-o", "--output", required=True)
     pp.add_argument("--title", default="")
     args = p.parse_args(argv)
-    try:
-        logs = {Path(log).name.replace(".losses.jsonl", ""): read_log(log) for log in args.logs}
-        plot_losses(logs, args.output, args.title)
-    except NSTError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    logs = {Path(log).name.replace(".losses.jsonl", ""): read_log(log) for log in args.logs}
+    plot_losses(logs, args.output, args.title)
     print(f"wrote {args.output}")
     return 0
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from nst_jax.config import INITS, PRESETS, Config, with_preset
-from nst_jax.errors import NSTError
+from nst_jax.errors import cli
 from nst_jax.solvers import SOLVERS
 from nst_jax.statistics import NAMES as STATISTIC_NAMES
 from nst_jax.vgg import POOLINGS
@@ -119,6 +119,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         checkpoint_every=args.checkpoint_every)
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -128,9 +129,6 @@ def main(argv: list[str] | None = None) -> int:
             result = run_multiscale(cfg, progress=not args.quiet, restart=args.restart)[-1]
         else:
             result = run(cfg, progress=not args.quiet, restart=args.restart)
-    except NSTError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted: the last checkpoint is kept; run the same command to continue", file=sys.stderr)
         return 130

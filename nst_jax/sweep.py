@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nst_jax.config import INITS, Config, with_preset
-from nst_jax.errors import NSTError
+from nst_jax.errors import NSTError, cli
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 DEFAULT_GRID = {"init": list(INITS), "style_weight": [10.0, 100.0, 1000.0]}
@@ -263,6 +263,7 @@ def _iteration_of(cfg: Config) -> int:
         return 0
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nst_jax.sweep", description=__doc__.split("\n\n")[0])
     p.add_argument("iterations", type=int, help="the number of iterations every run should reach")
@@ -294,9 +295,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {write_report(Path(args.out))}")
         if failed is not None:
             raise failed
-    except NSTError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to continue", file=sys.stderr)
         return 130

