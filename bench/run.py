@@ -21,12 +21,13 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nst_jax import image, losses, solvers, weights
+from nst_jax import compiler, image, losses, solvers, vgg, weights
 from nst_jax.image import psnr
 from nst_jax.config import PRESETS
 
@@ -67,6 +68,18 @@ def _median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def interleaved_medians(fns: dict, repeats: int) -> dict:
+    """Median seconds of each function, timed in turns (A, B, A, B, …) so that the machine's load
+    drifts equally over all of them: on shared CPUs consecutive blocks of repeats differ by 10–20 %."""
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
 def _time_to_loss(curve: list[tuple[float, float]], target: float) -> float | None:
     """First time at which the loss is ≤ target; curve is [(seconds, loss)]."""
     for t, loss in curve:
@@ -81,65 +94,94 @@ def _images(size: int):
     return c, s
 
 
-def bench_jax(w, content, style, x0, iterations, repeats, solver_name="lbfgs", batch=1, fuse=1):
+class JaxProblem(NamedTuple):
+    """nst_jax's objective and solver for one size, compiled: what the run CLI does, minus the files."""
+
+    solver: str
+    batch: int
+    fuse: int
+    aux: tuple
+    init: Callable
+    step: Callable
+    value_and_grad: Callable
+    value_and_grad_xla_defaults: Callable | None
+
+
+def jax_problem(w, content, style, solver_name="lbfgs", batch=1, fuse=1) -> JaxProblem:
     spec = losses.ObjectiveSpec(CONTENT_LAYERS, STYLE_LAYERS, (1 / len(STYLE_LAYERS),) * len(STYLE_LAYERS),
                                 "max", w.preprocessing)
-    params = jax.tree.map(jnp.asarray, w.params)
-    targets = jax.jit(lambda p, c, s: losses.compute_targets(p, spec, c, [s]))(params, content, style)
+    params = vgg.with_backward_kernels(jax.tree.map(jnp.asarray, w.params))
+    targets = compiler.jit(lambda p, c, s: losses.compute_targets(p, spec, c, [s]))(params, content, style)
     lw = losses.LossWeights(jnp.float32(1.0), jnp.float32(STYLE_WEIGHT), jnp.float32(TV_WEIGHT))
     fun = lambda x, aux: losses.objective(x, aux[0], aux[1], aux[2], spec)  # gram: no key needed
-    aux = (params, targets, lw)
     solver = solvers.make_solver(solver_name, fun)
-    x = jnp.asarray(x0)
-    out: dict = {"solver": solver_name, "batch": batch, "fuse": fuse}
     one_step, one_init = solver.step, solver.init
     if batch > 1:
-        x = jnp.broadcast_to(x, (batch,) + x.shape)
         one_init = jax.vmap(solver.init, in_axes=(0, None))
         one_step = jax.vmap(solver.step, in_axes=(0, None))
     if fuse > 1:  # k steps per call (lax.fori_loop): fewer host syncs; on XLA-CPU convolutions in loops are slower
         many = lambda st, aux: jax.lax.fori_loop(0, fuse, lambda i, s: one_step(s, aux), st)
-        init, step = jax.jit(one_init), jax.jit(many, donate_argnums=0)
+        init, step = compiler.jit(one_init), compiler.jit(many, donate_argnums=0)
     else:
-        init, step = jax.jit(one_init), jax.jit(one_step, donate_argnums=0)
-    if solver_name == "lbfgs" and batch == 1:
-        vg = jax.jit(jax.value_and_grad(fun, has_aux=True))
-        t = time.perf_counter()
-        jax.block_until_ready(vg(x, aux))
-        out["compile_eval_s"] = time.perf_counter() - t
-        out["eval_s"] = _median_time(lambda: jax.block_until_ready(vg(x, aux)), repeats)
+        init, step = compiler.jit(one_init), compiler.jit(one_step, donate_argnums=0)
+    vg = compiler.jit(jax.value_and_grad(fun, has_aux=True))
+    vg0 = jax.jit(jax.value_and_grad(fun, has_aux=True)) if compiler.compiler_options() else None
+    return JaxProblem(solver_name, batch, fuse, (params, targets, lw), init, step, vg, vg0)
+
+
+def jax_run(problem: JaxProblem, x0, iterations: int, target: float | None = None,
+            max_iterations: int | None = None) -> dict:
+    """Run `iterations` steps from x0 (then, if `target` is not reached yet, on up to `max_iterations`
+    until it is). Times include the host sync per call that the run loop does for its progress bar."""
+    aux, fuse, batch = problem.aux, problem.fuse, problem.batch
+    x = jnp.asarray(x0)
+    if batch > 1:
+        x = jnp.broadcast_to(x, (batch,) + x.shape)
+    out: dict = {"solver": problem.solver, "batch": batch, "fuse": fuse}
     t = time.perf_counter()
-    state = jax.block_until_ready(init(x, aux))
+    state = jax.block_until_ready(problem.init(x, aux))
     out["init_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    compiled = step.lower(state, aux).compile()
+    compiled = problem.step.lower(state, aux).compile()
     out["compile_step_s"] = time.perf_counter() - t
-    loss0 = float(jnp.mean(state.value))
-    curve, per_it = [(0.0, loss0)], []
+    curve, per_it = [(0.0, float(jnp.mean(state.value)))], []
+    limit = max(iterations, max_iterations or 0)
     start = time.perf_counter()
-    for _ in range(max(1, iterations // fuse) if iterations else 0):
+    done = 0
+    while done < limit:
+        if done >= iterations and (target is None or curve[-1][1] <= target):
+            break
         t = time.perf_counter()
         state = compiled(state, aux)
         loss = float(jnp.mean(state.value))  # one host sync per call, as the run loop does per step
+        done += fuse
         per_it.append((time.perf_counter() - t) / fuse)
         curve.append((time.perf_counter() - start, loss))
+        if "final_loss" not in out and done >= iterations:  # the result after N iterations
+            out["final_loss"] = loss
+            out["image"] = np.asarray(state.x if batch == 1 else state.x[0])[0]
+            out["evaluations_per_iteration"] = float(jnp.mean(state.evaluations - 1)) / max(done, 1)
+            out["total_s"] = time.perf_counter() - start
+    if iterations == 0:
+        out.update(final_loss=curve[0][1], image=np.asarray(x if batch == 1 else x[0])[0],
+                   evaluations_per_iteration=0.0, total_s=0.0)
     out["iteration_s"] = statistics.median(per_it) if per_it else None
     out["per_run_iteration_s"] = out["iteration_s"] / batch if per_it else None
-    out["total_s"] = time.perf_counter() - start
-    out["final_loss"] = curve[-1][1]
-    out["evaluations_per_iteration"] = float(jnp.mean(state.evaluations - 1)) / max(iterations, 1)
-    out["image"] = np.asarray(state.x if batch == 1 else state.x[0])[0]
     out["curve"] = curve
+    out["iterations_run"] = done
     return out
 
 
-def bench_torch(w, content, style, x0, iterations, repeats, device):
-    import torch
-    from bench.torch_reference import Objective, run_lbfgs
+def torch_objective(w, content, style, device):
+    from bench.torch_reference import Objective
 
-    torch.manual_seed(0)
-    obj = Objective(w, content[0], style[0], CONTENT_LAYERS, STYLE_LAYERS,
-                    (1 / len(STYLE_LAYERS),) * len(STYLE_LAYERS), 1.0, STYLE_WEIGHT, TV_WEIGHT, device=device)
+    return Objective(w, content[0], style[0], CONTENT_LAYERS, STYLE_LAYERS,
+                     (1 / len(STYLE_LAYERS),) * len(STYLE_LAYERS), 1.0, STYLE_WEIGHT, TV_WEIGHT, device=device)
+
+
+def torch_eval_fn(obj, x0, device):
+    import torch
+
     sync = (lambda: torch.cuda.synchronize()) if device == "cuda" else (lambda: None)
     x = obj.to_tensor(x0[0]).requires_grad_(True)
 
@@ -148,9 +190,15 @@ def bench_torch(w, content, style, x0, iterations, repeats, device):
         loss, _ = obj(x)
         loss.backward()
         sync()
+    return eval_once
 
-    eval_once()
-    out = {"eval_s": _median_time(eval_once, repeats)}
+
+def torch_run(obj, x0, iterations, device) -> dict:
+    import torch
+    from bench.torch_reference import run_lbfgs
+
+    torch.manual_seed(0)
+    sync = (lambda: torch.cuda.synchronize()) if device == "cuda" else (lambda: None)
     times = []
     start = [0.0]
 
@@ -163,47 +211,87 @@ def bench_torch(w, content, style, x0, iterations, repeats, device):
     total = time.perf_counter() - start[0]
     # times[i] is when the loss after i iterations was known; the final one is computed after the loop
     times.append((total, curve[-1]))
-    out["curve"] = times
-    out["final_loss"] = curve[-1]
-    out["total_s"] = total
     steps = np.diff([t for t, _ in times[1:]])
-    out["iteration_s"] = float(np.median(steps)) if len(steps) else None
-    out["image"] = img
+    out = {"curve": times, "final_loss": curve[-1], "total_s": total,
+           "iteration_s": float(np.median(steps)) if len(steps) else None, "image": img}
     if device == "cuda":
         out["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     return out
 
 
-def run_size(w, size, iterations, repeats, device, solver_names, batches, fuse=1):
+def coarse_to_fine(w, size, x0, iterations, coarse_iterations, target) -> dict:
+    """nst_jax's multi-scale start (`--scales S/2,S --scale-iterations K,N`) from the same noise image:
+    K iterations at half size, the result upsampled, then the full-size run; the coarse stage's
+    compile-free time is counted in full."""
+    half = size // 2
+    c2, s2 = _images(half)
+    coarse = jax_run(jax_problem(w, c2, s2), image.resize(x0[0], (half, half))[None], coarse_iterations)
+    x1 = np.clip(image.resize(coarse["image"], (size, size)), 0, 1)[None].astype(np.float32)
+    c, s = _images(size)
+    fine = jax_run(jax_problem(w, c, s), x1, iterations, target, 2 * iterations)
+    curve = [(t + coarse["total_s"], loss) for t, loss in fine["curve"]]
+    return {"coarse_size": half, "coarse_iterations": coarse_iterations, "coarse_s": coarse["total_s"],
+            "final_loss": fine["final_loss"], "time_to_ref_loss_s": _time_to_loss(curve, target),
+            "fine_iteration_s": fine["iteration_s"], "image": fine["image"]}
+
+
+def run_size(w, size, iterations, repeats, device, solver_names, batches, fuse=1, coarse=0):
     content, style = _images(size)
     x0 = np.asarray(jax.random.uniform(jax.random.PRNGKey(0), content.shape, jnp.float32))
     row = {"size": size, "iterations": iterations}
-    ours = bench_jax(w, content, style, x0, iterations, repeats, fuse=fuse)
-    row["jax_peak_rss_mb"] = peak_rss_mb()
+    t = time.perf_counter()
+    problem = jax_problem(w, content, style, fuse=fuse)
+    jax.block_until_ready(problem.value_and_grad(jnp.asarray(x0), problem.aux))
+    row["jax_compile_eval_s"] = time.perf_counter() - t
+    evals = {"jax": lambda: jax.block_until_ready(problem.value_and_grad(jnp.asarray(x0), problem.aux))}
+    if problem.value_and_grad_xla_defaults is not None:
+        vg0 = problem.value_and_grad_xla_defaults
+        jax.block_until_ready(vg0(jnp.asarray(x0), problem.aux))
+        evals["jax_xla_defaults"] = lambda: jax.block_until_ready(vg0(jnp.asarray(x0), problem.aux))
+    ref_device = "cuda" if device == "gpu" else "cpu"
     if device != "none":
-        ref = bench_torch(w, content, style, x0, iterations, repeats, "cuda" if device == "gpu" else "cpu")
+        obj = torch_objective(w, content, style, ref_device)
+        evals["torch"] = torch_eval_fn(obj, x0, ref_device)
+        evals["torch"]()  # warm-up
+    medians = interleaved_medians(evals, repeats)
+    row["jax_eval_s"] = medians["jax"]
+    row["jax_eval_xla_defaults_s"] = medians.get("jax_xla_defaults")
+    target = None
+    if device != "none":
+        ref = torch_run(obj, x0, iterations, ref_device)
         row["torch_peak_rss_mb"] = peak_rss_mb()
         target = ref["final_loss"]
+    # nst_jax runs on past N iterations, up to 2N, if it has not reached the reference's loss at N
+    ours = jax_run(problem, x0, iterations, target, 2 * iterations if target is not None else None)
+    row["jax_peak_rss_mb"] = peak_rss_mb()
+    if device != "none":
         t_ours, t_ref = _time_to_loss(ours["curve"], target), _time_to_loss(ref["curve"], target)
         row.update({
-            "torch_eval_s": ref["eval_s"], "torch_iteration_s": ref["iteration_s"],
+            "torch_eval_s": medians["torch"], "torch_iteration_s": ref["iteration_s"],
             "torch_final_loss": ref["final_loss"], "torch_total_s": ref["total_s"],
             "time_to_ref_loss_jax_s": t_ours, "time_to_ref_loss_torch_s": t_ref,
+            "jax_iterations_to_ref_loss": next((i for i, (_, v) in enumerate(ours["curve"]) if v <= target), None),
             "speedup_time_to_loss": (t_ref / t_ours) if (t_ours and t_ref) else None,
-            "speedup_eval": ref["eval_s"] / ours["eval_s"],
+            "speedup_eval": medians["torch"] / medians["jax"],
+            "speedup_iteration": (ref["iteration_s"] / ours["iteration_s"]) if ref["iteration_s"] else None,
             "final_loss_gap": (ours["final_loss"] - ref["final_loss"]) / ref["final_loss"],
             "psnr_db": psnr(ours["image"], ref["image"]), "ssim": ssim(ours["image"], ref["image"]),
         })
         if "peak_mem_mb" in ref:
             row["torch_peak_gpu_mb"] = ref["peak_mem_mb"]
+        if coarse:
+            c2f = coarse_to_fine(w, size, x0, iterations, coarse, target)
+            c2f["speedup_time_to_loss"] = (t_ref / c2f["time_to_ref_loss_s"]) if c2f["time_to_ref_loss_s"] else None
+            c2f.pop("image")
+            row["coarse_to_fine"] = c2f
     row.update({f"jax_{k}": v for k, v in ours.items() if k not in ("image", "curve", "solver", "batch")})
     row["solvers"] = []
     for name in solver_names:
-        r = ours if name == "lbfgs" else bench_jax(w, content, style, x0, iterations, repeats, name)
+        r = ours if name == "lbfgs" else jax_run(jax_problem(w, content, style, name), x0, iterations)
         row["solvers"].append({k: v for k, v in r.items() if k not in ("image", "curve")})
     row["batched"] = []
     for b in batches:
-        r = bench_jax(w, content, style, x0, max(2, min(iterations, 10)), repeats, "lbfgs", batch=b)
+        r = jax_run(jax_problem(w, content, style, "lbfgs", batch=b), x0, max(2, min(iterations, 10)))
         row["batched"].append({k: v for k, v in r.items() if k not in ("image", "curve")})
     if jax.devices()[0].platform == "gpu":
         stats = jax.devices()[0].memory_stats() or {}
@@ -219,20 +307,41 @@ def markdown(result: dict) -> str:
     lines = [f"# nst_jax vs PyTorch reference — {result['device']}, {result['date']}",
              "", f"Command: `{result['command']}`", "",
              f"jax {result['versions']['jax']}, torch {result['versions'].get('torch', '—')}, "
-             f"{result['machine']}. Objective: content {','.join(CONTENT_LAYERS)}, style "
+             f"{result['machine']}; nst_jax compiler options: {result.get('compiler_options') or 'XLA defaults'}. "
+             f"Objective: content {','.join(CONTENT_LAYERS)}, style "
              f"{','.join(STYLE_LAYERS)}, k={STYLE_WEIGHT:g}, tv={TV_WEIGHT:g}; both from the same noise image; "
-             f"L-BFGS history 100, no line search (torch.optim.LBFGS for the reference).", "",
-             "| size | iters | eval s (jax / torch) | iter s (jax / torch) | compile s | final loss (jax / torch) | "
-             "gap | time to torch's loss s (jax / torch) | speed-up | PSNR dB | SSIM | peak RSS MB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"L-BFGS history 100, no line search (torch.optim.LBFGS for the reference). Evaluation times are "
+             f"medians of nst_jax and the reference timed in turns; nst_jax runs past N iterations (up to 2N) "
+             f"if it has not reached the reference's loss at N.", "",
+             "| size | iters | eval s (jax / torch) | eval s, jax with XLA defaults | iter s (jax / torch) | "
+             "compile s | final loss (jax / torch) | gap | time to torch's loss s (jax / torch) | jax iters to it | "
+             "speed-up eval / iter / to loss | PSNR dB | SSIM | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(
             f"| {r['size']}² | {r['iterations']} | {_fmt(r['jax_eval_s'])} / {_fmt(r.get('torch_eval_s'))} | "
+            f"{_fmt(r.get('jax_eval_xla_defaults_s'))} | "
             f"{_fmt(r['jax_iteration_s'])} / {_fmt(r.get('torch_iteration_s'))} | {_fmt(r['jax_compile_step_s'])} | "
             f"{_fmt(r['jax_final_loss'], '.5g')} / {_fmt(r.get('torch_final_loss'), '.5g')} | "
             f"{_fmt(r.get('final_loss_gap'), '+.2%')} | {_fmt(r.get('time_to_ref_loss_jax_s'))} / "
-            f"{_fmt(r.get('time_to_ref_loss_torch_s'))} | {_fmt(r.get('speedup_time_to_loss'), '.2f')}× | "
-            f"{_fmt(r.get('psnr_db'), '.1f')} | {_fmt(r.get('ssim'), '.3f')} | {_fmt(r.get('torch_peak_rss_mb', r['jax_peak_rss_mb']), '.0f')} |")
+            f"{_fmt(r.get('time_to_ref_loss_torch_s'))} | {_fmt(r.get('jax_iterations_to_ref_loss'), 'd')} | "
+            f"{_fmt(r.get('speedup_eval'), '.2f')}× / {_fmt(r.get('speedup_iteration'), '.2f')}× / "
+            f"{_fmt(r.get('speedup_time_to_loss'), '.2f')}× | "
+            f"{_fmt(r.get('psnr_db'), '.1f')} | {_fmt(r.get('ssim'), '.3f')} | "
+            f"{_fmt(max(r.get('torch_peak_rss_mb', 0), r['jax_peak_rss_mb']), '.0f')} |")
+    c2f = [r for r in result["rows"] if r.get("coarse_to_fine")]
+    if c2f:
+        lines += ["", "## Coarse-to-fine start (nst_jax `--scales S/2,S --scale-iterations K,N`), same noise image",
+                  "", "K iterations at half size, upsampled, then the full-size run; time counted from the "
+                  "start of the coarse stage. The objective at size S is the same as above.", "",
+                  "| size | K at half size | coarse s | time to torch's loss s (jax / torch) | speed-up | "
+                  "loss after N at S (jax / torch) |", "|---|---|---|---|---|---|"]
+        for r in c2f:
+            c = r["coarse_to_fine"]
+            lines.append(f"| {r['size']}² | {c['coarse_iterations']} at {c['coarse_size']}² | {_fmt(c['coarse_s'])} | "
+                         f"{_fmt(c['time_to_ref_loss_s'])} / {_fmt(r.get('time_to_ref_loss_torch_s'))} | "
+                         f"{_fmt(c.get('speedup_time_to_loss'), '.2f')}× | {_fmt(c['final_loss'], '.5g')} / "
+                         f"{_fmt(r.get('torch_final_loss'), '.5g')} |")
     lines += ["", "## nst_jax solvers (same start, same iterations)", "",
               "| size | solver | iter s | evals / iter | final loss |", "|---|---|---|---|---|"]
     for r in result["rows"]:
@@ -260,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", default="1,4,16", help="batched run sizes (vmap)")
     p.add_argument("--no-torch", action="store_true", help="skip the reference")
     p.add_argument("--fuse", type=int, default=1, help="L-BFGS steps per compiled call (try 10 on GPU)")
+    p.add_argument("--coarse", type=int, default=60,
+                   help="iterations at half size for the coarse-to-fine row (0: no such row)")
     p.add_argument("--json", default=None, help="also write the JSON here")
     p.add_argument("--results-dir", default=str(ROOT / "bench" / "results"))
     args = p.parse_args(argv)
@@ -277,12 +388,13 @@ def main(argv: list[str] | None = None) -> int:
     for size in [int(s) for s in args.size.split(",") if s]:
         print(f"size {size}…", file=sys.stderr, flush=True)
         rows.append(run_size(w, size, args.iterations, args.repeats, device,
-                             [s for s in args.solvers.split(",") if s], [int(b) for b in args.batch.split(",") if b], args.fuse))
+                             [s for s in args.solvers.split(",") if s], [int(b) for b in args.batch.split(",") if b], args.fuse,
+                             args.coarse))
     date = dt.date.today().isoformat()
     dev_name = jax.devices()[0].device_kind if platform_name == "gpu" else f"{os.cpu_count()} cores"
     result = {"device": f"{platform_name} ({dev_name})", "date": date, "machine": platform.platform(),
               "command": "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv),
-              "versions": versions, "rows": rows}
+              "versions": versions, "compiler_options": compiler.compiler_options(), "rows": rows}
     md = markdown(result)
     print(md)
     out_dir = Path(args.results_dir)

@@ -167,10 +167,9 @@ def zero_removed(params: dict, keep: dict) -> dict:
 def reduce_network(content: str, style: str, out: Path, size: int, iterations: int, criteria: Sequence[str],
                    fractions: Sequence[float], seed: int = 0, weights=None) -> list[dict]:
     """For each criterion and fraction: prune, run the transfer, measure the result with the full network."""
-    import jax
     import jax.numpy as jnp
 
-    from nst_jax import transfer
+    from nst_jax import compiler, transfer
     from nst_jax import weights as weights_mod
 
     w = weights if weights is not None else weights_mod.load()
@@ -188,7 +187,7 @@ def reduce_network(content: str, style: str, out: Path, size: int, iterations: i
             t = time.perf_counter()
             res = transfer.run(cfg, progress=False, loaded_weights=pw)
             aux = (full.params, full.targets, full.loss_weights, transfer.step_key(cfg, 0))
-            total, parts = jax.jit(transfer.make_fun(full.spec))(jnp.asarray(res.image[None]), aux)
+            total, parts = compiler.jit(transfer.make_fun(full.spec))(jnp.asarray(res.image[None]), aux)
             rows.append({"criterion": criterion, "fraction": frac,
                          "channels_kept": int(sum(len(v) for v in keep.values())),
                          "seconds_per_iteration": res.seconds / max(res.iteration, 1),

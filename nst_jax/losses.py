@@ -23,8 +23,6 @@ import jax.numpy as jnp
 from nst_jax import statistics, vgg
 from nst_jax.weights import Preprocessing, preprocess
 
-HIGHEST = jax.lax.Precision.HIGHEST
-
 
 def _check_nhwc(name: str, x: jnp.ndarray) -> None:
     if x.ndim != 4:
@@ -35,8 +33,7 @@ def gram(features: jnp.ndarray) -> jnp.ndarray:
     """Gram matrices (B, C, C) of NHWC features, divided by C·H·W (the number of elements)."""
     _check_nhwc("gram", features)
     b, h, w, c = features.shape
-    f = features.reshape(b, h * w, c).astype(jnp.float32)
-    return jnp.einsum("bmc,bmd->bcd", f, f, precision=HIGHEST) / (c * h * w)
+    return jax.vmap(statistics.gram_matrix)(features.reshape(b, h * w, c))
 
 
 def content_loss(features: Mapping[str, jnp.ndarray], targets: Mapping[str, jnp.ndarray]) -> jnp.ndarray:

@@ -135,6 +135,10 @@ def lbfgs(fun: Fun, history: int = 100, lr: float = 1.0, safeguard: bool = True)
         s_gn = jnp.dot(st.s_hist, g_new, precision=HIGHEST)
         y_both = jnp.dot(st.y_hist, jnp.stack([g_new, d], axis=1), precision=HIGHEST)
         y_gn, y_d = y_both[:, 0], y_both[:, 1]
+        # A pair is kept only if its products with the history are finite (a non-finite one would
+        # poison S Yᵀ and Y Yᵀ). This data dependence also lets XLA write the new rows in place after
+        # the products with the old rows; without it, it copies both m×D histories every step.
+        accept = accept & jnp.isfinite(jnp.sum(s_gn) + jnp.sum(y_both))
         s_y = s_gn - st.s_g          # s_i·y   (i ≠ k)
         y_y = y_gn - st.y_g          # y_i·y   (i ≠ k)
         s_yrow = t * y_d             # s·y_j   (j ≠ k)
@@ -152,7 +156,7 @@ def lbfgs(fun: Fun, history: int = 100, lr: float = 1.0, safeguard: bool = True)
             x=keep(x_new, st.x), value=keep(value, st.value),
             parts=jax.tree.map(keep, parts, st.parts), grad=keep(grad_new, st.grad),
             iteration=st.iteration + 1, evaluations=st.evaluations + 1,
-            s_hist=sel(st.s_hist.at[k].set(s), st.s_hist), y_hist=sel(st.y_hist.at[k].set(y), st.y_hist),
+            s_hist=st.s_hist.at[k].set(sel(s, st.s_hist[k])), y_hist=st.y_hist.at[k].set(sel(y, st.y_hist[k])),
             sy=sel(sy_upd, st.sy), yy=sel(yy_upd, st.yy),
             s_g=keep(sel(s_g_upd, s_gn), st.s_g), y_g=keep(sel(y_g_upd, y_gn), st.y_g),
             pairs=st.pairs + accept.astype(jnp.int32),

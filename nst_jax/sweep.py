@@ -105,7 +105,7 @@ def run_batch(cfgs: list[Config], progress=None) -> None:
     import jax.numpy as jnp
     import numpy as np
 
-    from nst_jax import image, statistics, transfer
+    from nst_jax import compiler, image, statistics, transfer
     from nst_jax.fileio import atomic_write_bytes
     from nst_jax import weights as weights_mod
 
@@ -122,8 +122,8 @@ def run_batch(cfgs: list[Config], progress=None) -> None:
         return (p0.params, p0.targets, lw, keys)
 
     in_axes = (0, (None, None, 0, 0))
-    init = jax.jit(jax.vmap(solver.init, in_axes=in_axes))
-    step = jax.jit(jax.vmap(solver.step, in_axes=in_axes), donate_argnums=0)
+    init = compiler.jit(jax.vmap(solver.init, in_axes=in_axes))
+    step = compiler.jit(jax.vmap(solver.step, in_axes=in_axes), donate_argnums=0)
     x0 = jnp.stack([jnp.asarray(p.x0[None]) for p in problems])
     aux = auxes(0)
     template = jax.eval_shape(solver.init, x0[0], (p0.params, p0.targets, p0.loss_weights, aux[3][0]))

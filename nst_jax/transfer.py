@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nst_jax import image, losses, solvers, statistics, vgg
+from nst_jax import compiler, image, losses, solvers, statistics, vgg
 from nst_jax import weights as weights_mod
 from nst_jax.config import INITS, Config
 from nst_jax.errors import NSTError
@@ -169,7 +169,7 @@ def prepare(cfg: Config, loaded_weights: weights_mod.Weights | None = None) -> P
     statistic = "gram-masked" if content_masks is not None else cfg.style_statistic
     spec = losses.ObjectiveSpec(cfg.content_layers, cfg.style_layers, tuple(cfg.layer_weights),
                                 cfg.pooling, w.preprocessing, statistic)
-    params = jax.tree.map(jnp.asarray, w.params)
+    params = vgg.with_backward_kernels(jax.tree.map(jnp.asarray, w.params))
     blend = None
     if cfg.style_blend_weights is not None:
         total = float(sum(cfg.style_blend_weights))
@@ -186,7 +186,7 @@ def prepare(cfg: Config, loaded_weights: weights_mod.Weights | None = None) -> P
 
 @functools.lru_cache(maxsize=32)
 def _targets_fn(spec: losses.ObjectiveSpec, blend: tuple | None):
-    return jax.jit(lambda p, c, s, cm, sm: losses.compute_targets(p, spec, c, s, blend, None, cm, sm))
+    return compiler.jit(lambda p, c, s, cm, sm: losses.compute_targets(p, spec, c, s, blend, None, cm, sm))
 
 
 @functools.lru_cache(maxsize=32)
@@ -201,7 +201,7 @@ def compiled_solver(spec: losses.ObjectiveSpec, optimizer: str, lr: float | None
         traces[0] += 1  # runs only while tracing
         return solver.step(state, aux)
 
-    return solver, jax.jit(solver.init), jax.jit(counted_step, donate_argnums=0), traces
+    return solver, compiler.jit(solver.init), compiler.jit(counted_step, donate_argnums=0), traces
 
 
 def make_fun(spec: losses.ObjectiveSpec):

@@ -125,3 +125,12 @@ def test_trace_sqrtm_gradient_is_half_inverse_root():
 def test_unknown_statistic():
     with pytest.raises(ValueError, match="mean_std"):
         statistics.get("nope")
+
+
+def test_gram_gradient_equals_autodiff_of_the_product():
+    """gram_matrix's custom VJP (F(Ḡ + Ḡᵀ), one product) equals autodiff of FᵀF/(C·M)."""
+    f = jnp.asarray(_features(11, m=30, c=6, relu=False))
+    g = jax.random.normal(KEY, (6, 6))
+    ours = jax.vjp(statistics.gram_matrix, f)[1](g)[0]
+    ref = jax.vjp(lambda f: f.T @ f / f.size, f)[1](g)[0]
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,45 @@
+"""The one place where nst_jax's programs are jitted with its XLA compiler options.
+
+On XLA-CPU (jaxlib 0.10), convolutions and matrix products are by default handed to YNNPACK
+("ynn fusions"). For VGG19's 3×3 convolutions XLA's own (Eigen) convolution is faster on the 2-core
+AVX-512 machines measured here: one forward + input-gradient pass over VGG19 to relu5_1 at 256² took
+0.54 s with YNNPACK and 0.44 s without (PyTorch's oneDNN: 0.48 s), and a value+grad of the Gatys
+objective 0.71 s vs 0.59 s (`bench/results/`). The option is passed per compiled program
+(`jax.jit(..., compiler_options=...)`), so nst_jax changes nothing for other JAX code in the process.
+
+Set NST_JAX_XLA_DEFAULTS=0 to compile with XLA's defaults instead (to compare, or if a future
+jaxlib drops the option: an unknown option is detected once and then not passed).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Callable
+
+import jax
+
+CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_options(backend: str | None = None) -> dict[str, Any] | None:
+    """The options nst_jax compiles with on `backend` (default: JAX's default backend), or None."""
+    if os.environ.get("NST_JAX_XLA_DEFAULTS", "1").strip() in ("0", "false", "no"):
+        return None
+    backend = backend or jax.default_backend()
+    if backend != "cpu":
+        return None
+    try:  # a jaxlib without the option rejects it at compile time: check once, on a trivial program
+        jax.jit(lambda x: x + 1, compiler_options=CPU_OPTIONS).lower(1.0).compile()
+    except Exception:  # noqa: BLE001 - any rejection means: compile with the defaults
+        return None
+    return dict(CPU_OPTIONS)
+
+
+def jit(fun: Callable, **kwargs) -> Callable:
+    """`jax.jit(fun, **kwargs)` with `compiler_options()` for the default backend."""
+    options = compiler_options()
+    if options:
+        kwargs.setdefault("compiler_options", options)
+    return jax.jit(fun, **kwargs)
