@@ -59,6 +59,23 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def value_and_grad_flops(size: int, layers=tuple(STYLE_LAYERS) + tuple(CONTENT_LAYERS)) -> float:
+    """Floating-point operations of one value+grad of the objective on a size² image: every
+    convolution up to the deepest layer twice (forward and input gradient; multiply-add = 2), plus
+    the Gram matrices and their gradients (2·M·C² each). Elementwise work is not counted."""
+    deepest = max(vgg.depth_index(n) for n in layers)
+    total, cin, conv_i = 0.0, 3, 0
+    for name, _, kind in vgg.LAYERS[: deepest + 1]:
+        if kind == "conv":
+            h, w, cout = vgg.feature_shape(name, size, size)
+            total += 2 * (2 * h * w * 9 * cin * cout)
+            cin, conv_i = cout, conv_i + 1
+    for name in STYLE_LAYERS:
+        h, w, c = vgg.feature_shape(name, size, size)
+        total += 2 * (2 * h * w * c * c)
+    return total
+
+
 def _median_time(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -255,6 +272,8 @@ def run_size(w, size, iterations, repeats, device, solver_names, batches, fuse=1
         evals["torch"]()  # warm-up
     medians = interleaved_medians(evals, repeats)
     row["jax_eval_s"] = medians["jax"]
+    row["value_and_grad_gflop"] = value_and_grad_flops(size) / 1e9
+    row["jax_eval_gflops_per_s"] = row["value_and_grad_gflop"] / medians["jax"]
     row["jax_eval_xla_defaults_s"] = medians.get("jax_xla_defaults")
     target = None
     if device != "none":
@@ -273,6 +292,7 @@ def run_size(w, size, iterations, repeats, device, solver_names, batches, fuse=1
             "jax_iterations_to_ref_loss": next((i for i, (_, v) in enumerate(ours["curve"]) if v <= target), None),
             "speedup_time_to_loss": (t_ref / t_ours) if (t_ours and t_ref) else None,
             "speedup_eval": medians["torch"] / medians["jax"],
+            "torch_eval_gflops_per_s": row["value_and_grad_gflop"] / medians["torch"],
             "speedup_iteration": (ref["iteration_s"] / ours["iteration_s"]) if ref["iteration_s"] else None,
             "final_loss_gap": (ours["final_loss"] - ref["final_loss"]) / ref["final_loss"],
             "psnr_db": psnr(ours["image"], ref["image"]), "ssim": ssim(ours["image"], ref["image"]),
@@ -329,6 +349,12 @@ def markdown(result: dict) -> str:
             f"{_fmt(r.get('speedup_time_to_loss'), '.2f')}× | "
             f"{_fmt(r.get('psnr_db'), '.1f')} | {_fmt(r.get('ssim'), '.3f')} | "
             f"{_fmt(max(r.get('torch_peak_rss_mb', 0), r['jax_peak_rss_mb']), '.0f')} |")
+    lines += ["", "Work per value+grad (convolutions forward and input gradient, Gram matrices and their gradients; "
+              "elementwise work not counted) and the rate each implementation sustains:", "",
+              "| size | GFLOP per value+grad | GFLOP/s (jax / torch) |", "|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['size']}² | {_fmt(r['value_and_grad_gflop'], '.1f')} | "
+                     f"{_fmt(r['jax_eval_gflops_per_s'], '.0f')} / {_fmt(r.get('torch_eval_gflops_per_s'), '.0f')} |")
     c2f = [r for r in result["rows"] if r.get("coarse_to_fine")]
     if c2f:
         lines += ["", "## Coarse-to-fine start (nst_jax `--scales S/2,S --scale-iterations K,N`), same noise image",

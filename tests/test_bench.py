@@ -14,7 +14,8 @@ def test_bench_tiny(tmp_path):
     data = json.loads((tmp_path / "b.json").read_text())
     row = data["rows"][0]
     for key in ("jax_eval_s", "torch_eval_s", "jax_final_loss", "torch_final_loss", "final_loss_gap",
-                "psnr_db", "ssim", "jax_compile_step_s", "jax_eval_xla_defaults_s", "speedup_iteration"):
+                "psnr_db", "ssim", "jax_compile_step_s", "jax_eval_xla_defaults_s", "speedup_iteration",
+                "value_and_grad_gflop", "jax_eval_gflops_per_s", "torch_eval_gflops_per_s"):
         assert key in row, key
     assert abs(row["final_loss_gap"]) < 0.5
     assert [s["solver"] for s in row["solvers"]] == ["lbfgs", "jaxopt", "adam"]
@@ -32,3 +33,15 @@ def test_psnr_ssim_sanity():
     a = np.random.default_rng(0).random((20, 20, 3))
     assert psnr(a, a) == float("inf") and abs(ssim(a, a) - 1) < 1e-9
     assert ssim(a, 1 - a) < 0.5 and psnr(a, np.clip(a + 0.1, 0, 1)) < 25
+
+
+def test_flop_count_matches_the_known_figure():
+    """The count is a hand sum over the 13 convolutions up to conv5_1 and the five Gram matrices."""
+    from bench.run import value_and_grad_flops
+    convs = [(1, 3, 64), (1, 64, 64), (2, 64, 128), (2, 128, 128), (4, 128, 256)] + [(4, 256, 256)] * 3 \
+        + [(8, 256, 512)] + [(8, 512, 512)] * 3 + [(16, 512, 512)]
+    size = 64
+    conv = sum(2 * 2 * (size // d) ** 2 * 9 * ci * co for d, ci, co in convs)
+    grams = sum(2 * 2 * (size // d) ** 2 * c * c for d, c in [(1, 64), (2, 128), (4, 256), (8, 512), (16, 512)])
+    assert value_and_grad_flops(size) == conv + grams
+    assert abs(value_and_grad_flops(512) / 1e9 - 397) < 1  # the issue's "≈ 380 GFLOP" plus the Grams
