@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nst_jax import compiler, image, losses, solvers, vgg, weights
+from nst_jax import compiler, image, layers, losses, solvers, vgg, weights
 from nst_jax.image import psnr
 from nst_jax.config import PRESETS
 
@@ -127,7 +127,7 @@ class JaxProblem(NamedTuple):
 def jax_problem(w, content, style, solver_name="lbfgs", batch=1, fuse=1) -> JaxProblem:
     spec = losses.ObjectiveSpec(CONTENT_LAYERS, STYLE_LAYERS, (1 / len(STYLE_LAYERS),) * len(STYLE_LAYERS),
                                 "max", w.preprocessing)
-    params = vgg.with_backward_kernels(jax.tree.map(jnp.asarray, w.params))
+    params = layers.prepare_params(jax.tree.map(jnp.asarray, vgg.params_upto(w.params, CONTENT_LAYERS + STYLE_LAYERS)))
     targets = compiler.jit(lambda p, c, s: losses.compute_targets(p, spec, c, [s]))(params, content, style)
     lw = losses.LossWeights(jnp.float32(1.0), jnp.float32(STYLE_WEIGHT), jnp.float32(TV_WEIGHT))
     fun = lambda x, aux: losses.objective(x, aux[0], aux[1], aux[2], spec)  # gram: no key needed

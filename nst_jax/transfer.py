@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nst_jax import compiler, image, losses, solvers, statistics, vgg
+from nst_jax import compiler, image, layers, losses, solvers, statistics, vgg
 from nst_jax import weights as weights_mod
 from nst_jax.config import INITS, Config
 from nst_jax.errors import NSTError
@@ -90,10 +90,10 @@ def check_sizes(cfg: Config, content: np.ndarray, styles: list[np.ndarray]) -> N
     """Every image must reach the deepest layer it is used at with at least 1×1 features."""
     checks = [("content image " + cfg.content, content, cfg.content_layers + cfg.style_layers)]
     checks += [("style image " + p, s, cfg.style_layers) for p, s in zip(cfg.styles, styles)]
-    for what, img, layers in checks:
-        need = vgg.min_input_side(layers)
+    for what, img, names in checks:
+        need = vgg.min_input_side(names)
         if min(img.shape[:2]) < need:
-            deepest = max(layers, key=vgg.depth_index)
+            deepest = max(names, key=vgg.depth_index)
             raise NSTError(f"{what}: {img.shape[1]}×{img.shape[0]} px after resizing is too small for "
                            f"layer {deepest} (needs at least {need} px per side); raise --size "
                            f"or --style-scale, or use shallower layers")
@@ -169,7 +169,8 @@ def prepare(cfg: Config, loaded_weights: weights_mod.Weights | None = None) -> P
     statistic = "gram-masked" if content_masks is not None else cfg.style_statistic
     spec = losses.ObjectiveSpec(cfg.content_layers, cfg.style_layers, tuple(cfg.layer_weights),
                                 cfg.pooling, w.preprocessing, statistic)
-    params = vgg.with_backward_kernels(jax.tree.map(jnp.asarray, w.params))
+    needed = vgg.params_upto(w.params, cfg.content_layers + cfg.style_layers)
+    params = layers.prepare_params(jax.tree.map(jnp.asarray, needed))
     blend = None
     if cfg.style_blend_weights is not None:
         total = float(sum(cfg.style_blend_weights))

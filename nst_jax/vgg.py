@@ -11,15 +11,13 @@ parameters come from `nst_jax.weights`, preprocessing too.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, Iterable, Mapping, Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
-from jax import lax
 
 from nst_jax.errors import NSTError
+from nst_jax.layers import avg_pool2, backward_kernel, conv3x3, max_pool2
 
 BLOCK_DEPTHS = (2, 2, 4, 4, 4)
 WIDTHS = (64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512)
@@ -94,109 +92,9 @@ def feature_shape(name: str, height: int, width: int, widths: Sequence[int] = WI
     return h, w, widths[convs_seen - 1]
 
 
-def _conv(x, kernel, precision=None):
-    return lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)),
-                                    dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision)
-
-
-def backward_kernel(kernel: jnp.ndarray) -> jnp.ndarray:
-    """The kernel whose convolution with an output cotangent gives the input cotangent of a 3×3
-    'same' convolution: flipped in space, input and output channels swapped (HWIO → HW O I)."""
-    return jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(3,))
-def conv3x3(x, kernel, kernel_bwd, precision=None):
-    """3×3 convolution with one pixel of zero padding, NHWC × HWIO → NHWC.
-
-    `kernel_bwd` must be `backward_kernel(kernel)`. The input cotangent is the plain convolution of
-    the output cotangent with it, so a precomputed `kernel_bwd` (see `with_backward_kernels`) saves
-    XLA from flipping and transposing every kernel on every gradient evaluation — on XLA-CPU that
-    was ~10 % of a value+grad at 256². The kernel's cotangent is exact (and pruned by XLA when, as in
-    style transfer, only the image's gradient is used); `kernel_bwd`'s cotangent is zero."""
-    return _conv(x, kernel, precision)
-
-
-def _conv3x3_fwd(x, kernel, kernel_bwd, precision):
-    return _conv(x, kernel, precision), (x, kernel, kernel_bwd)
-
-
-def _col2im_input_grad(g, kernel, precision=None):
-    """The input cotangent of a 3×3 'same' convolution as one matrix product with the kernel and
-    nine shifted adds — for few input channels (the RGB image), where a convolution with 3 output
-    channels is 2× slower on XLA-CPU."""
-    b, h, w, _ = g.shape
-    c = kernel.shape[2]
-    cols = jnp.einsum("bhwo,ijco->bhwijc", g, kernel, precision=precision)
-    gp = jnp.zeros((b, h + 2, w + 2, c), g.dtype)
-    for i in range(3):
-        for j in range(3):
-            gp = gp.at[:, i:i + h, j:j + w].add(cols[:, :, :, i, j])
-    return gp[:, 1:-1, 1:-1]
-
-
-def _conv3x3_bwd(precision, res, g):
-    x, kernel, kernel_bwd = res
-    if kernel.shape[2] <= 4:
-        gx = _col2im_input_grad(g, kernel, precision)
-    else:
-        gx = _conv(g, kernel_bwd, precision)
-    gk = jax.vjp(lambda k: _conv(x, k, precision), kernel)[1](g)[0]
-    return gx, gk, jnp.zeros_like(kernel_bwd)
-
-
-conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
-
-
-def _windows(x):
-    """(B, H, W, C) → (B, H//2, 2, W//2, 2, C): the 2×2 pooling windows (odd edges dropped)."""
-    b, h, w, c = x.shape
-    return x[:, : h // 2 * 2, : w // 2 * 2].reshape(b, h // 2, 2, w // 2, 2, c)
-
-
-@jax.custom_vjp
-def max_pool2(x):
-    """2×2 max pooling, stride 2, odd edges floored (as PyTorch and Caffe).
-
-    The gradient goes to the first maximum of each window in row-major order (PyTorch's choice on
-    ties). Written as a reshape and an elementwise mask rather than XLA's reduce-window and
-    select-and-scatter, which on XLA-CPU cost more than the convolution before them."""
-    return _windows(x).max(axis=(2, 4))
-
-
-def _max_pool2_fwd(x):
-    y = max_pool2(x)
-    return y, (x, y)
-
-
-def _max_pool2_bwd(res, g):
-    x, y = res
-    win = _windows(x)
-    hit = win == y[:, :, None, :, None, :]
-    taken = jnp.zeros_like(hit[:, :, 0, :, 0])
-    first = []
-    for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)):
-        h = hit[:, :, i, :, j] & ~taken
-        first.append(h)
-        taken = taken | h
-    mask = jnp.stack([jnp.stack(first[:2], axis=3), jnp.stack(first[2:], axis=3)], axis=2)
-    gw = jnp.where(mask, g[:, :, None, :, None, :], 0).astype(x.dtype)
-    b, h, w, c = x.shape
-    gx = gw.reshape(b, h // 2 * 2, w // 2 * 2, c)
-    return (jnp.pad(gx, ((0, 0), (0, h % 2), (0, w % 2), (0, 0))),)
-
-
-max_pool2.defvjp(_max_pool2_fwd, _max_pool2_bwd)
-
-
-def avg_pool2(x):
-    """2×2 average pooling, stride 2, odd edges floored."""
-    return _windows(x).mean(axis=(2, 4))
-
-
 class Conv3x3(nn.Module):
     """A 3×3 'same' convolution with bias; params `kernel` (3, 3, I, O), `bias` (O,), and optionally
-    the precomputed `kernel_bwd` (see `with_backward_kernels`)."""
+    the derived kernels of `layers.prepare_params` (`kernel_bwd`, `kernel_wino`, `kernel_wino_bwd`)."""
 
     features: int
     precision: Any = None
@@ -205,11 +103,11 @@ class Conv3x3(nn.Module):
     def __call__(self, x):
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        if self.has_variable("params", "kernel_bwd"):
-            kernel_bwd = self.get_variable("params", "kernel_bwd")
-        else:
-            kernel_bwd = backward_kernel(kernel)
-        return conv3x3(x, kernel, kernel_bwd, self.precision) + bias
+        derived = lambda name: self.get_variable("params", name) if self.has_variable("params", name) else None
+        kernel_bwd = derived("kernel_bwd")
+        kernel_bwd = backward_kernel(kernel) if kernel_bwd is None else kernel_bwd
+        return conv3x3(x, kernel, kernel_bwd, derived("kernel_wino"), derived("kernel_wino_bwd"),
+                       self.precision) + bias
 
 
 class VGG19(nn.Module):
@@ -249,9 +147,10 @@ class VGG19(nn.Module):
         return {asked: found[block] for asked, block in wanted.items()}
 
 
-def with_backward_kernels(params: Mapping[str, Any]) -> dict[str, Any]:
-    """params with each conv's `kernel_bwd` precomputed (once per run instead of once per gradient)."""
-    return {name: {**p, "kernel_bwd": backward_kernel(jnp.asarray(p["kernel"]))} for name, p in params.items()}
+def params_upto(params: Mapping[str, Any], layers: Iterable[str]) -> dict[str, Any]:
+    """The part of a parameter tree that computing `layers` uses: the convolutions up to the deepest."""
+    deepest = max(_INDEX[resolve(n)] for n in layers)
+    return {name: p for name, p in params.items() if _INDEX[name] <= deepest}
 
 
 def features(params: Mapping[str, Any], x: jnp.ndarray, layers: Sequence[str], pooling: str = "max",

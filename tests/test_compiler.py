@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from nst_jax import compiler, vgg
+from nst_jax import compiler, layers
 
 
 @pytest.fixture
@@ -16,7 +16,7 @@ def fresh_options(monkeypatch):
 
 def _conv_program(jit):
     x, k = jnp.ones((1, 8, 8, 16)), jnp.ones((3, 3, 16, 16))
-    return jit(lambda x, k: vgg.conv3x3(x, k, vgg.backward_kernel(k))).lower(x, k).compile().as_text()
+    return jit(lambda x, k: layers.conv3x3(x, k, layers.backward_kernel(k))).lower(x, k).compile().as_text()
 
 
 def test_cpu_programs_use_xla_convolutions(fresh_options):

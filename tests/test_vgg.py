@@ -71,50 +71,8 @@ def test_param_shapes_match_flax_init():
     assert got == vgg.param_shapes()
 
 
-def _lax_conv(x, k):
-    return jax.lax.conv_general_dilated(x, k, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
-
-@pytest.mark.parametrize("cin", [3, 8])
-def test_conv3x3_gradients_equal_autodiff(cin):
-    """The custom VJP (precomputed backward kernel; matrix product + shifted adds for RGB input) gives
-    XLA's autodiff gradients for the input and the kernel."""
-    kx, kk, kg = jax.random.split(jax.random.PRNGKey(0), 3)
-    x = jax.random.normal(kx, (2, 9, 7, cin))
-    k = jax.random.normal(kk, (3, 3, cin, 5))
-    g = jax.random.normal(kg, (2, 9, 7, 5))
-    ours = jax.vjp(lambda x, k: vgg.conv3x3(x, k, vgg.backward_kernel(k)), x, k)
-    ref = jax.vjp(_lax_conv, x, k)
-    np.testing.assert_allclose(ours[0], ref[0], rtol=1e-6, atol=1e-5)
-    for a, b in zip(ours[1](g), ref[1](g)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
-
-
-@pytest.mark.parametrize("shape", [(1, 6, 8, 3), (2, 7, 9, 4)])
-def test_max_pool_matches_reduce_window_and_its_gradient(shape):
-    x = jax.random.normal(jax.random.PRNGKey(1), shape)
-    ref = lambda x: jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
-    np.testing.assert_array_equal(vgg.max_pool2(x), ref(x))
-    g = jax.random.normal(jax.random.PRNGKey(2), vgg.max_pool2(x).shape)
-    np.testing.assert_array_equal(jax.vjp(vgg.max_pool2, x)[1](g)[0], jax.vjp(ref, x)[1](g)[0])
-
-
-def test_max_pool_gradient_goes_to_first_maximum_on_ties():
-    x = jnp.array([[1.0, 1.0], [1.0, 0.0]]).reshape(1, 2, 2, 1)
-    np.testing.assert_array_equal(jax.grad(lambda x: vgg.max_pool2(x).sum())(x).reshape(2, 2), [[1, 0], [0, 0]])
-    x = jnp.array([[0.0, 2.0], [2.0, 2.0]]).reshape(1, 2, 2, 1)
-    np.testing.assert_array_equal(jax.grad(lambda x: vgg.max_pool2(x).sum())(x).reshape(2, 2), [[0, 1], [0, 0]])
-
-
-def test_precomputed_backward_kernels_change_nothing(embedded):
-    """with_backward_kernels only saves work: same activations, same image gradient."""
-    params = jax.tree.map(jnp.asarray, embedded.params)
-    fast = vgg.with_backward_kernels(params)
-    assert all(fast[n]["kernel_bwd"].shape == params[n]["kernel"].shape[:2] + params[n]["kernel"].shape[:1:-1]
-               for n in params)
-    x = jax.random.uniform(jax.random.PRNGKey(3), (1, 20, 24, 3))
-    loss = lambda x, p: sum(jnp.sum(jnp.sin(v)) for v in vgg.features(p, x, ["relu3_1", "pool2"]).values())
-    v1, g1 = jax.value_and_grad(loss)(x, params)
-    v2, g2 = jax.value_and_grad(loss)(x, fast)
-    assert float(v1) == float(v2)
-    np.testing.assert_array_equal(g1, g2)
+def test_params_upto_keeps_only_what_the_layers_use(embedded):
+    sub = vgg.params_upto(embedded.params, ["relu2_1", "conv_2"])
+    assert list(sub) == ["conv1_1", "conv1_2", "conv2_1"]
+    assert len(vgg.params_upto(embedded.params, ["relu5_1", "relu4_2"])) == 13
