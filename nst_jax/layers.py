@@ -30,8 +30,9 @@ def backward_kernel(kernel: jnp.ndarray) -> jnp.ndarray:
 
 # Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray 2016): each 4×4 input tile d gives the
 # 2×2 outputs Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, 16 multiplies per channel pair instead of 36, so the work
-# becomes 16 batched (tiles × C)·(C × O) products on pre-transformed kernels U = G g Gᵀ.
-_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float32)
+# becomes 16 batched (tiles × C)·(C × O) products on pre-transformed kernels U = G g Gᵀ. Bᵀ (rows
+# [1 0 −1 0], [0 1 1 0], [0 −1 1 0], [0 1 0 −1]) and Aᵀ (rows [1 1 1 0], [0 1 −1 −1]) are applied
+# as the additions they amount to, in `_winograd_input` and `_winograd_output`.
 _G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
 # Where it pays on XLA-CPU (2-core AVX-512, measured per layer, forward): from 128 input channels at
 # up to 64×64 positions, 1.15–1.5× faster than XLA's convolution (32×32×512→512: 13 vs 20 ms); with
