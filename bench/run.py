@@ -127,7 +127,7 @@ class JaxProblem(NamedTuple):
 def jax_problem(w, content, style, solver_name="lbfgs", batch=1, fuse=1) -> JaxProblem:
     spec = losses.ObjectiveSpec(CONTENT_LAYERS, STYLE_LAYERS, (1 / len(STYLE_LAYERS),) * len(STYLE_LAYERS),
                                 "max", w.preprocessing)
-    params = layers.prepare_params(jax.tree.map(jnp.asarray, vgg.params_upto(w.params, CONTENT_LAYERS + STYLE_LAYERS)))
+    params = layers.prepare_params(vgg.params_upto(w.params, CONTENT_LAYERS + STYLE_LAYERS))
     targets = compiler.jit(lambda p, c, s: losses.compute_targets(p, spec, c, [s]))(params, content, style)
     lw = losses.LossWeights(jnp.float32(1.0), jnp.float32(STYLE_WEIGHT), jnp.float32(TV_WEIGHT))
     fun = lambda x, aux: losses.objective(x, aux[0], aux[1], aux[2], spec)  # gram: no key needed
@@ -236,16 +236,16 @@ def torch_run(obj, x0, iterations, device) -> dict:
     return out
 
 
-def coarse_to_fine(w, size, x0, iterations, coarse_iterations, target) -> dict:
+def coarse_to_fine(w, problem: JaxProblem, size, x0, iterations, coarse_iterations, target) -> dict:
     """nst_jax's multi-scale start (`--scales S/2,S --scale-iterations K,N`) from the same noise image:
     K iterations at half size, the result upsampled, then the full-size run; the coarse stage's
     compile-free time is counted in full."""
     half = size // 2
     c2, s2 = _images(half)
-    coarse = jax_run(jax_problem(w, c2, s2), image.resize(x0[0], (half, half))[None], coarse_iterations)
+    coarse = jax_run(jax_problem(w, c2, s2, fuse=problem.fuse), image.resize(x0[0], (half, half))[None],
+                     coarse_iterations)
     x1 = np.clip(image.resize(coarse["image"], (size, size)), 0, 1)[None].astype(np.float32)
-    c, s = _images(size)
-    fine = jax_run(jax_problem(w, c, s), x1, iterations, target, 2 * iterations)
+    fine = jax_run(problem, x1, iterations, target, 2 * iterations)  # the full-size problem, as built
     curve = [(t + coarse["total_s"], loss) for t, loss in fine["curve"]]
     return {"coarse_size": half, "coarse_iterations": coarse_iterations, "coarse_s": coarse["total_s"],
             "final_loss": fine["final_loss"], "time_to_ref_loss_s": _time_to_loss(curve, target),
@@ -300,7 +300,7 @@ def run_size(w, size, iterations, repeats, device, solver_names, batches, fuse=1
         if "peak_mem_mb" in ref:
             row["torch_peak_gpu_mb"] = ref["peak_mem_mb"]
         if coarse:
-            c2f = coarse_to_fine(w, size, x0, iterations, coarse, target)
+            c2f = coarse_to_fine(w, problem, size, x0, iterations, coarse, target)
             c2f["speedup_time_to_loss"] = (t_ref / c2f["time_to_ref_loss_s"]) if c2f["time_to_ref_loss_s"] else None
             c2f.pop("image")
             row["coarse_to_fine"] = c2f
@@ -311,7 +311,8 @@ def run_size(w, size, iterations, repeats, device, solver_names, batches, fuse=1
         row["solvers"].append({k: v for k, v in r.items() if k not in ("image", "curve")})
     row["batched"] = []
     for b in batches:
-        r = jax_run(jax_problem(w, content, style, "lbfgs", batch=b), x0, max(2, min(iterations, 10)))
+        batched = problem if (b == 1 and fuse == 1) else jax_problem(w, content, style, "lbfgs", batch=b)
+        r = jax_run(batched, x0, max(2, min(iterations, 10)))
         row["batched"].append({k: v for k, v in r.items() if k not in ("image", "curve")})
     if jax.devices()[0].platform == "gpu":
         stats = jax.devices()[0].memory_stats() or {}

@@ -181,7 +181,7 @@ def avg_pool2(x):
 
 
 def prepare_params(params: Mapping[str, Any], winograd: bool | None = None) -> dict[str, Any]:
-    """params with each conv's derived kernels precomputed, once per run instead of once per gradient:
+    """params (numpy or JAX arrays) as JAX arrays with each conv's derived kernels precomputed, once per run instead of once per gradient:
     `kernel_bwd`, and where Winograd's form can pay (≥ WINOGRAD_MIN_CHANNELS input channels;
     `winograd` default: on the CPU backend only — GPUs' convolution libraries choose their own
     algorithms) `kernel_wino` and `kernel_wino_bwd`."""
@@ -189,8 +189,9 @@ def prepare_params(params: Mapping[str, Any], winograd: bool | None = None) -> d
         winograd = jax.default_backend() == "cpu"
     out = {}
     for name, p in params.items():
-        kernel = jnp.asarray(p["kernel"])
-        q = {**p, "kernel_bwd": backward_kernel(kernel)}
+        q = {key: jnp.asarray(v) for key, v in p.items()}
+        kernel = q["kernel"]
+        q["kernel_bwd"] = backward_kernel(kernel)
         if winograd and kernel.shape[2] >= WINOGRAD_MIN_CHANNELS:
             q["kernel_wino"] = winograd_kernel(kernel)
             q["kernel_wino_bwd"] = winograd_kernel(q["kernel_bwd"])

@@ -169,8 +169,7 @@ def prepare(cfg: Config, loaded_weights: weights_mod.Weights | None = None) -> P
     statistic = "gram-masked" if content_masks is not None else cfg.style_statistic
     spec = losses.ObjectiveSpec(cfg.content_layers, cfg.style_layers, tuple(cfg.layer_weights),
                                 cfg.pooling, w.preprocessing, statistic)
-    needed = vgg.params_upto(w.params, cfg.content_layers + cfg.style_layers)
-    params = layers.prepare_params(jax.tree.map(jnp.asarray, needed))
+    params = layers.prepare_params(vgg.params_upto(w.params, cfg.content_layers + cfg.style_layers))
     blend = None
     if cfg.style_blend_weights is not None:
         total = float(sum(cfg.style_blend_weights))
