@@ -4,7 +4,8 @@ On XLA-CPU (jaxlib 0.10), convolutions and matrix products are by default handed
 ("ynn fusions"). For VGG19's 3×3 convolutions XLA's own (Eigen) convolution is faster on the 2-core
 AVX-512 machines measured here: one forward + input-gradient pass over VGG19 to relu5_1 at 256² took
 0.54 s with YNNPACK and 0.44 s without (PyTorch's oneDNN: 0.48 s), and a value+grad of the Gatys
-objective 0.71 s vs 0.59 s (`bench/results/`). The option is passed per compiled program
+objective 0.71 s vs 0.59 s when this was added (the bench keeps a column compiled with XLA's
+defaults, so the comparison is repeated in every run). The option is passed per compiled program
 (`jax.jit(..., compiler_options=...)`), so nst_jax changes nothing for other JAX code in the process.
 
 Set NST_JAX_XLA_DEFAULTS=0 to compile with XLA's defaults instead (to compare, or if a future
