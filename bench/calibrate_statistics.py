@@ -1,4 +1,4 @@
-"""Measure the per-statistic multipliers in `nst_jax.statistics.SCALE`.
+"""Measure each style statistic's multiplier (`Statistic.scale` in `nst_jax/statistics/`).
 
     python -m bench.calibrate_statistics [--size 256]
 
@@ -10,29 +10,29 @@ so the same k gives a comparable pull towards the style at the start of a run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import jax.numpy as jnp
 
-from nst_jax import image, losses, statistics, weights
-from nst_jax.config import PRESETS
+from nst_jax import image, losses, statistics, transfer, weights
+from nst_jax.config import with_preset
 
 from bench.run import CONTENT, STYLE
 
 
 def measure(size: int = 256) -> dict[str, float]:
+    """Each statistic's multiplier: the Gram style loss / its own unscaled style loss at the content image."""
     w = weights.load()
-    c = image.load_image(CONTENT)
-    c = jnp.asarray(image.resize(c, image.fit_size(c.shape[:2], size))[None])
-    s = image.load_image(STYLE)
-    s = jnp.asarray(image.resize(s, image.fit_size(s.shape[:2], size))[None])
-    layers = PRESETS["default"]["style_layers"]
+    base = with_preset("default", content=str(CONTENT), styles=(str(STYLE),), size=size, content_layers=(),
+                       content_weight=0.0, tv_weight=0.0, style_weight=1.0)
+    inputs = transfer.load_inputs(base)
     raw = {}
     for name in statistics.NAMES:
-        spec = losses.ObjectiveSpec((), layers, (1 / len(layers),) * len(layers), "max", w.preprocessing, name)
-        t = losses.compute_targets(w.params, spec, c, [s])
-        feats = losses._features(w.params, c, spec, layers)
-        value = losses.statistic_style_loss(feats, t.style, dict(zip(layers, spec.style_layer_weights)), name)
-        raw[name] = float(value) / statistics.SCALE[name]  # the unscaled loss
+        cfg = dataclasses.replace(base, style_statistic=name)
+        problem = transfer.build_problem(cfg, w, inputs)
+        _, parts = losses.make_objective(problem.spec)(jnp.asarray(problem.content[None]),
+                                                       problem.aux(transfer.step_key(cfg, 0)))
+        raw[name] = float(parts["style"]) / statistics.get(name).scale  # the unscaled loss
     return {name: raw["gram"] / v for name, v in raw.items()}
 
 
@@ -41,7 +41,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=256)
     args = p.parse_args()
     for name, scale in measure(args.size).items():
-        print(f'    "{name}": {scale:.4g},')
+        print(f"{name}: {scale:.4g}")
 
 
 if __name__ == "__main__":

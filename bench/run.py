@@ -27,9 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nst_jax import compiler, image, layers, losses, solvers, vgg, weights
+from nst_jax import compiler, image, losses, solvers, transfer, vgg, weights
+from nst_jax.config import PRESETS, with_preset
 from nst_jax.image import psnr
-from nst_jax.config import PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "nst_jax" / "samples" / "chelsea.png"
@@ -76,15 +76,6 @@ def value_and_grad_flops(size: int, layers=tuple(STYLE_LAYERS) + tuple(CONTENT_L
     return total
 
 
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def interleaved_medians(fns: dict, repeats: int) -> dict:
     """Median seconds of each function, timed in turns (A, B, A, B, …) so that the machine's load
     drifts equally over all of them: on shared CPUs consecutive blocks of repeats differ by 10–20 %."""
@@ -125,12 +116,12 @@ class JaxProblem(NamedTuple):
 
 
 def jax_problem(w, content, style, solver_name="lbfgs", batch=1, fuse=1) -> JaxProblem:
-    spec = losses.ObjectiveSpec(CONTENT_LAYERS, STYLE_LAYERS, (1 / len(STYLE_LAYERS),) * len(STYLE_LAYERS),
-                                "max", w.preprocessing)
-    params = layers.prepare_params(vgg.params_upto(w.params, CONTENT_LAYERS + STYLE_LAYERS))
-    targets = compiler.jit(lambda p, c, s: losses.compute_targets(p, spec, c, [s]))(params, content, style)
-    lw = losses.LossWeights(jnp.float32(1.0), jnp.float32(STYLE_WEIGHT), jnp.float32(TV_WEIGHT))
-    fun = lambda x, aux: losses.objective(x, aux[0], aux[1], aux[2], spec)  # gram: no key needed
+    """The run's own problem (`transfer.build_problem`, default settings) on these square images."""
+    cfg = with_preset("default", content=str(CONTENT), styles=(str(STYLE),), size=content.shape[1],
+                      optimizer=solver_name)
+    problem = transfer.build_problem(cfg, w, transfer.Inputs(content[0], [style[0]]))
+    fun = losses.make_objective(problem.spec)
+    aux = problem.aux(transfer.step_key(cfg, 0))
     solver = solvers.make_solver(solver_name, fun)
     one_step, one_init = solver.step, solver.init
     if batch > 1:
@@ -143,7 +134,7 @@ def jax_problem(w, content, style, solver_name="lbfgs", batch=1, fuse=1) -> JaxP
         init, step = compiler.jit(one_init), compiler.jit(one_step, donate_argnums=0)
     vg = compiler.jit(jax.value_and_grad(fun, has_aux=True))
     vg0 = jax.jit(jax.value_and_grad(fun, has_aux=True)) if compiler.compiler_options() else None
-    return JaxProblem(solver_name, batch, fuse, (params, targets, lw), init, step, vg, vg0)
+    return JaxProblem(solver_name, batch, fuse, aux, init, step, vg, vg0)
 
 
 def jax_run(problem: JaxProblem, x0, iterations: int, target: float | None = None,

@@ -1,27 +1,35 @@
-"""One frozen Config flows from the command line to the solver; presets and validation live here.
+"""One frozen Config flows from the command line to the solver; each run option is declared here once.
 
-Library functions take a Config (or plain values), never argparse objects. `validate` turns every
-bad value into an `NSTError` with one clear line.
+Every run option is one `Config` field whose metadata (`option(...)`) says its help text, its choices,
+how the command line spells and parses it, and whether it changes the optimisation's path (`result`):
+`add_run_arguments` builds the `run` parser from it, `config_from_args` reads the parsed values back,
+`Config.result_hash` hashes exactly the fields with `result=True`, and `validate` checks choices and
+types from the same metadata. Library functions take a Config (or plain values), never argparse
+objects. Every bad value becomes an `NSTError` with one clear line.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from nst_jax import vgg
+from nst_jax import solvers, statistics, vgg
 from nst_jax.errors import NSTError
-from nst_jax.solvers import SOLVERS
-from nst_jax.statistics import NAMES as STATISTIC_NAMES
 
+SAMPLES = Path(__file__).resolve().parent / "samples"
+SAMPLE_CONTENT = str(SAMPLES / "chelsea.png")
+SAMPLE_STYLE = str(SAMPLES / "ihc.png")
 INITS = ("noise", "white", "black", "mean", "content", "style", "average")
 ORIGINAL_COLORS = ("none", "luminance", "histogram")
+MAX_SIZE = 8192
 
-# Defaults calibrated on the embedded (Caffe) weights: see README "Choosing the weights".
+# Defaults calibrated on the embedded (Caffe) weights: see README "Weights".
 PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(content_layers=("relu4_2",),
                     style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
@@ -33,48 +41,113 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# ------------------------------------------------------------------------------- value parsers
+
+def _split(text: str) -> list[str]:
+    return [v.strip() for v in str(text).split(",") if v.strip()]
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    return tuple(_split(text))
+
+
+def parse_floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in _split(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def parse_ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in _split(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def option(default, help: str, *, kind: str, result: bool = True, flag: str | None = None,
+           short: str | None = None, choices: Callable[[], tuple] | None = None, metavar: str | None = None,
+           positional: bool = False, from_preset: bool = False, default_text: str | None = None):
+    """A Config field with the metadata that generates its command-line option and its checks.
+
+    kind: 'int', 'float', 'str', 'path', 'names' (comma list), 'floats', 'ints' (comma lists) or
+    'paths' (several arguments); result: the field changes the optimisation's path (hashed);
+    from_preset: the default comes from --preset."""
+    meta = dict(help=help, kind=kind, result=result, flag=flag, short=short, choices=choices,
+                metavar=metavar, positional=positional, from_preset=from_preset, default_text=default_text)
+    return field(default=default, metadata=meta)
+
+
+_P = PRESETS["default"]
+
+
 @dataclass(frozen=True)
 class Config:
-    """Everything that defines a run. Fields marked `result=False` do not change the result image."""
+    """Everything that defines a run (see the module docstring for how the metadata is used)."""
 
-    content: str
-    styles: tuple[str, ...]
-    output: str = "out.png"
-    size: int = 512
-    iterations: int = 500
-    style_weight: float = PRESETS["default"]["style_weight"]
-    content_weight: float = 1.0
-    tv_weight: float = PRESETS["default"]["tv_weight"]
-    content_layers: tuple[str, ...] = PRESETS["default"]["content_layers"]
-    style_layers: tuple[str, ...] = PRESETS["default"]["style_layers"]
-    style_layer_weights: tuple[float, ...] | None = None
-    style_blend_weights: tuple[float, ...] | None = None
-    style_scale: float = 1.0
-    style_statistic: str = "gram"
-    original_colors: str = "none"
-    content_masks: tuple[str, ...] | None = None
-    style_masks: tuple[str, ...] | None = None
-    scales: tuple[int, ...] | None = None
-    scale_iterations: tuple[int, ...] | None = None
-    init: str = "content"
-    optimizer: str = "lbfgs"
-    lr: float | None = None
-    history: int = 100
-    pooling: str = "max"
-    seed: int = 0
-    weights: str | None = None
-    preset: str = "default"
-    save_every: int = field(default=0, metadata={"result": False})
-    print_every: int = field(default=10, metadata={"result": False})
-    checkpoint_every: int = field(default=50, metadata={"result": False})
+    content: str = option(None, "content image (any format Pillow reads)", kind="path", positional=True)
+    styles: tuple[str, ...] = option((), "style image(s); several are blended", kind="paths", positional=True,
+                                     metavar="style")
+    output: str = option("out.png", "result image; its .json, .losses.jsonl and .ckpt.npz are written "
+                         "beside it", kind="path", short="-o", result=False)
+    size: int = option(512, "longest side of the result in pixels", kind="int")
+    iterations: int = option(500, "iterations to reach (a rerun continues from the checkpoint)", kind="int",
+                             result=False)
+    preset: str = option("default", "layers and weights: 'default' (relu4_2 / relu1_1…relu5_1) or 'tutorial' "
+                         "(PyTorch tutorial: conv_4 / conv_1…conv_5)", kind="str", choices=lambda: tuple(PRESETS),
+                         default_text="default")
+    style_weight: float = option(_P["style_weight"], "k, the weight of the style loss", kind="float",
+                                 from_preset=True)
+    content_weight: float = option(1.0, "weight of the content loss", kind="float")
+    tv_weight: float = option(_P["tv_weight"], "weight of total variation", kind="float", from_preset=True)
+    content_layers: tuple[str, ...] = option(_P["content_layers"], "comma-separated layer names, either "
+                                             "scheme (relu4_2 or relu_10)", kind="names", from_preset=True)
+    style_layers: tuple[str, ...] = option(_P["style_layers"], "comma-separated layer names, either scheme",
+                                           kind="names", from_preset=True)
+    style_layer_weights: tuple[float, ...] | None = option(None, "one weight per style layer", kind="floats",
+                                                           default_text="1/number of layers each")
+    style_blend_weights: tuple[float, ...] | None = option(None, "one weight per style image, normalised to "
+                                                           "sum 1", kind="floats", default_text="equal")
+    style_scale: float = option(1.0, "style images are resized to this × the content's size", kind="float")
+    style_statistic: str = option("gram", "how style is described without positions (nst_jax/statistics/); "
+                                  "random ones use a fixed key per L-BFGS run and a new key per Adam step",
+                                  kind="str", choices=lambda: statistics.NAMES)
+    original_colors: str = option("none", "keep the content's colours: 'luminance' optimises luminance only "
+                                  "and takes the content's chrominance (YIQ); 'histogram' matches the style's "
+                                  "colour mean and covariance to the content's before the run", kind="str",
+                                  choices=lambda: ORIGINAL_COLORS)
+    content_masks: tuple[str, ...] | None = option(None, "one mask per style image (white = where that style "
+                                                   "goes; same size as the content image): spatial control as "
+                                                   "in Gatys et al. 2017", kind="paths", flag="--content-mask",
+                                                   metavar="MASK", default_text="none")
+    style_masks: tuple[str, ...] | None = option(None, "one mask per style image: the style's statistics are "
+                                                 "taken over it", kind="paths", flag="--style-mask", metavar="MASK",
+                                                 default_text="the whole style image")
+    scales: tuple[int, ...] | None = option(None, "coarse to fine, e.g. 256,512: optimise at each size, the "
+                                            "upsampled result initialising the next", kind="ints",
+                                            default_text="only --size")
+    scale_iterations: tuple[int, ...] | None = option(None, "iterations at each scale", kind="ints",
+                                                      default_text="--iterations at each")
+    init: str = option("content", f"initial image: {', '.join(INITS)} or an image file", kind="str")
+    optimizer: str = option("lbfgs", "solver", kind="str", choices=lambda: solvers.NAMES)
+    lr: float | None = option(None, "step size", kind="float", default_text=None)
+    history: int = option(100, "L-BFGS history size", kind="int")
+    pooling: str = option("max", "VGG pooling", kind="str", choices=lambda: vgg.POOLINGS)
+    seed: int = option(0, "seed of the noise initial image and of the random statistics", kind="int")
+    weights: str | None = option(None, "weights file", kind="path", default_text="the embedded Caffe VGG19")
+    save_every: int = option(0, "save an intermediate image every N iterations (0: never)", kind="int",
+                             result=False)
+    print_every: int = option(10, "update the losses shown every N iterations (0: never)", kind="int",
+                              result=False)
+    checkpoint_every: int = option(50, "write the solver state every N iterations (0: only at the end)",
+                                   kind="int", result=False)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def result_hash(self) -> str:
-        """Hash of every field that changes the optimisation (not the iteration target or I/O cadence)."""
-        skip = {"iterations", "output", "save_every", "print_every", "checkpoint_every"}
-        d = {k: v for k, v in self.to_dict().items() if k not in skip}
+        """Hash of every field that changes the optimisation's path (metadata result=True)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata["result"]}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @property
@@ -82,31 +155,93 @@ class Config:
         n = len(self.style_layers)
         return self.style_layer_weights if self.style_layer_weights is not None else (1.0 / max(n, 1),) * n
 
+    @property
+    def lr_or_default(self) -> float:
+        return solvers.get(self.optimizer).default_lr if self.lr is None else self.lr
 
-def with_preset(preset: str, **overrides) -> Config:
-    """A Config from a preset's values, with explicit overrides (None means 'use the preset')."""
+
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def flag_of(name: str) -> str:
+    """The command-line spelling of a field (`--style-weight`)."""
+    meta = FIELDS[name].metadata
+    return meta["flag"] or ("--" + name.replace("_", "-"))
+
+
+# ------------------------------------------------------------------------------- checking values
+
+def coerce(name: str, value: Any, where: str = "") -> Any:
+    """`value` as field `name` holds it (lists → tuples, ints → floats where floats are meant), or an
+    NSTError naming the field (and `where` it came from, e.g. a grid file) when its type is wrong."""
+    if name not in FIELDS:
+        raise NSTError(f"{where}unknown field {name!r}; valid fields: {', '.join(sorted(FIELDS))}")
+    f = FIELDS[name]
+    kind = f.metadata["kind"]
+    if value is None and f.default is None:
+        return None
+    wrong = NSTError(f"{where}{name} must be {_KIND_WORDS[kind]}, got {value!r}")
+    scalar = {"int": int, "float": float, "str": str, "path": str}.get(kind)
+    if scalar is not None:
+        if isinstance(value, bool) or (scalar is int and not isinstance(value, int)) or \
+                (scalar is float and not isinstance(value, (int, float))) or \
+                (scalar is str and not isinstance(value, str)):
+            raise wrong
+        return scalar(value)
+    if isinstance(value, str) and kind in ("names", "paths"):
+        value = parse_names(value) if kind == "names" else (value,)
+    if not isinstance(value, (list, tuple)):
+        raise wrong
+    item = {"names": str, "paths": str, "floats": float, "ints": int}[kind]
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float) if item is float else item):
+            raise wrong
+    return tuple(item(v) for v in value)
+
+
+_KIND_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "path": "a file path (a string)",
+               "names": "a list of names", "floats": "a list of numbers", "ints": "a list of integers",
+               "paths": "a list of file paths"}
+
+
+def with_preset(preset: str = "default", **overrides) -> Config:
+    """A validated Config from a preset's values, with explicit overrides (None means 'use the preset
+    or the default'). Values are type-checked (see `coerce`)."""
     if preset not in PRESETS:
         raise NSTError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     values = dict(PRESETS[preset])
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.update({k: coerce(k, v) for k, v in overrides.items() if v is not None})
     values["preset"] = preset
     return validate(Config(**values))
 
 
+def _finite(value: float) -> bool:
+    return math.isfinite(value)
+
+
 def validate(cfg: Config) -> Config:
     """Check every field; return the Config with layer names in block form. Raises NSTError."""
+    for f in dataclasses.fields(cfg):
+        choices = f.metadata["choices"]
+        value = getattr(cfg, f.name)
+        if choices is not None and value not in choices():
+            raise NSTError(f"unknown {flag_of(f.name)} {value!r}; choose one of {', '.join(choices())}")
+        if f.metadata["kind"] in ("float", "floats") and value is not None:
+            if not all(_finite(v) for v in (value if isinstance(value, tuple) else (value,))):
+                raise NSTError(f"{flag_of(f.name)} must be finite, got {value}")
+    if not cfg.content:
+        raise NSTError("a content image is needed")
     if not cfg.styles:
         raise NSTError("at least one style image is needed")
     if cfg.size < 1:
         raise NSTError(f"--size must be a positive number of pixels, got {cfg.size}")
-    if cfg.size > 8192:
-        raise NSTError(f"--size {cfg.size} is larger than 8192 pixels; use multi-scale or a smaller size")
+    if cfg.size > MAX_SIZE:
+        raise NSTError(f"--size {cfg.size} is larger than {MAX_SIZE} pixels; use multi-scale or a smaller size")
     if cfg.iterations < 0:
         raise NSTError(f"--iterations must be ≥ 0, got {cfg.iterations}")
     for name in ("style_weight", "content_weight", "tv_weight"):
-        value = getattr(cfg, name)
-        if not (value >= 0 and value < float("inf")):
-            raise NSTError(f"--{name.replace('_', '-')} must be a finite number ≥ 0, got {value}")
+        if not getattr(cfg, name) >= 0:
+            raise NSTError(f"{flag_of(name)} must be a finite number ≥ 0, got {getattr(cfg, name)}")
     content_layers = vgg.resolve_all(cfg.content_layers)
     style_layers = vgg.resolve_all(cfg.style_layers)
     if not content_layers and not style_layers:
@@ -118,13 +253,13 @@ def validate(cfg: Config) -> Config:
         if len(cfg.style_blend_weights) != len(cfg.styles):
             raise NSTError(f"--style-blend-weights has {len(cfg.style_blend_weights)} values for "
                            f"{len(cfg.styles)} style images")
-        if any(w < 0 for w in cfg.style_blend_weights) or sum(cfg.style_blend_weights) <= 0:
-            raise NSTError("--style-blend-weights must be ≥ 0 with a positive sum")
+        if any(w < 0 for w in cfg.style_blend_weights) or not sum(cfg.style_blend_weights) > 0 \
+                or not _finite(sum(cfg.style_blend_weights)):
+            raise NSTError("--style-blend-weights must be ≥ 0 with a positive, finite sum")
     if not cfg.style_scale > 0:
         raise NSTError(f"--style-scale must be positive, got {cfg.style_scale}")
-    if cfg.style_statistic not in STATISTIC_NAMES:
-        raise NSTError(f"unknown style statistic {cfg.style_statistic!r}; choose one of "
-                       f"{', '.join(STATISTIC_NAMES)}")
+    if cfg.style_scale * cfg.size > MAX_SIZE:
+        raise NSTError(f"--style-scale {cfg.style_scale:g} × --size {cfg.size} is larger than {MAX_SIZE} pixels")
     if cfg.style_masks is not None and cfg.content_masks is None:
         raise NSTError("--style-mask needs --content-mask (one content region per style)")
     if cfg.content_masks is not None:
@@ -132,33 +267,110 @@ def validate(cfg: Config) -> Config:
             raise NSTError(f"--content-mask has {len(cfg.content_masks)} masks for {len(cfg.styles)} style images")
         if cfg.style_masks is not None and len(cfg.style_masks) != len(cfg.styles):
             raise NSTError(f"--style-mask has {len(cfg.style_masks)} masks for {len(cfg.styles)} style images")
-        if cfg.style_statistic != "gram":
-            raise NSTError("masks work with --style-statistic gram only")
+        if not statistics.get(cfg.style_statistic).masks:
+            masked = [n for n in statistics.NAMES if statistics.get(n).masks]
+            raise NSTError(f"masks work with --style-statistic {' or '.join(masked)} only")
         if cfg.style_blend_weights is not None:
             raise NSTError("masks give each style its own region; --style-blend-weights does not apply")
         for path in cfg.content_masks + (cfg.style_masks or ()):
             if not Path(path).is_file():
                 raise NSTError(f"mask {path}: not found")
-    if cfg.original_colors not in ORIGINAL_COLORS:
-        raise NSTError(f"unknown --original-colors {cfg.original_colors!r}; choose one of {', '.join(ORIGINAL_COLORS)}")
     if cfg.scales is not None:
-        if not cfg.scales or any(int(v) != v or v < 1 for v in cfg.scales):
-            raise NSTError(f"--scales must be positive pixel sizes, got {cfg.scales}")
+        if not cfg.scales or any(v < 1 or v > MAX_SIZE for v in cfg.scales):
+            raise NSTError(f"--scales must be positive pixel sizes up to {MAX_SIZE}, got {cfg.scales}")
         if cfg.scale_iterations is not None and len(cfg.scale_iterations) != len(cfg.scales):
             raise NSTError(f"--scale-iterations has {len(cfg.scale_iterations)} values for {len(cfg.scales)} scales")
     if cfg.scale_iterations is not None and any(v < 0 for v in cfg.scale_iterations):
         raise NSTError("--scale-iterations must be ≥ 0")
     if cfg.init not in INITS and not Path(cfg.init).is_file():
         raise NSTError(f"--init {cfg.init!r} is neither one of {', '.join(INITS)} nor an existing file")
-    if cfg.optimizer not in SOLVERS:
-        raise NSTError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(SOLVERS)}")
     if cfg.lr is not None and not cfg.lr > 0:
         raise NSTError(f"--lr must be positive, got {cfg.lr}")
     if cfg.history < 1:
         raise NSTError(f"--history must be ≥ 1, got {cfg.history}")
-    if cfg.pooling not in vgg.POOLINGS:
-        raise NSTError(f"unknown pooling {cfg.pooling!r}; choose one of {', '.join(vgg.POOLINGS)}")
+    if not 0 <= cfg.seed < 2 ** 63:
+        raise NSTError(f"--seed must be an integer from 0 to 2**63 − 1, got {cfg.seed}")
     for name in ("save_every", "print_every", "checkpoint_every"):
         if getattr(cfg, name) < 0:
-            raise NSTError(f"--{name.replace('_', '-')} must be ≥ 0")
+            raise NSTError(f"{flag_of(name)} must be ≥ 0")
     return dataclasses.replace(cfg, content_layers=content_layers, style_layers=style_layers)
+
+
+# ------------------------------------------------------------------------------- the command line
+
+_PARSE = {"int": int, "float": float, "str": str, "path": str, "names": parse_names, "floats": parse_floats,
+          "ints": parse_ints}
+
+
+def _help_text(f: dataclasses.Field, default: Any = dataclasses.MISSING) -> str:
+    meta = f.metadata
+    default = f.default if default is dataclasses.MISSING else default
+    if meta["positional"]:
+        return meta["help"]
+    if meta["from_preset"]:
+        shown = ",".join(default) if isinstance(default, tuple) else f"{default:g}"
+        return f"{meta['help']} (default: the preset's; {shown} for 'default')"
+    if f.name == "lr":
+        rates = ", ".join(f"{n} {solvers.get(n).default_lr:g}" for n in solvers.NAMES)
+        return f"{meta['help']} (default: the solver's: {rates})"
+    if meta["default_text"] is not None:
+        return f"{meta['help']} (default: {meta['default_text']})"
+    if meta["choices"] is not None:
+        return f"{meta['help']}: {', '.join(meta['choices']())} (default: {default})"
+    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+    return f"{meta['help']} (default: {shown})"
+
+
+def add_argument(parser: argparse.ArgumentParser, name: str, default: Any = dataclasses.MISSING,
+                 **overrides) -> None:
+    """Add the option of Config field `name` to `parser`. Without `default` the option is left out of
+    the parsed namespace unless given (so presets and Config defaults apply); with one, the tool's
+    own default is used and shown."""
+    f = FIELDS[name]
+    meta = f.metadata
+    kw: dict[str, Any] = {"help": _help_text(f, default)}
+    if meta["kind"] == "paths":
+        kw["nargs"] = "+"
+    else:
+        kw["type"] = _PARSE[meta["kind"]]
+    if meta["choices"] is not None:
+        kw["metavar"] = meta["metavar"] or name.upper()
+    elif meta["metavar"]:
+        kw["metavar"] = meta["metavar"]
+    kw.update(overrides)
+    if meta["positional"]:
+        parser.add_argument(name, **kw)
+        return
+    kw["default"] = argparse.SUPPRESS if default is dataclasses.MISSING else default
+    flags = [meta["short"]] if meta["short"] else []
+    parser.add_argument(*flags, flag_of(name), dest=name, **kw)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every Config field as a command-line option, in declaration order."""
+    for name in FIELDS:
+        add_argument(parser, name)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The validated Config from a namespace made by `add_run_arguments` (absent options: defaults)."""
+    given = {name: getattr(args, name) for name in FIELDS if hasattr(args, name)}
+    return with_preset(given.pop("preset", "default"), **given)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, size: int, iterations: int | None,
+                         style_nargs: str | int | None = "+", styles: list[str] | None = None) -> None:
+    """The flags every tool beside `run` shares, with the same names and help as `run`'s options and
+    the tool's own size and iteration defaults: --content, --style, --size, --iterations (unless
+    None: the tool takes them otherwise), --seed."""
+    parser.add_argument("--content", default=SAMPLE_CONTENT, help=f"content image (default: {SAMPLE_CONTENT})")
+    if style_nargs is None:
+        parser.add_argument("--style", dest="styles", default=SAMPLE_STYLE, help=f"style image (default: {SAMPLE_STYLE})")
+    else:
+        styles = list(styles or [SAMPLE_STYLE])
+        parser.add_argument("--style", "--styles", dest="styles", nargs=style_nargs, default=styles,
+                            help=f"style image(s) (default: {' '.join(styles)})")
+    add_argument(parser, "size", size)
+    if iterations is not None:
+        add_argument(parser, "iterations", iterations, help=f"iterations per run (default: {iterations})")
+    add_argument(parser, "seed", 0)

@@ -1,4 +1,5 @@
-"""`python -m nst_jax.dissect …`: take the transfer apart (the seed paper's results sections).
+"""`python -m nst_jax.dissect …`: take the transfer apart (the results sections of *Dissecting Neural
+Style Transfer*, Xi Du, ANU).
 
     content  — reconstructions from white noise matching one layer's features (Gatys et al. 2016, Fig. 1 top)
     style    — reconstructions matching the style statistics of growing layer sets (Fig. 1 bottom)
@@ -24,15 +25,24 @@ from typing import Sequence
 import numpy as np
 
 from nst_jax import vgg
-from nst_jax.config import with_preset
-from nst_jax.errors import NSTError, cli
+from nst_jax.config import add_argument, add_common_arguments, with_preset
+from nst_jax.errors import ArgumentParser, NSTError, cli
 from nst_jax.image import psnr
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
 CONTENT_LAYERS = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
 STYLE_SETS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CRITERIA = ("activation", "style", "distinct")
 FRACTIONS = (0.0, 0.25, 0.5, 0.75, 0.9)
+
+
+def _fractions(text: str) -> list[float]:
+    try:
+        values = [float(f) for f in text.split(",") if f.strip()]
+    except ValueError:
+        raise NSTError(f"--fractions must be comma-separated numbers in [0, 1), got {text!r}") from None
+    if not values or not all(0 <= v < 1 for v in values):
+        raise NSTError(f"--fractions must be comma-separated numbers in [0, 1), got {text!r}")
+    return values
 
 
 def _record(out: Path) -> None:
@@ -82,7 +92,7 @@ def reconstruct_style(image_path: str, last_layers: Sequence[str], out: Path, si
 def layer_view(params, prep, img: np.ndarray, layer: str, top: int = 16):
     """(top channels' maps (top, h, w) ordered by mean activation, their indices, Gram (C, C))."""
     from nst_jax.losses import gram
-    from nst_jax.weights import preprocess
+    from nst_jax.preprocessing import preprocess
     f = np.asarray(vgg.features(params, preprocess(img[None], prep), [layer])[layer])[0]
     order = np.argsort(-f.mean(axis=(0, 1)), kind="stable")[:top]
     return f[..., order].transpose(2, 0, 1), order, np.asarray(gram(f[None]))[0]
@@ -99,7 +109,7 @@ def channel_scores(params, prep, images: Sequence[np.ndarray], criterion: str, s
     distinct: Gedeon & Harris 1991: the angle between a channel's activation vector (over positions of
               all images) and its nearest other channel; near-duplicates (small angle) are redundant.
     """
-    from nst_jax.weights import preprocess
+    from nst_jax.preprocessing import preprocess
     relus = [f"relu{n[4:]}" for n in vgg.CONV_NAMES]
     feats = [vgg.features(params, preprocess(img[None], prep), relus) for img in images]
     scores = {}
@@ -169,25 +179,25 @@ def reduce_network(content: str, style: str, out: Path, size: int, iterations: i
     """For each criterion and fraction: prune, run the transfer, measure the result with the full network."""
     import jax.numpy as jnp
 
-    from nst_jax import compiler, transfer
-    from nst_jax import weights as weights_mod
+    from nst_jax import compiler, losses, transfer
+    from nst_jax import weights as vgg_weights
 
-    w = weights if weights is not None else weights_mod.load()
+    w = weights if weights is not None else vgg_weights.load()
     base = with_preset("default", content=content, styles=(style,), size=size, iterations=iterations, seed=seed,
                        checkpoint_every=0, print_every=0, output=str(out / "runs" / "x.png"))
     full = transfer.prepare(base, w)
+    measure = compiler.jit(losses.make_objective(full.spec))  # the full network's objective, compiled once
     imgs = [full.content, full.styles[0]]
     rows = []
     for criterion in criteria:
         scores = channel_scores(w.params, w.preprocessing, imgs, criterion)
         for frac in fractions:
             keep = keep_indices(scores, frac)
-            pw = weights_mod.Weights(prune(w.params, keep), w.preprocessing, dict(w.info))
+            pw = vgg_weights.Weights(prune(w.params, keep), w.preprocessing, dict(w.info))
             cfg = dataclasses.replace(base, output=str(out / "runs" / f"{criterion}_{int(frac * 100):02d}.png"))
             t = time.perf_counter()
             res = transfer.run(cfg, progress=False, loaded_weights=pw)
-            aux = (full.params, full.targets, full.loss_weights, transfer.step_key(cfg, 0))
-            total, parts = compiler.jit(transfer.make_fun(full.spec))(jnp.asarray(res.image[None]), aux)
+            total, parts = measure(jnp.asarray(res.image[None]), full.aux(transfer.step_key(cfg, 0)))
             rows.append({"criterion": criterion, "fraction": frac,
                          "channels_kept": int(sum(len(v) for v in keep.values())),
                          "seconds_per_iteration": res.seconds / max(res.iteration, 1),
@@ -206,24 +216,30 @@ def _grid(panels, path: Path, title: str, columns: int) -> None:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nst_jax.dissect", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m nst_jax.dissect", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="what", required=True)
     for name in ("content", "style", "views", "reduce"):
         s = sub.add_parser(name)
-        s.add_argument("--image", "--content", dest="content", default=str(SAMPLES / "chelsea.png"))
-        s.add_argument("--style", default=str(SAMPLES / "ihc.png"))
-        s.add_argument("--size", type=int, default=256)
-        s.add_argument("--iterations", type=int, default=200)
-        s.add_argument("--seed", type=int, default=0)
-        s.add_argument("-o", "--out", default="docs/dissect")
-    sub.choices["content"].add_argument("--layers", default=",".join(CONTENT_LAYERS))
-    sub.choices["style"].add_argument("--layers", default=",".join(STYLE_SETS))
-    sub.choices["style"].add_argument("--style-statistic", default="gram")
-    sub.choices["views"].add_argument("--layer", default="relu3_1")
+        add_common_arguments(s, size=256, iterations=200, style_nargs=None)
+        s.add_argument("--image", dest="content", default=argparse.SUPPRESS,
+                       help="the image to reconstruct (same as --content)")
+        s.add_argument("-o", "--out", default="docs/dissect", help="output folder (default: docs/dissect)")
+    sub.choices["content"].add_argument("--layers", default=",".join(CONTENT_LAYERS),
+                                        help="one reconstruction per layer (default: %(default)s)")
+    sub.choices["style"].add_argument("--layers", default=",".join(STYLE_SETS),
+                                      help="reconstructions from relu1_1 up to each of these (default: %(default)s)")
+    add_argument(sub.choices["style"], "style_statistic", "gram")
+    sub.choices["views"].add_argument("--layer", default="relu3_1", help="the layer to show (default: %(default)s)")
     sub.choices["views"].add_argument("--result", default=None, help="a result image to show beside them")
-    sub.choices["reduce"].add_argument("--criteria", default=",".join(CRITERIA))
-    sub.choices["reduce"].add_argument("--fractions", default=",".join(map(str, FRACTIONS)))
+    sub.choices["reduce"].add_argument("--criteria", default=",".join(CRITERIA),
+                                       help="channel rankings, comma-separated (default: %(default)s)")
+    sub.choices["reduce"].add_argument("--fractions", default=",".join(map(str, FRACTIONS)),
+                                       help="fractions of channels removed (default: %(default)s)")
     args = p.parse_args(argv)
+    criteria = [c for c in getattr(args, "criteria", "").split(",") if c]
+    for c in criteria:
+        if c not in CRITERIA:
+            raise NSTError(f"unknown criterion {c!r}; choose from {', '.join(CRITERIA)}")
     out = Path(args.out)
     _record(out)
     if args.what == "content":
@@ -238,10 +254,10 @@ def main(argv: list[str] | None = None) -> int:
               len(panels))
     elif args.what == "style":
         layers = vgg.resolve_all(args.layers.split(","))
-        res = reconstruct_style(args.style, layers, out, args.size, args.iterations, args.style_statistic,
+        res = reconstruct_style(args.styles, layers, out, args.size, args.iterations, args.style_statistic,
                                 args.seed)
         from nst_jax.image import fit_size, load_image, resize
-        img = load_image(args.style)
+        img = load_image(args.styles)
         panels = [("style", resize(img, fit_size(img.shape[:2], args.size)), "")] + \
                  [(l, r.image, f"style loss {r.parts['style']:.3g}") for l, r in res]
         _grid(panels, out / "style_reconstructions.png",
@@ -250,8 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.what == "views":
         write_views(args, out)
     else:
-        rows = reduce_network(args.content, args.style, out, args.size, args.iterations,
-                              args.criteria.split(","), [float(f) for f in args.fractions.split(",")], args.seed)
+        rows = reduce_network(args.content, args.styles, out, args.size, args.iterations,
+                              criteria, _fractions(args.fractions), args.seed)
         write_reduction(rows, out, args)
     return 0
 
@@ -261,12 +277,12 @@ def write_views(args, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nst_jax import weights as weights_mod
+    from nst_jax import weights as vgg_weights
     from nst_jax.image import fit_size, load_image, resize
 
-    w = weights_mod.load()
+    w = vgg_weights.load()
     layer = vgg.resolve(args.layer)
-    named = [("content", args.content), ("style", args.style)] + ([("result", args.result)] if args.result else [])
+    named = [("content", args.content), ("style", args.styles)] + ([("result", args.result)] if args.result else [])
     fig, axes = plt.subplots(len(named), 3, figsize=(13, 4.2 * len(named)), squeeze=False)
     for row, (label, path) in enumerate(named):
         img = load_image(path)

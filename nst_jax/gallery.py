@@ -1,13 +1,12 @@
 """`python -m nst_jax.gallery statistics …`: the same transfer under each style statistic, side by side.
 
 Runs `transfer.run` once per statistic (same content, style, initial image, iterations and k; each
-statistic's own calibrated scale, see `statistics.SCALE`), keeps each run's files in a folder, and draws
+statistic's own calibrated scale, `Statistic.scale`), keeps each run's files in a folder, and draws
 one figure with the results and their final losses.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -15,10 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from nst_jax import statistics
-from nst_jax.config import with_preset
-from nst_jax.errors import NSTError, cli
-
-SAMPLES = Path(__file__).resolve().parent / "samples"
+from nst_jax.config import SAMPLES, add_common_arguments, with_preset
+from nst_jax.errors import ArgumentParser, NSTError, cli
 
 
 def figure(panels: list[tuple[str, "object", str]], path: Path, title: str, columns: int = 5) -> None:
@@ -42,7 +39,9 @@ def figure(panels: list[tuple[str, "object", str]], path: Path, title: str, colu
     plt.close(fig)
 
 
-def statistics_gallery(content: str, style: str, out: Path, size: int, iterations: int, names, **overrides):
+def statistics_gallery(content: str, style: str, out: Path, size: int, iterations: int, names, seed: int = 0,
+                       **overrides):
+    from nst_jax import weights as vgg_weights
     from nst_jax.image import load_image, resize, fit_size
     from nst_jax.transfer import run
 
@@ -51,12 +50,14 @@ def statistics_gallery(content: str, style: str, out: Path, size: int, iteration
     panels = [("content", resize(c, fit_size(c.shape[:2], size)), Path(content).name),
               ("style", resize(s, fit_size(s.shape[:2], size)), Path(style).name)]
     results = {}
-    for name in names:
-        cfg = with_preset("default", content=content, styles=(style,), size=size, iterations=iterations,
-                          style_statistic=name, output=str(out / "runs" / f"{name}.png"),
-                          checkpoint_every=0, print_every=0, **overrides)
+    cfgs = {name: with_preset("default", content=content, styles=(style,), size=size, iterations=iterations,
+                              style_statistic=name, output=str(out / "runs" / f"{name}.png"),
+                              checkpoint_every=0, print_every=0, seed=seed, **overrides)
+            for name in names}  # every name checked before the first run
+    weights = vgg_weights.load()
+    for name, cfg in cfgs.items():
         print(f"{name}: {iterations} iterations at {size} px", file=sys.stderr, flush=True)
-        res = run(cfg, progress=True)
+        res = run(cfg, progress=True, loaded_weights=weights)
         results[name] = {"loss": res.loss, **res.parts, "seconds": res.seconds}
         panels.append((name, res.image, f"style {res.parts['style']:.3g} · content {res.parts['content']:.3g}\n"
                                         f"{res.seconds:.0f} s"))
@@ -67,7 +68,7 @@ def statistics_gallery(content: str, style: str, out: Path, size: int, iteration
     return results
 
 
-def classic_gallery(content: str, styles: list[str], out: Path, size: int, iterations: int):
+def classic_gallery(content: str, styles: list[str], out: Path, size: int, iterations: int, seed: int = 0):
     """Two-style blend, original colours (none / luminance / histogram), and multi-scale vs
     single-scale at about the same time (coarse half size for `iterations`, then 3/4 of them at full)."""
     from nst_jax.image import fit_size, load_image, resize
@@ -75,7 +76,7 @@ def classic_gallery(content: str, styles: list[str], out: Path, size: int, itera
 
     def cfg(name, **kw):
         base = dict(content=content, styles=(styles[0],), size=size, iterations=iterations,
-                    output=str(out / "runs" / f"{name}.png"), checkpoint_every=0, print_every=0)
+                    output=str(out / "runs" / f"{name}.png"), checkpoint_every=0, print_every=0, seed=seed)
         base.update(kw)
         return with_preset("default", **base)
 
@@ -112,30 +113,23 @@ def classic_gallery(content: str, styles: list[str], out: Path, size: int, itera
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nst_jax.gallery", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m nst_jax.gallery", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="what", required=True)
     ps = sub.add_parser("statistics", help="one transfer per style statistic, side by side")
-    ps.add_argument("--content", default=str(SAMPLES / "chelsea.png"))
-    ps.add_argument("--style", default=str(SAMPLES / "ihc.png"))
-    ps.add_argument("--size", type=int, default=192)
-    ps.add_argument("--iterations", type=int, default=150)
-    ps.add_argument("--statistics", default=",".join(statistics.NAMES))
-    ps.add_argument("-o", "--out", default="docs/statistics")
+    add_common_arguments(ps, size=192, iterations=150, style_nargs=None)
+    ps.add_argument("--statistics", default=",".join(statistics.NAMES),
+                    help="comma-separated statistics (default: all)")
+    ps.add_argument("-o", "--out", default="docs/statistics", help="output folder (default: %(default)s)")
     pc = sub.add_parser("classic", help="blend, original colours, multi-scale vs single scale")
-    pc.add_argument("--content", default=str(SAMPLES / "chelsea.png"))
-    pc.add_argument("--styles", nargs=2, default=[str(SAMPLES / "ihc.png"), str(SAMPLES / "hubble_deep_field.jpg")])
-    pc.add_argument("--size", type=int, default=256)
-    pc.add_argument("--iterations", type=int, default=80)
-    pc.add_argument("-o", "--out", default="docs/classic")
+    add_common_arguments(pc, size=256, iterations=80, style_nargs=2,
+                         styles=[str(SAMPLES / "ihc.png"), str(SAMPLES / "hubble_deep_field.jpg")])
+    pc.add_argument("-o", "--out", default="docs/classic", help="output folder (default: %(default)s)")
     args = p.parse_args(argv)
     if args.what == "classic":
-        classic_gallery(args.content, args.styles, Path(args.out), args.size, args.iterations)
+        classic_gallery(args.content, args.styles, Path(args.out), args.size, args.iterations, seed=args.seed)
         return 0
     names = [n for n in args.statistics.split(",") if n]
-    for n in names:
-        if n not in statistics.NAMES:
-            raise NSTError(f"unknown style statistic {n!r}; choose from {', '.join(statistics.NAMES)}")
-    statistics_gallery(args.content, args.style, Path(args.out), args.size, args.iterations, names)
+    statistics_gallery(args.content, args.styles, Path(args.out), args.size, args.iterations, names, seed=args.seed)
     return 0
 
 

@@ -19,9 +19,6 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 from nst_jax.errors import NSTError
 from nst_jax.fileio import atomic_write_bytes
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
-
-
 def _to_float_rgb(im: Image.Image) -> np.ndarray:
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N"):

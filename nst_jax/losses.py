@@ -11,6 +11,10 @@ image size, and documented here because weights do not carry over between conven
 - `style_loss`   = Σ_layers w_l · mean((G(F) − A)²)   (mean over B, C, C); A precomputed.
 - `total_variation(x)` = mean((x[:, 1:] − x[:, :-1])²) + mean((x[:, :, 1:] − x[:, :, :-1])²).
 - The objective = content_weight·L_content + style_weight·L_style + tv_weight·TV.
+
+`make_objective(spec)` is the closure every solver optimises: `fun(x, aux) -> (total, parts)` with
+`aux` an `ObjectiveAux` (parameters, targets, loss weights, PRNG key) — the arrays that may change
+between runs without recompiling, or be batched over runs.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from nst_jax import statistics, vgg
-from nst_jax.weights import Preprocessing, preprocess
+from nst_jax.preprocessing import Preprocessing, preprocess
 
 
 def _check_nhwc(name: str, x: jnp.ndarray) -> None:
@@ -88,16 +92,37 @@ class LossWeights(NamedTuple):
     tv: Any
 
 
+class StyleTarget(NamedTuple):
+    """One style's target at one layer: its blend weight, the statistic's target, and the content
+    mask at the layer's resolution (None: the statistic is taken over every position)."""
+
+    weight: float
+    value: Any
+    mask: Any = None
+
+
 class Targets(NamedTuple):
     """Precomputed targets: content features per layer, and per style layer a tuple of
-    (weight, statistic target) pairs — one pair when the statistic's targets blend (moments)."""
+    `StyleTarget`s — one when the statistic's targets blend (moments), one per style otherwise,
+    and one per style with its region's mask under spatial control."""
 
     content: dict[str, jnp.ndarray]
-    style: dict[str, tuple]
+    style: dict[str, tuple[StyleTarget, ...]]
 
 
-def _features(params, x, spec: ObjectiveSpec, layers: Sequence[str]):
-    if x.shape[-1] == 1:  # luminance-only transfer: the network sees a grey RGB image
+class ObjectiveAux(NamedTuple):
+    """The objective's array arguments: what a solver passes through to `fun(x, aux)`."""
+
+    params: Any
+    targets: Targets
+    loss_weights: LossWeights
+    key: Any
+
+
+def features(params, x, spec: ObjectiveSpec, layers: Sequence[str]):
+    """The named VGG19 activations of images x (B, H, W, 3 or 1) in [0, 1], as the objective sees them
+    (a one-channel image is the luminance-only transfer: the network sees it as grey RGB)."""
+    if x.shape[-1] == 1:
         x = jnp.repeat(x, 3, axis=-1)
     return vgg.features(params, preprocess(x, spec.preprocessing), tuple(layers), spec.pooling)
 
@@ -119,69 +144,74 @@ def mask_at(mask: jnp.ndarray, layer: str) -> jnp.ndarray:
 def compute_targets(params, spec: ObjectiveSpec, content: jnp.ndarray, styles: Sequence[jnp.ndarray],
                     blend: Sequence[float] | None = None, key=None, content_masks=None,
                     style_masks=None) -> Targets:
-    """Content features of `content` (1, H, W, 3) and the style statistics' targets of each style
+    """Content features of `content` (1, H, W, 3) and the style statistic's targets of each style
     image (1, h, w, 3), blended with weights `blend` (normalised; default equal).
 
-    With `content_masks` (one (H, W) mask per style; spec.statistic 'gram-masked') region k of the
-    content gets style k: its target is style k's Gram over `style_masks[k]` (default: all of it)."""
+    With `content_masks` (one (H, W) mask per style; a statistic with `masks`) region k of the content
+    gets style k: its target is style k's statistic over `style_masks[k]` (default: all of it), and
+    the result's statistic is taken over content mask k."""
     key = jax.random.PRNGKey(0) if key is None else key
-    c_feats = _features(params, content, spec, spec.content_layers) if spec.content_layers else {}
-    if content_masks is not None:
-        style_targets = {name: [] for name in spec.style_layers}
-        for k, style in enumerate(styles):
-            s_feats = _features(params, style, spec, spec.style_layers)
-            for name in spec.style_layers:
-                f = s_feats[name][0]
-                sm = (jnp.ones(f.shape[:2]) if style_masks is None else mask_at(style_masks[k], name))
-                target = statistics.masked_gram_matrix(f.reshape(-1, f.shape[-1]), sm)
-                style_targets[name].append((1.0, (target, mask_at(content_masks[k], name))))
-        return Targets(dict(c_feats), {n: tuple(v) for n, v in style_targets.items()})
     stat = statistics.get(spec.statistic)
-    blend = [1.0 / len(styles)] * len(styles) if blend is None else [float(b) / sum(blend) for b in blend]
-    per_layer: dict[str, list] = {name: [] for name in spec.style_layers}
-    for style, w in zip(styles, blend):
-        s_feats = _features(params, style, spec, spec.style_layers)
+    c_feats = features(params, content, spec, spec.content_layers) if spec.content_layers else {}
+    if content_masks is not None:
+        blend = [1.0] * len(styles)
+    else:
+        blend = [1.0 / len(styles)] * len(styles) if blend is None else [float(b) / sum(blend) for b in blend]
+    per_layer: dict[str, list[StyleTarget]] = {name: [] for name in spec.style_layers}
+    for k, (style, w) in enumerate(zip(styles, blend)):
+        s_feats = features(params, style, spec, spec.style_layers)
         for name in spec.style_layers:
-            per_layer[name].append((w, stat.target(_positions(s_feats[name]), key)))
+            s_mask = None if content_masks is None or style_masks is None else mask_at(style_masks[k], name)
+            c_mask = None if content_masks is None else mask_at(content_masks[k], name)
+            per_layer[name].append(StyleTarget(w, stat.target(_positions(s_feats[name]), key, s_mask), c_mask))
     style_targets = {}
-    for name, pairs in per_layer.items():
-        pairs = [(w, t) for w, t in pairs if w > 0]
-        if stat.blendable or len(pairs) == 1:
-            if stat.blendable:
-                mixed = jax.tree.map(lambda *ts: sum(w * t for (w, _), t in zip(pairs, ts)), *[t for _, t in pairs])
-            else:
-                mixed = pairs[0][1]
-            style_targets[name] = ((1.0, mixed),)
-        else:
-            style_targets[name] = tuple(pairs)
+    for name, targets in per_layer.items():
+        targets = [t for t in targets if t.weight > 0]
+        if content_masks is None and stat.blendable and len(targets) > 1:
+            mixed = jax.tree.map(lambda *vs: sum(t.weight * v for t, v in zip(targets, vs)),
+                                 *[t.value for t in targets])
+            targets = [StyleTarget(1.0, mixed)]
+        elif content_masks is None and len(targets) == 1:
+            targets = [StyleTarget(1.0, targets[0].value)]
+        style_targets[name] = tuple(targets)
     return Targets(dict(c_feats), style_targets)
 
 
-def statistic_style_loss(features: Mapping[str, jnp.ndarray], targets: Mapping[str, tuple],
+def statistic_style_loss(feats: Mapping[str, jnp.ndarray], targets: Mapping[str, tuple[StyleTarget, ...]],
                          layer_weights: Mapping[str, float], statistic: str = "gram", key=None) -> jnp.ndarray:
-    """Σ_l w_l · Σ_pairs b · loss_stat(F_l, T) for NHWC features (mean over the batch)."""
+    """Σ_l w_l · Σ_targets b · loss_stat(F_l, T, mask) for NHWC features (mean over the batch), in the
+    statistic's calibrated units (× `Statistic.scale`)."""
     stat = statistics.get(statistic)
     key = jax.random.PRNGKey(0) if key is None else key
     total = jnp.float32(0.0)
-    for i, (name, pairs) in enumerate(targets.items()):
-        f = features[name]
+    for i, (name, layer_targets) in enumerate(targets.items()):
+        f = feats[name]
         _check_nhwc("style loss", f)
         k = jax.random.fold_in(key, i)
-        per_item = lambda fi, t: stat.loss(fi.reshape(-1, fi.shape[-1]), t, k)
-        layer = sum(b * jnp.mean(jax.vmap(per_item, in_axes=(0, None))(f, t)) for b, t in pairs)
+        per_item = lambda fi, t, m: stat.loss(fi.reshape(-1, fi.shape[-1]), t, k, m)
+        layer = sum(t.weight * jnp.mean(jax.vmap(per_item, in_axes=(0, None, None))(f, t.value, t.mask))
+                    for t in layer_targets)
         total = total + layer_weights[name] * layer
-    return total * statistics.SCALE[statistic]
+    return total * stat.scale
 
 
-def objective(x: jnp.ndarray, params, targets: Targets, weights: LossWeights, spec: ObjectiveSpec, key=None):
+def objective(x: jnp.ndarray, params, targets: Targets, loss_weights: LossWeights, spec: ObjectiveSpec,
+              key=None):
     """Total loss of images x (B, H, W, 3) RGB in [0, 1] and its parts (content, style, tv).
 
     `key` feeds the random statistics (ignored by the others)."""
     layers = tuple(dict.fromkeys(spec.content_layers + spec.style_layers))
-    feats = _features(params, x, spec, layers)
+    feats = features(params, x, spec, layers)
     lw = dict(zip(spec.style_layers, spec.style_layer_weights))
     lc = content_loss(feats, targets.content)
     ls = statistic_style_loss(feats, targets.style, lw, spec.statistic, key)
     tv = total_variation(x)
-    total = weights.content * lc + weights.style * ls + weights.tv * tv
+    total = loss_weights.content * lc + loss_weights.style * ls + loss_weights.tv * tv
     return total, {"content": lc, "style": ls, "tv": tv}
+
+
+def make_objective(spec: ObjectiveSpec):
+    """The objective as `fun(x, aux) -> (total, parts)` with aux an `ObjectiveAux`."""
+    def fun(x, aux: ObjectiveAux):
+        return objective(x, aux.params, aux.targets, aux.loss_weights, spec, aux.key)
+    return fun

@@ -9,7 +9,6 @@ files that exist.
 
 from __future__ import annotations
 
-import argparse
 import html
 import itertools
 import json
@@ -17,16 +16,9 @@ import re
 import sys
 from pathlib import Path
 
-from nst_jax.errors import NSTError, cli
-
-
-def read_log(path: str | Path) -> list[dict]:
-    """The records of a JSONL loss log; NSTError if unreadable."""
-    path = Path(path)
-    try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except (OSError, ValueError) as err:
-        raise NSTError(f"loss log {path}: unreadable ({err})") from None
+from nst_jax.errors import ArgumentParser, NSTError, cli
+from nst_jax.grid import label, run_name
+from nst_jax.runfiles import SWEEP_MANIFEST, RunFiles, read_log, write_text
 
 
 def plot_losses(logs: dict[str, list[dict]], out: str | Path, title: str = "") -> None:
@@ -53,23 +45,6 @@ def plot_losses(logs: dict[str, list[dict]], out: str | Path, title: str = "") -
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
-
-
-def _iterations_saved(run_dir: Path) -> dict[int, Path]:
-    found = {}
-    for path in run_dir.glob("result_iter*.png"):
-        m = re.fullmatch(r"result_iter(\d+)\.png", path.name)
-        if m:
-            found[int(m.group(1))] = path
-    return found
-
-
-def _fmt_value(v) -> str:
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, (list, tuple)):
-        return ",".join(map(str, v))
-    return Path(str(v)).name if "/" in str(v) else str(v)
 
 
 def contact_sheet(rows: list[tuple[str, list[tuple[str, Path | None]]]], out: Path, thumb: int = 128) -> None:
@@ -100,28 +75,24 @@ def contact_sheet(rows: list[tuple[str, list[tuple[str, Path | None]]]], out: Pa
 def write_report(out: Path) -> Path:
     """Write out/index.html (and its PNGs) for a sweep folder; returns the HTML path."""
     out = Path(out)
-    manifest_path = out / "sweep.json"
+    manifest_path = out / SWEEP_MANIFEST
     if not manifest_path.exists():
-        raise NSTError(f"{out}: no sweep.json here; run `python -m nst_jax.sweep` first")
-    manifest = json.loads(manifest_path.read_text())
-    grid: dict[str, list] = manifest["grid"]
-    runs: dict[str, str] = manifest["runs"]
+        raise NSTError(f"{out}: no {SWEEP_MANIFEST} here; run `python -m nst_jax.sweep` first")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        grid: dict[str, list] = manifest["grid"]
+        runs: dict[str, str] = manifest["runs"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise NSTError(f"{manifest_path}: unreadable ({err}); rerun the sweep to rewrite it") from None
     info = {}
     for name, rel in runs.items():
-        side = (out / rel).with_suffix(".json")
-        log = Path(f"{(out / rel).with_suffix('')}.losses.jsonl")
-        info[name] = {"dir": (out / rel).parent, "result": out / rel if (out / rel).exists() else None,
-                      "sidecar": json.loads(side.read_text()) if side.exists() else None,
-                      "log": read_log(log) if log.exists() else []}
-    from nst_jax.sweep import run_name
+        files = RunFiles(out / rel)
+        info[name] = {"files": files, "result": files.image if files.image.exists() else None,
+                      "sidecar": files.read_sidecar(), "log": files.read_log(), "error": files.read_error()}
     keys = list(grid)
-    point_of = {}
-    for values in itertools.product(*(grid[k] for k in keys)):
-        point = dict(zip(keys, values))
-        point_of[run_name({k: tuple(v) if isinstance(v, list) else v for k, v in point.items()}, grid)] = point
     parts = [f"<h1>Sweep report: {html.escape(str(out))}</h1>",
              f"<p>{len(runs)} runs, target {manifest['iterations']} iterations; grid: "
-             + "; ".join(f"<b>{html.escape(k)}</b> = {html.escape(', '.join(_fmt_value(v) for v in vs))}"
+             + "; ".join(f"<b>{html.escape(k)}</b> = {html.escape(', '.join(label(v) for v in vs))}"
                          for k, vs in grid.items()) + "</p>"]
     rel = lambda p: html.escape(str(Path(p).relative_to(out)))
     # one contact sheet per axis: rows = that axis's values, columns = the other axes' combinations
@@ -131,27 +102,27 @@ def write_report(out: Path) -> Path:
         combos = list(itertools.product(*(grid[k] for k in others))) or [()]
         rows_png = []
         table = ["<table><tr><th>" + html.escape(axis) + "</th>" + "".join(
-            "<th>" + html.escape(", ".join(f"{k}={_fmt_value(v)}" for k, v in zip(others, combo)) or "result")
+            "<th>" + html.escape(", ".join(f"{k}={label(v)}" for k, v in zip(others, combo)) or "result")
             + "</th>" for combo in combos) + "</tr>"]
         for value in grid[axis]:
             cells, cells_png = [], []
             for combo in combos:
-                point = {axis: value, **dict(zip(others, combo))}
-                name = next((n for n, pt in point_of.items() if all(pt[k] == point[k] for k in point)), None)
-                result = info.get(name, {}).get("result") if name else None
-                label = ", ".join(f"{k}={_fmt_value(v)}" for k, v in zip(others, combo)) or "result"
-                cells_png.append((label, result))
+                point = {k: grid[k][0] for k in keys} | {axis: value} | dict(zip(others, combo))
+                name = run_name({k: tuple(v) if isinstance(v, list) else v for k, v in point.items()}, grid)
+                result = info.get(name, {}).get("result")
+                caption = ", ".join(f"{k}={label(v)}" for k, v in zip(others, combo)) or "result"
+                cells_png.append((caption, result))
                 cells.append(f'<td><a href="{rel(result)}"><img src="{rel(result)}" width="160"></a></td>'
                              if result else "<td>(not run yet)</td>")
-            rows_png.append((f"{axis}={_fmt_value(value)}", cells_png))
-            table.append(f"<tr><th>{html.escape(_fmt_value(value))}</th>{''.join(cells)}</tr>")
+            rows_png.append((f"{axis}={label(value)}", cells_png))
+            table.append(f"<tr><th>{html.escape(label(value))}</th>{''.join(cells)}</tr>")
         table.append("</table>")
         sheet = out / f"sheet_{re.sub('[^A-Za-z0-9_]', '_', axis)}.png"
         contact_sheet(rows_png, sheet)
         parts += [f"<h2>By {html.escape(axis)}</h2>", f'<p><a href="{rel(sheet)}">contact sheet (PNG)</a></p>',
                   "".join(table)]
     # progress: rows = runs, columns = saved iterations
-    saved = {n: _iterations_saved(i["dir"]) for n, i in info.items()}
+    saved = {n: i["files"].intermediates() for n, i in info.items()}
     its = sorted(set().union(*[set(v) for v in saved.values()])) if saved else []
     parts.append("<h2>Progress (intermediate images)</h2><table><tr><th>run</th>"
                  + "".join(f"<th>{i}</th>" for i in its) + "<th>final</th></tr>")
@@ -175,14 +146,14 @@ def write_report(out: Path) -> Path:
                          f"<td>{p['content']:.4g}</td><td>{p['style']:.4g}</td><td>{p['tv']:.4g}</td>"
                          f"<td>{s['seconds']:.1f}</td></tr>")
         else:
-            parts.append(f"<tr><td>{html.escape(name)}</td><td colspan=6>not finished</td></tr>")
+            why = f"failed: {i['error']}" if i["error"] else "not finished"
+            parts.append(f"<tr><td>{html.escape(name)}</td><td colspan=6>{html.escape(why)}</td></tr>")
     parts.append("</table>")
     style = ("body{font-family:sans-serif;margin:1.5em} table{border-collapse:collapse;margin-bottom:1em}"
              "td,th{border:1px solid #ccc;padding:3px;font-size:12px;text-align:center} img{display:block}")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>nst_jax sweep</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
-    from nst_jax.fileio import atomic_write_bytes
-    atomic_write_bytes(out / "index.html", lambda f: f.write(page.encode()))
+    write_text(out / "index.html", page)
     return out / "index.html"
 
 
@@ -192,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] not in ("plot", "-h", "--help"):
         print(f"wrote {write_report(Path(argv[0]))}")
         return 0
-    p = argparse.ArgumentParser(prog="python -m nst_jax.report", description="Plots from run logs.")
+    p = ArgumentParser(prog="python -m nst_jax.report", description="Plots from run logs.")
     sub = p.add_subparsers(dest="what", required=True)
     pp = sub.add_parser("plot", help="loss curves of one or more runs")
     pp.add_argument("logs", nargs="+")

@@ -1,4 +1,6 @@
-"""Shared fixtures: the embedded weights (loaded once), small sample images, torch if present."""
+"""Shared fixtures: the embedded weights (loaded once), small sample images, one small run
+configuration that every file uses (so its compiled programs are reused across files), and helpers
+to call the command-line mains in-process."""
 
 from __future__ import annotations
 
@@ -41,3 +43,35 @@ def run_cli(*args, cwd=None, timeout=600):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+# One small configuration for every end-to-end test: 48 px, three style layers, one content layer.
+SMALL = dict(size=48, style_layers=("relu1_1", "relu2_1", "relu3_1"), content_layers=("relu3_2",),
+             print_every=0, checkpoint_every=0)
+SMALL_FLAGS = ["--size", "48", "--style-layers", "relu1_1,relu2_1,relu3_1", "--content-layers", "relu3_2"]
+
+
+def small_cfg(output, **kw):
+    """A validated small Config on the sample images writing `output`; keywords override."""
+    from nst_jax.config import with_preset
+    values = dict(SMALL, content=str(CONTENT), styles=(str(STYLE),), output=str(output), iterations=6)
+    values.update(kw)
+    return with_preset(values.pop("preset", "default"), **values)
+
+
+def call_main(main, argv, capsys):
+    """Run a command-line `main(argv)` in-process; returns (exit code, stdout, stderr lines)."""
+    try:
+        code = main(list(map(str, argv)))
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, [line for line in err.splitlines() if line.strip()]
+
+
+def one_error_line(main, argv, capsys) -> str:
+    """Assert `main(argv)` fails with exit 2 and exactly one `error: …` line; return that line."""
+    code, _, lines = call_main(main, argv, capsys)
+    assert code == 2, (code, lines)
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]

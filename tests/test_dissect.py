@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nst_jax import dissect, vgg
-from nst_jax.weights import preprocess
+from nst_jax.preprocessing import preprocess
 
 from conftest import CONTENT, STYLE
 
@@ -44,13 +44,33 @@ def test_layer_view(embedded, images):
     assert np.all(np.diff(means) <= 1e-6)
 
 
-@pytest.mark.parametrize("criterion", dissect.CRITERIA)
-def test_rankings_are_deterministic(embedded, images, criterion):
-    a = dissect.channel_scores(embedded.params, embedded.preprocessing, images, criterion)
-    b = dissect.channel_scores(embedded.params, embedded.preprocessing, images, criterion)
+def test_activation_ranking_and_kept_channels(embedded, images):
+    """'activation' scores a channel by its mean activation over the images; keep_indices keeps the
+    highest-scored (1 − fraction) of each layer's channels, in channel order."""
+    scores = dissect.channel_scores(embedded.params, embedded.preprocessing, images, "activation")
+    x = [preprocess(img[None], embedded.preprocessing) for img in images]
+    relu = np.mean([np.asarray(vgg.features(embedded.params, xi, ["relu2_1"])["relu2_1"]).mean(axis=(0, 1, 2))
+                    for xi in x], axis=0)
+    np.testing.assert_allclose(scores["conv2_1"], relu, rtol=1e-5, atol=1e-6)
+    keep = dissect.keep_indices(scores, 0.25)
     for conv in vgg.CONV_NAMES:
-        np.testing.assert_array_equal(a[conv], b[conv])
-        np.testing.assert_array_equal(dissect.keep_indices(a, 0.5)[conv], dissect.keep_indices(b, 0.5)[conv])
+        n = len(scores[conv])
+        kept = keep[conv]
+        assert len(kept) == n - round(0.25 * n) and np.all(np.diff(kept) > 0)
+        dropped = np.setdiff1d(np.arange(n), kept)
+        assert scores[conv][dropped].max(initial=-np.inf) <= scores[conv][kept].min()
+
+
+def test_reduce_network_runs_and_measures_with_the_full_network(tmp_path, embedded):
+    rows = dissect.reduce_network(str(CONTENT), str(STYLE), tmp_path, 48, 2, ["activation"], [0.0, 0.5],
+                                  weights=embedded)
+    assert [r["fraction"] for r in rows] == [0.0, 0.5]
+    full, half = rows
+    assert half["channels_kept"] < full["channels_kept"] == sum(embedded.params[c]["bias"].shape[0]
+                                                               for c in vgg.CONV_NAMES)
+    for r in rows:
+        assert np.isfinite(r["full_loss"]) and r["full_loss"] > 0
+        assert (tmp_path / "runs" / f"activation_{int(r['fraction'] * 100):02d}.png").exists()
 
 
 def test_pruning_zero_is_identity(embedded, images):

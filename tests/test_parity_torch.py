@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from nst_jax import vgg
-from nst_jax.weights import preprocess
+from nst_jax.preprocessing import preprocess
 
 FIXTURE = Path(__file__).parent / "data" / "vgg_parity_64.npz"
 

@@ -12,40 +12,33 @@ import pytest
 from PIL import Image
 
 from nst_jax import image
-from nst_jax.config import with_preset
 from nst_jax.errors import NSTError
-from nst_jax.transfer import output_paths, run
+from nst_jax.run import main
+from nst_jax.runfiles import RunFiles
+from nst_jax.transfer import run
 
-from conftest import CONTENT, ROOT, STYLE, run_cli
-
-SMALL = dict(size=48, style_layers=("relu1_1", "relu2_1", "relu3_1"), content_layers=("relu3_2",),
-             print_every=0)
-
-
-def _cfg(tmp_path, **kw):
-    values = dict(SMALL, content=str(CONTENT), styles=(str(STYLE),), output=str(tmp_path / "out.png"),
-                  iterations=6, checkpoint_every=0)
-    values.update(kw)
-    return with_preset("default", **values)
+from conftest import CONTENT, ROOT, SMALL_FLAGS, STYLE, call_main, one_error_line, run_cli, small_cfg
 
 
 def test_run_writes_everything_and_compiles_once(tmp_path, embedded):
-    cfg = _cfg(tmp_path, iterations=8, save_every=4, init="content", size=47)  # a size no other test compiles
+    cfg = small_cfg(tmp_path / "out.png", iterations=8, save_every=4, init="content", size=47)  # a size no other test compiles
     res = run(cfg, progress=False, loaded_weights=embedded)
     assert res.compiles == 1
     assert res.iteration == 8 and res.evaluations == 9
-    paths = output_paths(cfg.output)
-    img = image.load_image(paths["image"])
+    files = RunFiles(cfg.output)
+    img = image.load_image(files.image)
     assert img.shape == (31, 47, 3)  # chelsea is 451×300 → 47 px on the longer side
-    again = run(_cfg(tmp_path / "other", iterations=3, init="noise", size=47), progress=False, loaded_weights=embedded)
+    again = run(small_cfg(tmp_path / "other" / "out.png", iterations=3, init="noise", size=47), progress=False,
+                loaded_weights=embedded)
     assert again.compiles == 0  # same spec and shape: the cached program is reused
-    assert (tmp_path / "out_iter00004.png").exists()
-    log = [json.loads(line) for line in paths["log"].read_text().splitlines()]
+    assert files.intermediates() == {4: tmp_path / "out_iter00004.png"}
+    log = files.read_log()
     assert [r["iteration"] for r in log] == list(range(9))
     assert log[-1]["loss"] < log[0]["loss"] or log[0]["loss"] == 0
-    side = json.loads(paths["sidecar"].read_text())
+    side = files.read_sidecar()
     assert side["config"]["iterations"] == 8 and side["iteration"] == 8
-    meta = json.loads(Image.open(paths["image"]).text["nst_jax"])
+    assert side["command"].startswith("python ")
+    meta = json.loads(Image.open(files.image).text["nst_jax"])
     assert meta["config"]["style_layers"] == ["relu1_1", "relu2_1", "relu3_1"]
 
 
@@ -53,29 +46,37 @@ def test_run_writes_everything_and_compiles_once(tmp_path, embedded):
 def test_initial_images(tmp_path, embedded, init):
     if init == "file":
         init = str(STYLE)
-    res = run(_cfg(tmp_path, iterations=1, init=init), progress=False, loaded_weights=embedded)
+    res = run(small_cfg(tmp_path / "out.png", iterations=1, init=init), progress=False, loaded_weights=embedded)
     assert res.image.shape == (32, 48, 3) and np.isfinite(res.loss)
 
 
 def test_resume_equals_uninterrupted(tmp_path, embedded):
-    a = run(_cfg(tmp_path / "a", iterations=10), progress=False, loaded_weights=embedded)
-    run(_cfg(tmp_path / "b", iterations=4), progress=False, loaded_weights=embedded)
-    b = run(_cfg(tmp_path / "b", iterations=10), progress=False, loaded_weights=embedded)
+    a = run(small_cfg(tmp_path / "a" / "out.png", iterations=10), progress=False, loaded_weights=embedded)
+    run(small_cfg(tmp_path / "b" / "out.png", iterations=4), progress=False, loaded_weights=embedded)
+    b = run(small_cfg(tmp_path / "b" / "out.png", iterations=10), progress=False, loaded_weights=embedded)
     np.testing.assert_allclose(b.image, a.image, atol=1e-5)
     assert b.loss == pytest.approx(a.loss, rel=1e-5)
-    log = [json.loads(line)["iteration"] for line in (tmp_path / "b" / "out.losses.jsonl").read_text().splitlines()]
-    assert log == list(range(11))
+    assert [r["iteration"] for r in RunFiles(tmp_path / "b" / "out.png").read_log()] == list(range(11))
     # the same command again does nothing more
-    c = run(_cfg(tmp_path / "b", iterations=10), progress=False, loaded_weights=embedded)
+    c = run(small_cfg(tmp_path / "b" / "out.png", iterations=10), progress=False, loaded_weights=embedded)
     assert c.iteration == 10 and c.compiles == 0
 
 
 def test_changed_config_is_not_silently_resumed(tmp_path, embedded):
-    run(_cfg(tmp_path, iterations=2), progress=False, loaded_weights=embedded)
+    run(small_cfg(tmp_path / "out.png", iterations=2), progress=False, loaded_weights=embedded)
     with pytest.raises(NSTError, match="other settings"):
-        run(_cfg(tmp_path, iterations=4, style_weight=5.0), progress=False, loaded_weights=embedded)
-    res = run(_cfg(tmp_path, iterations=2, style_weight=5.0), progress=False, restart=True, loaded_weights=embedded)
+        run(small_cfg(tmp_path / "out.png", iterations=4, style_weight=5.0), progress=False, loaded_weights=embedded)
+    res = run(small_cfg(tmp_path / "out.png", iterations=2, style_weight=5.0), progress=False, restart=True,
+              loaded_weights=embedded)
     assert res.iteration == 2
+
+
+def test_cli_writes_result_and_reports(tmp_path, capsys):
+    out = tmp_path / "cli.png"
+    code, stdout, err = call_main(main, [CONTENT, STYLE, *SMALL_FLAGS, "--iterations", "2", "--quiet", "-o", out],
+                                  capsys)
+    assert code == 0, err
+    assert stdout.startswith(f"wrote {out} after 2 iterations") and out.exists()
 
 
 def test_sigkill_then_rerun_gives_same_image(tmp_path):
@@ -98,66 +99,70 @@ def test_sigkill_then_rerun_gives_same_image(tmp_path):
     assert not (tmp_path / "killed.png").exists() or proc.returncode == 0
     again = run_cli(*args, "-o", "killed.png", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    a = image.load_image(tmp_path / "ref.png")
-    b = image.load_image(tmp_path / "killed.png")
-    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(image.load_image(tmp_path / "ref.png"), image.load_image(tmp_path / "killed.png"))
     ra = json.loads((tmp_path / "ref.json").read_text())
     rb = json.loads((tmp_path / "killed.json").read_text())
     assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-5)
+    iterations = [r["iteration"] for r in RunFiles(tmp_path / "killed.png").read_log()]
+    assert iterations == list(range(41))  # no gap and no repeat after the resume
 
 
-def _bad(tmp_path, *args):
-    res = run_cli("-m", "nst_jax.run", "--size", "48", "--iterations", "2", "--quiet", *args, cwd=tmp_path)
-    assert res.returncode == 2, (res.returncode, res.stderr)
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
-    assert "Traceback" not in res.stderr
-    return lines[0]
+BAD_INPUTS = [
+    (["missing.jpg", STYLE], ["missing.jpg", "not found"]),
+    (["notes.txt", STYLE], ["notes.txt"]),
+    ([CONTENT, STYLE, "--style-layers", "relu9_9"], ["relu9_9", "conv1_1"]),
+    ([CONTENT, STYLE, "--size", "8"], ["too small"]),
+    ([CONTENT, STYLE, "--weights", "notes.txt"], ["notes.txt", "weights"]),
+    ([CONTENT, STYLE, "-o", CONTENT], ["overwrite an input"]),
+    ([CONTENT, STYLE, "--style-weight", "-1"], ["--style-weight"]),
+    ([CONTENT, STYLE, "--init", "nonsense"], ["nonsense"]),
+    ([CONTENT, STYLE, "--style-statistic", "nope"], ["nope", "gram"]),
+    ([CONTENT, STYLE, "--optimizer", "sgd"], ["sgd", "lbfgs"]),
+    ([CONTENT, STYLE, "--size", "many"], ["--size", "many"]),
+    ([CONTENT, STYLE, "--style-blend-weights", "nan"], ["--style-blend-weights", "finite"]),
+    ([CONTENT, STYLE, "--scales", "100000"], ["--scales"]),
+    ([CONTENT, STYLE, "--style-scale", "1000"], ["--style-scale"]),
+    ([CONTENT, STYLE, "--seed", "99999999999999999999999"], ["--seed"]),
+    ([CONTENT, STYLE, "-o", "result.txt"], ["image extension"]),
+]
 
 
-def test_bad_inputs_give_one_line_and_exit_2(tmp_path):
+@pytest.mark.parametrize("argv,fragments", BAD_INPUTS, ids=[" ".join(map(str, a[2:])) or str(a[0])
+                                                            for a, _ in BAD_INPUTS])
+def test_bad_inputs_give_one_line_and_exit_2(tmp_path, capsys, monkeypatch, argv, fragments):
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.txt").write_text("hello")
-    msg = _bad(tmp_path, "missing.jpg", str(STYLE))
-    assert "missing.jpg" in msg and "not found" in msg
-    msg = _bad(tmp_path, str(tmp_path / "notes.txt"), str(STYLE))
-    assert "notes.txt" in msg
-    msg = _bad(tmp_path, str(CONTENT), str(STYLE), "--style-layers", "relu9_9")
-    assert "relu9_9" in msg and "conv1_1" in msg
-    msg = _bad(tmp_path, str(CONTENT), str(STYLE), "--size", "8")
-    assert "too small" in msg
-    msg = _bad(tmp_path, str(CONTENT), str(STYLE), "--weights", str(tmp_path / "notes.txt"))
-    assert "notes.txt" in msg and "weights" in msg
-    msg = _bad(tmp_path, str(CONTENT), str(STYLE), "-o", str(CONTENT))
-    assert "overwrite an input" in msg
-    msg = _bad(tmp_path, str(CONTENT), str(STYLE), "--style-weight", "-1")
-    assert "style-weight" in msg
-    msg = _bad(tmp_path, str(CONTENT), str(STYLE), "--init", "nonsense")
-    assert "nonsense" in msg
+    line = one_error_line(main, [*argv, "--size", "48", "--iterations", "2", "--quiet"] if "--size" not in argv
+                          else [*argv, "--iterations", "2", "--quiet"], capsys)
+    for fragment in fragments:
+        assert fragment in line, (fragment, line)
 
 
-def test_nan_stops_and_keeps_last_good_image(tmp_path):
-    res = run_cli("-m", "nst_jax.run", str(CONTENT), str(STYLE), "--size", "32", "--iterations", "20",
-                  "--content-layers", "relu2_1", "--style-layers", "relu1_1", "--optimizer", "adam",
-                  "--lr", "1e38", "--quiet", "-o", "nan.png", cwd=tmp_path)
-    assert res.returncode == 2, res.stderr
-    assert "became" in res.stderr and "last good image" in res.stderr and "Traceback" not in res.stderr
-    kept = image.load_image(tmp_path / "nan.png")
-    assert np.isfinite(kept).all()
+def test_nan_stops_and_keeps_last_good_image(tmp_path, capsys):
+    out = tmp_path / "nan.png"
+    line = one_error_line(main, [CONTENT, STYLE, "--size", "32", "--iterations", "20", "--content-layers", "relu2_1",
+                                 "--style-layers", "relu1_1", "--optimizer", "adam", "--lr", "1e38", "--quiet",
+                                 "-o", out], capsys)
+    assert "became" in line and "last good image" in line
+    assert np.isfinite(image.load_image(out)).all()
 
 
-def test_help_documents_every_option():
-    res = run_cli("-m", "nst_jax.run", "--help")
-    assert res.returncode == 0
-    for opt in ("--output", "--size", "--iterations", "--style-weight", "--content-weight", "--tv-weight",
-                "--content-layers", "--style-layers", "--style-layer-weights", "--init", "--optimizer",
-                "--lr", "--pooling", "--seed", "--save-every", "--print-every", "--weights", "--preset",
-                "--checkpoint-every", "default:"):
-        assert opt in res.stdout, opt
+def test_help_documents_every_option(capsys):
+    from nst_jax.config import FIELDS, flag_of
+    code, stdout, _ = call_main(main, ["--help"], capsys)
+    assert code == 0
+    for name, f in FIELDS.items():
+        if not f.metadata["positional"]:
+            assert flag_of(name) in stdout, name
+    text = " ".join(stdout.split())
+    assert "(default: 512)" in text and "(default: the preset's; 100 for 'default')" in text
+    assert "(default: None)" not in text  # every option states its real default, once
+    assert all(chunk.count("(default:") <= 1 for chunk in text.split(" --"))
 
 
 def test_tutorial_preset_uses_sequential_names(tmp_path, embedded):
-    cfg = with_preset("tutorial", content=str(CONTENT), styles=(str(STYLE),), output=str(tmp_path / "t.png"),
-                      size=32, iterations=2, checkpoint_every=0)
+    cfg = small_cfg(tmp_path / "t.png", preset="tutorial", size=32, iterations=2, content_layers=None,
+                    style_layers=None)
     assert cfg.content_layers == ("conv2_2",)
     assert cfg.style_layers == ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1")
     assert run(cfg, progress=False, loaded_weights=embedded).iteration == 2
@@ -167,13 +172,8 @@ def test_tutorial_preset_uses_sequential_names(tmp_path, embedded):
 def test_statistics_run_and_resume(tmp_path, embedded, statistic, optimizer):
     """Random statistics draw their key from (seed, iteration): a resumed run equals an uninterrupted one."""
     kw = dict(style_statistic=statistic, optimizer=optimizer, init="content")
-    a = run(_cfg(tmp_path / "a", iterations=6, **kw), progress=False, loaded_weights=embedded)
-    run(_cfg(tmp_path / "b", iterations=3, **kw), progress=False, loaded_weights=embedded)
-    b = run(_cfg(tmp_path / "b", iterations=6, **kw), progress=False, loaded_weights=embedded)
+    a = run(small_cfg(tmp_path / "a" / "o.png", iterations=6, **kw), progress=False, loaded_weights=embedded)
+    run(small_cfg(tmp_path / "b" / "o.png", iterations=3, **kw), progress=False, loaded_weights=embedded)
+    b = run(small_cfg(tmp_path / "b" / "o.png", iterations=6, **kw), progress=False, loaded_weights=embedded)
     np.testing.assert_allclose(b.image, a.image, atol=1e-5)
     assert np.isfinite(a.loss) and a.parts["style"] >= 0
-
-
-def test_unknown_statistic_is_a_clear_error(tmp_path):
-    res = run_cli("-m", "nst_jax.run", str(CONTENT), str(STYLE), "--style-statistic", "nope", cwd=tmp_path)
-    assert res.returncode == 2 and "nope" in res.stderr and "Traceback" not in res.stderr

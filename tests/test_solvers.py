@@ -8,6 +8,7 @@ import pytest
 import scipy.optimize
 
 from nst_jax import solvers
+from nst_jax.solvers.lbfgs import _compact_direction, lbfgs
 
 jax.config.update("jax_enable_x64", False)
 
@@ -46,7 +47,7 @@ def _quadratic(dim, seed=0, condition=None):
 def test_compact_direction_equals_two_loop(m, steps):
     """After `steps` steps (ring buffer wrapped when steps > m) the direction equals the recursion."""
     fun, aux, a, b = _quadratic(200, condition=1e4)
-    solver = solvers.lbfgs(fun, history=m, lr=0.5, safeguard=False)
+    solver = lbfgs(fun, history=m, lr=0.5, safeguard=False)
     st = solver.init(jnp.zeros(200), aux)
     step = jax.jit(solver.step)
     xs, gs = [np.asarray(st.x)], [np.asarray(st.grad)]
@@ -59,14 +60,14 @@ def test_compact_direction_equals_two_loop(m, steps):
     s, y = pairs[-1]
     gamma = np.dot(s, y) / np.dot(y, y)
     expect = -_two_loop(gs[-1], pairs, gamma)
-    got = np.asarray(solvers._compact_direction(st.grad, st, m))
+    got = np.asarray(_compact_direction(st.grad, st, m))
     np.testing.assert_allclose(got, expect, rtol=2e-3, atol=2e-4 * np.abs(expect).max())
     assert int(st.pairs) == steps  # every pair of a convex quadratic has sᵀy > 0
 
 
 def test_lbfgs_quadratic_matches_scipy():
     fun, aux, a, b = _quadratic(30, seed=3)
-    solver = solvers.lbfgs(fun, history=10, safeguard=False)
+    solver = lbfgs(fun, history=10, safeguard=False)
     st = solver.init(jnp.zeros(30), aux)
     step = jax.jit(solver.step)
     for _ in range(60):
@@ -82,7 +83,7 @@ def test_lbfgs_rosenbrock_matches_scipy():
         return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2), {}
 
     x0 = jnp.asarray([-1.2, 1.0, -0.5, 0.8], jnp.float32)
-    solver = solvers.lbfgs(rosen, history=10, lr=0.5, safeguard=False)
+    solver = lbfgs(rosen, history=10, lr=0.5, safeguard=False)
     st = solver.init(x0, None)
     step = jax.jit(solver.step)
     for _ in range(600):
@@ -110,7 +111,7 @@ def test_lbfgs_first_step_scaled_like_torch():
     """First step: min(1, 1/‖g‖₁)·lr along −g (torch.optim.LBFGS's rule)."""
     fun = lambda x, aux: (jnp.sum(50.0 * x ** 2), {})
     x0 = jnp.asarray([1.0, -2.0, 3.0])
-    solver = solvers.lbfgs(fun)
+    solver = lbfgs(fun)
     st = solver.step(solver.init(x0, None), None)
     g = 100.0 * np.asarray(x0)
     np.testing.assert_allclose(np.asarray(st.x), np.asarray(x0) - g / np.abs(g).sum(), rtol=1e-6)
@@ -129,7 +130,7 @@ def test_lbfgs_transfer_tracks_torch(embedded, small_images):
     targets = losses.compute_targets(embedded.params, spec, jnp.asarray(content), [jnp.asarray(style)])
     fun = lambda x, aux: losses.objective(x, aux[0], aux[1], lw, spec)
     x0 = np.asarray(jax.random.uniform(jax.random.PRNGKey(0), content.shape))
-    solver = solvers.lbfgs(fun)
+    solver = lbfgs(fun)
     aux = (embedded.params, targets)
     st = jax.jit(solver.init)(jnp.asarray(x0), aux)
     step = jax.jit(solver.step, donate_argnums=0)
@@ -145,16 +146,15 @@ def test_lbfgs_transfer_tracks_torch(embedded, small_images):
     assert ours[50] < 0.2 * ours[0]
 
 
-def test_lbfgs_safeguard_recovers_from_a_blown_up_step(embedded):
+def test_lbfgs_safeguard_recovers_from_a_blown_up_step(embedded, tmp_path):
     """From the flat 'mean' image with k = 1000, the classic rule's second step explodes the loss
     (torch.optim.LBFGS then stalls or returns NaN); the safeguard rejects such steps and damps, so the
     run stays finite and makes progress."""
     import json
-    import tempfile
     from nst_jax.config import with_preset
     from nst_jax.transfer import run
     from conftest import CONTENT, STYLE
-    out = tempfile.mkdtemp()
+    out = tmp_path
     cfg = with_preset("default", content=str(CONTENT), styles=(str(STYLE),), size=48, iterations=40, init="mean",
                       style_weight=1000.0, output=f"{out}/o.png", checkpoint_every=0, print_every=0)
     res = run(cfg, progress=False, loaded_weights=embedded)
@@ -171,7 +171,7 @@ def test_lbfgs_updates_its_history_in_place():
     dim, m = 3000, 7
     fun = lambda x, aux: (jnp.sum(aux * x ** 2) + jnp.sum(jnp.cos(x)), {})
     aux = jnp.linspace(0.5, 2.0, dim)
-    solver = solvers.lbfgs(fun, history=m)
+    solver = lbfgs(fun, history=m)
     st = solver.init(jnp.ones(dim), aux)
     hlo = compiler.jit(solver.step, donate_argnums=0).lower(st, aux).compile().as_text()
     history = f"f32[{m},{dim}]"
@@ -182,7 +182,7 @@ def test_lbfgs_updates_its_history_in_place():
 def test_lbfgs_rejects_pairs_whose_history_products_are_not_finite():
     """A pair is kept only if its products with the stored history are finite."""
     fun = lambda x, aux: (jnp.sum(x ** 2), {})
-    solver = solvers.lbfgs(fun, history=3)
+    solver = lbfgs(fun, history=3)
     st = solver.init(jnp.ones(4), None)
     st = solver.step(st, None)
     assert int(st.pairs) == 1

@@ -14,7 +14,8 @@ import pytest
 
 from nst_jax import image
 from nst_jax.report import write_report
-from nst_jax.sweep import expand, load_grid, run_name, sweep
+from nst_jax.grid import expand, load_grid, run_name
+from nst_jax.sweep import sweep
 
 from conftest import CONTENT, ROOT, STYLE
 

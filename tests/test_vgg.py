@@ -7,7 +7,7 @@ import pytest
 
 from nst_jax import vgg
 from nst_jax.errors import NSTError
-from nst_jax.weights import preprocess
+from nst_jax.preprocessing import preprocess
 
 
 def test_layer_tables():
@@ -44,7 +44,8 @@ def test_computes_no_deeper_than_needed(embedded):
     x = jnp.zeros((1, 16, 16, 3))
     out = vgg.features(params, x, ["relu2_1", "conv_1"])
     assert set(out) == {"relu2_1", "conv_1"}
-    with pytest.raises(Exception):
+    from flax.errors import ScopeParamNotFoundError
+    with pytest.raises(ScopeParamNotFoundError, match="conv2_2"):
         vgg.features(params, x, ["relu2_2"])
 
 

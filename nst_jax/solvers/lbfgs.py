@@ -1,44 +1,17 @@
-"""Optimisers of the image as pure (init, step) pairs over NamedTuple state.
-
-Every solver optimises `fun(x, aux) -> (value, parts)` over an array x and keeps, in its state, x
-with its value, parts and gradient: `init(x0, aux)` evaluates once, and each `step(state, aux)` moves
-x and evaluates once more, so one step is one function evaluation (plus, for jaxopt, what it reports).
-The caller jits `step` once (donating the state) and drives it from Python: on XLA-CPU a
-convolution inside `lax.scan`/`while_loop` runs ~3.4× slower than in a top-level call.
-
-- `lbfgs`: the classic L-BFGS of torch.optim.LBFGS with no line search (neural-style's algorithm):
-  first step min(1, 1/‖g‖₁)·lr along −g, then steps of lr along −H·g, H from the last `history`
-  pairs (s, y) with initial scale γ = sᵀy/yᵀy, pairs with yᵀs ≤ 1e-10 skipped. H·g is computed in
-  the compact form of Byrd, Nocedal & Schnabel (1994): with the history as m×D matrices S, Y,
-      H g = γ g + Sᵀ p + γ Yᵀ q,   q = −R⁻¹ Sg,   p = R⁻ᵀ((D + γ YYᵀ) R⁻¹ Sg − γ Yg),
-  R the upper triangle of S Yᵀ in chronological order and D its diagonal. S Yᵀ and Y Yᵀ are kept
-  incrementally, so a step costs four passes over the m×D history and an m×m triangular solve,
-  instead of the 2m dependent passes of the two-loop recursion.
-- `jaxopt`: jaxopt.LBFGS with the same step rule as `lbfgs` (a callable step size: the scaled
-  first step, then lr), so it needs one evaluation per iteration; jaxopt's line searches run inside
-  `while_loop` (slow on CPU) and cost 2–3 evaluations per iteration for no better loss per second.
-- `adam`: optax.adam on the pixels.
-"""
+"""The classic L-BFGS of torch.optim.LBFGS without line search, in the compact form (see the package doc)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
+from nst_jax.solvers._base import Fun, Solver, SolverInfo, register, value_and_grad
+
 HIGHEST = jax.lax.Precision.HIGHEST
 BLOWUP = 4.0
-Fun = Callable[[jnp.ndarray, Any], tuple[jnp.ndarray, dict]]
-
-
-class Solver(NamedTuple):
-    """A pure optimiser: `init(x0, aux) -> state`, `step(state, aux) -> state`."""
-
-    name: str
-    init: Callable
-    step: Callable
 
 
 class LBFGSState(NamedTuple):
@@ -57,15 +30,6 @@ class LBFGSState(NamedTuple):
     pairs: jnp.ndarray          # pairs accepted so far (the ring position is pairs % m)
     gamma: jnp.ndarray          # initial inverse-Hessian scale sᵀy/yᵀy of the last accepted pair
     damping: jnp.ndarray        # step multiplier, 1 unless a step blew up (see `lbfgs`)
-
-
-def _value_and_grad(fun: Fun):
-    vg = jax.value_and_grad(lambda x, aux: fun(x, aux), has_aux=True)
-
-    def call(x, aux):
-        (value, parts), grad = vg(x, aux)
-        return value, parts, grad
-    return call
 
 
 def _compact_direction(g, st: LBFGSState, m: int):
@@ -96,7 +60,7 @@ def lbfgs(fun: Fun, history: int = 100, lr: float = 1.0, safeguard: bool = True)
 
     `safeguard` (for objectives ≥ 0, such as every style-transfer loss) rejects blown-up steps;
     without it the iterates are exactly torch's."""
-    vg = _value_and_grad(fun)
+    vg = value_and_grad(fun)
     m = int(history)
 
     def init(x0, aux) -> LBFGSState:
@@ -166,83 +130,5 @@ def lbfgs(fun: Fun, history: int = 100, lr: float = 1.0, safeguard: bool = True)
     return Solver("lbfgs", init, step)
 
 
-class JaxoptState(NamedTuple):
-    x: jnp.ndarray
-    value: jnp.ndarray
-    parts: dict
-    grad: jnp.ndarray
-    iteration: jnp.ndarray
-    evaluations: jnp.ndarray
-    first_step: jnp.ndarray
-    inner: Any
-
-
-def jaxopt_lbfgs(fun: Fun, history: int = 100, lr: float = 1.0) -> Solver:
-    """jaxopt.LBFGS with the classic step rule (first step min(1, 1/‖g‖₁)·lr, then lr): one
-    evaluation per iteration. A fixed step of 1 from the start goes NaN (the first step is −g)."""
-    import jaxopt
-
-    def make(first_step):
-        rule = lambda it: jnp.where(it == 0, first_step, lr)
-        return jaxopt.LBFGS(fun=fun, has_aux=True, history_size=history, stepsize=rule,
-                            maxiter=1 << 30, tol=0.0, jit=False, unroll=False)
-
-    def init(x0, aux) -> JaxoptState:
-        inner = make(jnp.asarray(1.0, x0.dtype)).init_state(x0, aux)
-        g = inner.grad
-        first = (jnp.minimum(1.0, 1.0 / jnp.sum(jnp.abs(g))) * lr).astype(x0.dtype)
-        return JaxoptState(x0, inner.value, inner.aux, g, jnp.int32(0), jnp.int32(1), first, inner)
-
-    def step(st: JaxoptState, aux) -> JaxoptState:
-        x, inner = make(st.first_step).update(st.x, st.inner, aux)
-        return JaxoptState(x, inner.value, inner.aux, inner.grad, st.iteration + 1,
-                           jnp.asarray(inner.num_fun_eval, jnp.int32), st.first_step, inner)
-
-    return Solver("jaxopt", init, step)
-
-
-class AdamState(NamedTuple):
-    x: jnp.ndarray
-    value: jnp.ndarray
-    parts: dict
-    grad: jnp.ndarray
-    iteration: jnp.ndarray
-    evaluations: jnp.ndarray
-    opt: Any
-
-
-def adam(fun: Fun, lr: float = 0.02) -> Solver:
-    """optax.adam on the pixels; lr is in units of the [0, 1] pixel range."""
-    import optax
-
-    tx = optax.adam(lr)
-    vg = _value_and_grad(fun)
-
-    def init(x0, aux) -> AdamState:
-        value, parts, grad = vg(x0, aux)
-        return AdamState(x0, value, parts, grad, jnp.int32(0), jnp.int32(1), tx.init(x0))
-
-    def step(st: AdamState, aux) -> AdamState:
-        updates, opt = tx.update(st.grad, st.opt, st.x)
-        x = st.x + updates
-        value, parts, grad = vg(x, aux)
-        return AdamState(x, value, parts, grad, st.iteration + 1, st.evaluations + 1, opt)
-
-    return Solver("adam", init, step)
-
-
-SOLVERS = ("lbfgs", "jaxopt", "adam")
-DEFAULT_LR = {"lbfgs": 1.0, "jaxopt": 1.0, "adam": 0.02}
-
-
-def make_solver(name: str, fun: Fun, lr: float | None = None, history: int = 100,
-                safeguard: bool = True) -> Solver:
-    """The solver called `name` ('lbfgs', 'jaxopt' or 'adam') for `fun` (safeguard: see `lbfgs`)."""
-    lr = DEFAULT_LR[name] if lr is None else lr
-    if name == "lbfgs":
-        return lbfgs(fun, history, lr, safeguard)
-    if name == "jaxopt":
-        return jaxopt_lbfgs(fun, history, lr)
-    if name == "adam":
-        return adam(fun, lr)
-    raise ValueError(f"unknown solver {name!r}")
+register(SolverInfo("lbfgs", lambda fun, lr, history, safeguard: lbfgs(fun, history, lr, safeguard), 1.0, False,
+                    "classic L-BFGS (torch.optim.LBFGS's algorithm, no line search)"))

@@ -1,0 +1,201 @@
+"""The files of one run: the only module that knows the output layout.
+
+A run writing `out.png` owns, beside it:
+
+    out.png                 the result (its parameters in the PNG's `nst_jax` text chunk)
+    out.json                the sidecar: every parameter, final losses, time, device, command
+    out.losses.jsonl        one JSON record per iteration (0 = the initial image)
+    out.ckpt.npz            the whole solver state and its settings hash (resumable)
+    out_iter00050.png       intermediate images
+    out.error.txt           why the run failed, when it did (written by sweeps)
+
+A sweep folder holds `sweep.json` (its grid and runs) and one folder per run with `result.png`.
+
+Every write is atomic (`fileio`), so an interrupted run never leaves a half-written file. The run
+loop, the sweep and the report all go through `RunFiles`; nothing else builds these paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nst_jax import image
+from nst_jax.errors import NSTError
+from nst_jax.fileio import atomic_write_bytes
+
+SWEEP_MANIFEST = "sweep.json"   # a sweep folder's list of its grid and runs (beside out/<name>/result.png)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+def write_json(path: Path, record: Any) -> None:
+    write_text(path, json.dumps(record, indent=2, default=str))
+
+
+def read_log(path: str | Path) -> list[dict]:
+    """The records of a JSONL loss log; NSTError if unreadable."""
+    path = Path(path)
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError) as err:
+        raise NSTError(f"loss log {path}: unreadable ({err})") from None
+
+
+class RunFiles:
+    """The paths, reads and atomic writes of the run whose result image is `output`."""
+
+    def __init__(self, output: str | os.PathLike):
+        self.image = Path(output)
+        stem = self.image.with_suffix("")
+        self.sidecar = stem.with_suffix(".json")
+        self.log = Path(f"{stem}.losses.jsonl")
+        self.checkpoint = Path(f"{stem}.ckpt.npz")
+        self.error = Path(f"{stem}.error.txt")
+        self._intermediate = re.compile(re.escape(self.image.stem) + r"_iter(\d+)" + re.escape(self.image.suffix))
+
+    def __repr__(self) -> str:
+        return f"RunFiles({str(self.image)!r})"
+
+    def paths(self) -> dict[str, str]:
+        return {"image": str(self.image), "sidecar": str(self.sidecar), "log": str(self.log),
+                "checkpoint": str(self.checkpoint)}
+
+    # ------------------------------------------------------------------------------ checks
+    def check_output(self, inputs: list[str]) -> None:
+        """NSTError if the output is not an image name or would overwrite one of the inputs."""
+        if self.image.suffix.lower() not in IMAGE_SUFFIXES:
+            raise NSTError(f"output {self.image}: use an image extension such as .png")
+        resolved = {Path(p).resolve() for p in inputs}
+        for path in (self.image, self.sidecar, self.log, self.checkpoint):
+            if path.resolve() in resolved:
+                raise NSTError(f"output {path} would overwrite an input image; choose another -o/--output")
+
+    # ------------------------------------------------------------------------ intermediates
+    def intermediate(self, iteration: int) -> Path:
+        return self.image.with_name(f"{self.image.stem}_iter{iteration:05d}{self.image.suffix}")
+
+    def intermediates(self) -> dict[int, Path]:
+        """The intermediate images on disk, by iteration."""
+        found = {}
+        if self.image.parent.is_dir():
+            for path in self.image.parent.iterdir():
+                m = self._intermediate.fullmatch(path.name)
+                if m:
+                    found[int(m.group(1))] = path
+        return dict(sorted(found.items()))
+
+    def write_intermediate(self, iteration: int, img: np.ndarray) -> None:
+        image.save_image(self.intermediate(iteration), img)
+
+    # ------------------------------------------------------------------------------ result
+    def write_result(self, img: np.ndarray, record: dict) -> None:
+        """The result image (the record in its text chunk), then the sidecar."""
+        image.save_image(self.image, img, {"nst_jax": json.dumps(record, default=str)})
+        write_json(self.sidecar, record)
+
+    def write_image(self, img: np.ndarray, text: dict | None = None) -> None:
+        image.save_image(self.image, img, None if text is None else {"nst_jax": json.dumps(text, default=str)})
+
+    def read_sidecar(self) -> dict | None:
+        """The sidecar's record, or None if there is none (or it is unreadable)."""
+        try:
+            return json.loads(self.sidecar.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def finished(self, target: int) -> bool:
+        """True if the result exists and its sidecar says it reached `target` iterations."""
+        record = self.read_sidecar()
+        return record is not None and self.image.exists() and record.get("iteration", -1) >= target
+
+    def write_error(self, message: str) -> None:
+        write_text(self.error, message.rstrip() + "\n")
+
+    def clear_error(self) -> None:
+        if self.error.exists():
+            self.error.unlink()
+
+    def read_error(self) -> str | None:
+        try:
+            return self.error.read_text().strip()
+        except OSError:
+            return None
+
+    # --------------------------------------------------------------------------------- log
+    def start_log(self, record: dict) -> None:
+        write_text(self.log, json.dumps(record) + "\n")
+
+    def rewind_log(self, upto: int) -> None:
+        """Keep the log lines up to iteration `upto` (the checkpoint's), atomically."""
+        if not self.log.exists():
+            return
+        kept = []
+        for line in self.log.read_text().splitlines():
+            try:
+                if json.loads(line)["iteration"] <= upto:
+                    kept.append(line)
+            except (ValueError, KeyError):
+                break
+        write_text(self.log, "\n".join(kept) + ("\n" if kept else ""))
+
+    def open_log(self):
+        return open(self.log, "a")
+
+    def read_log(self) -> list[dict]:
+        return read_log(self.log) if self.log.exists() else []
+
+    # -------------------------------------------------------------------------- checkpoint
+    def save_checkpoint(self, state, meta: dict) -> None:
+        """The solver state's leaves and `meta` (settings hash, solver, iteration, seconds), atomically."""
+        import jax
+        leaves = jax.tree.leaves(state)
+        arrays = {f"leaf{i:03d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        atomic_write_bytes(self.checkpoint, lambda f: np.savez(f, **arrays))
+
+    def checkpoint_meta(self) -> dict | None:
+        """The checkpoint's metadata alone (None if there is no readable checkpoint)."""
+        try:
+            with np.load(self.checkpoint) as data:
+                return json.loads(bytes(data["meta"]).decode())
+        except Exception:  # noqa: BLE001 - missing or broken: the run itself reports a broken one
+            return None
+
+    def load_checkpoint(self, template, config_hash: str) -> tuple[Any, dict]:
+        """The state stored in the checkpoint, shaped like `template` (from jax.eval_shape); NSTError if
+        it is broken, has other shapes or was made with other settings."""
+        import jax
+        import jax.numpy as jnp
+        path = self.checkpoint
+        try:
+            with np.load(path) as data:
+                meta = json.loads(bytes(data["meta"]).decode())
+                leaves_t, treedef = jax.tree.flatten(template)
+                leaves = [data[f"leaf{i:03d}"] for i in range(len(leaves_t))]
+        except Exception as err:  # noqa: BLE001 - zip, CRC, JSON and key errors alike mean: broken
+            raise NSTError(f"checkpoint {path}: unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
+                           f"delete it to start over") from None
+        if meta.get("config_hash") != config_hash:
+            raise NSTError(f"checkpoint {path} was made with other settings; pass --restart to start over "
+                           f"or choose another -o/--output")
+        for got, want in zip(leaves, leaves_t):
+            if got.shape != want.shape or got.dtype != want.dtype:
+                raise NSTError(f"checkpoint {path}: state shapes differ from this run's; delete it or pass "
+                               f"--restart")
+        return jax.tree.unflatten(treedef, [jnp.asarray(a) for a in leaves]), meta
+
+    def iteration_reached(self) -> int:
+        """The iteration a resumable run has reached (0 without a checkpoint and log)."""
+        if not (self.log.exists() and self.checkpoint.exists()):
+            return 0
+        meta = self.checkpoint_meta()
+        return int(meta.get("iteration", 0)) if meta else 0
