@@ -5,7 +5,8 @@ run; N for a state vmapped over N runs, whose leaves then carry a leading run ax
 exactly: one step call, one host read of the values and parts, one log line per member, then — when
 due — intermediate images and checkpoints (always after that iteration's log line, so a resumed log
 has no gap). A member whose loss becomes NaN or inf keeps its last good image and stops logging; the
-others go on. Ctrl-C saves every member's checkpoint and re-raises.
+others go on. Ctrl-C writes every member's checkpoint (unless checkpoints are off) and its image so far
+(marked interrupted in its sidecar), then re-raises.
 """
 
 from __future__ import annotations
@@ -22,16 +23,20 @@ from nst_jax.runfiles import RunFiles
 
 
 class Member(NamedTuple):
-    """One run inside the driven state: its files, its settings hash, and how its x becomes RGB."""
+    """One run inside the driven state: its files, settings hash, solver and target, how its x becomes
+    RGB, and `finish(state, iteration, seconds, interrupted)`, which writes its result."""
 
     files: RunFiles
     config_hash: str
     solver: str
+    target: int
     to_rgb: Callable[[np.ndarray], np.ndarray]   # x (H, W, C) → RGB (H, W, 3)
+    finish: Callable[[Any, int, float, bool], None]
 
 
 class Outcome(NamedTuple):
     state: Any
+    iteration: int
     seconds: float
     failures: dict[int, str]   # member index → message
 
@@ -59,43 +64,56 @@ def host_values(state, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return np.reshape(value, (n,)), {k: np.reshape(v, (n,)) for k, v in parts.items()}
 
 
-def save_checkpoints(state, members: list[Member], batched: bool, skip, iteration: int, seconds: float) -> None:
+def state_iteration(state) -> int:
+    return int(np.reshape(jax.device_get(state.iteration), (-1,))[0])
+
+
+def save_checkpoints(state, members: list[Member], batched: bool, skip, iteration: int, offset: int,
+                     seconds: float) -> None:
     for i, m in enumerate(members):
         if i not in skip:
             m.files.save_checkpoint(member_state(state, i, batched),
                                     {"config_hash": m.config_hash, "solver": m.solver, "iteration": iteration,
-                                     "seconds": seconds})
+                                     "offset": offset, "target": m.target, "seconds": seconds})
 
 
 def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Member], target: int, *,
-          batched: bool, checkpoint_every: int, save_at: Callable[[int], bool], elapsed: float = 0.0,
-          on_step: Callable[[int, int, float, dict], None] | None = None) -> Outcome:
+          batched: bool, checkpoint_every: int, save_at: Callable[[int], bool], offset: int = 0,
+          elapsed: float = 0.0, on_step: Callable[[int, int, float, dict], None] | None = None) -> Outcome:
     """Step `state` until `target` iterations (see the module docstring).
 
-    aux_at(iteration) gives the step's aux; save_at(iteration) chooses intermediate images;
-    on_step(iteration, members still running, total loss of member 0, its parts) reports progress."""
+    The run's iteration is `offset` + the solver's own count (a run continued from its image starts a
+    fresh solver state at its earlier iteration). aux_at(iteration) gives the step's aux;
+    save_at(iteration) chooses intermediate images; on_step(iteration, members still running, total
+    loss of member 0, its parts) reports progress."""
     n = len(members)
-    it = int(np.reshape(jax.device_get(state.iteration), (-1,))[0])
+    it = offset + state_iteration(state)
+    logged = it
     failures: dict[int, str] = {}
     last_good = np.array(state.x).reshape((n,) + tuple(state.x.shape[1:] if batched else state.x.shape))
     logs = [m.files.open_log() for m in members]
     t0 = time.perf_counter()
+
+    def write_log_lines(st, iteration, now):
+        values, parts = host_values(st, n)
+        for i in range(n):
+            if i not in failures and math.isfinite(values[i]):
+                logs[i].write(json.dumps(log_record(iteration, float(values[i]),
+                                                    {k: float(v[i]) for k, v in parts.items()}, now)) + "\n")
+        return values, parts
+
     try:
         while it < target and len(failures) < n:
             state = step(state, aux_at(it))
             it += 1
-            values, parts = host_values(state, n)
             now = elapsed + time.perf_counter() - t0
+            values, parts = write_log_lines(state, it, now)
+            logged = it
             for i, m in enumerate(members):
-                if i in failures:
-                    continue
-                if not math.isfinite(values[i]):
+                if i not in failures and not math.isfinite(values[i]):
                     m.files.write_image(m.to_rgb(last_good[i][0]))
                     failures[i] = (f"the loss became {values[i]} at iteration {it}; kept the last good image in "
                                    f"{m.files.image} (try a smaller --lr or --style-weight)")
-                    continue
-                logs[i].write(json.dumps(log_record(it, float(values[i]),
-                                                    {k: float(v[i]) for k, v in parts.items()}, now)) + "\n")
             x = np.array(state.x).reshape(last_good.shape)  # a host copy: the next step donates state.x
             ok = np.isfinite(values)
             last_good = x if ok.all() else np.where(ok.reshape((n,) + (1,) * (x.ndim - 1)), x, last_good)
@@ -106,17 +124,24 @@ def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Mem
             if checkpoint_every and it % checkpoint_every == 0 and it < target:
                 for log in logs:
                     log.flush()
-                save_checkpoints(state, members, batched, failures, it, now)
+                save_checkpoints(state, members, batched, failures, it, offset, now)
             if on_step is not None:
                 on_step(it, n - len(failures), float(values[0]), {k: float(v[0]) for k, v in parts.items()})
     except KeyboardInterrupt:
-        for log in logs:
-            log.flush()
         if not any(leaf.is_deleted() for leaf in jax.tree.leaves(state)):
-            save_checkpoints(state, members, batched, failures, int(np.reshape(jax.device_get(state.iteration), (-1,))[0]),
-                             elapsed + time.perf_counter() - t0)
+            done = offset + state_iteration(state)
+            now = elapsed + time.perf_counter() - t0
+            if done > logged:  # interrupted between the step and its log line: the log stays gap-free
+                write_log_lines(state, done, now)
+            for log in logs:
+                log.flush()
+            if checkpoint_every:
+                save_checkpoints(state, members, batched, failures, done, offset, now)
+            for i, m in enumerate(members):
+                if i not in failures:
+                    m.finish(member_state(state, i, batched), done, now, True)
         raise
     finally:
         for log in logs:
             log.close()
-    return Outcome(state, elapsed + time.perf_counter() - t0, failures)
+    return Outcome(state, it, elapsed + time.perf_counter() - t0, failures)

@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-@cli(interrupted="the last checkpoint is kept; run the same command to continue")
+@cli(interrupted="the image so far is written to the output (its sidecar says 'interrupted') and the last "
+                 "checkpoint is kept; run the same command to continue")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
@@ -35,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         result = run(cfg, progress=not args.quiet, restart=args.restart)
     p = result.parts
+    if result.note:
+        print(f"{result.paths['image']}: {result.note} (loss {result.loss:.6g}); nothing to do — a larger "
+              f"--iterations continues, --restart starts over")
+        return 0
     print(f"wrote {result.paths['image']} after {result.iteration} iterations in {result.seconds:.1f} s: "
           f"loss {result.loss:.6g} (content {p['content']:.4g}, style {p['style']:.4g}, tv {p['tv']:.4g})")
     return 0

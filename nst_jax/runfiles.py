@@ -5,7 +5,10 @@ A run writing `out.png` owns, beside it:
     out.png                 the result (its parameters in the PNG's `nst_jax` text chunk)
     out.json                the sidecar: every parameter, final losses, time, device, command
     out.losses.jsonl        one JSON record per iteration (0 = the initial image)
-    out.ckpt.npz            the whole solver state and its settings hash (resumable)
+    out.ckpt.npz            the whole solver state and its settings hash (resumable; removed when the
+                            run finishes unless --keep-checkpoint)
+    out.ckpt-<hash>.npz     an unfinished run's checkpoint set aside when the settings changed,
+    out.losses-<hash>.jsonl and its log
     out_iter00050.png       intermediate images
     out.error.txt           why the run failed, when it did (written by sweeps)
 
@@ -193,9 +196,35 @@ class RunFiles:
                                f"--restart")
         return jax.tree.unflatten(treedef, [jnp.asarray(a) for a in leaves]), meta
 
+    def aside(self, config_hash: str) -> Path:
+        """Where an unfinished run's checkpoint made with other settings is kept (its log beside it)."""
+        return Path(f"{self.image.with_suffix('')}.ckpt-{config_hash}.npz")
+
+    def _aside_log(self, config_hash: str) -> Path:
+        return Path(f"{self.image.with_suffix('')}.losses-{config_hash}.jsonl")
+
+    def set_aside(self, config_hash: str) -> Path:
+        """Move the checkpoint and its log out of the way of a run with other settings."""
+        if self.log.exists():
+            self.log.replace(self._aside_log(config_hash))
+        self.checkpoint.replace(self.aside(config_hash))
+        return self.aside(config_hash)
+
+    def restore(self, config_hash: str) -> None:
+        """Bring a set-aside checkpoint and its log back."""
+        if self._aside_log(config_hash).exists():
+            self._aside_log(config_hash).replace(self.log)
+        self.aside(config_hash).replace(self.checkpoint)
+
+    def remove_checkpoint(self) -> None:
+        if self.checkpoint.exists():
+            self.checkpoint.unlink()
+
     def iteration_reached(self) -> int:
-        """The iteration a resumable run has reached (0 without a checkpoint and log)."""
-        if not (self.log.exists() and self.checkpoint.exists()):
-            return 0
-        meta = self.checkpoint_meta()
-        return int(meta.get("iteration", 0)) if meta else 0
+        """The iteration a resumable run has reached: its checkpoint's, else its (interrupted or
+        finished) result's; 0 if neither."""
+        meta = self.checkpoint_meta() if self.log.exists() else None
+        if meta:
+            return int(meta.get("iteration", 0))
+        record = self.read_sidecar()
+        return int(record.get("iteration", 0)) if record and self.image.exists() else 0

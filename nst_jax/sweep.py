@@ -35,7 +35,7 @@ def sweep(iterations: int, grid: dict[str, list], out: Path, base: dict[str, Any
     from nst_jax import weights as vgg_weights
     from nst_jax.loop import log_schedule
 
-    runs = expand(grid, {**base, "iterations": iterations}, out)
+    runs = expand(grid, {"keep_checkpoint": True, **base, "iterations": iterations}, out)  # continuable
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / MANIFEST, {"grid": grid, "base": base, "iterations": iterations,
                                 "runs": {name: str(Path(cfg.output).relative_to(out)) for name, cfg in runs}})

@@ -40,6 +40,7 @@ class Inputs(NamedTuple):
     content_masks: list[np.ndarray] | None = None   # (H, W) in [0, 1], one per style
     style_masks: list[np.ndarray] | None = None     # (h, w) at each style's size
     init_image: np.ndarray | None = None            # --init FILE, at the content's size
+    content_shape: tuple[int, int] = (0, 0)          # the content image's size before resizing
 
 
 class Problem(NamedTuple):
@@ -76,6 +77,7 @@ class RunResult(NamedTuple):
     evaluations: int
     paths: dict
     error: str | None = None   # why the run stopped early (batched runs report instead of raising)
+    note: str | None = None    # e.g. 'already at 300 iterations' when there was nothing to do
 
 
 # ------------------------------------------------------------------------------------------ inputs
@@ -101,7 +103,8 @@ def load_inputs(cfg: Config) -> Inputs:
     """Content resized to `size` on its longer side; styles to `style_scale` × that size; masks and
     an --init image file at their images' sizes."""
     content = image.load_image(cfg.content)
-    h, w = image.fit_size(content.shape[:2], cfg.size)
+    original = content.shape[:2]
+    h, w = image.fit_size(original, cfg.size)
     content = image.resize(content, (h, w))
     styles = []
     for path in cfg.styles:
@@ -115,7 +118,7 @@ def load_inputs(cfg: Config) -> Inputs:
         if cfg.style_masks is not None:
             sm = [_load_mask(p, sp, s.shape[:2]) for p, sp, s in zip(cfg.style_masks, cfg.styles, styles)]
     init = None if cfg.init in INITS else image.resize(image.load_image(cfg.init), (h, w))
-    return Inputs(content, styles, cm, sm, init)
+    return Inputs(content, styles, cm, sm, init, original)
 
 
 def check_sizes(cfg: Config, content: np.ndarray, styles: list[np.ndarray]) -> None:
@@ -233,33 +236,22 @@ def step_key(cfg: Config, iteration: int):
 
 # ---------------------------------------------------------------------------------------- the runs
 
-def _record(cfg: Config, state, problem: Problem, seconds: float, extra: dict) -> dict:
-    """The sidecar's record of a finished run: enough to reproduce it."""
-    return {"config": cfg.to_dict(), "iteration": int(state.iteration), "loss": float(state.value),
-            "parts": {k: float(v) for k, v in state.parts.items()}, "seconds": round(seconds, 3),
-            "evaluations": int(state.evaluations), "weights": {k: str(v) for k, v in problem.weights_info.items()},
+def _record(cfg: Config, state, iteration: int, problem: Problem, seconds: float, extra: dict) -> dict:
+    """The sidecar's record of a run: enough to reproduce it."""
+    return {"config": cfg.to_dict(), "settings_hash": cfg.result_hash(), "iteration": iteration,
+            "loss": float(state.value), "parts": {k: float(v) for k, v in state.parts.items()},
+            "seconds": round(seconds, 3), "evaluations": int(state.evaluations),
+            "weights": {k: str(v) for k, v in problem.weights_info.items()},
             "image_size": list(problem.content.shape[:2]), "device": str(jax.devices()[0]),
             "command": shlex.join(["python", *sys.orig_argv[1:]]), **extra}
 
 
-def _result(problem: Problem, state, seconds: float, compiles: int, files: RunFiles, error=None) -> RunResult:
-    return RunResult(problem.to_rgb(np.asarray(state.x)[0]), int(state.iteration), float(state.value),
-                     {k: float(v) for k, v in state.parts.items()}, seconds, compiles, int(state.evaluations),
-                     files.paths(), error)
-
-
-def _progress_bar(cfg: Config, start: int):
-    """A tqdm bar for one run, and its on_step callback."""
-    from tqdm.auto import tqdm
-    bar = tqdm(total=cfg.iterations, initial=start, desc=Path(cfg.output).name, unit="it", dynamic_ncols=True,
-               file=sys.stderr)
-
-    def on_step(it, alive, value, parts):
-        bar.update(1)
-        if cfg.print_every and (it % cfg.print_every == 0 or it == cfg.iterations):
-            bar.set_postfix(loss=f"{value:.4g}", content=f"{parts['content']:.3g}", style=f"{parts['style']:.3g}",
-                            refresh=False)
-    return bar, on_step
+def _result_from_files(files: RunFiles, note: str) -> RunResult:
+    """The result a finished run left on disk (nothing to do)."""
+    record = files.read_sidecar()
+    return RunResult(image.load_image(files.image), int(record["iteration"]), float(record["loss"]),
+                     dict(record["parts"]), float(record["seconds"]), 0, int(record.get("evaluations", 0)),
+                     files.paths(), None, note)
 
 
 # Config fields that may differ between the runs of one batch (one compiled, vmapped program)
@@ -271,28 +263,65 @@ def batch_key(cfg: Config) -> tuple:
     return tuple((k, str(v)) for k, v in sorted(cfg.to_dict().items()) if k not in BATCHABLE)
 
 
+def checkpoint_bytes(template) -> int:
+    return sum(int(np.prod(leaf.shape)) * leaf.dtype.itemsize for leaf in jax.tree.leaves(template))
+
+
+def header(cfg: Config, problem: Problem, inputs_shape: tuple[int, int], start: int, ckpt_bytes: int) -> list[str]:
+    """The lines a run prints before its first step (see `progress`)."""
+    from nst_jax.progress import human_bytes, memory_in_use
+    h, w = problem.content.shape[:2]
+    up = f" (upscaled from {inputs_shape[1]}×{inputs_shape[0]})" if max(inputs_shape) < max(h, w) else ""
+    styles = ", ".join(f"{Path(p).name} at {s.shape[1]}×{s.shape[0]}" for p, s in zip(cfg.styles, problem.styles))
+    if cfg.checkpoint_every:
+        ckpt = (f"checkpoint {human_bytes(ckpt_bytes)} every {cfg.checkpoint_every} iterations"
+                f"{' (kept at the end)' if cfg.keep_checkpoint else ' (removed at the end)'}")
+    else:
+        ckpt = "no checkpoints"
+    begin = f"from iteration {start} to {cfg.iterations}" if start else f"{cfg.iterations} iterations"
+    return [f"nst_jax: {Path(cfg.content).name} → {cfg.output}, {w}×{h} px{up}; style {styles}",
+            f"  layers: content {','.join(cfg.content_layers) or '—'}, style {','.join(cfg.style_layers) or '—'}; "
+            f"statistic {cfg.style_statistic}; weights content {cfg.content_weight:g}, style {cfg.style_weight:g}, "
+            f"tv {cfg.tv_weight:g}",
+            f"  {cfg.optimizer} (lr {cfg.lr_or_default:g}{f', history {cfg.history}' if cfg.optimizer != 'adam' else ''}),"
+            f" init {Path(cfg.init).name}, {begin}; device {jax.devices()[0].platform} ({jax.devices()[0]}); "
+            f"memory in use {human_bytes(memory_in_use())}; {ckpt}"]
+
+
 def run_many(cfgs: list[Config], progress: bool = False, restart: bool = False,
              loaded_weights: vgg_weights.Weights | None = None, save_at: Callable[[int], bool] | None = None,
-             on_step: Callable | None = None) -> list[RunResult]:
+             on_step: Callable | None = None, say: Callable[[str], None] | None = None) -> list[RunResult]:
     """Optimise runs that differ only in their initial image and loss weights (`BATCHABLE`), as one
-    vmapped batch when there are several, resuming each from its checkpoint; see the module doc.
+    vmapped batch when there are several; see the module doc and `resume` for where each starts.
 
-    A batch resumes only if all its runs' checkpoints are at the same iteration (else the runs go one
-    by one). save_at(iteration) chooses intermediate images (default: every cfg.save_every);
-    on_step(iteration, runs still going, loss, parts) reports progress. A single run whose loss
+    A batch runs together only if its runs start from the same point (afresh, or checkpoints at the
+    same iteration); otherwise they go one by one. save_at(iteration) chooses intermediate images
+    (default: every cfg.save_every); on_step(iteration, runs still going, loss, parts) reports
+    progress; say(line) receives what the run decided (default: stderr). A single run whose loss
     becomes NaN raises NSTError; in a batch, the failed run's RunResult carries the error."""
+    from nst_jax import resume
+    from nst_jax.progress import Reporter
+
     c0, n = cfgs[0], len(cfgs)
+    say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     if len({batch_key(c) for c in cfgs}) > 1 or len({c.iterations for c in cfgs}) > 1:
         raise ValueError("run_many: the runs of one batch may differ only in " + ", ".join(sorted(BATCHABLE)))
     files = [RunFiles(c.output) for c in cfgs]
     for c, f in zip(cfgs, files):
         f.check_output([c.content, *c.styles] + ([] if c.init in INITS else [c.init]))
     w = loaded_weights if loaded_weights is not None else vgg_weights.load(c0.weights)
-    if n > 1 and not restart:
-        reached = {f.iteration_reached() if f.checkpoint.exists() else None for f in files}
-        if len(reached) > 1:  # runs at different points: one by one
-            return [r for c in cfgs for r in run_many([c], progress, restart, w, save_at, on_step)]
-    problems = [prepare(c, w) for c in cfgs]
+    plans = [resume.plan(c, f, restart, say) for c, f in zip(cfgs, files)]
+    if n > 1 and (len(set(plans)) > 1 or plans[0].kind not in ("fresh", "checkpoint")):
+        return [r for c in cfgs for r in run_many([c], progress, False, w, save_at, on_step, say)]
+    if plans[0].kind == "done":
+        return [_result_from_files(files[0], f"already at {plans[0].iteration} iterations")]
+    inputs = [load_inputs(c) for c in cfgs]
+    if plans[0].kind == "image":  # continue from the result image with a fresh solver state
+        img = image.resize(image.load_image(files[0].image), inputs[0].content.shape[:2])
+        inputs = [inputs[0]._replace(init_image=img)]
+        cfgs = [dataclasses.replace(c0, init=str(files[0].image))]
+    problems = [build_problem(c, w, i) for c, i in zip(cfgs, inputs)]
+    cfgs = [c0] if plans[0].kind == "image" else cfgs
     batched = n > 1
     compiled = compiled_solver(problems[0].spec, c0.optimizer, c0.lr, c0.history, batched)
     traces_before = compiled.traces[0]
@@ -306,57 +335,84 @@ def run_many(cfgs: list[Config], progress: bool = False, restart: bool = False,
 
     fixed_aux = make_aux(0)
     aux_at = make_aux if stochastic and solvers.get(c0.optimizer).fresh_key_per_step else (lambda it: fixed_aux)
-
-    x0 = stack(*[jnp.asarray(p.x0[None]) for p in problems])
     hashes = [c.result_hash() for c in cfgs]
-    states, elapsed = [], 0.0
-    if not restart and all(f.checkpoint.exists() for f in files):
-        template = jax.eval_shape(compiled.solver.init, jnp.asarray(problems[0].x0[None]), problems[0].aux(step_key(c0, 0)))
+    template = jax.eval_shape(compiled.solver.init, jnp.asarray(problems[0].x0[None]), problems[0].aux(step_key(c0, 0)))
+    offset, elapsed = 0, 0.0
+    if plans[0].kind == "checkpoint":
+        states = []
         for f, h in zip(files, hashes):
             st, meta = f.load_checkpoint(template, h)
             states.append(st)
+            offset = int(meta.get("offset", 0))
             elapsed = max(elapsed, float(meta.get("seconds", 0.0)))
-            f.rewind_log(int(st.iteration))
-    if states:
+            f.rewind_log(int(meta["iteration"]))
         state = jax.tree.map(stack, *states)
     else:
+        if plans[0].kind == "image":
+            offset = plans[0].iteration
+            elapsed = float(files[0].read_sidecar().get("seconds", 0.0))
+            files[0].rewind_log(offset)
+        x0 = stack(*[jnp.asarray(p.x0[None]) for p in problems])
         state = compiled.init(x0, aux_at(0))
         values = np.reshape(np.asarray(state.value), (n,))
         if not np.all(np.isfinite(values)):
             raise NSTError("the loss is NaN or inf at the initial image; check the weights and images")
-        for i, f in enumerate(files):
-            f.start_log(log_record(0, float(values[i]), {k: float(np.reshape(v, (n,))[i])
-                                                         for k, v in state.parts.items()}, 0.0))
-    start = int(np.reshape(np.asarray(state.iteration), (-1,))[0])
-    bar = None
+        if plans[0].kind == "fresh":
+            for i, f in enumerate(files):
+                f.clear_error()
+                f.start_log(log_record(0, float(values[i]), {k: float(np.reshape(v, (n,))[i])
+                                                             for k, v in state.parts.items()}, 0.0))
+    start = offset + int(np.reshape(np.asarray(state.iteration), (-1,))[0])
+    reporter = None
     if progress and not batched and c0.iterations > start:
-        bar, on_step = _progress_bar(c0, start)
-    members = [Member(f, h, c.optimizer, p.to_rgb) for f, h, c, p in zip(files, hashes, cfgs, problems)]
+        reporter = Reporter(Path(c0.output).name, start, c0.iterations, c0.print_every,
+                            (c0.content_weight, c0.style_weight, c0.tv_weight))
+        for line in header(c0, problems[0], inputs[0].content_shape, start, checkpoint_bytes(template)):
+            reporter.say(line)
+        on_step = reporter.on_step
+
+    def finisher(c, p, f, h):
+        def finish(st, iteration, seconds, interrupted):
+            extra = {"batched_with": n} if batched else {}
+            if interrupted:
+                extra["interrupted"] = True
+            f.write_result(p.to_rgb(np.asarray(st.x)[0]), _record(c, st, iteration, p, seconds, extra))
+            if interrupted:
+                return
+            if c.keep_checkpoint:
+                f.save_checkpoint(st, {"config_hash": h, "solver": c.optimizer, "iteration": iteration,
+                                       "offset": offset, "target": c.iterations, "seconds": seconds})
+            else:
+                f.remove_checkpoint()
+        return finish
+
+    members = [Member(f, h, c.optimizer, c.iterations, p.to_rgb, finisher(c, p, f, h))
+               for f, h, c, p in zip(files, hashes, cfgs, problems)]
     save_at = save_at or (lambda it: bool(c0.save_every) and it % c0.save_every == 0)
     try:
         outcome = drive(compiled.step, state, aux_at, members, c0.iterations, batched=batched,
-                        checkpoint_every=c0.checkpoint_every, save_at=save_at, elapsed=elapsed, on_step=on_step)
+                        checkpoint_every=c0.checkpoint_every, save_at=save_at, offset=offset, elapsed=elapsed,
+                        on_step=on_step)
     finally:
-        if bar is not None:
-            bar.close()
+        if reporter is not None:
+            reporter.close()
     compiles = compiled.traces[0] - traces_before
     results = []
-    for i, (c, p, f) in enumerate(zip(cfgs, problems, files)):
+    for i, (p, f, m) in enumerate(zip(problems, files, members)):
         st = jax.tree.map(lambda a: a[i], outcome.state) if batched else outcome.state
         error = outcome.failures.get(i)
-        if error is None and (int(st.iteration) > start or not (f.image.exists() and f.sidecar.exists())):
-            f.save_checkpoint(st, {"config_hash": hashes[i], "solver": c.optimizer, "iteration": int(st.iteration),
-                                   "seconds": outcome.seconds})
-            f.write_result(p.to_rgb(np.asarray(st.x)[0]),
-                           _record(c, st, p, outcome.seconds, {"batched_with": n} if batched else {}))
-        results.append(_result(p, st, outcome.seconds, compiles, f, error))
+        if error is None:
+            m.finish(st, outcome.iteration, outcome.seconds, False)
+        results.append(RunResult(p.to_rgb(np.asarray(st.x)[0]), outcome.iteration, float(st.value),
+                                 {k: float(v) for k, v in st.parts.items()}, outcome.seconds, compiles,
+                                 int(st.evaluations), f.paths(), error))
     return results
 
 
 def run(cfg: Config, progress: bool = True, restart: bool = False,
-        loaded_weights: vgg_weights.Weights | None = None, save_at=None, on_step=None) -> RunResult:
-    """Optimise the image for cfg, resuming from its checkpoint when one matches (see `run_many`)."""
-    result = run_many([cfg], progress, restart, loaded_weights, save_at, on_step)[0]
+        loaded_weights: vgg_weights.Weights | None = None, save_at=None, on_step=None, say=None) -> RunResult:
+    """Optimise the image for cfg, continuing what an earlier run left when it can (see `run_many`)."""
+    result = run_many([cfg], progress, restart, loaded_weights, save_at, on_step, say)[0]
     if result.error is not None:
         raise NSTError(result.error)
     return result

@@ -33,8 +33,13 @@ def small_images():
     return image.resize(c, (48, 64))[None], image.resize(s, (64, 64))[None]
 
 
+TORCH_REASON = ("torch is not installed: the live PyTorch parity tests need it "
+                "(add its CPU build: pip install torch --index-url https://download.pytorch.org/whl/cpu)")
+
+
 def torch_or_skip():
-    return pytest.importorskip("torch")
+    """torch, or skip the test with a reason that says how to run it."""
+    return pytest.importorskip("torch", reason=TORCH_REASON)
 
 
 def run_cli(*args, cwd=None, timeout=600):

@@ -4,9 +4,11 @@ import json
 
 import pytest
 
+from conftest import torch_or_skip
+
 
 def test_bench_tiny(tmp_path):
-    pytest.importorskip("torch")
+    torch_or_skip()
     from bench.run import main
 
     assert main(["--size", "32", "--iterations", "3", "--repeats", "1", "--batch", "1,2", "--coarse", "2",

@@ -12,6 +12,8 @@ import pytest
 from nst_jax import vgg
 from nst_jax.preprocessing import preprocess
 
+from conftest import torch_or_skip
+
 FIXTURE = Path(__file__).parent / "data" / "vgg_parity_64.npz"
 
 
@@ -21,7 +23,7 @@ def _close(name, ours, ref):
 
 
 def test_parity_live_torch(embedded):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     from bench.torch_reference import features, preprocess as tpre, torch_params
 
     rng = np.random.default_rng(7)

@@ -1,5 +1,6 @@
 """The end-to-end run: CLI, outputs, compile-once, resume (also after a real SIGKILL), bad input."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -52,23 +53,90 @@ def test_initial_images(tmp_path, embedded, init):
 
 def test_resume_equals_uninterrupted(tmp_path, embedded):
     a = run(small_cfg(tmp_path / "a" / "out.png", iterations=10), progress=False, loaded_weights=embedded)
-    run(small_cfg(tmp_path / "b" / "out.png", iterations=4), progress=False, loaded_weights=embedded)
-    b = run(small_cfg(tmp_path / "b" / "out.png", iterations=10), progress=False, loaded_weights=embedded)
+    run(small_cfg(tmp_path / "b" / "out.png", iterations=4, keep_checkpoint=True), progress=False,
+        loaded_weights=embedded)
+    b = run(small_cfg(tmp_path / "b" / "out.png", iterations=10, keep_checkpoint=True), progress=False,
+            loaded_weights=embedded)
     np.testing.assert_allclose(b.image, a.image, atol=1e-5)
     assert b.loss == pytest.approx(a.loss, rel=1e-5)
     assert [r["iteration"] for r in RunFiles(tmp_path / "b" / "out.png").read_log()] == list(range(11))
-    # the same command again does nothing more
+    # the same command again does nothing more, and says so
     c = run(small_cfg(tmp_path / "b" / "out.png", iterations=10), progress=False, loaded_weights=embedded)
-    assert c.iteration == 10 and c.compiles == 0
+    assert c.iteration == 10 and c.compiles == 0 and c.note == "already at 10 iterations"
 
 
-def test_changed_config_is_not_silently_resumed(tmp_path, embedded):
-    run(small_cfg(tmp_path / "out.png", iterations=2), progress=False, loaded_weights=embedded)
-    with pytest.raises(NSTError, match="other settings"):
-        run(small_cfg(tmp_path / "out.png", iterations=4, style_weight=5.0), progress=False, loaded_weights=embedded)
-    res = run(small_cfg(tmp_path / "out.png", iterations=2, style_weight=5.0), progress=False, restart=True,
+def test_finished_run_leaves_no_checkpoint_and_continues_from_its_image(tmp_path, embedded):
+    files = RunFiles(tmp_path / "out.png")
+    first = run(small_cfg(files.image, iterations=4, checkpoint_every=2), progress=False, loaded_weights=embedded)
+    assert not files.checkpoint.exists() and files.image.exists()
+    lines = []
+    more = run(small_cfg(files.image, iterations=8), progress=False, loaded_weights=embedded, say=lines.append)
+    assert more.iteration == 8 and more.loss < first.loss
+    assert len(lines) == 1 and "continuing from its image at iteration 4" in lines[0]
+    assert [r["iteration"] for r in files.read_log()] == list(range(9))
+    assert files.read_sidecar()["iteration"] == 8 and not files.checkpoint.exists()
+
+
+def test_changed_settings_start_over_and_an_unfinished_run_is_set_aside(tmp_path, embedded):
+    files = RunFiles(tmp_path / "out.png")
+    first = small_cfg(files.image, iterations=40, checkpoint_every=2)
+    with pytest.raises(KeyboardInterrupt):  # an unfinished run: interrupted at iteration 3
+        run(first, progress=False, loaded_weights=embedded, on_step=_interrupt_at(3))
+    assert files.checkpoint.exists() and files.read_sidecar()["interrupted"] is True
+    assert files.read_sidecar()["iteration"] == 3 and files.image.exists()  # Ctrl-C writes the image so far
+    lines = []
+    other = run(small_cfg(files.image, iterations=2, style_weight=5.0), progress=False, loaded_weights=embedded,
+                say=lines.append)
+    assert other.iteration == 2 and "settings changed: starting over" in lines[0]
+    assert files.aside(first.result_hash()).exists() and "3 of 40" in lines[0]
+    lines.clear()
+    again = run(dataclasses.replace(first, iterations=5), progress=False, loaded_weights=embedded, say=lines.append)
+    assert again.iteration == 5 and "set aside earlier" in lines[0]
+    assert [r["iteration"] for r in files.read_log()] == list(range(6))
+    # a finished result with other settings is simply replaced
+    lines.clear()
+    run(small_cfg(files.image, iterations=1, tv_weight=1.0), progress=False, loaded_weights=embedded, say=lines.append)
+    assert lines == [f"settings changed: starting over ({files.image} will be replaced)"]
+    res = run(small_cfg(files.image, iterations=2, style_weight=5.0), progress=False, restart=True,
               loaded_weights=embedded)
     assert res.iteration == 2
+
+
+def _interrupt_at(iteration):
+    def on_step(it, alive, value, parts):
+        if it == iteration:
+            raise KeyboardInterrupt
+    return on_step
+
+
+def test_progress_header_lines_and_weighted_parts(tmp_path, embedded, capsys):
+    """Not a terminal: a header, the first step apart, then plain 'Iteration N / M' lines whose weighted
+    parts add up to the total."""
+    import re
+    run(small_cfg(tmp_path / "p.png", iterations=4, print_every=2, init="noise"), progress=True,
+        loaded_weights=embedded)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("nst_jax: chelsea.png → ") and "48×32 px" in err[0] and "ihc.png at 48×48" in err[0]
+    assert "device cpu" in err[2] and "memory in use" in err[2] and "no checkpoints" in err[2]
+    assert "first step (compiling) took" in err[3]
+    steps = [line for line in err if line.startswith("Iteration ")]
+    assert [line.split(":")[0] for line in steps] == ["Iteration 2 / 4", "Iteration 4 / 4"]
+    for line in steps:
+        total, c, st, tv = map(float, re.search(r"loss (\S+) = content (\S+) \+ style (\S+) \+ tv (\S+)",
+                                                line).groups())
+        assert total == pytest.approx(c + st + tv, rel=1e-3)
+    log = RunFiles(tmp_path / "p.png").read_log()[-1]
+    assert log["loss"] == pytest.approx(log["content"] + 100.0 * log["style"] + 1e4 * log["tv"], rel=1e-5)
+
+
+def test_header_says_when_the_content_is_upscaled_and_the_checkpoint_size(tmp_path, embedded, capsys):
+    run(small_cfg(tmp_path / "u.png", iterations=1, size=500, content_layers=("relu1_1",), style_layers=("relu1_1",),
+                  checkpoint_every=5), progress=True, loaded_weights=embedded)
+    err = capsys.readouterr().err.splitlines()
+    assert "(upscaled from 451×300)" in err[0]
+    import re
+    size = float(re.search(r"checkpoint ([0-9.]+) MB every 5 iterations \(removed at the end\)", err[2]).group(1))
+    assert size == pytest.approx(2 * 100 * 500 * 333 * 3 * 4 / 1e6, rel=0.02)  # the history dominates
 
 
 def test_cli_writes_result_and_reports(tmp_path, capsys):
@@ -83,7 +151,7 @@ def test_sigkill_then_rerun_gives_same_image(tmp_path):
     """A real kill -9 mid-run; rerunning the same command continues from the last checkpoint."""
     args = ["-m", "nst_jax.run", str(CONTENT), str(STYLE), "--size", "48", "--iterations", "40",
             "--content-layers", "relu3_2", "--style-layers", "relu1_1,relu2_1", "--checkpoint-every", "5",
-            "--quiet"]
+            "--quiet"]  # checkpoints are removed at the end: the killed run's last one is what resumes
     ref = run_cli(*args, "-o", "ref.png", cwd=tmp_path)
     assert ref.returncode == 0, ref.stderr
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -171,7 +239,7 @@ def test_tutorial_preset_uses_sequential_names(tmp_path, embedded):
 @pytest.mark.parametrize("statistic,optimizer", [("sliced_wasserstein", "adam"), ("mean_std", "lbfgs")])
 def test_statistics_run_and_resume(tmp_path, embedded, statistic, optimizer):
     """Random statistics draw their key from (seed, iteration): a resumed run equals an uninterrupted one."""
-    kw = dict(style_statistic=statistic, optimizer=optimizer, init="content")
+    kw = dict(style_statistic=statistic, optimizer=optimizer, init="content", keep_checkpoint=True)
     a = run(small_cfg(tmp_path / "a" / "o.png", iterations=6, **kw), progress=False, loaded_weights=embedded)
     run(small_cfg(tmp_path / "b" / "o.png", iterations=3, **kw), progress=False, loaded_weights=embedded)
     b = run(small_cfg(tmp_path / "b" / "o.png", iterations=6, **kw), progress=False, loaded_weights=embedded)

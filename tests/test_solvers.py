@@ -10,6 +10,8 @@ import scipy.optimize
 from nst_jax import solvers
 from nst_jax.solvers.lbfgs import _compact_direction, lbfgs
 
+from conftest import torch_or_skip
+
 jax.config.update("jax_enable_x64", False)
 
 
@@ -119,7 +121,7 @@ def test_lbfgs_first_step_scaled_like_torch():
 
 def test_lbfgs_transfer_tracks_torch(embedded, small_images):
     """64×64-scale transfer: loss after 50 iterations within 2 % of torch.optim.LBFGS's."""
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     from bench.torch_reference import Objective, run_lbfgs
     from nst_jax import losses
 

