@@ -375,13 +375,16 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, size: int, iteratio
     """The flags every tool beside `run` shares, with the same names and help as `run`'s options and
     the tool's own size and iteration defaults: --content, --style, --size, --iterations (unless
     None: the tool takes them otherwise), --seed."""
-    parser.add_argument("--content", default=SAMPLE_CONTENT, help=f"content image (default: {SAMPLE_CONTENT})")
+    parser.add_argument("--content", default=SAMPLE_CONTENT,
+                        help=f"content image (default: the sample {Path(SAMPLE_CONTENT).name})")
     if style_nargs is None:
-        parser.add_argument("--style", dest="styles", default=SAMPLE_STYLE, help=f"style image (default: {SAMPLE_STYLE})")
+        parser.add_argument("--style", dest="styles", default=SAMPLE_STYLE,
+                            help=f"style image (default: the sample {Path(SAMPLE_STYLE).name})")
     else:
         styles = list(styles or [SAMPLE_STYLE])
         parser.add_argument("--style", "--styles", dest="styles", nargs=style_nargs, default=styles,
-                            help=f"style image(s) (default: {' '.join(styles)})")
+                            help=f"style image(s) (default: the sample{'s' if len(styles) > 1 else ''} "
+                                 f"{' '.join(Path(p).name for p in styles)})")
     add_argument(parser, "size", size)
     if iterations is not None:
         add_argument(parser, "iterations", iterations, help=f"iterations per run (default: {iterations})")

@@ -10,6 +10,7 @@ atomically (temporary file, then rename) and can embed text (the run's parameter
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Mapping
 
@@ -50,13 +51,18 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     if not path.is_file():
         raise NSTError(f"image {path}: not a regular file")
     try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            arr = _to_float_rgb(im)
+        with warnings.catch_warnings():  # a decompression-bomb warning becomes this one error line
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                arr = _to_float_rgb(im)
+    except Image.DecompressionBombWarning as err:
+        raise NSTError(f"image {path}: too large to read safely ({str(err).split('.')[0]}); "
+                       f"resize it first") from None
     except UnidentifiedImageError:
         raise NSTError(f"image {path}: not an image file Pillow can read") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, Image.DecompressionBombError) as err:
         raise NSTError(f"image {path}: unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
     if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise NSTError(f"image {path}: empty image")

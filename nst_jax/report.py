@@ -22,28 +22,37 @@ from nst_jax.runfiles import SWEEP_MANIFEST, RunFiles, read_log, write_text
 
 
 def plot_losses(logs: dict[str, list[dict]], out: str | Path, title: str = "") -> None:
-    """Log-scale curves of the total, content and weighted style losses per iteration."""
+    """Log-scale curves of the total, content and style losses per iteration, one colour per run and
+    the legend beside the plots. Zero values (the content loss at a content start) are not drawn."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
+    n = len(logs)
+    colours = plt.get_cmap("tab10" if n <= 10 else "tab20")(np.arange(n) % 20) if n <= 20 else \
+        plt.get_cmap("viridis")(np.linspace(0, 1, n))
+    styles = ["-", "--", ":", "-."]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for name, records in logs.items():
-        its = [r["iteration"] for r in records]
+    for k, (name, records) in enumerate(logs.items()):
+        its = [r.get("iteration", i) for i, r in enumerate(records)]
         for ax, key in zip(axes, ("loss", "content", "style")):
-            ax.plot(its, [max(r[key], 1e-30) for r in records], label=name, lw=1.2)
+            values = [r.get(key, float("nan")) for r in records]
+            values = [v if isinstance(v, (int, float)) and v > 0 else float("nan") for v in values]
+            ax.plot(its, values, label=name, lw=1.2, color=colours[k], linestyle=styles[(k // 20) % 4])
     for ax, key in zip(axes, ("total loss", "content loss", "style loss (unweighted)")):
         ax.set_yscale("log")
         ax.set_xlabel("iteration")
         ax.set_title(key, fontsize=10)
         ax.grid(alpha=0.3, which="both")
-    if len(logs) > 1:
-        axes[0].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    if n > 1:
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5),
+                   fontsize=7, ncol=max(1, (n + 29) // 30), frameon=False)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -53,12 +62,12 @@ def contact_sheet(rows: list[tuple[str, list[tuple[str, Path | None]]]], out: Pa
 
     cols = max(len(cells) for _, cells in rows)
     label_w, head_h = 150, 18
-    sheet = Image.new("RGB", (label_w + cols * (thumb + 4), head_h + len(rows) * (thumb + 4)), "white")
+    sheet = Image.new("RGB", (label_w + cols * (thumb + 4), head_h + 2 + len(rows) * (thumb + 4)), "white")
     draw = ImageDraw.Draw(sheet)
     for c, (title, _) in enumerate(rows[0][1]):
         draw.text((label_w + c * (thumb + 4) + 2, 3), title[:22], fill="black")
     for r, (label, cells) in enumerate(rows):
-        y = head_h + r * (thumb + 4)
+        y = head_h + 2 + r * (thumb + 4)
         draw.text((3, y + thumb // 2 - 6), label[:24], fill="black")
         for c, (_, path) in enumerate(cells):
             if path is not None and path.exists():
@@ -67,7 +76,10 @@ def contact_sheet(rows: list[tuple[str, list[tuple[str, Path | None]]]], out: Pa
                     scale = thumb / max(im.size)
                     im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
                                    Image.LANCZOS)
-                    sheet.paste(im, (label_w + c * (thumb + 4), y))
+                    x = label_w + c * (thumb + 4)
+                    sheet.paste(im, (x, y))
+                    # a frame, so that a white result is not mistaken for an empty cell
+                    draw.rectangle((x - 1, y - 1, x + im.width, y + im.height), outline=(120, 120, 120))
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
 
@@ -101,6 +113,7 @@ def write_report(out: Path) -> Path:
         others = [k for k in varying if k != axis]
         combos = list(itertools.product(*(grid[k] for k in others))) or [()]
         rows_png = []
+        thumb = max(64, min(160, 1100 // max(1, len(combos))))  # the table fits a 1280-px window
         table = ["<table><tr><th>" + html.escape(axis) + "</th>" + "".join(
             "<th>" + html.escape(", ".join(f"{k}={label(v)}" for k, v in zip(others, combo)) or "result")
             + "</th>" for combo in combos) + "</tr>"]
@@ -112,7 +125,7 @@ def write_report(out: Path) -> Path:
                 result = info.get(name, {}).get("result")
                 caption = ", ".join(f"{k}={label(v)}" for k, v in zip(others, combo)) or "result"
                 cells_png.append((caption, result))
-                cells.append(f'<td><a href="{rel(result)}"><img src="{rel(result)}" width="160"></a></td>'
+                cells.append(f'<td><a href="{rel(result)}"><img src="{rel(result)}" width="{thumb}"></a></td>'
                              if result else "<td>(not run yet)</td>")
             rows_png.append((f"{axis}={label(value)}", cells_png))
             table.append(f"<tr><th>{html.escape(label(value))}</th>{''.join(cells)}</tr>")
@@ -150,7 +163,8 @@ def write_report(out: Path) -> Path:
             parts.append(f"<tr><td>{html.escape(name)}</td><td colspan=6>{html.escape(why)}</td></tr>")
     parts.append("</table>")
     style = ("body{font-family:sans-serif;margin:1.5em} table{border-collapse:collapse;margin-bottom:1em}"
-             "td,th{border:1px solid #ccc;padding:3px;font-size:12px;text-align:center} img{display:block}")
+             "td,th{border:1px solid #ccc;padding:3px;font-size:12px;text-align:center} "
+             "img{display:block;border:1px solid #888}")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>nst_jax sweep</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
     write_text(out / "index.html", page)

@@ -11,6 +11,7 @@ A run writing `out.png` owns, beside it:
     out.losses-<hash>.jsonl and its log
     out_iter00050.png       intermediate images
     out.error.txt           why the run failed, when it did (written by sweeps)
+    out.lock                the pid of the process running it (removed when it ends)
 
 A sweep folder holds `sweep.json` (its grid and runs) and one folder per run with `result.png`.
 
@@ -30,9 +31,10 @@ import numpy as np
 
 from nst_jax import image
 from nst_jax.errors import NSTError
-from nst_jax.fileio import atomic_write_bytes
+from nst_jax.fileio import Lock, atomic_write_bytes, temp_name_pattern, write_error
 
 SWEEP_MANIFEST = "sweep.json"   # a sweep folder's list of its grid and runs (beside out/<name>/result.png)
+SWEEP_LOCK = "sweep.lock"       # the pid of the process running a sweep in that folder
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
@@ -63,6 +65,7 @@ class RunFiles:
         self.log = Path(f"{stem}.losses.jsonl")
         self.checkpoint = Path(f"{stem}.ckpt.npz")
         self.error = Path(f"{stem}.error.txt")
+        self.lock_file = Path(f"{stem}.lock")
         self._intermediate = re.compile(re.escape(self.image.stem) + r"_iter(\d+)" + re.escape(self.image.suffix))
 
     def __repr__(self) -> str:
@@ -81,6 +84,32 @@ class RunFiles:
         for path in (self.image, self.sidecar, self.log, self.checkpoint):
             if path.resolve() in resolved:
                 raise NSTError(f"output {path} would overwrite an input image; choose another -o/--output")
+
+    def lock(self) -> Lock:
+        """The run's lock (one process per output at a time); entering it also removes the temporary
+        files that a killed earlier run left behind."""
+        return _RunLock(self)
+
+    def remove_stale_temps(self) -> None:
+        for path in (self.image, self.sidecar, self.log, self.checkpoint):
+            for tmp in path.parent.glob(temp_name_pattern(path)) if path.parent.is_dir() else ():
+                try:
+                    tmp.unlink()
+                except OSError:
+                    pass
+
+    def check_writable(self) -> None:
+        """NSTError now, before any work, if the output cannot be written (a folder in its place, a
+        file where its folder should be, no permission)."""
+        if self.image.is_dir():
+            raise NSTError(f"output {self.image}: is a folder; give an image file name")
+        try:
+            self.image.parent.mkdir(parents=True, exist_ok=True)
+            probe = self.image.parent / f".{self.image.name}.probe.{os.getpid()}.tmp"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as err:
+            raise write_error(self.image, err) from None
 
     # ------------------------------------------------------------------------ intermediates
     def intermediate(self, iteration: int) -> Path:
@@ -228,3 +257,14 @@ class RunFiles:
             return int(meta.get("iteration", 0))
         record = self.read_sidecar()
         return int(record.get("iteration", 0)) if record and self.image.exists() else 0
+
+
+class _RunLock(Lock):
+    def __init__(self, files: RunFiles):
+        super().__init__(files.lock_file, f"output {files.image}")
+        self.files = files
+
+    def __enter__(self):
+        super().__enter__()
+        self.files.remove_stale_temps()
+        return self

@@ -23,20 +23,29 @@ from typing import Any
 from nst_jax.config import Config, add_argument, add_common_arguments
 from nst_jax.errors import ArgumentParser, NSTError, cli
 from nst_jax.grid import expand, load_grid
-from nst_jax.runfiles import SWEEP_MANIFEST as MANIFEST, RunFiles, write_json
+from nst_jax.fileio import Lock, write_error
+from nst_jax.runfiles import SWEEP_LOCK as LOCK, SWEEP_MANIFEST as MANIFEST, RunFiles, write_json
 
 
 def sweep(iterations: int, grid: dict[str, list], out: Path, base: dict[str, Any], batch: int = 1,
           show_progress: bool = True) -> list[tuple[str, Config]]:
     """Run (or continue) every grid point to `iterations`; returns the runs. A run that fails is
     recorded in its folder (`result.error.txt`) and does not stop the others; NSTError at the end
-    lists the failed runs."""
+    lists the failed runs. One process per sweep folder at a time (`sweep.lock`)."""
+    runs = expand(grid, {"keep_checkpoint": True, **base, "iterations": iterations}, out)  # continuable
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(out, err) from None
+    with Lock(out / LOCK, f"sweep folder {out}"):
+        return _sweep_locked(iterations, runs, grid, out, base, batch, show_progress)
+
+
+def _sweep_locked(iterations, runs, grid, out, base, batch, show_progress):
     from nst_jax import transfer
     from nst_jax import weights as vgg_weights
     from nst_jax.loop import log_schedule
 
-    runs = expand(grid, {"keep_checkpoint": True, **base, "iterations": iterations}, out)  # continuable
-    out.mkdir(parents=True, exist_ok=True)
     write_json(out / MANIFEST, {"grid": grid, "base": base, "iterations": iterations,
                                 "runs": {name: str(Path(cfg.output).relative_to(out)) for name, cfg in runs}})
     todo = [(n, c) for n, c in runs if not RunFiles(c.output).finished(c.iterations)]

@@ -11,6 +11,7 @@ cached, with their state donated.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import shlex
@@ -299,16 +300,25 @@ def run_many(cfgs: list[Config], progress: bool = False, restart: bool = False,
     (default: every cfg.save_every); on_step(iteration, runs still going, loss, parts) reports
     progress; say(line) receives what the run decided (default: stderr). A single run whose loss
     becomes NaN raises NSTError; in a batch, the failed run's RunResult carries the error."""
-    from nst_jax import resume
-    from nst_jax.progress import Reporter
-
-    c0, n = cfgs[0], len(cfgs)
+    c0 = cfgs[0]
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     if len({batch_key(c) for c in cfgs}) > 1 or len({c.iterations for c in cfgs}) > 1:
         raise ValueError("run_many: the runs of one batch may differ only in " + ", ".join(sorted(BATCHABLE)))
     files = [RunFiles(c.output) for c in cfgs]
     for c, f in zip(cfgs, files):
         f.check_output([c.content, *c.styles] + ([] if c.init in INITS else [c.init]))
+        f.check_writable()
+    with contextlib.ExitStack() as locks:  # one process per output; stale temporary files removed
+        for f in files:
+            locks.enter_context(f.lock())
+        return _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step, say)
+
+
+def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step, say) -> list[RunResult]:
+    from nst_jax import resume
+    from nst_jax.progress import Reporter
+
+    c0, n = cfgs[0], len(cfgs)
     w = loaded_weights if loaded_weights is not None else vgg_weights.load(c0.weights)
     plans = [resume.plan(c, f, restart, say) for c, f in zip(cfgs, files)]
     if n > 1 and (len(set(plans)) > 1 or plans[0].kind not in ("fresh", "checkpoint")):

@@ -31,7 +31,7 @@ def gram_matrix(f):
     """FᵀF / (C·M) for features (M, C)."""
     f = check(f)
     m, c = f.shape
-    return _gram(f) / (c * m)
+    return _gram(f) / jnp.float32(c * m)  # C·M passes int32 at print sizes: divide by it as a float
 
 
 def masked_gram_matrix(f, m):
