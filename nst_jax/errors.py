@@ -8,6 +8,7 @@ that line and exit with status 2; any other exception is a bug in nst_jax.
 
 import argparse
 import functools
+import os
 import sys
 
 
@@ -41,3 +42,15 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
+
+
+def exit_with(main) -> None:
+    """`sys.exit(main())` for a tool run as a program; after Ctrl-C (exit 130) the process ends at once
+    instead of running interpreter shutdown, during which a compile still running in XLA's threads
+    could crash it (a segmentation fault after the 'interrupted' line). Every file is closed by then."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)

@@ -113,7 +113,7 @@ def write_report(out: Path) -> Path:
         others = [k for k in varying if k != axis]
         combos = list(itertools.product(*(grid[k] for k in others))) or [()]
         rows_png = []
-        thumb = max(64, min(160, 1100 // max(1, len(combos))))  # the table fits a 1280-px window
+        thumb = max(64, min(160, 980 // max(1, len(combos))))  # the table fits a 1280-px window
         table = ["<table><tr><th>" + html.escape(axis) + "</th>" + "".join(
             "<th>" + html.escape(", ".join(f"{k}={label(v)}" for k, v in zip(others, combo)) or "result")
             + "</th>" for combo in combos) + "</tr>"]

@@ -8,10 +8,9 @@ and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from nst_jax.config import add_run_arguments, config_from_args
-from nst_jax.errors import ArgumentParser, cli
+from nst_jax.errors import ArgumentParser, cli, exit_with
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,4 +45,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nst_jax.config import Config, add_argument, add_common_arguments
-from nst_jax.errors import ArgumentParser, NSTError, cli
+from nst_jax.errors import ArgumentParser, NSTError, cli, exit_with
 from nst_jax.grid import expand, load_grid
 from nst_jax.fileio import Lock, write_error
 from nst_jax.runfiles import SWEEP_LOCK as LOCK, SWEEP_MANIFEST as MANIFEST, RunFiles, write_json
@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_argument(p, "checkpoint_every", 25)
     p.add_argument("--batch", type=int, default=1, help="optimise up to N compatible runs at once (vmap) "
                    "(default: 1)")
+    p.add_argument("--drop-checkpoints", action="store_true",
+                   help="remove each run's checkpoint when it finishes (an L-BFGS checkpoint is about 105 MB at "
+                        "256 px); a larger ITERATIONS then continues from the runs' images with fresh solver states "
+                        "instead of exactly (default: keep them)")
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -119,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         raise NSTError(f"--out {out}: exists and is not a folder")
     grid = load_grid(args.grid)
     base = {"content": args.content, "styles": tuple(args.styles), "size": args.size, "seed": args.seed,
-            "checkpoint_every": args.checkpoint_every, "print_every": 0}
+            "checkpoint_every": args.checkpoint_every, "keep_checkpoint": not args.drop_checkpoints,
+            "print_every": 0}
     failed = None
     try:
         sweep(args.iterations, grid, out, base, args.batch, not args.quiet)
@@ -134,4 +139,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main)
