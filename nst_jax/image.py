@@ -69,6 +69,22 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) of an image file as `load_image` would return it, read from its header only."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                orientation = im.getexif().get(0x0112, 1)
+    except FileNotFoundError:
+        raise NSTError(f"image {path}: not found") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise NSTError(f"image {path}: unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Peak signal-to-noise ratio (dB) of two images in [0, 1] (clipped); inf when equal."""
     mse = float(np.mean((np.clip(a, 0, 1) - np.clip(b, 0, 1)) ** 2))

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nst_jax import compiler, image, layers, losses, solvers, statistics, vgg
+from nst_jax import compiler, image, layers, losses, memory, solvers, statistics, vgg
 from nst_jax import weights as vgg_weights
 from nst_jax.config import INITS, Config
 from nst_jax.errors import NSTError
@@ -326,6 +326,9 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
     if plans[0].kind == "done":
         return [_result_from_files(files[0], f"already at {plans[0].iteration} iterations")]
     inputs = [load_inputs(c) for c in cfgs]
+    height, width = inputs[0].content.shape[:2]
+    memory.check(c0.optimizer, c0.history, c0.content_layers + c0.style_layers, height, width,
+                 1 if c0.original_colors == "luminance" else 3, what=f"{c0.output}", runs=n)
     if plans[0].kind == "image":  # continue from the result image with a fresh solver state
         img = image.resize(image.load_image(files[0].image), inputs[0].content.shape[:2])
         inputs = [inputs[0]._replace(init_image=img)]
@@ -448,5 +451,11 @@ def run_multiscale(cfg: Config, progress: bool = True, restart: bool = False,
                    loaded_weights: vgg_weights.Weights | None = None) -> list[RunResult]:
     """Coarse to fine (Gatys' high-resolution procedure): run each scale, the upsampled result of one
     initialising the next. Every scale is an ordinary resumable run with its own files."""
-    w = loaded_weights if loaded_weights is not None else vgg_weights.load(cfg.weights)
-    return [run(c, progress=progress, restart=restart, loaded_weights=w) for c in scale_configs(cfg)]
+    cfgs = scale_configs(cfg)
+    size = image.image_size(cfg.content)
+    for c in cfgs:  # every scale is checked before the first one runs: no work lost to a scale too large
+        h, w = image.fit_size(size, c.size)
+        memory.check(c.optimizer, c.history, c.content_layers + c.style_layers, h, w,
+                     1 if c.original_colors == "luminance" else 3, what=f"scale {c.size} of {cfg.output}")
+    weights = loaded_weights if loaded_weights is not None else vgg_weights.load(cfg.weights)
+    return [run(c, progress=progress, restart=restart, loaded_weights=weights) for c in cfgs]
