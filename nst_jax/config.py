@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -152,8 +153,16 @@ class Config:
         return dataclasses.asdict(self)
 
     def result_hash(self) -> str:
-        """Hash of every field that changes the optimisation's path (metadata result=True)."""
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata["result"]}
+        """Hash of every field that changes the optimisation's path (metadata result=True). Files enter
+        by their contents, not their paths: a run moved to another folder or machine (a Ray worker)
+        keeps its hash, and an image changed in place does not."""
+        d = {}
+        for f in dataclasses.fields(self):
+            if f.metadata["result"]:
+                value = getattr(self, f.name)
+                if f.metadata["kind"] in ("path", "paths") or f.name == "init":
+                    value = [file_digest(v) for v in value] if isinstance(value, tuple) else file_digest(value)
+                d[f.name] = value
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @property
@@ -167,6 +176,27 @@ class Config:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def file_digest(value):
+    """sha256 of a file's bytes (cached by path, size and modification time), or `value` itself when it
+    names no file (None, or an initialisation such as 'noise')."""
+    if not isinstance(value, str) or value in INITS:
+        return value
+    try:
+        st = Path(value).stat()
+    except OSError:
+        return value
+    return _digest(str(Path(value).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
 
 
 def flag_of(name: str) -> str:

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import sys
+import threading
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -39,6 +42,30 @@ class Outcome(NamedTuple):
     iteration: int
     seconds: float
     failures: dict[int, str]   # member index → message
+
+
+class _GracefulInterrupt:
+    """While the loop runs, the first Ctrl-C asks it to stop after the current step (so the interrupt is
+    never raised inside XLA's compilation or a library callback, where it could be lost); a second one
+    stops at once."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("interrupted: stopping after the current step (Ctrl-C again to stop at once)", file=sys.stderr,
+              flush=True)
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
 
 
 def log_schedule(iteration: int) -> bool:
@@ -93,6 +120,7 @@ def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Mem
     last_good = np.array(state.x).reshape((n,) + tuple(state.x.shape[1:] if batched else state.x.shape))
     logs = [m.files.open_log() for m in members]
     t0 = time.perf_counter()
+    stop = _GracefulInterrupt()
 
     def write_log_lines(st, iteration, now):
         values, parts = host_values(st, n)
@@ -127,6 +155,8 @@ def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Mem
                 save_checkpoints(state, members, batched, failures, it, offset, now)
             if on_step is not None:
                 on_step(it, n - len(failures), float(values[0]), {k: float(v[0]) for k, v in parts.items()})
+            if stop.requested:
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         if not any(leaf.is_deleted() for leaf in jax.tree.leaves(state)):
             done = offset + state_iteration(state)
@@ -142,6 +172,7 @@ def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Mem
                     m.finish(member_state(state, i, batched), done, now, True)
         raise
     finally:
+        stop.restore()
         for log in logs:
             log.close()
     return Outcome(state, it, elapsed + time.perf_counter() - t0, failures)

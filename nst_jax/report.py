@@ -84,8 +84,26 @@ def contact_sheet(rows: list[tuple[str, list[tuple[str, Path | None]]]], out: Pa
     sheet.save(out)
 
 
-def write_report(out: Path) -> Path:
-    """Write out/index.html (and its PNGs) for a sweep folder; returns the HTML path."""
+def _progress_html(status: dict) -> str:
+    from nst_jax.progress import human_seconds
+    eta = "—" if status.get("eta_s") is None else human_seconds(status["eta_s"])
+    state = "finished" if status["finished"] else f"running (this page reloads every {REFRESH_S} s)"
+    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{it} / {status['target']}</td></tr>"
+                   for n, it in sorted(status["iterations"].items()) if n in status["running"])
+    failed = "".join(f"<li><b>{html.escape(n)}</b>: {html.escape(m)}</li>" for n, m in sorted(status["failed"].items()))
+    return (f"<h2>Progress: {state}</h2><p>{status['done']} of {status['total']} runs done, "
+            f"{len(status['running'])} running, {len(status['failed'])} failed; ETA {eta}</p>"
+            + (f"<table><tr><th>running</th><th>iterations</th></tr>{rows}</table>" if rows else "")
+            + (f"<ul>{failed}</ul>" if failed else ""))
+
+
+REFRESH_S = 15
+
+
+def write_report(out: Path, status: dict | None = None) -> Path:
+    """Write out/index.html (and its PNGs) for a sweep folder; returns the HTML path. With `status`
+    (from a running sweep: runs done / running / failed, iterations, ETA) the page shows the progress
+    and, until the sweep has finished, reloads itself."""
     out = Path(out)
     manifest_path = out / SWEEP_MANIFEST
     if not manifest_path.exists():
@@ -103,6 +121,7 @@ def write_report(out: Path) -> Path:
                       "sidecar": files.read_sidecar(), "log": files.read_log(), "error": files.read_error()}
     keys = list(grid)
     parts = [f"<h1>Sweep report: {html.escape(str(out))}</h1>",
+             _progress_html(status) if status is not None else "",
              f"<p>{len(runs)} runs, target {manifest['iterations']} iterations; grid: "
              + "; ".join(f"<b>{html.escape(k)}</b> = {html.escape(', '.join(label(v) for v in vs))}"
                          for k, vs in grid.items()) + "</p>"]
@@ -165,7 +184,8 @@ def write_report(out: Path) -> Path:
     style = ("body{font-family:sans-serif;margin:1.5em} table{border-collapse:collapse;margin-bottom:1em}"
              "td,th{border:1px solid #ccc;padding:3px;font-size:12px;text-align:center} "
              "img{display:block;border:1px solid #888}")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>nst_jax sweep</title>"
+    refresh = f"<meta http-equiv='refresh' content='{REFRESH_S}'>" if status and not status["finished"] else ""
+    page = (f"<!doctype html><html><head><meta charset='utf-8'>{refresh}<title>nst_jax sweep</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
     write_text(out / "index.html", page)
     return out / "index.html"

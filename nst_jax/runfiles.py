@@ -42,6 +42,10 @@ def write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, lambda f: f.write(text.encode()))
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    atomic_write_bytes(path, lambda f: f.write(data))
+
+
 def write_json(path: Path, record: Any) -> None:
     write_text(path, json.dumps(record, indent=2, default=str))
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,71 +27,187 @@ from nst_jax.grid import expand, load_grid
 from nst_jax.fileio import Lock, write_error
 from nst_jax.runfiles import SWEEP_LOCK as LOCK, SWEEP_MANIFEST as MANIFEST, RunFiles, write_json
 
+ENGINES = ("local", "ray")
+
+
+class RunsFailed(NSTError):
+    """Some runs of a sweep failed; the others finished and the report shows both."""
+
+
+class Tracker:
+    """The sweep's progress: runs done / running / failed, iterations reached, ETA — in the terminal
+    bar and in the live report (rewritten at most every `report_every` seconds while the sweep runs)."""
+
+    def __init__(self, out: Path, runs, iterations: int, show_progress: bool, report: bool,
+                 report_every: float = 20.0):
+        self.out, self.iterations, self.report, self.report_every = out, iterations, report, report_every
+        self.names = [n for n, _ in runs]
+        self.reached = {n: RunFiles(c.output).iteration_reached() for n, c in runs}
+        self.done = {n for n, c in runs if RunFiles(c.output).finished(c.iterations)}
+        self.failed: dict[str, str] = {}
+        self.running: set[str] = set()
+        self.t0 = time.perf_counter()
+        self.start_total = sum(min(self.reached[n], iterations) for n in self.names)
+        self.last_report = 0.0
+        self.bar = None
+        remaining = len(self.names) * iterations - self.start_total
+        if show_progress and remaining > 0:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=len(self.names) * iterations, initial=self.start_total, unit="it",
+                            desc=self._desc(), file=sys.stderr, dynamic_ncols=True)
+
+    def _desc(self) -> str:
+        return f"sweep: {len(self.done)}/{len(self.names)} runs done" + \
+            (f", {len(self.failed)} failed" if self.failed else "")
+
+    def status(self, finished: bool = False) -> dict:
+        total = len(self.names) * self.iterations
+        now = sum(min(v, self.iterations) for v in self.reached.values())
+        rate = (now - self.start_total) / max(time.perf_counter() - self.t0, 1e-9)
+        eta = (total - now) / rate if rate > 0 else None
+        return {"done": len(self.done), "running": sorted(self.running), "failed": dict(self.failed),
+                "total": len(self.names), "iterations": dict(self.reached), "target": self.iterations,
+                "eta_s": eta, "finished": finished}
+
+    def started(self, names) -> None:
+        self.running |= set(names)
+        if self.bar is not None:
+            self.bar.set_postfix_str(", ".join(sorted(self.running))[:60])
+
+    def advanced(self, name: str, iteration: int) -> None:
+        step = max(0, min(iteration, self.iterations) - min(self.reached.get(name, 0), self.iterations))
+        self.reached[name] = iteration
+        if self.bar is not None and step:
+            self.bar.update(step)
+        self.write_report()
+
+    def finished_run(self, name: str, cfg: Config, error: str | None) -> None:
+        self.running.discard(name)
+        files = RunFiles(cfg.output)
+        if error is None:
+            files.clear_error()
+            self.done.add(name)
+        else:
+            self.failed[name] = error
+            files.write_error(error)
+            print(f"warning: {name}: {error}", file=sys.stderr)
+        if self.bar is not None:
+            self.bar.set_description(self._desc())
+        self.write_report()
+
+    def write_report(self, force: bool = False, finished: bool = False) -> None:
+        if not self.report or (not force and time.perf_counter() - self.last_report < self.report_every):
+            return
+        from nst_jax.report import write_report
+        write_report(self.out, self.status(finished))
+        self.last_report = time.perf_counter()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def check_inputs(runs) -> None:
+    """Every image a run reads must exist before anything is written (a grid may name images)."""
+    for name, cfg in runs:
+        for path in [cfg.content, *cfg.styles]:
+            if not Path(path).is_file():
+                raise NSTError(f"grid point {name}: image {path}: not found")
+
 
 def sweep(iterations: int, grid: dict[str, list], out: Path, base: dict[str, Any], batch: int = 1,
-          show_progress: bool = True) -> list[tuple[str, Config]]:
-    """Run (or continue) every grid point to `iterations`; returns the runs. A run that fails is
-    recorded in its folder (`result.error.txt`) and does not stop the others; NSTError at the end
-    lists the failed runs. One process per sweep folder at a time (`sweep.lock`)."""
+          show_progress: bool = True, engine: str = "local", address: str | None = None,
+          cpus_per_task: float = 1.0, gpus_per_task: float | None = None, report: bool = False,
+          on_bundle=None) -> list[tuple[str, Config]]:
+    """Run (or continue) every grid point to `iterations` with the local or the Ray engine; returns
+    the runs. A run that fails is recorded in its folder (`result.error.txt`) and in the report, and
+    does not stop the others; NSTError at the end lists the failed runs. One process per sweep folder
+    at a time (`sweep.lock`). `report`: keep out/index.html up to date while the sweep runs."""
+    if engine not in ENGINES:
+        raise NSTError(f"unknown --engine {engine!r}; choose one of {', '.join(ENGINES)}")
     runs = expand(grid, {"keep_checkpoint": True, **base, "iterations": iterations}, out)  # continuable
+    check_inputs(runs)
+    if engine == "ray":  # joined (or started) before anything is written
+        from nst_jax import ray_engine
+        ray_engine.connect(address)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise write_error(out, err) from None
     with Lock(out / LOCK, f"sweep folder {out}"):
-        return _sweep_locked(iterations, runs, grid, out, base, batch, show_progress)
+        write_json(out / MANIFEST, {"grid": grid, "base": base, "iterations": iterations,
+                                    "runs": {name: str(Path(cfg.output).relative_to(out)) for name, cfg in runs}})
+        from nst_jax import transfer
+        tracker = Tracker(out, runs, iterations, show_progress, report)
+        todo = [(n, c) for n, c in runs if n not in tracker.done]
+        groups: dict[tuple, list] = {}
+        for n, c in todo:
+            groups.setdefault(transfer.batch_key(c), []).append((n, c))
+        chunks = [members[i:i + max(1, batch)] for members in groups.values()
+                  for i in range(0, len(members), max(1, batch))]
+        tracker.write_report(force=True)
+        try:
+            if engine == "local":
+                _run_local(chunks, base, tracker)
+            else:
+                _run_ray(chunks, tracker, address, cpus_per_task, gpus_per_task, on_bundle)
+        finally:
+            tracker.close()
+            tracker.write_report(force=True, finished=True)
+    if tracker.failed:
+        raise RunsFailed(f"{len(tracker.failed)} run(s) failed (see result.error.txt in their folders): "
+                       f"{', '.join(sorted(tracker.failed))}")
+    return runs
 
 
-def _sweep_locked(iterations, runs, grid, out, base, batch, show_progress):
+def _run_local(chunks, base, tracker: Tracker) -> None:
     from nst_jax import transfer
     from nst_jax import weights as vgg_weights
     from nst_jax.loop import log_schedule
 
-    write_json(out / MANIFEST, {"grid": grid, "base": base, "iterations": iterations,
-                                "runs": {name: str(Path(cfg.output).relative_to(out)) for name, cfg in runs}})
-    todo = [(n, c) for n, c in runs if not RunFiles(c.output).finished(c.iterations)]
-    total = sum(iterations - RunFiles(c.output).iteration_reached() for _, c in todo)
-    bar = None
-    if show_progress and total > 0:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=total, desc=f"sweep ({len(runs) - len(todo)}/{len(runs)} runs done)", unit="it",
-                   file=sys.stderr)
-    on_step = None if bar is None else (lambda it, alive, value, parts: bar.update(alive))
     w = vgg_weights.load(base.get("weights"))
-    failures: list[str] = []
-    done = len(runs) - len(todo)
-    groups: dict[tuple, list] = {}
-    for n, c in todo:
-        groups.setdefault(transfer.batch_key(c), []).append((n, c))
-    try:
-        for members in groups.values():
-            for start in range(0, len(members), max(1, batch)):
-                chunk = members[start:start + max(1, batch)]
-                if bar is not None:
-                    bar.set_postfix_str(", ".join(n for n, _ in chunk)[:60])
-                try:
-                    results = transfer.run_many([c for _, c in chunk], loaded_weights=w, save_at=log_schedule,
-                                                on_step=on_step)
-                    errors = [r.error for r in results]
-                except NSTError as err:  # a failure of the whole chunk (e.g. an image that cannot be read)
-                    errors = [str(err)] * len(chunk)
-                for (n, c), error in zip(chunk, errors):
-                    files = RunFiles(c.output)
-                    if error is None:
-                        files.clear_error()
-                        done += 1
-                    else:
-                        failures.append(n)
-                        files.write_error(error)
-                        print(f"warning: {n}: {error}", file=sys.stderr)
-                if bar is not None:
-                    bar.set_description(f"sweep ({done}/{len(runs)} runs done)")
-    finally:
-        if bar is not None:
-            bar.close()
-    if failures:
-        raise NSTError(f"{len(failures)} run(s) failed (see result.error.txt in their folders): {', '.join(failures)}")
-    return runs
+    for chunk in chunks:
+        names = [n for n, _ in chunk]
+        tracker.started(names)
+
+        def on_step(it, alive, value, parts, names=names):
+            for n in names:
+                tracker.advanced(n, it)
+        try:
+            results = transfer.run_many([c for _, c in chunk], loaded_weights=w, save_at=log_schedule,
+                                        on_step=on_step)
+            errors = [r.error for r in results]
+        except NSTError as err:  # a failure of the whole chunk (e.g. an image that cannot be read)
+            errors = [str(err)] * len(chunk)
+        for (n, c), error in zip(chunk, errors):
+            tracker.finished_run(n, c, error)
+
+
+def _run_ray(chunks, tracker: Tracker, address, cpus_per_task, gpus_per_task, on_bundle) -> None:
+    from nst_jax import ray_engine
+
+    for chunk in chunks:
+        tracker.started([n for n, _ in chunk])
+
+    def bundle_done(chunk, bundle):
+        for name, cfg in chunk:
+            if name in tracker.failed or name in tracker.done:
+                continue
+            error = bundle["errors"].get(name)
+            if error is None:
+                tracker.advanced(name, bundle["iteration"])
+            if error is not None or bundle["done"]:
+                tracker.finished_run(name, cfg, error)
+        if on_bundle is not None:
+            on_bundle(chunk, bundle)
+
+    def chunk_failed(chunk, message):
+        for name, cfg in chunk:
+            if name not in tracker.failed and name not in tracker.done:
+                tracker.finished_run(name, cfg, message)
+
+    ray_engine.run_chunks(chunks, address=address, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task,
+                          on_bundle=bundle_done, on_failure=chunk_failed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_argument(p, "checkpoint_every", 25)
     p.add_argument("--batch", type=int, default=1, help="optimise up to N compatible runs at once (vmap) "
                    "(default: 1)")
+    p.add_argument("--engine", default="local", help="local: every run in this process; ray: each run (or "
+                   "batch) a Ray task, on a local Ray cluster or the one at --address (default: local)")
+    p.add_argument("--address", default=None, help="with --engine ray: the cluster to join ('auto', host:port "
+                   "or ray://host:port; default: start a local one)")
+    p.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs Ray reserves per task (default: 1)")
+    p.add_argument("--gpus-per-task", type=float, default=None,
+                   help="GPUs Ray reserves per task (default: 1 on a cluster with GPUs, else 0)")
     p.add_argument("--drop-checkpoints", action="store_true",
                    help="remove each run's checkpoint when it finishes (an L-BFGS checkpoint is about 105 MB at "
                         "256 px); a larger ITERATIONS then continues from the runs' images with fresh solver states "
@@ -127,12 +251,13 @@ def main(argv: list[str] | None = None) -> int:
             "print_every": 0}
     failed = None
     try:
-        sweep(args.iterations, grid, out, base, args.batch, not args.quiet)
-    except NSTError as err:  # the report still shows what ran
+        sweep(args.iterations, grid, out, base, args.batch, not args.quiet, engine=args.engine,
+              address=args.address, cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
+              report=not args.no_report)
+    except RunsFailed as err:  # the report still shows what ran
         failed = err
     if not args.no_report and (out / MANIFEST).exists():
-        from nst_jax.report import write_report
-        print(f"wrote {write_report(out)}")
+        print(f"wrote {out / 'index.html'}")
     if failed is not None:
         raise failed
     return 0

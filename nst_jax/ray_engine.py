@@ -1,0 +1,242 @@
+"""The sweep's Ray engine: each chunk of runs (one run, or one compatible batch) is a Ray task.
+
+Nothing assumes a shared file system. The driver owns the output folder: it sends a task the bytes of
+its input images and of the files its runs already have (checkpoints, logs, results), the task runs
+`transfer.run_many` in a temporary folder of its worker, in segments that end at the checkpoint
+interval, and after each segment it yields the files that changed (a Ray streaming generator); the
+driver writes them with the same atomic writes and layout as a local sweep. Paths inside sidecars
+are the driver's (the task rewrites its own); the settings hash depends on file contents, not paths,
+so a run continues on any worker — or locally — from the driver's files.
+
+Faults: if a worker dies (a killed process, a lost node), the driver resubmits the chunk with the files
+it holds — that is, from the last checkpoint it received — up to three attempts; since resuming is
+exact, the final images equal an uninterrupted sweep's. A run that fails for its own reasons (NaN, an
+unreadable image) is reported and not retried. Ray is the scheduler: one task per chunk with
+`num_cpus`/`num_gpus`, so a GPU cluster runs one task per GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import shlex
+import socket
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+from nst_jax.config import INITS, Config
+from nst_jax.errors import NSTError
+
+MAX_ATTEMPTS = 3
+FILE_FIELDS = ("content", "styles", "content_masks", "style_masks", "init", "weights")
+
+
+# ------------------------------------------------------------------------------------------ driver
+
+def connect(address: str | None, num_cpus: int | None = None) -> dict:
+    """Join the Ray cluster at `address` ('auto', 'host:port' or 'ray://host:port'), or start a local
+    one (address None); NSTError in one line when that fails. Returns the cluster's resources."""
+    try:
+        import ray
+    except ImportError:
+        raise NSTError("--engine ray needs Ray: pip install 'nst_jax[cluster]'") from None
+    if address not in (None, "auto", "local"):
+        hostport = address.split("://", 1)[-1]
+        host, _, port = hostport.rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+        except (OSError, ValueError) as err:
+            raise NSTError(f"--address {address}: cannot reach a Ray cluster there ({err})") from None
+    if ray.is_initialized():
+        return ray.cluster_resources()
+    try:
+        if address in (None, "local"):
+            ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, logging_level="ERROR",
+                     object_store_memory=min(2 * 1024 ** 3, int(0.1 * os.sysconf("SC_PAGE_SIZE")
+                                                                  * os.sysconf("SC_PHYS_PAGES"))))
+        else:
+            ray.init(address=address, logging_level="ERROR")
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise NSTError(f"--address {address}: cannot join a Ray cluster ({str(err).splitlines()[0]})") from None
+    return ray.cluster_resources()
+
+
+def _input_files(cfg: Config) -> list[str]:
+    paths = [cfg.content, *cfg.styles, *(cfg.content_masks or ()), *(cfg.style_masks or ())]
+    if cfg.init not in INITS:
+        paths.append(cfg.init)
+    if cfg.weights:
+        paths.append(cfg.weights)
+    return paths
+
+
+def payload(chunk: list[tuple[str, Config]], out: Path) -> dict:
+    """What a task needs, as bytes: the input images and every file the chunk's runs have so far."""
+    inputs = {p: Path(p).read_bytes() for name, cfg in chunk for p in _input_files(cfg)}
+    runs = []
+    for name, cfg in chunk:
+        folder = Path(cfg.output).parent
+        files = {f.name: f.read_bytes() for f in folder.iterdir()
+                 if f.is_file() and not f.name.startswith(".") and not f.name.endswith(".lock")} \
+            if folder.is_dir() else {}
+        runs.append({"name": name, "cfg": dataclasses.asdict(cfg), "files": files})
+    return {"inputs": inputs, "runs": runs, "command": shlex.join(["python", *sys.orig_argv[1:]])}
+
+
+def apply(bundle: dict, chunk: list[tuple[str, Config]]) -> None:
+    """Write a task's files into the driver's run folders (atomically), and remove what it removed."""
+    from nst_jax.runfiles import write_bytes
+    folders = {name: Path(cfg.output).parent for name, cfg in chunk}
+    for name, files in bundle["files"].items():
+        for filename, data in files.items():
+            write_bytes(folders[name] / filename, data)
+    for name, removed in bundle["removed"].items():
+        for filename in removed:
+            (folders[name] / filename).unlink(missing_ok=True)
+
+
+def run_chunks(chunks: list[list[tuple[str, Config]]], *, address: str | None, cpus_per_task: float,
+               gpus_per_task: float | None, on_bundle: Callable[[list, dict], None],
+               on_failure: Callable[[list, str], None], attempts: int = MAX_ATTEMPTS) -> None:
+    """Run every chunk as a Ray task (see the module docstring); on_bundle(chunk, bundle) after each
+    segment's files are written, on_failure(chunk, message) when a chunk gives up."""
+    import ray
+    resources = connect(address)
+    if gpus_per_task is None:
+        gpus_per_task = 1.0 if resources.get("GPU", 0) >= 1 else 0.0
+    task = ray.remote(run_chunk_task).options(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=0)
+    lock = threading.Lock()
+
+    def one(chunk):
+        for attempt in range(1, attempts + 1):
+            with lock:
+                data = payload(chunk, Path(chunk[0][1].output).parent.parent)
+            try:
+                for ref in task.remote(data):
+                    bundle = ray.get(ref)
+                    with lock:
+                        apply(bundle, chunk)
+                        on_bundle(chunk, bundle)
+                return
+            except (ray.exceptions.RayError, ConnectionError) as err:
+                if isinstance(err, ray.exceptions.RayTaskError) and isinstance(err.cause, NSTError):
+                    with lock:
+                        on_failure(chunk, str(err.cause))
+                    return
+                if attempt == attempts:
+                    with lock:
+                        on_failure(chunk, f"gave up after {attempts} attempts: {type(err).__name__}: "
+                                          f"{str(err).splitlines()[0] if str(err) else ''}")
+                    return
+                print(f"warning: {', '.join(n for n, _ in chunk)}: the worker was lost "
+                      f"({type(err).__name__}); resubmitting from the last checkpoint received", file=sys.stderr)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(chunks), 32))) as pool:
+        for future in [pool.submit(one, chunk) for chunk in chunks]:
+            future.result()
+
+
+# ------------------------------------------------------------------------------------------ worker
+
+def _relocate(value: Any, mapping: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return mapping.get(value, value)
+    if isinstance(value, list):
+        return [_relocate(v, mapping) for v in value]
+    if isinstance(value, dict):
+        return {k: _relocate(v, mapping) for k, v in value.items()}
+    return value
+
+
+def _driver_bytes(path: Path, mapping: dict[str, str], command: str, where: str) -> bytes:
+    """A file as the driver should store it: sidecars and the result's PNG text with the driver's paths."""
+    data = path.read_bytes()
+    if path.name.endswith(".json") and not path.name.endswith(".losses.jsonl"):
+        record = _relocate(json.loads(data), mapping) | {"command": command, "worker": where}
+        return json.dumps(record, indent=2, default=str).encode()
+    if path.suffix == ".png" and "_iter" not in path.name:
+        from PIL import Image, PngImagePlugin
+        with Image.open(io.BytesIO(data)) as im:
+            text = im.text.get("nst_jax") if hasattr(im, "text") else None
+            if text is None:
+                return data
+            record = _relocate(json.loads(text), mapping) | {"command": command, "worker": where}
+            info = PngImagePlugin.PngInfo()
+            info.add_itxt("nst_jax", json.dumps(record, default=str))
+            buffer = io.BytesIO()
+            im.save(buffer, format="PNG", pnginfo=info)
+            return buffer.getvalue()
+    return data
+
+
+def run_chunk_task(data: dict):
+    """The Ray task (a generator): run the chunk in segments, yield each segment's changed files."""
+    from nst_jax import transfer
+    from nst_jax import weights as vgg_weights
+    from nst_jax.loop import log_schedule
+
+    root = Path(tempfile.mkdtemp(prefix="nst_jax_task_"))
+    where = f"{socket.gethostname()}:{os.getpid()}"
+    local: dict[str, str] = {}
+    for i, (path, content) in enumerate(data["inputs"].items()):
+        target = root / "inputs" / str(i) / Path(path).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        local[path] = str(target)
+    cfgs, folders, mapping = [], [], {v: k for k, v in local.items()}
+    for run in data["runs"]:
+        folder = root / "runs" / run["name"]
+        folder.mkdir(parents=True)
+        for filename, content in run["files"].items():
+            (folder / filename).write_bytes(content)
+        fields = run["cfg"]
+        driver_output = fields["output"]
+        for name in FILE_FIELDS:
+            value = fields[name]
+            if isinstance(value, (list, tuple)):
+                fields[name] = tuple(local.get(v, v) for v in value)
+            elif isinstance(value, str):
+                fields[name] = local.get(value, value)
+        for name in ("styles", "content_layers", "style_layers", "style_layer_weights", "style_blend_weights",
+                     "content_masks", "style_masks", "scales", "scale_iterations"):
+            if isinstance(fields[name], list):
+                fields[name] = tuple(fields[name])
+        fields["output"] = str(folder / Path(driver_output).name)
+        mapping[fields["output"]] = driver_output
+        cfgs.append(Config(**fields))
+        folders.append(folder)
+    target = cfgs[0].iterations
+    reached = min(transfer.RunFiles(c.output).iteration_reached() for c in cfgs)
+    every = cfgs[0].checkpoint_every or target
+    ends = sorted({e for e in range((reached // every + 1) * every, target, every)} | {target})
+    weights = vgg_weights.load(cfgs[0].weights)
+    seen = {f: f.stat().st_mtime_ns for folder in folders for f in folder.iterdir()}
+    failed: set[int] = set()
+    for end in ends:
+        last = end == target
+        live = [i for i in range(len(cfgs)) if i not in failed]
+        step_cfgs = [cfgs[i] if last else dataclasses.replace(cfgs[i], iterations=end, keep_checkpoint=True)
+                     for i in live]
+        results = transfer.run_many(step_cfgs, loaded_weights=weights, save_at=log_schedule, say=lambda line: None)
+        errors = {data["runs"][i]["name"]: r.error for i, r in zip(live, results) if r.error is not None}
+        failed |= {i for i, r in zip(live, results) if r.error is not None}
+        bundle = {"iteration": end, "worker": where, "pid": os.getpid(), "files": {}, "removed": {},
+                  "errors": errors, "done": last}
+        for run, folder in zip(data["runs"], folders):
+            now = {f: f.stat().st_mtime_ns for f in folder.iterdir() if not f.name.startswith(".")
+                   and not f.name.endswith(".lock")}
+            bundle["files"][run["name"]] = {f.name: _driver_bytes(f, mapping, data["command"], where)
+                                            for f, t in now.items() if seen.get(f) != t}
+            bundle["removed"][run["name"]] = [f.name for f in seen if f.parent == folder and f not in now]
+            seen.update(now)
+            for f in [f for f in seen if f.parent == folder and f not in now]:
+                del seen[f]
+        yield bundle
+        if len(failed) == len(cfgs):
+            return

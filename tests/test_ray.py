@@ -1,0 +1,88 @@
+"""Sweeps on Ray (a local cluster started in this process): same images as the local engine, a killed
+worker's chunk resumed from its last checkpoint, the same resume semantics, grids over images."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from nst_jax import image
+from nst_jax.sweep import main as sweep_main, sweep
+from nst_jax.runfiles import RunFiles
+
+from conftest import CONTENT, SAMPLES, STYLE, one_error_line
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'nst_jax[cluster]')")
+pytestmark = pytest.mark.ray
+
+SMALL = {"content_layers": [["relu3_2"]], "style_layers": [["relu1_1", "relu2_1"]]}
+BASE = {"content": str(CONTENT), "styles": (str(STYLE),), "size": 32, "checkpoint_every": 2, "print_every": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    from nst_jax import ray_engine
+    ray_engine.connect(None, num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+def _finals(out):
+    return {d.name: image.load_image(d / "result.png") for d in sorted(out.iterdir()) if (d / "result.png").exists()}
+
+
+def test_grid_over_images_on_ray_equals_local_and_resumes_the_same_way(tmp_path):
+    from PIL import Image
+    mirrored = tmp_path / "mirrored.png"  # a second content of the same size: one compiled program per worker
+    Image.open(CONTENT).transpose(Image.FLIP_LEFT_RIGHT).save(mirrored)
+    IMAGES = {"content": [str(CONTENT), str(mirrored)], "styles": [str(STYLE), str(SAMPLES / "the_scream.jpg")],
+              **SMALL}
+    runs = sweep(4, IMAGES, tmp_path / "ray", BASE, engine="ray", show_progress=False, report=True)
+    assert [n for n, _ in runs] == ["content-chelsea_styles-ihc", "content-chelsea_styles-the_scream",
+                                    "content-mirrored_styles-ihc", "content-mirrored_styles-the_scream"]
+    sweep(4, IMAGES, tmp_path / "local", BASE, show_progress=False)
+    a, b = _finals(tmp_path / "local"), _finals(tmp_path / "ray")
+    assert a.keys() == b.keys() and len(a) == 4
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], atol=1e-5)
+    files = RunFiles(tmp_path / "ray" / runs[0][0] / "result.png")
+    record = files.read_sidecar()
+    assert record["config"]["output"] == str(files.image) and record["config"]["content"] == str(CONTENT)
+    stamp = files.image.stat().st_mtime_ns
+    sweep(4, IMAGES, tmp_path / "ray", BASE, engine="ray", show_progress=False, report=True)  # nothing to do
+    assert files.image.stat().st_mtime_ns == stamp
+    sweep(6, IMAGES, tmp_path / "ray", BASE, engine="ray", show_progress=False, report=True)  # continues exactly
+    sweep(6, IMAGES, tmp_path / "local", BASE, show_progress=False)
+    assert [r["iteration"] for r in files.read_log()] == list(range(7))
+    for name, img in _finals(tmp_path / "local").items():
+        np.testing.assert_allclose(_finals(tmp_path / "ray")[name], img, atol=1e-5)
+    page = (tmp_path / "ray" / "index.html").read_text()
+    assert "Progress: finished" in page and "http-equiv='refresh'" not in page
+    assert "content=mirrored.png" in page and "styles=the_scream.jpg" in page  # image axes in the sheets
+
+
+def test_a_killed_worker_is_resumed_from_its_last_checkpoint(tmp_path):
+    grid = {"init": ["noise", "content"], **SMALL}
+    killed = []
+
+    def kill_first(chunk, bundle):
+        if not killed and not bundle["done"]:
+            killed.append((bundle["pid"], bundle["iteration"]))
+            os.kill(bundle["pid"], signal.SIGKILL)
+
+    sweep(8, grid, tmp_path / "ray", BASE, engine="ray", show_progress=False, on_bundle=kill_first)
+    sweep(8, grid, tmp_path / "local", BASE, show_progress=False)
+    assert killed and killed[0][1] == 2  # killed after its first checkpoint reached the driver
+    a, b = _finals(tmp_path / "local"), _finals(tmp_path / "ray")
+    assert a.keys() == b.keys() and len(a) == 2
+    for name in a:
+        np.testing.assert_array_equal(b[name], a[name])
+        assert [r["iteration"] for r in RunFiles(tmp_path / "ray" / name / "result.png").read_log()] == list(range(9))
+
+
+def test_unreachable_address_is_one_line(tmp_path, capsys):
+    line = one_error_line(sweep_main, ["1", "--engine", "ray", "--address", "127.0.0.1:1", "--out",
+                                       tmp_path / "o", "--size", "32"], capsys)
+    assert "--address 127.0.0.1:1" in line and "cannot reach" in line
+    assert not (tmp_path / "o").exists()
