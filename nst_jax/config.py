@@ -187,6 +187,8 @@ def file_digest(value):
         st = Path(value).stat()
     except OSError:
         return value
+    if not Path(value).is_file():
+        return value
     return _digest(str(Path(value).resolve()), st.st_size, st.st_mtime_ns)
 
 

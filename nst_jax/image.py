@@ -43,13 +43,18 @@ def _to_float_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(rgb, dtype=np.float32) / 255.0
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as float32 RGB (H, W, 3) in [0, 1]; `NSTError` for anything unreadable."""
+def _existing_file(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.exists():
         raise NSTError(f"image {path}: not found")
     if not path.is_file():
         raise NSTError(f"image {path}: not a regular file")
+    return path
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as float32 RGB (H, W, 3) in [0, 1]; `NSTError` for anything unreadable."""
+    path = _existing_file(path)
     try:
         with warnings.catch_warnings():  # a decompression-bomb warning becomes this one error line
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -71,15 +76,15 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(height, width) of an image file as `load_image` would return it, read from its header only."""
-    path = Path(path)
+    path = _existing_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 w, h = im.size
                 orientation = im.getexif().get(0x0112, 1)
-    except FileNotFoundError:
-        raise NSTError(f"image {path}: not found") from None
+    except UnidentifiedImageError:
+        raise NSTError(f"image {path}: not an image file Pillow can read") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         raise NSTError(f"image {path}: unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)

@@ -325,10 +325,10 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
         return [r for c in cfgs for r in run_many([c], progress, False, w, save_at, on_step, say)]
     if plans[0].kind == "done":
         return [_result_from_files(files[0], f"already at {plans[0].iteration} iterations")]
-    inputs = [load_inputs(c) for c in cfgs]
-    height, width = inputs[0].content.shape[:2]
+    height, width = image.fit_size(image.image_size(c0.content), c0.size)  # from the header: nothing loaded yet
     memory.check(c0.optimizer, c0.history, c0.content_layers + c0.style_layers, height, width,
                  1 if c0.original_colors == "luminance" else 3, what=f"{c0.output}", runs=n)
+    inputs = [load_inputs(c) for c in cfgs]
     if plans[0].kind == "image":  # continue from the result image with a fresh solver state
         img = image.resize(image.load_image(files[0].image), inputs[0].content.shape[:2])
         inputs = [inputs[0]._replace(init_image=img)]
