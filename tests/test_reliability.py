@@ -46,7 +46,8 @@ def files(tmp_path_factory):
                        "g_float_seed.json": {"seed": [1.5]}, "g_list.json": [1, 2],
                        "g_scalar.json": {"style_weight": 10}, "g_unknown.json": {"bogus": [1]},
                        "g_bad_init.json": {"init": ["noise", "bogus"]},
-                       "g_layers.json": {"style_layers": [["relu9_9"]]}}.items():
+                       "g_layers.json": {"style_layers": [["relu9_9"]]},
+                       "g_missing_image.json": {"content": [str(CONTENT), "missing_content.jpg"]}}.items():
         (d / name).write_text(json.dumps(grid))
     (d / "g_broken.toml").write_text("init = [")
     (d / "noreport").mkdir()
@@ -143,6 +144,8 @@ CASES = [
     (SWEEP, ["1", "--grid", "{g_bad_init.json}", "--out", "{new}"], ["grid point init-bogus", "--init 'bogus'"]),
     (SWEEP, ["1", "--grid", "{g_layers.json}", "--out", "{new}"], ["relu9_9"]),
     (SWEEP, ["1", "--grid", "{g_broken.toml}", "--out", "{new}"], ["g_broken.toml", "unreadable"]),
+    (SWEEP, ["1", "--grid", "{g_missing_image.json}", "--out", "{new}"], ["grid point content-missing_content",
+                                                                          "missing_content.jpg", "not found"]),
     (SWEEP, ["1", "--grid", "missing.toml", "--out", "{new}"], ["missing.toml", "not found"]),
     (SWEEP, ["1", "--out", "{afile}"], ["--out", "not a folder"]),
     (SWEEP, ["-1", "--out", "{new}"], ["ITERATIONS", "≥ 0"]),
