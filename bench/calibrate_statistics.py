@@ -14,7 +14,7 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from nst_jax import image, losses, statistics, transfer, weights
+from nst_jax import losses, statistics, transfer, weights
 from nst_jax.config import with_preset
 
 from bench.run import CONTENT, STYLE

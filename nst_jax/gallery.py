@@ -15,7 +15,7 @@ import numpy as np
 
 from nst_jax import statistics
 from nst_jax.config import SAMPLES, add_common_arguments, with_preset
-from nst_jax.errors import ArgumentParser, NSTError, cli
+from nst_jax.errors import ArgumentParser, cli
 
 
 def figure(panels: list[tuple[str, "object", str]], path: Path, title: str, columns: int = 5) -> None:

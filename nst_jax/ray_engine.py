@@ -76,7 +76,7 @@ def _input_files(cfg: Config) -> list[str]:
     return paths
 
 
-def payload(chunk: list[tuple[str, Config]], out: Path) -> dict:
+def payload(chunk: list[tuple[str, Config]]) -> dict:
     """What a task needs, as bytes: the input images and every file the chunk's runs have so far."""
     inputs = {p: Path(p).read_bytes() for name, cfg in chunk for p in _input_files(cfg)}
     runs = []
@@ -116,7 +116,7 @@ def run_chunks(chunks: list[list[tuple[str, Config]]], *, address: str | None, c
     def one(chunk):
         for attempt in range(1, attempts + 1):
             with lock:
-                data = payload(chunk, Path(chunk[0][1].output).parent.parent)
+                data = payload(chunk)
             try:
                 for ref in task.remote(data):
                     bundle = ray.get(ref)

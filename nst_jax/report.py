@@ -66,9 +66,9 @@ def contact_sheet(rows: list[tuple[str, list[tuple[str, Path | None]]]], out: Pa
     draw = ImageDraw.Draw(sheet)
     for c, (title, _) in enumerate(rows[0][1]):
         draw.text((label_w + c * (thumb + 4) + 2, 3), title[:22], fill="black")
-    for r, (label, cells) in enumerate(rows):
+    for r, (row_label, cells) in enumerate(rows):
         y = head_h + 2 + r * (thumb + 4)
-        draw.text((3, y + thumb // 2 - 6), label[:24], fill="black")
+        draw.text((3, y + thumb // 2 - 6), row_label[:24], fill="black")
         for c, (_, path) in enumerate(cells):
             if path is not None and path.exists():
                 with Image.open(path) as im:

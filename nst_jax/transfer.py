@@ -16,7 +16,6 @@ import dataclasses
 import functools
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -300,7 +299,6 @@ def run_many(cfgs: list[Config], progress: bool = False, restart: bool = False,
     (default: every cfg.save_every); on_step(iteration, runs still going, loss, parts) reports
     progress; say(line) receives what the run decided (default: stderr). A single run whose loss
     becomes NaN raises NSTError; in a batch, the failed run's RunResult carries the error."""
-    c0 = cfgs[0]
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     if len({batch_key(c) for c in cfgs}) > 1 or len({c.iterations for c in cfgs}) > 1:
         raise ValueError("run_many: the runs of one batch may differ only in " + ", ".join(sorted(BATCHABLE)))

@@ -7,7 +7,6 @@ tests/make_fixtures.py so the check also runs without torch.
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from nst_jax import vgg
 from nst_jax.preprocessing import preprocess

@@ -20,7 +20,7 @@ from PIL import Image
 from nst_jax import convert, dissect, gallery, report, run, sweep
 from nst_jax.errors import NSTError
 
-from conftest import CONTENT, STYLE, call_main, one_error_line
+from conftest import CONTENT, STYLE, one_error_line
 
 RUN, SWEEP, REPORT, DISSECT, GALLERY, CONVERT = run.main, sweep.main, report.main, dissect.main, gallery.main, \
     convert.main

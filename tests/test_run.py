@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from nst_jax import image
-from nst_jax.errors import NSTError
 from nst_jax.run import main
 from nst_jax.runfiles import RunFiles
 from nst_jax.transfer import run
