@@ -160,7 +160,7 @@ class Config:
         for f in dataclasses.fields(self):
             if f.metadata["result"]:
                 value = getattr(self, f.name)
-                if f.metadata["kind"] in ("path", "paths") or f.name == "init":
+                if f.name in INPUT_FIELDS:
                     value = [file_digest(v) for v in value] if isinstance(value, tuple) else file_digest(value)
                 d[f.name] = value
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -176,6 +176,21 @@ class Config:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+# the fields that name files a run reads: images, masks, an --init image, a weights file
+INPUT_FIELDS = tuple(name for name, f in FIELDS.items()
+                     if f.metadata["result"] and (f.metadata["kind"] in ("path", "paths") or name == "init"))
+
+
+def input_files(cfg: Config) -> list[str]:
+    """The files `cfg` reads (--init only when it names a file)."""
+    files = []
+    for name in INPUT_FIELDS:
+        value = getattr(cfg, name)
+        if isinstance(value, tuple):
+            files.extend(value)
+        elif value is not None and not (name == "init" and value in INITS):
+            files.append(value)
+    return files
 
 
 def file_digest(value):

@@ -99,9 +99,8 @@ def save_checkpoints(state, members: list[Member], batched: bool, skip, iteratio
                      seconds: float) -> None:
     for i, m in enumerate(members):
         if i not in skip:
-            m.files.save_checkpoint(member_state(state, i, batched),
-                                    {"config_hash": m.config_hash, "solver": m.solver, "iteration": iteration,
-                                     "offset": offset, "target": m.target, "seconds": seconds})
+            m.files.save_checkpoint(member_state(state, i, batched), config_hash=m.config_hash, solver=m.solver,
+                                    iteration=iteration, offset=offset, target=m.target, seconds=seconds)
 
 
 def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Member], target: int, *,

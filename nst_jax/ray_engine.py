@@ -30,11 +30,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from nst_jax.config import INITS, Config
+from nst_jax.config import INPUT_FIELDS, Config, input_files
 from nst_jax.errors import NSTError
 
 MAX_ATTEMPTS = 3
-FILE_FIELDS = ("content", "styles", "content_masks", "style_masks", "init", "weights")
 
 
 # ------------------------------------------------------------------------------------------ driver
@@ -67,25 +66,16 @@ def connect(address: str | None, num_cpus: int | None = None) -> dict:
     return ray.cluster_resources()
 
 
-def _input_files(cfg: Config) -> list[str]:
-    paths = [cfg.content, *cfg.styles, *(cfg.content_masks or ()), *(cfg.style_masks or ())]
-    if cfg.init not in INITS:
-        paths.append(cfg.init)
-    if cfg.weights:
-        paths.append(cfg.weights)
-    return paths
-
-
 def payload(chunk: list[tuple[str, Config]]) -> dict:
     """What a task needs, as bytes: the input images and every file the chunk's runs have so far."""
-    inputs = {p: Path(p).read_bytes() for name, cfg in chunk for p in _input_files(cfg)}
+    inputs = {p: Path(p).read_bytes() for name, cfg in chunk for p in input_files(cfg)}
     runs = []
     for name, cfg in chunk:
         folder = Path(cfg.output).parent
         files = {f.name: f.read_bytes() for f in folder.iterdir()
                  if f.is_file() and not f.name.startswith(".") and not f.name.endswith(".lock")} \
             if folder.is_dir() else {}
-        runs.append({"name": name, "cfg": dataclasses.asdict(cfg), "files": files})
+        runs.append({"name": name, "cfg": cfg, "files": files})
     return {"inputs": inputs, "runs": runs, "command": shlex.join(["python", *sys.orig_argv[1:]])}
 
 
@@ -195,21 +185,12 @@ def run_chunk_task(data: dict):
         folder.mkdir(parents=True)
         for filename, content in run["files"].items():
             (folder / filename).write_bytes(content)
-        fields = run["cfg"]
-        driver_output = fields["output"]
-        for name in FILE_FIELDS:
-            value = fields[name]
-            if isinstance(value, (list, tuple)):
-                fields[name] = tuple(local.get(v, v) for v in value)
-            elif isinstance(value, str):
-                fields[name] = local.get(value, value)
-        for name in ("styles", "content_layers", "style_layers", "style_layer_weights", "style_blend_weights",
-                     "content_masks", "style_masks", "scales", "scale_iterations"):
-            if isinstance(fields[name], list):
-                fields[name] = tuple(fields[name])
-        fields["output"] = str(folder / Path(driver_output).name)
-        mapping[fields["output"]] = driver_output
-        cfgs.append(Config(**fields))
+        cfg: Config = run["cfg"]
+        moved = {name: tuple(local.get(v, v) for v in value) if isinstance(value, tuple) else local.get(value, value)
+                 for name in INPUT_FIELDS if (value := getattr(cfg, name)) is not None}
+        output = str(folder / Path(cfg.output).name)
+        mapping[output] = cfg.output
+        cfgs.append(dataclasses.replace(cfg, output=output, **moved))
         folders.append(folder)
     target = cfgs[0].iterations
     reached = min(transfer.RunFiles(c.output).iteration_reached() for c in cfgs)

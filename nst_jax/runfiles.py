@@ -190,9 +190,13 @@ class RunFiles:
         return read_log(self.log) if self.log.exists() else []
 
     # -------------------------------------------------------------------------- checkpoint
-    def save_checkpoint(self, state, meta: dict) -> None:
-        """The solver state's leaves and `meta` (settings hash, solver, iteration, seconds), atomically."""
+    def save_checkpoint(self, state, *, config_hash: str, solver: str, iteration: int, offset: int, target: int,
+                        seconds: float) -> None:
+        """The solver state's leaves and its metadata, atomically: the settings hash, the solver, the run's
+        iteration (`offset` + the solver's own count, see `loop.drive`), its target and time so far."""
         import jax
+        meta = {"config_hash": config_hash, "solver": solver, "iteration": iteration, "offset": offset,
+                "target": target, "seconds": seconds}
         leaves = jax.tree.leaves(state)
         arrays = {f"leaf{i:03d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)

@@ -76,7 +76,7 @@ class Tracker:
 
     def advanced(self, name: str, iteration: int) -> None:
         step = max(0, min(iteration, self.iterations) - min(self.reached.get(name, 0), self.iterations))
-        self.reached[name] = iteration
+        self.reached[name] = max(self.reached.get(name, 0), iteration)  # a resubmitted chunk restarts lower
         if self.bar is not None and step:
             self.bar.update(step)
         self.write_report()

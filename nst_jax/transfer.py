@@ -25,7 +25,7 @@ import numpy as np
 
 from nst_jax import compiler, image, layers, losses, memory, solvers, statistics, vgg
 from nst_jax import weights as vgg_weights
-from nst_jax.config import INITS, Config
+from nst_jax.config import INITS, Config, input_files
 from nst_jax.errors import NSTError
 from nst_jax.loop import Member, drive, log_record
 from nst_jax.preprocessing import mean_rgb
@@ -263,6 +263,14 @@ def batch_key(cfg: Config) -> tuple:
     return tuple((k, str(v)) for k, v in sorted(cfg.to_dict().items()) if k not in BATCHABLE)
 
 
+def check_memory(cfg: Config, what: str, runs: int = 1) -> None:
+    """`memory.check` for a run (or `runs` batched ones) at its size, read from the content image's
+    header: nothing is loaded or allocated before it passes."""
+    height, width = image.fit_size(image.image_size(cfg.content), cfg.size)
+    memory.check(cfg.optimizer, cfg.history, cfg.content_layers + cfg.style_layers, height, width,
+                 1 if cfg.original_colors == "luminance" else 3, what=what, runs=runs)
+
+
 def checkpoint_bytes(template) -> int:
     return sum(int(np.prod(leaf.shape)) * leaf.dtype.itemsize for leaf in jax.tree.leaves(template))
 
@@ -304,7 +312,7 @@ def run_many(cfgs: list[Config], progress: bool = False, restart: bool = False,
         raise ValueError("run_many: the runs of one batch may differ only in " + ", ".join(sorted(BATCHABLE)))
     files = [RunFiles(c.output) for c in cfgs]
     for c, f in zip(cfgs, files):
-        f.check_output([c.content, *c.styles] + ([] if c.init in INITS else [c.init]))
+        f.check_output(input_files(c))
         f.check_writable()
     with contextlib.ExitStack() as locks:  # one process per output; stale temporary files removed
         for f in files:
@@ -323,9 +331,7 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
         return [r for c in cfgs for r in run_many([c], progress, False, w, save_at, on_step, say)]
     if plans[0].kind == "done":
         return [_result_from_files(files[0], f"already at {plans[0].iteration} iterations")]
-    height, width = image.fit_size(image.image_size(c0.content), c0.size)  # from the header: nothing loaded yet
-    memory.check(c0.optimizer, c0.history, c0.content_layers + c0.style_layers, height, width,
-                 1 if c0.original_colors == "luminance" else 3, what=f"{c0.output}", runs=n)
+    check_memory(c0, str(c0.output), runs=n)
     inputs = [load_inputs(c) for c in cfgs]
     if plans[0].kind == "image":  # continue from the result image with a fresh solver state
         img = image.resize(image.load_image(files[0].image), inputs[0].content.shape[:2])
@@ -391,8 +397,8 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
             if interrupted:
                 return
             if c.keep_checkpoint:
-                f.save_checkpoint(st, {"config_hash": h, "solver": c.optimizer, "iteration": iteration,
-                                       "offset": offset, "target": c.iterations, "seconds": seconds})
+                f.save_checkpoint(st, config_hash=h, solver=c.optimizer, iteration=iteration, offset=offset,
+                                  target=c.iterations, seconds=seconds)
             else:
                 f.remove_checkpoint()
         return finish
@@ -450,10 +456,7 @@ def run_multiscale(cfg: Config, progress: bool = True, restart: bool = False,
     """Coarse to fine (Gatys' high-resolution procedure): run each scale, the upsampled result of one
     initialising the next. Every scale is an ordinary resumable run with its own files."""
     cfgs = scale_configs(cfg)
-    size = image.image_size(cfg.content)
     for c in cfgs:  # every scale is checked before the first one runs: no work lost to a scale too large
-        h, w = image.fit_size(size, c.size)
-        memory.check(c.optimizer, c.history, c.content_layers + c.style_layers, h, w,
-                     1 if c.original_colors == "luminance" else 3, what=f"scale {c.size} of {cfg.output}")
+        check_memory(c, f"scale {c.size} of {cfg.output}")
     weights = loaded_weights if loaded_weights is not None else vgg_weights.load(cfg.weights)
     return [run(c, progress=progress, restart=restart, loaded_weights=weights) for c in cfgs]
