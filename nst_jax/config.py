@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from nst_jax import solvers, statistics, vgg
+from nst_jax import memory, solvers, statistics, vgg
 from nst_jax.errors import NSTError
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -133,6 +133,15 @@ class Config:
     optimizer: str = option("lbfgs", "solver", kind="str", choices=lambda: solvers.NAMES)
     lr: float | None = option(None, "step size", kind="float", default_text=None)
     history: int = option(100, "L-BFGS history size", kind="int")
+    memory: str = option("auto", "how the run fits in memory: 'plain'; 'remat' recomputes each VGG19 block in "
+                         "the backward pass (about a third less memory for the activations, about a third more "
+                         "time, the same numbers); 'remat-bf16' also stores the L-BFGS history in bfloat16 "
+                         "(half its memory, arithmetic in float32, a slightly different path); 'auto': the "
+                         "first of these the memory plan says fits (--plan shows it)", kind="str",
+                         choices=lambda: memory.MODES)
+    devices: int = option(0, "split the image across this many devices along its height — one optimisation, "
+                          "no tiles (0: as many of the devices present as divide the height)", kind="int",
+                          result=False, default_text="all that divide the height")
     pooling: str = option("max", "VGG pooling", kind="str", choices=lambda: vgg.POOLINGS)
     seed: int = option(0, "seed of the noise initial image and of the random statistics", kind="int")
     weights: str | None = option(None, "weights file", kind="path", default_text="the embedded Caffe VGG19")
@@ -162,6 +171,8 @@ class Config:
                 value = getattr(self, f.name)
                 if f.name in INPUT_FIELDS:
                     value = [file_digest(v) for v in value] if isinstance(value, tuple) else file_digest(value)
+                if f.name == "memory":  # rematerialising changes no number; the history's precision does
+                    value = "bfloat16 history" if value == "remat-bf16" else "float32 history"
                 d[f.name] = value
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -345,6 +356,11 @@ def validate(cfg: Config) -> Config:
         raise NSTError(f"--lr must be positive, got {cfg.lr}")
     if cfg.history < 1:
         raise NSTError(f"--history must be ≥ 1, got {cfg.history}")
+    if cfg.memory == "remat-bf16" and cfg.optimizer != "lbfgs":
+        raise NSTError(f"--memory remat-bf16 stores the classic L-BFGS history in bfloat16; --optimizer "
+                       f"{cfg.optimizer} has none (use --memory remat)")
+    if cfg.devices < 0:
+        raise NSTError(f"--devices must be ≥ 0 (0: all present that divide the height), got {cfg.devices}")
     if not 0 <= cfg.seed < 2 ** 63:
         raise NSTError(f"--seed must be an integer from 0 to 2**63 − 1, got {cfg.seed}")
     for name in ("save_every", "print_every", "checkpoint_every"):

@@ -22,6 +22,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import numpy as np
 
+from nst_jax import hosts
 from nst_jax.runfiles import RunFiles
 
 
@@ -116,7 +117,7 @@ def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Mem
     it = offset + state_iteration(state)
     logged = it
     failures: dict[int, str] = {}
-    last_good = np.array(state.x).reshape((n,) + tuple(state.x.shape[1:] if batched else state.x.shape))
+    last_good = np.array(hosts.to_host(state.x)).reshape((n,) + tuple(state.x.shape[1:] if batched else state.x.shape))
     logs = [m.files.open_log() for m in members]
     t0 = time.perf_counter()
     stop = _GracefulInterrupt()
@@ -141,7 +142,7 @@ def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Mem
                     m.files.write_image(m.to_rgb(last_good[i][0]))
                     failures[i] = (f"the loss became {values[i]} at iteration {it}; kept the last good image in "
                                    f"{m.files.image} (try a smaller --lr or --style-weight)")
-            x = np.array(state.x).reshape(last_good.shape)  # a host copy: the next step donates state.x
+            x = np.array(hosts.to_host(state.x)).reshape(last_good.shape)  # a copy: the next step donates state.x
             ok = np.isfinite(values)
             last_good = x if ok.all() else np.where(ok.reshape((n,) + (1,) * (x.ndim - 1)), x, last_good)
             if it < target and save_at(it):

@@ -82,6 +82,7 @@ class ObjectiveSpec(NamedTuple):
     pooling: str
     preprocessing: Preprocessing
     statistic: str = "gram"
+    remat: bool = False          # rematerialise VGG19's blocks in the backward pass (see vgg.features)
 
 
 class LossWeights(NamedTuple):
@@ -124,7 +125,8 @@ def features(params, x, spec: ObjectiveSpec, layers: Sequence[str]):
     (a one-channel image is the luminance-only transfer: the network sees it as grey RGB)."""
     if x.shape[-1] == 1:
         x = jnp.repeat(x, 3, axis=-1)
-    return vgg.features(params, preprocess(x, spec.preprocessing), tuple(layers), spec.pooling)
+    return vgg.features(params, preprocess(x, spec.preprocessing), tuple(layers), spec.pooling,
+                        remat=spec.remat)
 
 
 def _positions(f):

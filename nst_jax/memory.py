@@ -1,65 +1,201 @@
-"""How much memory a run needs, estimated before anything large is allocated (pure arithmetic).
+"""The memory plan: what a run needs, part by part, before anything large is allocated (pure arithmetic).
 
-A run holds the solver state — for L-BFGS its 2·history past steps and gradient changes, each the size
-of the image — and, during a value+grad, the activations the backward pass keeps for every layer up to
-the deepest one used; on top comes the process itself (JAX, XLA, the weights). The estimate adds these
-up in float32 bytes; `check` refuses a run whose estimate exceeds the memory the device has, with one
-line that says what it needs, what there is, and a size or history that would fit.
+A value+grad keeps VGG19's activations for the backward pass; an L-BFGS run holds its history of 2·m
+image-sized vectors and a few more (x, the gradient, the new point); the targets and the network's
+weights sit beside them, and on the CPU the process itself (JAX, XLA, the runtime) shares the same
+RAM. Split across n devices along the image's height, every image-sized part is divided by n; the
+weights and targets are replicated. `plan` adds these up for one way of fitting:
+
+| way          | activations kept for the gradient              | L-BFGS history | numbers           |
+|--------------|------------------------------------------------|----------------|-------------------|
+| `plain`      | every layer's (XLA's figure ≈ 1.6–1.9 × the conv outputs) | float32 | the reference |
+| `remat`      | each block's input and the layers asked for; the rest recomputed (≈ 1.1 ×) | float32 | identical |
+| `remat-bf16` | as `remat`                                     | bfloat16 (arithmetic in float32) | slightly different path |
+
+`choose` picks the first way that fits (`--memory auto`); `check` refuses a run that fits no way with
+one line: what it needs, what the device has, and what would fit. The activation factors are XLA's own
+temp-buffer figure (`Compiled.memory_analysis()`) over the conv outputs, read at 128–1024 px on CPU
+(`python -m bench.memory` repeats the comparison against measured peaks).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import NamedTuple
 
 from nst_jax import vgg
 from nst_jax.errors import NSTError
 
 FLOAT = 4
-ACTIVATION_COPIES = 3        # a conv's output, its ReLU (kept for the backward pass), and a gradient in flight
-PROCESS_BYTES = 1.1e9        # JAX, XLA's compiled programs and the weights: peak RSS of a 64-px run on CPU
-# Checked against the peak RSS of `python -m nst_jax.run` on CPU (default layers, L-BFGS, history 100):
-# 256 px 1.36 GB estimated / 1.41 GB measured, 512 px 2.14 / 1.97 GB.
+MODES = ("auto", "plain", "remat", "remat-bf16")
+WAYS = MODES[1:]                     # in the order `auto` tries them
+ACTIVATION_FACTOR = {"plain": 1.7, "remat": 1.15, "remat-bf16": 1.15}
+# XLA-CPU temp bytes / conv-output bytes (default layers, L-BFGS value+grad, chelsea):
+#   128 px 1.95 / 1.41, 256 px 1.74 / 1.11, 512 px 1.70 / 1.11, 1024 px 1.57 / 1.10 (plain / remat).
+PROCESS_BYTES = 0.8e9                # JAX, XLA, the runtime: host RAM of a 128-px run less its weights and arrays
 
 
-class Estimate(NamedTuple):
-    solver_state: float      # bytes
-    activations: float
-    process: float
+def remat(way: str) -> bool:
+    return way in ("remat", "remat-bf16")
+
+
+def history_bytes(way: str) -> int:
+    return 2 if way == "remat-bf16" else FLOAT
+
+
+class Devices(NamedTuple):
+    """What a run is planned for: `count` devices of `bytes_each`; `shared`: the devices of one host
+    share its memory (CPU devices share the host's RAM, with the process in it); `hosts`: processes
+    the devices are spread over (`hosts`), each with its own memory."""
+
+    platform: str
+    count: int
+    bytes_each: float
+    shared: bool
+    hosts: int = 1
+
+    def describe(self) -> str:
+        from nst_jax.progress import human_bytes
+        if self.shared:
+            return f"{self.count} {self.platform.upper()} device{'s' if self.count > 1 else ''} sharing " \
+                   f"{human_bytes(self.bytes_each)} of RAM available"
+        return f"{self.count} × {self.platform.upper()} with {human_bytes(self.bytes_each)} each"
+
+
+def parse_devices(text: str) -> Devices:
+    """'80GB', '8x80GB' or '8×80GiB': planning for accelerators that are not here."""
+    m = re.fullmatch(r"\s*(?:(\d+)\s*[x×*]\s*)?(\d+(?:\.\d+)?)\s*(GB|GiB|TB|MB)\s*", text or "", re.I)
+    if not m:
+        raise NSTError(f"--plan {text!r}: expected the devices to plan for as COUNTxMEMORY, e.g. 8x80GB or 24GB")
+    unit = {"mb": 1e6, "gb": 1e9, "gib": 2 ** 30, "tb": 1e12}[m.group(3).lower()]
+    count = int(m.group(1) or 1)
+    if count < 1:
+        raise NSTError(f"--plan {text!r}: the device count must be at least 1")
+    return Devices("gpu", count, float(m.group(2)) * unit, False)
+
+
+class Plan(NamedTuple):
+    """Bytes per device by part (for one device when the run is not split), and the verdict."""
+
+    height: int
+    width: int
+    way: str
+    devices: Devices
+    parts: tuple[tuple[str, float], ...]   # (what, bytes on each device)
+    process: float                          # host bytes beside them (CPU: in the same RAM)
+    checkpoint: float                       # bytes of one checkpoint file
 
     @property
-    def total(self) -> float:
-        return self.solver_state + self.activations + self.process
+    def per_device(self) -> float:
+        return sum(b for _, b in self.parts)
+
+    @property
+    def needed(self) -> float:
+        """What is compared with the memory there is: on shared RAM, every device's part and the process."""
+        if self.devices.shared:
+            return max(1, self.devices.count // self.devices.hosts) * self.per_device + self.process
+        return self.per_device
+
+    @property
+    def available(self) -> float:
+        return self.devices.bytes_each
+
+    @property
+    def fits(self) -> bool:
+        return self.needed <= self.available
 
 
-def state_floats(optimizer: str, history: int, pixels: int) -> float:
-    """Floats of a solver's state for an image of `pixels` values (H·W·channels)."""
-    if optimizer == "adam":
-        return 6 * pixels                          # x, grad, two moments, and the step's copies
-    return (2 * history + 6) * pixels              # S and Y histories, x, grad, new x, new grad, s, y
+def conv_output_floats(layers, height: int, width: int) -> float:
+    """Floats of every convolution's output up to the deepest of `layers`."""
+    deepest = max(vgg.depth_index(n) for n in layers)
+    return float(sum(math.prod(vgg.feature_shape(name, height, width))
+                     for name, _, kind in vgg.LAYERS[: deepest + 1] if kind == "conv"))
 
 
-def activation_floats(layers, height: int, width: int) -> float:
-    """Floats of the activations kept for the backward pass up to the deepest of `layers`."""
+def weight_floats(layers, winograd: bool) -> float:
+    """Floats of the network's parameters up to the deepest layer, with the derived kernels
+    (`layers.prepare_params`: the backward kernel, and Winograd's two where they are used)."""
     deepest = max(vgg.depth_index(n) for n in layers)
     total = 0.0
-    for name, _, kind in vgg.LAYERS[: deepest + 1]:
-        if kind == "conv":
-            h, w, c = vgg.feature_shape(name, height, width)
-            total += h * w * c
-    return ACTIVATION_COPIES * total
+    for name, shape in vgg.param_shapes().items():
+        if vgg.depth_index(name) > deepest:
+            continue
+        k = math.prod(shape["kernel"])
+        wino = 2 * 16 / 9 * k if winograd and shape["kernel"][2] >= 128 else 0.0
+        total += 2 * k + wino + shape["bias"][0]
+    return total
 
 
-def estimate(optimizer: str, history: int, layers, height: int, width: int, channels: int = 3,
-             runs: int = 1) -> Estimate:
-    """The estimate for `runs` runs optimised together (a vmapped batch)."""
-    pixels = height * width * channels
-    return Estimate(runs * FLOAT * state_floats(optimizer, history, pixels),
-                    runs * FLOAT * activation_floats(layers, height, width), PROCESS_BYTES)
+def target_floats(content_layers, style_layers, height: int, width: int, styles: int = 1) -> float:
+    """Content features at the content layers and a C×C target per style layer and style."""
+    content = sum(math.prod(vgg.feature_shape(n, height, width)) for n in content_layers)
+    style = sum(vgg.feature_shape(n, 1, 1)[2] ** 2 for n in style_layers) * styles
+    return float(content + style)
 
 
-def available_bytes() -> float:
-    """Memory the run can use: the accelerator's limit, or on CPU the memory the system has available."""
+def plan(optimizer: str, history: int, content_layers, style_layers, height: int, width: int, devices: Devices,
+         way: str = "plain", channels: int = 3, runs: int = 1, styles: int = 1) -> Plan:
+    """The plan for `runs` runs optimised together (a vmapped batch), split across `devices`."""
+    n = devices.count
+    layers = tuple(content_layers) + tuple(style_layers)
+    image = runs * height * width * channels                          # floats of one image-sized vector
+    acts = ACTIVATION_FACTOR[way] * runs * conv_output_floats(layers, height, width) * FLOAT / n
+    parts = [("activations kept for the gradient" + (" (blocks recomputed)" if remat(way) else ""), acts)]
+    if optimizer == "adam":
+        parts.append(("Adam's moments, image, gradient", 6 * image * FLOAT / n))
+        ckpt = 3 * image * FLOAT
+    else:
+        hb = history_bytes(way)
+        parts.append((f"L-BFGS history (2·{history} vectors, {'bfloat16' if hb == 2 else 'float32'})",
+                      2 * history * image * hb / n))
+        parts.append(("image, gradient, solver vectors", 6 * image * FLOAT / n))
+        ckpt = 2 * history * image * hb + 2 * image * FLOAT
+    parts.append(("targets", target_floats(content_layers, style_layers, height, width, styles) * FLOAT))
+    parts.append(("network weights", weight_floats(layers, devices.platform == "cpu" and n == 1) * FLOAT))
+    process = PROCESS_BYTES if devices.shared else 0.0
+    return Plan(height, width, way, devices, tuple(parts), process, float(ckpt))
+
+
+def choose(plan_for, requested: str) -> Plan:
+    """The plan of the requested way, or with 'auto' the first way that fits (else the last tried).
+    `plan_for(way)` makes one plan."""
+    if requested != "auto":
+        return plan_for(requested)
+    for way in WAYS:
+        p = plan_for(way)
+        if p.fits:
+            return p
+    return p
+
+
+def largest_size(plan_at, shape_at, low: int = 16, high: int = 65536) -> int:
+    """The largest longest side (pixels) whose plan fits; `plan_at(height, width)` makes one plan and
+    `shape_at(side)` gives the (height, width) of a side (`image.fit_size`). 0 when not even `low` fits."""
+    def fits(side):
+        return plan_at(*shape_at(side)).fits
+    if not fits(low):
+        return 0
+    while low < high - 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if fits(mid) else (low, mid)
+    return low
+
+
+def refusal(p: Plan, what: str, hints: list[str]) -> NSTError:
+    """The one line that refuses a plan that does not fit."""
+    from nst_jax.progress import human_bytes
+    split = f" on each of {p.devices.count} devices" if p.devices.count > 1 else ""
+    parts = ", ".join(f"{name.split(' (')[0]} {human_bytes(b)}" for name, b in p.parts if b >= 1e6)
+    process = f" + process {human_bytes(p.process)}" if p.process else ""
+    hint = "; ".join(hints) if hints else "no size fits this device"
+    return NSTError(f"{what} needs about {human_bytes(p.needed)} at {p.width}×{p.height} px ({parts}{split}"
+                    f"{process}; --memory {p.way}), but {p.devices.describe()}; {hint}")
+
+
+def available_bytes(platform: str | None = None) -> float:
+    """Memory a run can use on one device: the accelerator's limit less what is in use, or on CPU the
+    RAM the system has available."""
     import jax
     device = jax.devices()[0]
     if device.platform != "cpu":
@@ -76,23 +212,8 @@ def available_bytes() -> float:
     return math.inf
 
 
-def check(optimizer: str, history: int, layers, height: int, width: int, channels: int = 3,
-          available: float | None = None, what: str = "this run", runs: int = 1) -> Estimate:
-    """The estimate, or NSTError if it exceeds the memory available (with sizes that would fit)."""
-    from nst_jax.progress import human_bytes
-    est = estimate(optimizer, history, layers, height, width, channels, runs)
-    available = available_bytes() if available is None else available
-    if est.total <= available:
-        return est
-    # every part but the process grows with the pixels: the largest longer side that fits
-    room = max(available - est.process, 0.0)
-    scale = math.sqrt(room / max(est.solver_state + est.activations, 1.0))
-    fits = int(max(height, width) * scale * 0.95)
-    per_pair = 2 * FLOAT * height * width * channels * runs
-    history_fits = int((available - est.process - est.activations - 6 * per_pair / 2) // per_pair)
-    hint = f"--size {fits} would fit" if fits >= 16 else "no size would fit"
-    if optimizer != "adam" and 1 <= history_fits < history:
-        hint += f", or --history {history_fits} at this size"
-    raise NSTError(f"{what} needs about {human_bytes(est.total)} (solver state {human_bytes(est.solver_state)}, "
-                   f"activations {human_bytes(est.activations)}, process {human_bytes(est.process)}) at "
-                   f"{width}×{height} px, but {human_bytes(available)} is available; {hint}")
+def present(count: int) -> Devices:
+    """The devices here, `count` of them (see `sharding.device_count`)."""
+    import jax
+    platform = jax.devices()[0].platform
+    return Devices(platform, count, available_bytes(), platform == "cpu", jax.process_count())

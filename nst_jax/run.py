@@ -21,20 +21,61 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(p)
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start over")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    hosts = p.add_argument_group("one run across several processes or GPU nodes (jax.distributed; see the "
+                                 "README's cluster section)")
+    hosts.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0, the same for every process")
+    hosts.add_argument("--processes", type=int, default=1, help="how many processes take part (default 1)")
+    hosts.add_argument("--process-id", type=int, default=0, help="this process's number, 0 … processes − 1; "
+                       "process 0 writes the files")
+    p.add_argument("--plan", nargs="?", const="here", metavar="DEVICES",
+                   help="print the memory plan (bytes by part for each --memory way, XLA's own figure, the "
+                        "largest size each way fits) and exit; DEVICES plans for accelerators that are not "
+                        "here, e.g. 8x80GB")
     return p
+
+
+def join_processes(args, cfg):
+    """Join a run of several processes (`hosts`); a process other than 0 writes its files into a
+    private temporary folder, removed when it exits."""
+    import atexit
+    import dataclasses
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from nst_jax import hosts
+    from nst_jax.errors import NSTError
+    if not args.coordinator:
+        raise NSTError("--processes needs --coordinator HOST:PORT (the address of process 0)")
+    hosts.initialize(args.coordinator, args.processes, args.process_id)
+    if hosts.is_writer():
+        return cfg
+    private = tempfile.mkdtemp(prefix=f"nst_jax-process{args.process_id}-")
+    atexit.register(shutil.rmtree, private, True)
+    args.quiet = True
+    return dataclasses.replace(cfg, output=str(Path(private) / Path(cfg.output).name))
 
 
 @cli(interrupted="the image so far is written to the output (its sidecar says 'interrupted') and the last "
                  "checkpoint is kept; run the same command to continue")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    cfg = config_from_args(args)
+    if args.coordinator or args.processes > 1:
+        cfg = join_processes(args, config_from_args(args))
+    else:
+        cfg = config_from_args(args)
+    if args.plan:
+        from nst_jax.plan import main_report
+        print(main_report(cfg, args.plan))
+        return 0
     from nst_jax.transfer import run, run_multiscale  # imports the solvers' programs: after the checks
     if cfg.scales:
         result = run_multiscale(cfg, progress=not args.quiet, restart=args.restart)[-1]
     else:
         result = run(cfg, progress=not args.quiet, restart=args.restart)
     p = result.parts
+    if args.coordinator and args.process_id != 0:
+        return 0  # process 0 reports
     if result.note:
         print(f"{result.paths['image']}: {result.note} (loss {result.loss:.6g}); nothing to do — a larger "
               f"--iterations continues, --restart starts over")

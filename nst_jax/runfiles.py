@@ -198,7 +198,8 @@ class RunFiles:
         meta = {"config_hash": config_hash, "solver": solver, "iteration": iteration, "offset": offset,
                 "target": target, "seconds": seconds}
         leaves = jax.tree.leaves(state)
-        arrays = {f"leaf{i:03d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+        from nst_jax.hosts import to_host  # a split state is gathered (every process saves in step)
+        arrays = {f"leaf{i:03d}": to_host(leaf) for i, leaf in enumerate(leaves)}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         atomic_write_bytes(self.checkpoint, lambda f: np.savez(f, **arrays))
 
@@ -227,6 +228,9 @@ class RunFiles:
         if meta.get("config_hash") != config_hash:
             raise NSTError(f"checkpoint {path} was made with other settings; pass --restart to start over "
                            f"or choose another -o/--output")
+        # numpy stores bfloat16 (an L-BFGS history under --memory remat-bf16) as raw 2-byte records
+        leaves = [a.view(t.dtype) if a.dtype.kind == "V" and a.dtype.itemsize == t.dtype.itemsize else a
+                  for a, t in zip(leaves, leaves_t)]
         for got, want in zip(leaves, leaves_t):
             if got.shape != want.shape or got.dtype != want.dtype:
                 raise NSTError(f"checkpoint {path}: state shapes differ from this run's; delete it or pass "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nst_jax import compiler, image, layers, losses, memory, solvers, statistics, vgg
+from nst_jax import compiler, hosts, image, layers, losses, memory, sharding, solvers, statistics, vgg
 from nst_jax import weights as vgg_weights
 from nst_jax.config import INITS, Config, input_files
 from nst_jax.errors import NSTError
@@ -160,7 +161,8 @@ def initial_image(cfg: Config, content: np.ndarray, styles: list[np.ndarray], pr
 
 def build_problem(cfg: Config, weights: vgg_weights.Weights, inputs: Inputs) -> Problem:
     """The pure core of a run: colour handling, the objective's static spec and its targets, the
-    initial image and the loss weights, from images already in memory."""
+    initial image and the loss weights, from images already in memory. cfg.memory and cfg.devices are
+    taken as resolved (`plan_memory`): 'auto' and 0 build the plain one-device problem."""
     content, styles = inputs.content, list(inputs.styles)
     chroma = None
     if cfg.original_colors == "histogram":
@@ -170,9 +172,7 @@ def build_problem(cfg: Config, weights: vgg_weights.Weights, inputs: Inputs) -> 
         chroma = yiq[..., 1:]
         content = yiq[..., :1]
         styles = [image.match_luminance(image.rgb_to_yiq(s)[..., :1], content) for s in styles]
-    spec = losses.ObjectiveSpec(cfg.content_layers, cfg.style_layers, tuple(cfg.layer_weights),
-                                cfg.pooling, weights.preprocessing, cfg.style_statistic)
-    params = layers.prepare_params(vgg.params_upto(weights.params, cfg.content_layers + cfg.style_layers))
+    spec, params = objective_spec(cfg, weights), run_params(cfg, weights)
     blend = None if cfg.style_blend_weights is None else tuple(cfg.style_blend_weights)
     as_masks = lambda ms: None if ms is None else [jnp.asarray(m) for m in ms]
     targets = _targets_fn(spec, blend)(params, jnp.asarray(content[None]), [jnp.asarray(s[None]) for s in styles],
@@ -183,6 +183,49 @@ def build_problem(cfg: Config, weights: vgg_weights.Weights, inputs: Inputs) -> 
     loss_weights = losses.LossWeights(jnp.float32(cfg.content_weight), jnp.float32(cfg.style_weight),
                                       jnp.float32(cfg.tv_weight))
     return Problem(content, styles, x0, spec, params, targets, loss_weights, weights.info, chroma)
+
+
+def objective_spec(cfg: Config, weights: vgg_weights.Weights) -> losses.ObjectiveSpec:
+    return losses.ObjectiveSpec(cfg.content_layers, cfg.style_layers, tuple(cfg.layer_weights), cfg.pooling,
+                                weights.preprocessing, cfg.style_statistic, memory.remat(cfg.memory))
+
+
+def run_params(cfg: Config, weights: vgg_weights.Weights):
+    """The network's parameters a run uses, with their derived kernels (no Winograd kernels for an image
+    split across devices: see `sharding`)."""
+    return layers.prepare_params(vgg.params_upto(weights.params, cfg.content_layers + cfg.style_layers),
+                                 winograd=False if cfg.devices > 1 else None)
+
+
+def xla_memory(cfg: Config, loaded_weights: vgg_weights.Weights | None = None) -> dict[str, int]:
+    """XLA's own figure for one step of a run (cfg resolved by `plan_memory`; devices that are here),
+    from the step compiled for abstract arrays — nothing of the image's size is allocated: the bytes
+    per device of the temporaries (the activations kept for the gradient and the workspace), of the
+    arguments (the state, the weights, the targets) and of the outputs not written in place."""
+    w = loaded_weights if loaded_weights is not None else vgg_weights.load(cfg.weights)
+    height, width = image.fit_size(image.image_size(cfg.content), cfg.size)
+    channels = 1 if cfg.original_colors == "luminance" else 3
+    spec, params = objective_spec(cfg, w), run_params(cfg, w)
+    f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
+    longest = max(1, round(max(height, width) * cfg.style_scale))
+    styles = [f32(1, *image.fit_size(image.image_size(p), longest), channels) for p in cfg.styles]
+    blend = None if cfg.style_blend_weights is None else tuple(cfg.style_blend_weights)
+    targets = jax.eval_shape(lambda p, c, s: losses.compute_targets(p, spec, c, s, blend), params,
+                             f32(1, height, width, channels), styles)
+    aux = losses.ObjectiveAux(params, targets, losses.LossWeights(f32(), f32(), f32()),
+                              jax.eval_shape(lambda: step_key(cfg, 0)))
+    image_shape = (height, width, channels)
+    compiled = compiled_solver(spec, cfg.optimizer, cfg.lr, cfg.history, False, history_dtype(cfg), cfg.devices,
+                               image_shape)
+    state = jax.eval_shape(compiled.init, f32(1, *image_shape), aux)
+    if cfg.devices > 1:
+        mesh = sharding.mesh(cfg.devices)
+        lay = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=jax.sharding.NamedSharding(
+            mesh, sharding.spec(a.shape, image_shape)))
+        state, aux = jax.tree.map(lay, state), jax.tree.map(lay, aux)
+    stats = compiled.step.lower(state, aux).compile().memory_analysis()
+    return {"temporaries": int(stats.temp_size_in_bytes), "arguments": int(stats.argument_size_in_bytes),
+            "outputs": int(stats.output_size_in_bytes - stats.alias_size_in_bytes)}
 
 
 def prepare(cfg: Config, loaded_weights: vgg_weights.Weights | None = None) -> Problem:
@@ -207,15 +250,21 @@ class Compiled(NamedTuple):
 
 @functools.lru_cache(maxsize=32)
 def compiled_solver(spec: losses.ObjectiveSpec, optimizer: str, lr: float | None, history: int,
-                    batched: bool = False) -> Compiled:
+                    batched: bool = False, history_dtype: str = "float32", devices: int = 1,
+                    image_shape: tuple[int, int, int] | None = None) -> Compiled:
     """The jitted solver for an objective spec; `batched`: vmapped over runs (their x0, loss weights
-    and keys; parameters and targets shared). Cached, so runs that share the spec, the solver and
+    and keys; parameters and targets shared); `devices` > 1: the state split along the height of
+    images of `image_shape` (see `sharding`). Cached, so runs that share the spec, the solver and
     the image shape (a sweep) compile once."""
-    solver = solvers.make_solver(optimizer, losses.make_objective(spec), lr, history)
+    solver = solvers.make_solver(optimizer, losses.make_objective(spec), lr, history, history_dtype=history_dtype)
     init, step = solver.init, solver.step
     if batched:
         in_axes = (0, losses.ObjectiveAux(None, None, 0, 0))
         init, step = jax.vmap(init, in_axes=in_axes), jax.vmap(step, in_axes=in_axes)
+    if devices > 1:
+        mesh = sharding.mesh(devices)
+        split = lambda f: lambda *a: sharding.constrain(f(*a), mesh, image_shape)
+        init, step = split(init), split(step)
     traces = [0]
 
     def counted_step(state, aux):
@@ -223,6 +272,10 @@ def compiled_solver(spec: losses.ObjectiveSpec, optimizer: str, lr: float | None
         return step(state, aux)
 
     return Compiled(solver, compiler.jit(init), compiler.jit(counted_step, donate_argnums=0), traces)
+
+
+def history_dtype(cfg: Config) -> str:
+    return "bfloat16" if cfg.memory == "remat-bf16" else "float32"
 
 
 def step_key(cfg: Config, iteration: int):
@@ -243,7 +296,14 @@ def _record(cfg: Config, state, iteration: int, problem: Problem, seconds: float
             "seconds": round(seconds, 3), "evaluations": int(state.evaluations),
             "weights": {k: str(v) for k, v in problem.weights_info.items()},
             "image_size": list(problem.content.shape[:2]), "device": str(jax.devices()[0]),
-            "command": shlex.join(["python", *sys.orig_argv[1:]]), **extra}
+            "command": shlex.join(["python", *sys.orig_argv[1:]]), **_device_peak(), **extra}
+
+
+def _device_peak() -> dict:
+    """An accelerator's peak bytes in use so far (the most on any device), for the plan's comparison."""
+    peaks = [(d.memory_stats() or {}).get("peak_bytes_in_use") for d in jax.local_devices() if d.platform != "cpu"]
+    peaks = [p for p in peaks if p is not None]
+    return {"peak_device_bytes": max(peaks)} if peaks else {}
 
 
 def _result_from_files(files: RunFiles, note: str) -> RunResult:
@@ -263,19 +323,81 @@ def batch_key(cfg: Config) -> tuple:
     return tuple((k, str(v)) for k, v in sorted(cfg.to_dict().items()) if k not in BATCHABLE)
 
 
-def check_memory(cfg: Config, what: str, runs: int = 1) -> None:
-    """`memory.check` for a run (or `runs` batched ones) at its size, read from the content image's
-    header: nothing is loaded or allocated before it passes."""
+def sizes_that_divide(cfg: Config, count: int, around: int | None = None) -> list[int]:
+    """The --size values nearest `around` (default cfg.size) whose image height divides by `count`."""
+    shape = image.image_size(cfg.content)
+    around = around or cfg.size
+    found = [s for s in range(max(1, around - 4 * count), around + 4 * count + 1)
+             if image.fit_size(shape, s)[0] % count == 0]
+    return sorted(sorted(found, key=lambda s: abs(s - around))[:2])
+
+
+def plan_memory(cfg: Config, runs: int = 1, devices: memory.Devices | None = None) -> tuple[Config, memory.Plan]:
+    """The memory plan of a run (or `runs` batched ones) at its size, read from the content image's
+    header (nothing is loaded or allocated), and the Config with `memory` and `devices` resolved: the
+    way of fitting --memory asked for (with 'auto', the first that fits) and the devices the image is
+    split across. `devices`: plan for devices that are not here (--plan 8x80GB)."""
     height, width = image.fit_size(image.image_size(cfg.content), cfg.size)
-    memory.check(cfg.optimizer, cfg.history, cfg.content_layers + cfg.style_layers, height, width,
-                 1 if cfg.original_colors == "luminance" else 3, what=what, runs=runs)
+    if devices is None:
+        n = sharding.device_count(cfg.devices, height, lambda k: sizes_that_divide(cfg, k))
+        devices = memory.present(n)
+    channels = 1 if cfg.original_colors == "luminance" else 3
+    ways = memory.WAYS if cfg.optimizer == "lbfgs" else ("plain", "remat")
+
+    def plan_for(way, h=height, w=width):
+        return memory.plan(cfg.optimizer, cfg.history, cfg.content_layers, cfg.style_layers, h, w, devices,
+                           way, channels, runs, len(cfg.styles))
+    if cfg.memory == "auto":
+        p = next((plan_for(way) for way in ways if plan_for(way).fits), plan_for(ways[-1]))
+    else:
+        p = plan_for(cfg.memory)
+    return dataclasses.replace(cfg, memory=p.way, devices=devices.count), p
+
+
+def fitting_hints(cfg: Config, p: memory.Plan, runs: int = 1) -> list[str]:
+    """What would fit instead: each way's largest size, a shorter history, more devices."""
+    hints = []
+    height, width = p.height, p.width
+    ways = memory.WAYS if cfg.optimizer == "lbfgs" else ("plain", "remat")
+    channels = 1 if cfg.original_colors == "luminance" else 3
+    for way in ways:
+        at = lambda h, w, way=way: memory.plan(cfg.optimizer, cfg.history, cfg.content_layers, cfg.style_layers,
+                                              h, w, p.devices, way, channels, runs, len(cfg.styles))
+        if at(height, width).fits:
+            hints.append(f"--memory {way} would fit")
+            continue
+        side = memory.largest_size(at, functools.partial(image.fit_size, image.image_size(cfg.content)))
+        if side:
+            hints.append(f"--memory {way} fits up to --size {side}")
+    if cfg.optimizer == "lbfgs":
+        for m in (50, 20, 10, 5):
+            if m < cfg.history:
+                q = memory.plan(cfg.optimizer, m, cfg.content_layers, cfg.style_layers, height, width, p.devices,
+                                "remat-bf16", channels, runs, len(cfg.styles))
+                if q.fits:
+                    hints.append(f"--memory remat-bf16 --history {m} would fit at this size")
+                    break
+    if sharding.present() > p.devices.count:
+        have = sharding.present()
+        hints.append(f"{have} devices are present, used when the height divides by {have}: --size "
+                     f"{' or '.join(map(str, sizes_that_divide(cfg, have)))}")
+    return hints
+
+
+def check_memory(cfg: Config, what: str, runs: int = 1) -> tuple[Config, memory.Plan]:
+    """`plan_memory`, refusing with one line (`memory.refusal`) a run that fits no way."""
+    resolved, p = plan_memory(cfg, runs)
+    if not p.fits:
+        raise memory.refusal(p, what, fitting_hints(cfg, p, runs))
+    return resolved, p
 
 
 def checkpoint_bytes(template) -> int:
     return sum(int(np.prod(leaf.shape)) * leaf.dtype.itemsize for leaf in jax.tree.leaves(template))
 
 
-def header(cfg: Config, problem: Problem, inputs_shape: tuple[int, int], start: int, ckpt_bytes: int) -> list[str]:
+def header(cfg: Config, problem: Problem, inputs_shape: tuple[int, int], start: int, ckpt_bytes: int,
+           mem: memory.Plan | None = None) -> list[str]:
     """The lines a run prints before its first step (see `progress`)."""
     from nst_jax.progress import human_bytes, memory_in_use
     h, w = problem.content.shape[:2]
@@ -292,8 +414,11 @@ def header(cfg: Config, problem: Problem, inputs_shape: tuple[int, int], start: 
             f"statistic {cfg.style_statistic}; weights content {cfg.content_weight:g}, style {cfg.style_weight:g}, "
             f"tv {cfg.tv_weight:g}",
             f"  {cfg.optimizer} (lr {cfg.lr_or_default:g}{f', history {cfg.history}' if cfg.optimizer != 'adam' else ''}),"
-            f" init {Path(cfg.init).name}, {begin}; device {jax.devices()[0].platform} ({jax.devices()[0]}); "
-            f"memory in use {human_bytes(memory_in_use())}; {ckpt}"]
+            f" init {Path(cfg.init).name}, {begin}; device {jax.devices()[0].platform} ({jax.devices()[0]}"
+            f"{f' and {cfg.devices - 1} more: the image split in {cfg.devices} bands' if cfg.devices > 1 else ''}); "
+            f"memory in use {human_bytes(memory_in_use())}; {ckpt}"] + \
+        ([f"  memory plan: --memory {mem.way}, about {human_bytes(mem.needed)} of {human_bytes(mem.available)} "
+          f"available (--plan for the parts)"] if mem is not None else [])
 
 
 def run_many(cfgs: list[Config], progress: bool = False, restart: bool = False,
@@ -324,31 +449,49 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
     from nst_jax import resume
     from nst_jax.progress import Reporter
 
-    c0, n = cfgs[0], len(cfgs)
+    n = len(cfgs)
+    resolved, mem = plan_memory(cfgs[0], runs=n)  # before the settings hash: it knows the history's precision
+    cfgs = [dataclasses.replace(c, memory=resolved.memory, devices=resolved.devices) for c in cfgs]
+    c0 = cfgs[0]
     w = loaded_weights if loaded_weights is not None else vgg_weights.load(c0.weights)
     plans = [resume.plan(c, f, restart, say) for c, f in zip(cfgs, files)]
+    if hosts.count() > 1:  # every process starts where process 0's files say (see `hosts`)
+        kinds = ("fresh", "checkpoint", "image", "done")
+        agreed = hosts.agree(np.array([[kinds.index(p.kind), p.iteration] for p in plans], np.int64))
+        plans = [resume.Plan(kinds[k], int(i)) for k, i in agreed]
     if n > 1 and (len(set(plans)) > 1 or plans[0].kind not in ("fresh", "checkpoint")):
         return [r for c in cfgs for r in run_many([c], progress, False, w, save_at, on_step, say)]
     if plans[0].kind == "done":
-        return [_result_from_files(files[0], f"already at {plans[0].iteration} iterations")]
-    check_memory(c0, str(c0.output), runs=n)
+        note = f"already at {plans[0].iteration} iterations"
+        if not hosts.is_writer():
+            return [RunResult(np.zeros((1, 1, 3), np.float32), plans[0].iteration, math.nan, {}, 0.0, 0, 0, {}, None, note)]
+        return [_result_from_files(files[0], note)]
+    if not mem.fits:
+        raise memory.refusal(mem, str(c0.output), fitting_hints(c0, mem, n))
     inputs = [load_inputs(c) for c in cfgs]
     if plans[0].kind == "image":  # continue from the result image with a fresh solver state
-        img = image.resize(image.load_image(files[0].image), inputs[0].content.shape[:2])
+        img = (image.resize(image.load_image(files[0].image), inputs[0].content.shape[:2]) if hosts.is_writer()
+               else np.zeros(inputs[0].content.shape[:2] + (3,), np.float32))
+        img = hosts.agree(img)
         inputs = [inputs[0]._replace(init_image=img)]
         cfgs = [dataclasses.replace(c0, init=str(files[0].image))]
     problems = [build_problem(c, w, i) for c, i in zip(cfgs, inputs)]
     cfgs = [c0] if plans[0].kind == "image" else cfgs
     batched = n > 1
-    compiled = compiled_solver(problems[0].spec, c0.optimizer, c0.lr, c0.history, batched)
+    image_shape = tuple(problems[0].x0.shape)
+    compiled = compiled_solver(problems[0].spec, c0.optimizer, c0.lr, c0.history, batched, history_dtype(c0),
+                               c0.devices, image_shape)
+    split = ((lambda tree: sharding.place(tree, sharding.mesh(c0.devices), image_shape)) if c0.devices > 1
+             else (lambda tree: tree))
     traces_before = compiled.traces[0]
     stochastic = statistics.get(c0.style_statistic).stochastic
     stack = lambda *v: jnp.stack(v) if batched else v[0]
     loss_weights = jax.tree.map(stack, *[p.loss_weights for p in problems])
 
+    shared = split((problems[0].params, problems[0].targets, loss_weights))  # placed once
+
     def make_aux(it):
-        return losses.ObjectiveAux(problems[0].params, problems[0].targets, loss_weights,
-                                   stack(*[step_key(c, it) for c in cfgs]))
+        return losses.ObjectiveAux(*shared, split(stack(*[step_key(c, it) for c in cfgs])))
 
     fixed_aux = make_aux(0)
     aux_at = make_aux if stochastic and solvers.get(c0.optimizer).fresh_key_per_step else (lambda it: fixed_aux)
@@ -358,18 +501,24 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
     if plans[0].kind == "checkpoint":
         states = []
         for f, h in zip(files, hashes):
-            st, meta = f.load_checkpoint(template, h)
+            if hosts.is_writer():
+                st, meta = f.load_checkpoint(template, h)
+            else:  # process 0's checkpoint, below
+                st, meta = jax.tree.map(lambda t: np.zeros(t.shape, t.dtype), template), {"iteration": 0}
+            st, numbers = hosts.agree((st, np.array([meta.get("offset", 0), meta.get("seconds", 0.0),
+                                                     meta["iteration"]], np.float64)))
             states.append(st)
-            offset = int(meta.get("offset", 0))
-            elapsed = max(elapsed, float(meta.get("seconds", 0.0)))
-            f.rewind_log(int(meta["iteration"]))
-        state = jax.tree.map(stack, *states)
+            offset = int(numbers[0])
+            elapsed = max(elapsed, float(numbers[1]))
+            f.rewind_log(int(numbers[2]))
+        state = split(jax.tree.map(stack, *states))
     else:
         if plans[0].kind == "image":
             offset = plans[0].iteration
-            elapsed = float(files[0].read_sidecar().get("seconds", 0.0))
+            seconds = float(files[0].read_sidecar().get("seconds", 0.0)) if hosts.is_writer() else 0.0
+            elapsed = float(hosts.agree(np.float64(seconds)))
             files[0].rewind_log(offset)
-        x0 = stack(*[jnp.asarray(p.x0[None]) for p in problems])
+        x0 = split(stack(*[jnp.asarray(p.x0[None]) for p in problems]))
         state = compiled.init(x0, aux_at(0))
         values = np.reshape(np.asarray(state.value), (n,))
         if not np.all(np.isfinite(values)):
@@ -384,16 +533,18 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
     if progress and not batched and c0.iterations > start:
         reporter = Reporter(Path(c0.output).name, start, c0.iterations, c0.print_every,
                             (c0.content_weight, c0.style_weight, c0.tv_weight))
-        for line in header(c0, problems[0], inputs[0].content_shape, start, checkpoint_bytes(template)):
+        for line in header(c0, problems[0], inputs[0].content_shape, start, checkpoint_bytes(template), mem):
             reporter.say(line)
         on_step = reporter.on_step
 
     def finisher(c, p, f, h):
         def finish(st, iteration, seconds, interrupted):
             extra = {"batched_with": n} if batched else {}
+            extra["memory_plan"] = {"way": mem.way, "devices": c.devices, "bytes": round(mem.needed),
+                                    "available": round(mem.available) if mem.available < float("inf") else None}
             if interrupted:
                 extra["interrupted"] = True
-            f.write_result(p.to_rgb(np.asarray(st.x)[0]), _record(c, st, iteration, p, seconds, extra))
+            f.write_result(p.to_rgb(hosts.to_host(st.x)[0]), _record(c, st, iteration, p, seconds, extra))
             if interrupted:
                 return
             if c.keep_checkpoint:
@@ -420,7 +571,7 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
         error = outcome.failures.get(i)
         if error is None:
             m.finish(st, outcome.iteration, outcome.seconds, False)
-        results.append(RunResult(p.to_rgb(np.asarray(st.x)[0]), outcome.iteration, float(st.value),
+        results.append(RunResult(p.to_rgb(hosts.to_host(st.x)[0]), outcome.iteration, float(st.value),
                                  {k: float(v) for k, v in st.parts.items()}, outcome.seconds, compiles,
                                  int(st.evaluations), f.paths(), error))
     return results
@@ -456,7 +607,7 @@ def run_multiscale(cfg: Config, progress: bool = True, restart: bool = False,
     """Coarse to fine (Gatys' high-resolution procedure): run each scale, the upsampled result of one
     initialising the next. Every scale is an ordinary resumable run with its own files."""
     cfgs = scale_configs(cfg)
-    for c in cfgs:  # every scale is checked before the first one runs: no work lost to a scale too large
+    for c in cfgs:  # every scale is planned before the first one runs: no work lost to a scale too large
         check_memory(c, f"scale {c.size} of {cfg.output}")
     weights = loaded_weights if loaded_weights is not None else vgg_weights.load(cfg.weights)
     return [run(c, progress=progress, restart=restart, loaded_weights=weights) for c in cfgs]

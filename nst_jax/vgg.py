@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Sequence
 
+import functools
+
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from nst_jax.errors import NSTError
@@ -122,18 +125,24 @@ class VGG19(nn.Module):
     precision: Any = None
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, layers: Sequence[str]) -> dict[str, jnp.ndarray]:
+    def __call__(self, x: jnp.ndarray, layers: Sequence[str], start: int = 0) -> dict[str, jnp.ndarray]:
+        """`start`: index in `LAYERS` of the first function applied (x is then the activation before
+        it) — how `features` runs the network one block at a time."""
         if self.pooling not in POOLINGS:
             raise NSTError(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
-        if x.ndim != 4 or x.shape[-1] != 3:
+        if x.ndim != 4 or (start == 0 and x.shape[-1] != 3):
             raise NSTError(f"VGG19 expects images of shape (B, H, W, 3), got {tuple(x.shape)}")
         wanted = {name: resolve(name) for name in layers}
         if not wanted:
             return {}
         deepest = max(_INDEX[b] for b in wanted.values())
         found: dict[str, jnp.ndarray] = {}
-        conv_i = 0
+        conv_i = sum(1 for row in LAYERS[:start] if row[2] == "conv")
+        if x.shape[-1] != (3 if conv_i == 0 else self.widths[conv_i - 1]):
+            raise NSTError(f"VGG19 from layer {start} expects {self.widths[conv_i - 1]} channels, got {x.shape[-1]}")
         for idx, (name, _, kind) in enumerate(LAYERS[: deepest + 1]):
+            if idx < start:
+                continue
             if kind == "conv":
                 x = Conv3x3(self.widths[conv_i], self.precision, name=name)(x)
                 conv_i += 1
@@ -154,12 +163,65 @@ def params_upto(params: Mapping[str, Any], layers: Iterable[str]) -> dict[str, A
 
 
 def features(params: Mapping[str, Any], x: jnp.ndarray, layers: Sequence[str], pooling: str = "max",
-             precision: Any = None) -> dict[str, jnp.ndarray]:
-    """Pure function form: activations of `layers` for preprocessed images x (B, H, W, 3)."""
+             precision: Any = None, remat: bool = False) -> dict[str, jnp.ndarray]:
+    """Pure function form: activations of `layers` for preprocessed images x (B, H, W, 3).
+
+    remat: rematerialise each block in the backward pass — the gradient keeps only every block's
+    input and the activations asked for, and recomputes the rest of a block when its turn comes
+    (one more forward pass of work for about half the activation memory; the same numbers)."""
     widths = tuple(int(params[name]["kernel"].shape[-1]) for name in CONV_NAMES if name in params)
     widths = widths + WIDTHS[len(widths):]
     model = VGG19(widths=widths, pooling=pooling, precision=precision)
-    return model.apply({"params": params}, x, tuple(layers))
+    if not remat:
+        return model.apply({"params": params}, x, tuple(layers))
+    wanted = {name: resolve(name) for name in layers}
+    if not wanted:
+        return {}
+    deepest = max(_INDEX[b] for b in wanted.values())
+    found: dict[str, jnp.ndarray] = {}
+    for start, end in block_spans(deepest):
+        names = tuple(dict.fromkeys([b for b in wanted.values() if start <= _INDEX[b] <= end] + [LAYER_NAMES[end]]))
+        segment = functools.partial(_apply_from, model, names, start)
+        found.update(_rematerialised(segment)(params, x))
+        x = found[LAYER_NAMES[end]]
+    return {asked: found[block] for asked, block in wanted.items()}
+
+
+def _apply_from(model, names, start, params, x):
+    return model.apply({"params": params}, x, names, start)
+
+
+def _rematerialised(segment):
+    """segment(params, x) whose backward pass recomputes it from its input x. The recomputation is
+    made to depend on the incoming cotangent (x + 0·g[0]), so XLA can neither schedule it early —
+    keeping every block's activations alive at once — nor merge it with the forward pass (XLA-CPU
+    drops `jax.checkpoint`'s optimisation barriers before common-subexpression elimination, which
+    undid the rematerialisation there). A NaN or inf cotangent makes the gradient non-finite either way."""
+    @jax.custom_vjp
+    def run(params, x):
+        return segment(params, x)
+
+    def forward(params, x):
+        return segment(params, x), (params, x)
+
+    def backward(saved, g):
+        params, x = saved
+        first = jax.tree.leaves(g)[0]
+        x = x + (first.reshape(-1)[0] * 0).astype(x.dtype)
+        return jax.vjp(segment, params, x)[1](g)
+
+    run.defvjp(forward, backward)
+    return run
+
+
+def block_spans(deepest: int) -> list[tuple[int, int]]:
+    """(first, last) indices in `LAYERS` of each block up to layer `deepest` (a block ends at its pool)."""
+    spans, start = [], 0
+    for idx, (_, _, kind) in enumerate(LAYERS[: deepest + 1]):
+        if kind == "pool" or idx == deepest:
+            spans.append((start, idx))
+            start = idx + 1
+    return spans
 
 
 def param_shapes(widths: Sequence[int] = WIDTHS) -> dict[str, dict[str, tuple[int, ...]]]:

@@ -81,8 +81,13 @@ CASES = [
     (RUN, [C, S, "--size", "abc"], ["--size", "invalid int"]),
     (RUN, [C, S, "--size", "8"], ["too small", "relu5_1"]),
     (RUN, [C, S, "--scales", "100000"], ["--scales", "8192"]),
-    (RUN, [C, S, "--size", "8192"], ["needs about", "solver state", "is available", "--size"]),
-    (RUN, [C, S, "--scales", "64,8192"], ["scale 8192", "needs about", "--size"]),
+    (RUN, [C, S, "--size", "8192", "--history", "1000"], ["needs about", "L-BFGS history", "available", "--size"]),
+    (RUN, [C, S, "--scales", "64,8192", "--history", "1000"], ["scale 8192", "needs about", "--size"]),
+    (RUN, [C, S, "--devices", "9"], ["--devices 9", "only 1 device is present"]),
+    (RUN, [C, S, "--devices", "-1"], ["--devices", "≥ 0"]),
+    (RUN, [C, S, "--memory", "tiles"], ["--memory", "auto, plain, remat, remat-bf16"]),
+    (RUN, [C, S, "--memory", "remat-bf16", "--optimizer", "adam"], ["remat-bf16", "adam", "--memory remat"]),
+    (RUN, [C, S, "--plan", "lots"], ["--plan 'lots'", "8x80GB"]),
     (RUN, [C, S, "--scales", "0,64"], ["--scales", "positive"]),
     (RUN, [C, S, "--scales", "64,128", "--scale-iterations", "5"], ["--scale-iterations has 1 values for 2"]),
     (RUN, [C, S, "--scales", "64", "--scale-iterations", "-1"], ["--scale-iterations", "≥ 0"]),
@@ -298,16 +303,3 @@ def test_large_gram_counts_do_not_overflow():
     assert out.shape == (64, 64)
 
 
-def test_the_memory_check_names_what_fits():
-    from nst_jax import memory
-    layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1", "relu4_2")
-    est = memory.estimate("lbfgs", 100, layers, 512, 341)
-    assert est.solver_state == 4 * 206 * 512 * 341 * 3  # 2·100 history rows + 6 image-sized arrays
-    with pytest.raises(NSTError, match=r"needs about 67.7 GB .* but 10.0 GB is available; --size 1422 would fit$"):
-        memory.check("lbfgs", 100, layers, 4096, 2731, available=10e9)  # activations alone exceed it
-    with pytest.raises(NSTError) as err:
-        memory.check("lbfgs", 100, layers, 1365, 2048, available=15e9)
-    import re
-    size, history = map(int, re.search(r"--size (\d+) would fit, or --history (\d+) at this size", str(err.value)).groups())
-    assert memory.check("lbfgs", history, layers, 1365, 2048, available=15e9).total <= 15e9
-    assert memory.check("lbfgs", 100, layers, size * 2 // 3, size, available=15e9).total <= 15e9

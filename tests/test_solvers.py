@@ -191,3 +191,25 @@ def test_lbfgs_rejects_pairs_whose_history_products_are_not_finite():
     poisoned = st._replace(s_hist=st.s_hist.at[0, 0].set(jnp.inf))
     st2 = solver.step(poisoned, None)
     assert int(st2.pairs) == 1 and bool(jnp.all(jnp.isfinite(st2.sy)))
+
+
+@pytest.mark.parametrize("m", [7, 20])
+def test_bfloat16_history_is_float32_arithmetic_on_rounded_vectors(m):
+    """The history's storage is bfloat16 bits: widening them is exact, and the solver then follows the
+    float32 one closely on a quadratic (m = 7 widens 7 rows at a time, m = 20 two chunks of 10)."""
+    from nst_jax.solvers.lbfgs import _narrow, _widen
+    v = np.random.default_rng(0).standard_normal((m, 50)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(_widen(_narrow(jnp.asarray(v)))),
+                                  np.asarray(jnp.asarray(v).astype(jnp.bfloat16).astype(jnp.float32)))
+    fun, aux, a, b = _quadratic(200, condition=1e3)
+    values = {}
+    for dtype in ("float32", "bfloat16"):
+        solver = lbfgs(fun, history=m, lr=0.5, safeguard=False, history_dtype=dtype)
+        st = solver.init(jnp.zeros(200), aux)
+        step = jax.jit(solver.step)
+        for _ in range(40):
+            st = step(st, aux)
+        values[dtype] = float(st.value)
+    optimum = float(-0.5 * b @ np.linalg.solve(a, b))
+    gap = {k: v - optimum for k, v in values.items()}
+    assert gap["bfloat16"] < 0.05 * abs(optimum) and gap["bfloat16"] < 10 * max(gap["float32"], 1e-3 * abs(optimum))

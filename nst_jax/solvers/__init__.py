@@ -34,10 +34,12 @@ get = REGISTRY.get
 
 
 def make_solver(name: str, fun: Fun, lr: float | None = None, history: int = 100,
-                safeguard: bool = True) -> Solver:
-    """The solver called `name` for `fun`, with its default step size when lr is None."""
+                safeguard: bool = True, history_dtype: str = "float32") -> Solver:
+    """The solver called `name` for `fun`, with its default step size when lr is None;
+    `history_dtype` other than float32 only for solvers that take it (the classic L-BFGS)."""
     info = get(name)
-    return info.make(fun, info.default_lr if lr is None else lr, history, safeguard)
+    extra = {} if history_dtype == "float32" else {"history_dtype": history_dtype}
+    return info.make(fun, info.default_lr if lr is None else lr, history, safeguard, **extra)
 
 
 # the classic L-BFGS first (the default), then every other module of the package in name order

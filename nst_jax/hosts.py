@@ -1,0 +1,57 @@
+"""One run spanning several processes — GPU nodes of a cluster, or processes on one machine.
+
+Every process runs the same program on its own devices (`jax.distributed`); the image is split across
+all of them along its height (`sharding`). Process 0 is the writer: it reads and writes the run's
+files (image, sidecar, log, checkpoint). The others write into a private temporary folder that they
+remove at the end, and take from process 0 whatever it decided from its files — where the run starts
+and the state it starts from — so all processes step in lockstep. Reading a split array back to the
+host gathers it from every process (a collective: all processes make the same calls in the same order,
+which the shared loop guarantees).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+from nst_jax.errors import NSTError
+
+
+def initialize(coordinator: str, processes: int, process_id: int) -> None:
+    """Join the run's processes (before anything touches a device). On CPU the collectives go through
+    Gloo (TCP), so processes on one machine or several can test what GPU nodes do over NCCL."""
+    if processes < 1 or not 0 <= process_id < processes:
+        raise NSTError(f"--process-id must be in 0…{processes - 1} for --processes {processes}, got {process_id}")
+    try:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(coordinator, num_processes=processes, process_id=process_id)
+    except Exception as err:  # noqa: BLE001 - a bad address or an unreachable coordinator
+        raise NSTError(f"could not join the run at --coordinator {coordinator} as process {process_id} of "
+                       f"{processes}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+
+
+def count() -> int:
+    return jax.process_count()
+
+
+def is_writer() -> bool:
+    return jax.process_index() == 0
+
+
+def to_host(a) -> np.ndarray:
+    """A device array as a host array — gathered from every process when it is split across them."""
+    if isinstance(a, jax.Array) and not (a.is_fully_addressable or a.is_fully_replicated):
+        from jax.experimental import multihost_utils
+        return np.asarray(multihost_utils.process_allgather(a, tiled=True))
+    return np.asarray(a)
+
+
+def agree(tree: Any) -> Any:
+    """Process 0's value of a pytree of arrays, on every process (itself when there is one process).
+    Every process passes a tree of the same shapes."""
+    if count() == 1:
+        return tree
+    from jax.experimental import multihost_utils
+    return jax.tree.map(np.asarray, multihost_utils.broadcast_one_to_all(tree))

@@ -1,0 +1,82 @@
+"""`python -m nst_jax.run … --plan [DEVICES]`: the memory plan of a run as a table, then exit.
+
+For each way of fitting (`memory.WAYS`) the bytes per device by part and whether it fits; XLA's own
+figure for the way `--memory` chooses, from the step compiled for abstract arrays (devices that are
+here only); the checkpoint's size on disk; and the largest --size each way fits on one device and on
+all of them. DEVICES ('8x80GB') plans for accelerators that are not here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+
+from nst_jax import image, memory, sharding, transfer
+from nst_jax.config import Config
+from nst_jax.errors import NSTError
+from nst_jax.progress import human_bytes
+
+
+
+def _ways(cfg: Config) -> tuple[str, ...]:
+    return memory.WAYS if cfg.optimizer == "lbfgs" else ("plain", "remat")
+
+
+def report(cfg: Config, target: str | None = None, xla: bool = True) -> str:
+    """The plan of one run (one scale) as text; `target`: plan for these devices instead ('8x80GB')."""
+    devices = memory.parse_devices(target) if target else None
+    resolved, chosen = transfer.plan_memory(cfg, devices=devices)
+    devs = chosen.devices
+    plans = {way: transfer.plan_memory(dataclasses.replace(cfg, memory=way), devices=devs)[1] for way in _ways(cfg)}
+    width = 40
+    row = lambda label, cells: f"  {label:<{width}}" + "".join(f"{c:>13}" for c in cells)
+    lines = [f"memory plan: {cfg.content} at {chosen.width}×{chosen.height} px, {cfg.optimizer}"
+             f"{f' history {cfg.history}' if cfg.optimizer != 'adam' else ''} — {devs.describe()}"
+             f"{', the image split in bands' if devs.count > 1 else ''}",
+             row("per device", plans)]
+    for i, (label, _) in enumerate(chosen.parts):
+        label = label.split(" (")[0] + (f" (2·{cfg.history} vectors)" if label.startswith("L-BFGS") else "")
+        lines.append(row(label, [human_bytes(p.parts[i][1]) for p in plans.values()]))
+    if chosen.process:
+        lines.append(row("process (JAX, XLA, runtime)", [human_bytes(p.process) for p in plans.values()]))
+    lines.append(row("needed" + (" in all" if devs.shared and devs.count > 1 else ""),
+                     [human_bytes(p.needed) for p in plans.values()]))
+    lines.append(row("fits " + human_bytes(chosen.available), ["yes" if p.fits else "no" for p in plans.values()]))
+    lines.append(f"  --memory {cfg.memory} → {resolved.memory if chosen.fits else 'nothing fits'}; checkpoint file "
+                 f"{human_bytes(chosen.checkpoint)}"
+                 + (f" every {cfg.checkpoint_every} iterations" if cfg.checkpoint_every else " (none written)"))
+    if xla and target is None and chosen.fits:
+        print("compiling the step to read XLA's own figure…", file=sys.stderr, flush=True)
+        fig = transfer.xla_memory(resolved)
+        model = chosen.parts[0][1]
+        lines.append(f"  XLA's figure for --memory {resolved.memory}, per device: temporaries "
+                     f"{human_bytes(fig['temporaries'])} (the plan's activations: {human_bytes(model)}), "
+                     f"arguments {human_bytes(fig['arguments'])}, outputs {human_bytes(fig['outputs'])}")
+    shape_at = functools.partial(image.fit_size, image.image_size(cfg.content))
+    channels = 1 if cfg.original_colors == "luminance" else 3
+    counts = sorted({1, devs.count})
+    lines.append("largest --size that fits (longest side, this image's aspect):")
+    lines.append(row("", _ways(cfg)))
+    for count in counts:
+        at_count = devs._replace(count=count)
+        sizes = []
+        for way in _ways(cfg):
+            at = lambda h, w, way=way, d=at_count: memory.plan(
+                cfg.optimizer, cfg.history, cfg.content_layers, cfg.style_layers, h, w, d, way, channels, 1,
+                len(cfg.styles))
+            side = memory.largest_size(at, shape_at, high=8 * 65536)
+            sizes.append(str(side) if side else "none")
+        label = f"{count} device{'s' if count > 1 else ''}" + (" (height must divide)" if count > 1 else "")
+        lines.append(row(label, sizes))
+    return "\n".join(lines)
+
+
+def main_report(cfg: Config, target: str | None) -> str:
+    """`report` for a run, or for every scale of a coarse-to-fine run."""
+    target = None if target in (None, "here") else target
+    if target is None and cfg.devices > sharding.present():
+        raise NSTError(f"--devices {cfg.devices}: only {sharding.present()} present; --plan COUNTxMEMORY plans "
+                       f"for devices that are not here")
+    cfgs = transfer.scale_configs(cfg) if cfg.scales else [cfg]
+    return "\n\n".join(report(c, target) for c in cfgs)

@@ -1,0 +1,242 @@
+"""Print-size images: the memory plan (exact arithmetic), its refusal, rematerialisation (same
+gradients), the bfloat16 L-BFGS history, `--plan`, and one image split across 2 and 4 CPU devices
+(in a subprocess with XLA's forced host device count) equal to the one-device run."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import CONTENT, ROOT, STYLE, SMALL_FLAGS, call_main, one_error_line, run_cli, small_cfg
+
+LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+CONTENT_LAYERS = ("relu4_2",)
+
+
+def _cpu(bytes_each=24e9, count=1):
+    from nst_jax import memory
+    return memory.Devices("cpu", count, bytes_each, True)
+
+
+def test_plan_parts_are_the_documented_arithmetic():
+    from nst_jax import memory, vgg
+    h, w = 341, 512
+    d = h * w * 3
+    p = memory.plan("lbfgs", 100, CONTENT_LAYERS, LAYERS, h, w, _cpu(), "plain")
+    parts = dict(p.parts)
+    assert parts["L-BFGS history (2·100 vectors, float32)"] == 2 * 100 * d * 4
+    assert parts["image, gradient, solver vectors"] == 6 * d * 4
+    conv = sum(math.prod(vgg.feature_shape(n, h, w)) for n, _, k in vgg.LAYERS[:vgg.depth_index("relu5_1") + 1]
+               if k == "conv")
+    assert parts["activations kept for the gradient"] == pytest.approx(1.7 * 4 * conv)
+    assert p.needed == pytest.approx(sum(parts.values()) + memory.PROCESS_BYTES)
+    q = memory.plan("lbfgs", 100, CONTENT_LAYERS, LAYERS, h, w, _cpu(), "remat-bf16")
+    assert dict(q.parts)["L-BFGS history (2·100 vectors, bfloat16)"] == 2 * 100 * d * 2  # half
+    assert q.parts[0][1] == pytest.approx(p.parts[0][1] * 1.15 / 1.7)
+    assert q.checkpoint == 2 * 100 * d * 2 + 2 * d * 4
+    # split across 4 GPUs: the image-sized parts divide by 4, the weights and targets do not
+    gpu = memory.Devices("gpu", 4, 80e9, False)
+    s = memory.plan("lbfgs", 100, CONTENT_LAYERS, LAYERS, h, w, gpu, "plain")
+    one = memory.plan("lbfgs", 100, CONTENT_LAYERS, LAYERS, h, w, gpu._replace(count=1), "plain")
+    for (name, a), (_, b) in zip(s.parts, one.parts):
+        assert a == pytest.approx(b if name in ("targets", "network weights") else b / 4), name
+    assert s.process == 0 and s.needed == pytest.approx(sum(b for _, b in s.parts))
+
+
+def test_largest_size_is_the_boundary():
+    from nst_jax import memory
+    at = lambda h, w: memory.plan("lbfgs", 100, CONTENT_LAYERS, LAYERS, h, w, _cpu(8e9), "remat")
+    shape_at = lambda side: (round(side * 2 / 3), side)
+    side = memory.largest_size(at, shape_at)
+    assert side > 256
+    assert at(*shape_at(side)).fits and not at(*shape_at(side + 1)).fits
+
+
+@pytest.mark.parametrize("text, count, each", [("80GB", 1, 80e9), ("8x80GB", 8, 80e9), ("2×40GiB", 2, 40 * 2 ** 30)])
+def test_plan_for_devices_that_are_not_here(text, count, each):
+    from nst_jax import memory
+    d = memory.parse_devices(text)
+    assert (d.count, d.bytes_each, d.shared) == (count, each, False)
+
+
+def test_the_refusal_says_what_fits_and_it_does(tmp_path, capsys, monkeypatch):
+    from nst_jax import memory, transfer
+    from nst_jax.run import main
+    monkeypatch.setattr(memory, "available_bytes", lambda platform=None: 3e9)
+    line = one_error_line(main, [CONTENT, STYLE, "--size", "2048", "-o", tmp_path / "o.png"], capsys)
+    assert "needs about" in line and "3.0 GB of RAM available" in line and "--memory remat-bf16" in line
+    assert not (tmp_path / "o.png").exists()
+    hints = re.findall(r"--memory (\S+) fits up to --size (\d+)", line)
+    assert [w for w, _ in hints] == ["plain", "remat", "remat-bf16"]
+    from nst_jax.config import Config
+    for way, size in hints:  # each suggestion is a plan that fits
+        cfg = Config(content=str(CONTENT), styles=(str(STYLE),), size=int(size), memory=way)
+        assert transfer.plan_memory(cfg)[1].fits
+
+
+def test_auto_chooses_rematerialisation_when_plain_does_not_fit(tmp_path, monkeypatch):
+    """With memory for 'remat' but not for 'plain', --memory auto runs rematerialised; the sidecar says so,
+    and the result equals a plain run's (rematerialising changes no number)."""
+    from nst_jax import memory, transfer
+    plain = transfer.run(small_cfg(tmp_path / "plain.png", memory="plain"), progress=False)
+    cfg = small_cfg(tmp_path / "auto.png")
+    ways = {w: transfer.plan_memory(small_cfg(tmp_path / "x.png", memory=w))[1].needed for w in ("plain", "remat")}
+    assert ways["remat"] < ways["plain"]
+    monkeypatch.setattr(memory, "available_bytes", lambda platform=None: (ways["plain"] + ways["remat"]) / 2)
+    auto = transfer.run(cfg, progress=False)
+    record = json.loads((tmp_path / "auto.json").read_text())
+    assert record["config"]["memory"] == "remat" and record["memory_plan"]["way"] == "remat"
+    np.testing.assert_allclose(auto.image, plain.image, rtol=0, atol=1e-6)
+    assert auto.loss == pytest.approx(plain.loss, rel=1e-6)
+
+
+def test_remat_gives_the_same_gradients(embedded, small_images):
+    import jax
+    import jax.numpy as jnp
+    from nst_jax import layers, losses
+    content, style = (jnp.asarray(a) for a in small_images)
+    params = layers.prepare_params({k: v for k, v in embedded.params.items()})
+    grads = []
+    for remat in (False, True):
+        spec = losses.ObjectiveSpec(CONTENT_LAYERS, LAYERS, (0.2,) * 5, "max", embedded.preprocessing, "gram", remat)
+        targets = losses.compute_targets(params, spec, content, [style])
+        aux = losses.ObjectiveAux(params, targets, losses.LossWeights(1.0, 1e3, 1.0), jax.random.PRNGKey(0))
+        fun = losses.make_objective(spec)
+        grads.append(jax.jit(jax.value_and_grad(lambda x: fun(x, aux)[0]))(content * 0.9 + 0.05))
+    assert float(grads[0][0]) == pytest.approx(float(grads[1][0]), rel=1e-6)
+    np.testing.assert_allclose(np.asarray(grads[1][1]), np.asarray(grads[0][1]), rtol=1e-5,
+                               atol=1e-6 * float(jnp.max(jnp.abs(grads[0][1]))))
+
+
+def test_bfloat16_history_halves_the_state_and_keeps_the_loss(tmp_path):
+    import jax.numpy as jnp
+    from nst_jax import transfer
+    f32 = transfer.run(small_cfg(tmp_path / "f32.png", iterations=20, memory="remat"), progress=False)
+    cfg = small_cfg(tmp_path / "bf16.png", iterations=10, memory="remat-bf16", checkpoint_every=5,
+                    keep_checkpoint=True)
+    transfer.run(cfg, progress=False)
+    with np.load(tmp_path / "bf16.ckpt.npz") as data:  # the history is stored as 2-byte records
+        sizes = sorted({data[k].dtype.itemsize for k in data.files if data[k].ndim == 2 and data[k].shape[0] == 100 and data[k].shape[1] > 100})
+    assert sizes == [2]
+    bf16 = transfer.run(small_cfg(tmp_path / "bf16.png", iterations=20, memory="remat-bf16",
+                                  keep_checkpoint=True, checkpoint_every=5), progress=False)
+    # resumed from its bfloat16 checkpoint; 20 iterations in, paths differ by a few % either way
+    # (the 300-iteration comparison at 512 px is in bench/results)
+    assert bf16.iteration == 20 and bf16.loss < 1.1 * f32.loss
+    import jax
+    from nst_jax import solvers  # the solver's own state: the history bfloat16, the rest float32
+    solver = solvers.make_solver("lbfgs", lambda x, aux: (jnp.sum(x ** 2), {"a": jnp.sum(x)}), 1.0, 4,
+                                 history_dtype="bfloat16")
+    st = jax.eval_shape(solver.init, jax.ShapeDtypeStruct((1, 4, 4, 3), jnp.float32), None)
+    assert st.s_hist.dtype == jnp.uint16 and st.y_hist.dtype == jnp.uint16  # bfloat16 bit patterns
+    assert {st.x.dtype, st.grad.dtype, st.sy.dtype, st.value.dtype} == {jnp.dtype(jnp.float32)}
+
+
+def test_plan_prints_the_parts_xla_and_the_largest_sizes(tmp_path, capsys):
+    from nst_jax.run import main
+    code, out, _ = call_main(main, [CONTENT, STYLE, *SMALL_FLAGS, "-o", tmp_path / "o.png", "--plan"], capsys)
+    assert code == 0 and not (tmp_path / "o.png").exists()
+    assert "L-BFGS history (2·100 vectors)" in out and "XLA's figure for --memory plain" in out
+    assert re.search(r"1 device\s+\d+\s+\d+\s+\d+", out)
+    code, out, _ = call_main(main, [CONTENT, STYLE, "--size", "8192", "--plan", "8x80GB"], capsys)
+    assert code == 0 and "8 × GPU with 80.0 GB each" in out and "XLA" not in out
+    assert re.search(r"fits 80.0 GB\s+yes", out)
+
+
+SPLIT_SCRIPT = r"""
+import json, os, sys
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+import numpy as np
+from PIL import Image
+from nst_jax import transfer
+from nst_jax.config import Config
+from nst_jax.errors import NSTError
+out = sys.argv[1]
+Image.open(sys.argv[2]).convert("RGB").resize((96, 64), Image.LANCZOS).save(out + "/c.png")
+cfg = lambda n, **kw: Config(content=out + "/c.png", styles=(sys.argv[3],), size=96, iterations=6, devices=n,
+                             output=f"{out}/o{n}.png", checkpoint_every=0, style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1"), **kw)
+res, report = {}, {}
+for n in (1, 2, 4):
+    r = transfer.run(cfg(n), progress=False)
+    res[n] = r
+    report[n] = {"loss": r.loss, "compiles": r.compiles,
+                 "image": float(np.linalg.norm(r.image - res[1].image) / np.linalg.norm(res[1].image)),
+                 "sidecar_devices": json.load(open(f"{out}/o{n}.json"))["config"]["devices"],
+                 "temporaries": transfer.xla_memory(transfer.plan_memory(cfg(n))[0])["temporaries"]}
+errors = {}
+for n in (8, 3):
+    try:
+        transfer.plan_memory(cfg(n))
+    except NSTError as e:
+        errors[n] = str(e)
+json.dump({"runs": report, "errors": errors}, open(out + "/report.json", "w"))
+"""
+
+
+def test_one_image_split_across_devices_is_the_same_optimisation(tmp_path):
+    script = tmp_path / "split.py"
+    script.write_text(SPLIT_SCRIPT)
+    proc = run_cli(str(script), str(tmp_path), str(CONTENT), str(ROOT / "nst_jax/samples/starry_night.jpg"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    runs = report["runs"]
+    for n in ("2", "4"):
+        assert runs[n]["loss"] == pytest.approx(runs["1"]["loss"], rel=1e-5)
+        assert runs[n]["image"] < 1e-5
+        assert runs[n]["compiles"] == 1 and runs[n]["sidecar_devices"] == int(n)
+    # each device holds its band: XLA's temporaries per device shrink with the count (at 96×64 px the
+    # border rows and the replicated Gram matrices weigh more than at print sizes: 512 px, 4 devices, 0.3×)
+    t = {n: runs[n]["temporaries"] for n in runs}
+    assert t["4"] < 0.5 * t["1"] and t["2"] < 0.7 * t["1"]
+    assert "only 4 devices are present" in report["errors"]["8"]
+    assert "height 64 px does not split evenly across 3 devices" in report["errors"]["3"]
+    assert "--devices 2" in report["errors"]["3"]
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_split_one_image_and_continue_from_process_0s_checkpoint(tmp_path):
+    """jax.distributed on localhost: two processes with one CPU device each optimise one image in two
+    bands (process 0 writes the files); the result equals a one-process run, and a rerun with more
+    iterations continues from process 0's checkpoint in both processes."""
+    import os
+    import subprocess
+    from PIL import Image
+    from nst_jax import transfer
+    from nst_jax.config import Config
+    Image.open(CONTENT).convert("RGB").resize((96, 64), Image.LANCZOS).save(tmp_path / "c.png")
+    style = str(ROOT / "nst_jax/samples/starry_night.jpg")
+    common = dict(content=str(tmp_path / "c.png"), styles=(style,), size=96, checkpoint_every=3,
+                  keep_checkpoint=True, style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("XLA_FLAGS", None)
+    for iterations in (6, 9):
+        one = transfer.run(Config(output=str(tmp_path / "one.png"), iterations=iterations, **common), progress=False)
+        port = _free_port()
+        argv = [sys.executable, "-m", "nst_jax.run", str(tmp_path / "c.png"), style, "--size", "96",
+                "--iterations", str(iterations), "--checkpoint-every", "3", "--keep-checkpoint", "--style-layers",
+                "relu1_1,relu2_1,relu3_1,relu4_1", "--devices", "2", "-o", str(tmp_path / "two.png"),
+                "--coordinator", f"localhost:{port}", "--processes", "2", "--quiet"]
+        other = subprocess.Popen(argv + ["--process-id", "1"], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        first = subprocess.run(argv + ["--process-id", "0"], env=env, capture_output=True, text=True, timeout=300)
+        _, other_err = other.communicate(timeout=60)
+        assert first.returncode == 0 and other.returncode == 0, (first.stderr[-2000:], other_err[-2000:])
+        record = json.loads((tmp_path / "two.json").read_text())
+        assert record["iteration"] == iterations and record["config"]["devices"] == 2
+        assert record["loss"] == pytest.approx(one.loss, rel=1e-5)
+        from nst_jax import image
+        two = image.load_image(tmp_path / "two.png")
+        assert np.abs(two - image.load_image(tmp_path / "one.png")).max() <= 1 / 255 + 1e-6
+    log = [json.loads(line)["iteration"] for line in (tmp_path / "two.losses.jsonl").read_text().splitlines()]
+    assert log == list(range(10))  # the continuation appended to process 0's log, no gap, no repeat
