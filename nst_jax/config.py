@@ -153,6 +153,10 @@ class Config:
                                    "loses at most N (0: never). An L-BFGS checkpoint holds 2·history floats per "
                                    "pixel and channel, about 420 MB at 512 px with history 100; the run's header "
                                    "says its size", kind="int", result=False)
+    light_checkpoint: bool = option(False, "checkpoints hold only the image (megabytes, not the L-BFGS history's "
+                                    "gigabytes at print sizes); a run resumed from one continues with a fresh "
+                                    "solver state, so its path differs from an uninterrupted run's", kind="bool",
+                                    result=False, default_text="off: the whole solver state")
     keep_checkpoint: bool = option(False, "keep the checkpoint when the run finishes, so that a larger "
                                    "--iterations continues exactly; without it, a finished run continues from "
                                    "its image with a fresh L-BFGS history", kind="bool", result=False,

@@ -36,6 +36,7 @@ class Member(NamedTuple):
     target: int
     to_rgb: Callable[[np.ndarray], np.ndarray]   # x (H, W, C) → RGB (H, W, 3)
     finish: Callable[[Any, int, float, bool], None]
+    light: bool = False                           # checkpoints hold the image only
 
 
 class Outcome(NamedTuple):
@@ -101,7 +102,8 @@ def save_checkpoints(state, members: list[Member], batched: bool, skip, iteratio
     for i, m in enumerate(members):
         if i not in skip:
             m.files.save_checkpoint(member_state(state, i, batched), config_hash=m.config_hash, solver=m.solver,
-                                    iteration=iteration, offset=offset, target=m.target, seconds=seconds)
+                                    iteration=iteration, offset=offset, target=m.target, seconds=seconds,
+                                    light=m.light)
 
 
 def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Member], target: int, *,

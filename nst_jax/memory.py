@@ -135,8 +135,9 @@ def target_floats(content_layers, style_layers, height: int, width: int, styles:
 
 
 def plan(optimizer: str, history: int, content_layers, style_layers, height: int, width: int, devices: Devices,
-         way: str = "plain", channels: int = 3, runs: int = 1, styles: int = 1) -> Plan:
-    """The plan for `runs` runs optimised together (a vmapped batch), split across `devices`."""
+         way: str = "plain", channels: int = 3, runs: int = 1, styles: int = 1, light_checkpoint: bool = False) -> Plan:
+    """The plan for `runs` runs optimised together (a vmapped batch), split across `devices`;
+    `light_checkpoint`: checkpoints hold the image alone."""
     n = devices.count
     layers = tuple(content_layers) + tuple(style_layers)
     image = runs * height * width * channels                          # floats of one image-sized vector
@@ -153,6 +154,8 @@ def plan(optimizer: str, history: int, content_layers, style_layers, height: int
         ckpt = 2 * history * image * hb + 2 * image * FLOAT
     parts.append(("targets", target_floats(content_layers, style_layers, height, width, styles) * FLOAT))
     parts.append(("network weights", weight_floats(layers, devices.platform == "cpu" and n == 1) * FLOAT))
+    if light_checkpoint:
+        ckpt = image * FLOAT
     process = PROCESS_BYTES if devices.shared else 0.0
     return Plan(height, width, way, devices, tuple(parts), process, float(ckpt))
 

@@ -44,7 +44,7 @@ def report(cfg: Config, target: str | None = None, xla: bool = True) -> str:
                      [human_bytes(p.needed) for p in plans.values()]))
     lines.append(row("fits " + human_bytes(chosen.available), ["yes" if p.fits else "no" for p in plans.values()]))
     lines.append(f"  --memory {cfg.memory} → {resolved.memory if chosen.fits else 'nothing fits'}; checkpoint file "
-                 f"{human_bytes(chosen.checkpoint)}"
+                 f"{human_bytes(chosen.checkpoint)}{' (light: the image only)' if cfg.light_checkpoint else ''}"
                  + (f" every {cfg.checkpoint_every} iterations" if cfg.checkpoint_every else " (none written)"))
     if xla and target is None and chosen.fits:
         print("compiling the step to read XLA's own figure…", file=sys.stderr, flush=True)

@@ -4,7 +4,7 @@ run with other settings left behind.
 | found beside the output | same settings | other settings |
 |---|---|---|
 | a result at ≥ the target | nothing to do | start over (the result is replaced) |
-| a checkpoint | continue exactly from it | unfinished: set aside as `out.ckpt-<hash>.npz` (restored when those settings are run again); finished: removed; start over |
+| a checkpoint | continue exactly from it (a light one, `--light-checkpoint`: from its image x, with a fresh solver state) | unfinished: set aside as `out.ckpt-<hash>.npz` (restored when those settings are run again); finished: removed; start over |
 | only a result below the target (finished without a kept checkpoint, or interrupted) | continue from that image with a fresh solver state | start over |
 | nothing | start | start |
 
@@ -21,7 +21,7 @@ from nst_jax.runfiles import RunFiles
 
 
 class Plan(NamedTuple):
-    kind: str            # 'fresh', 'checkpoint', 'image' or 'done'
+    kind: str            # 'fresh', 'checkpoint', 'light' (checkpoint), 'image' or 'done'
     iteration: int = 0   # the iteration the run continues from (or has reached, for 'done')
 
 
@@ -44,7 +44,7 @@ def plan(cfg: Config, files: RunFiles, restart: bool, say: Callable[[str], None]
             raise NSTError(f"checkpoint {files.checkpoint}: unreadable (truncated or corrupt); delete it or pass "
                            f"--restart to start over")
         if meta.get("config_hash") == h:
-            return Plan("checkpoint", int(meta.get("iteration", 0)))
+            return Plan("light" if meta.get("light") else "checkpoint", int(meta.get("iteration", 0)))
         done, target = int(meta.get("iteration", 0)), int(meta.get("target", 1 << 62))
         if done < target:
             aside = files.set_aside(str(meta.get("config_hash")))

@@ -191,13 +191,14 @@ class RunFiles:
 
     # -------------------------------------------------------------------------- checkpoint
     def save_checkpoint(self, state, *, config_hash: str, solver: str, iteration: int, offset: int, target: int,
-                        seconds: float) -> None:
+                        seconds: float, light: bool = False) -> None:
         """The solver state's leaves and its metadata, atomically: the settings hash, the solver, the run's
-        iteration (`offset` + the solver's own count, see `loop.drive`), its target and time so far."""
+        iteration (`offset` + the solver's own count, see `loop.drive`), its target and time so far.
+        `light`: the image x alone (a resumed run starts a fresh solver state from it)."""
         import jax
         meta = {"config_hash": config_hash, "solver": solver, "iteration": iteration, "offset": offset,
-                "target": target, "seconds": seconds}
-        leaves = jax.tree.leaves(state)
+                "target": target, "seconds": seconds, "light": light}
+        leaves = [state.x] if light else jax.tree.leaves(state)
         from nst_jax.hosts import to_host  # a split state is gathered (every process saves in step)
         arrays = {f"leaf{i:03d}": to_host(leaf) for i, leaf in enumerate(leaves)}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -211,16 +212,21 @@ class RunFiles:
         except Exception:  # noqa: BLE001 - missing or broken: the run itself reports a broken one
             return None
 
-    def load_checkpoint(self, template, config_hash: str) -> tuple[Any, dict]:
+    def load_checkpoint(self, template, config_hash: str, leaves_of=None) -> tuple[Any, dict]:
         """The state stored in the checkpoint, shaped like `template` (from jax.eval_shape); NSTError if
-        it is broken, has other shapes or was made with other settings."""
+        it is broken, has other shapes or was made with other settings. `leaves_of(template)`:
+        (leaves, rebuild) when the stored leaves are not the template's pytree leaves."""
         import jax
         import jax.numpy as jnp
         path = self.checkpoint
         try:
             with np.load(path) as data:
                 meta = json.loads(bytes(data["meta"]).decode())
-                leaves_t, treedef = jax.tree.flatten(template)
+                if leaves_of is None:
+                    leaves_t, treedef = jax.tree.flatten(template)
+                    rebuild = lambda leaves: jax.tree.unflatten(treedef, leaves)
+                else:
+                    leaves_t, rebuild = leaves_of(template)
                 leaves = [data[f"leaf{i:03d}"] for i in range(len(leaves_t))]
         except Exception as err:  # noqa: BLE001 - zip, CRC, JSON and key errors alike mean: broken
             raise NSTError(f"checkpoint {path}: unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
@@ -235,7 +241,15 @@ class RunFiles:
             if got.shape != want.shape or got.dtype != want.dtype:
                 raise NSTError(f"checkpoint {path}: state shapes differ from this run's; delete it or pass "
                                f"--restart")
-        return jax.tree.unflatten(treedef, [jnp.asarray(a) for a in leaves]), meta
+        return rebuild([jnp.asarray(a) for a in leaves]), meta
+
+    def load_light_checkpoint(self, shape: tuple[int, ...], config_hash: str) -> tuple[np.ndarray, dict]:
+        """The image x of a light checkpoint, shaped `shape`, and its metadata (see `load_checkpoint`)."""
+        from types import SimpleNamespace
+        import jax
+        x, meta = self.load_checkpoint(SimpleNamespace(x=jax.ShapeDtypeStruct(shape, np.float32)), config_hash,
+                                       leaves_of=lambda t: ([t.x], lambda leaves: leaves[0]))
+        return np.asarray(x), meta
 
     def aside(self, config_hash: str) -> Path:
         """Where an unfinished run's checkpoint made with other settings is kept (its log beside it)."""

@@ -346,7 +346,7 @@ def plan_memory(cfg: Config, runs: int = 1, devices: memory.Devices | None = Non
 
     def plan_for(way, h=height, w=width):
         return memory.plan(cfg.optimizer, cfg.history, cfg.content_layers, cfg.style_layers, h, w, devices,
-                           way, channels, runs, len(cfg.styles))
+                           way, channels, runs, len(cfg.styles), cfg.light_checkpoint)
     if cfg.memory == "auto":
         p = next((plan_for(way) for way in ways if plan_for(way).fits), plan_for(ways[-1]))
     else:
@@ -392,8 +392,27 @@ def check_memory(cfg: Config, what: str, runs: int = 1) -> tuple[Config, memory.
     return resolved, p
 
 
-def checkpoint_bytes(template) -> int:
-    return sum(int(np.prod(leaf.shape)) * leaf.dtype.itemsize for leaf in jax.tree.leaves(template))
+def checkpoint_bytes(template, light: bool = False) -> int:
+    leaves = [template.x] if light else jax.tree.leaves(template)
+    return sum(int(np.prod(leaf.shape)) * leaf.dtype.itemsize for leaf in leaves)
+
+
+def check_disk(cfg: Config, mem: memory.Plan, runs: int = 1) -> None:
+    """Refuse a run whose checkpoints would not fit on the output's disk (a new one is written beside
+    the old before it replaces it), before any work — with the lighter ways to keep going."""
+    import shutil
+    from nst_jax.progress import human_bytes
+    if not cfg.checkpoint_every or cfg.light_checkpoint or not hosts.is_writer():
+        return
+    folder = Path(cfg.output).resolve().parent
+    free = shutil.disk_usage(folder).free
+    need = 2 * mem.checkpoint * runs
+    if need > free:
+        image_bytes = mem.height * mem.width * 3 * 4
+        raise NSTError(f"{cfg.output}: checkpoints need {human_bytes(need)} on disk ({human_bytes(mem.checkpoint)} "
+                       f"each, written beside the last), but {folder} has {human_bytes(free)} free; "
+                       f"--light-checkpoint keeps only the image ({human_bytes(image_bytes)}), or "
+                       f"--checkpoint-every 0 writes none")
 
 
 def header(cfg: Config, problem: Problem, inputs_shape: tuple[int, int], start: int, ckpt_bytes: int,
@@ -456,7 +475,7 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
     w = loaded_weights if loaded_weights is not None else vgg_weights.load(c0.weights)
     plans = [resume.plan(c, f, restart, say) for c, f in zip(cfgs, files)]
     if hosts.count() > 1:  # every process starts where process 0's files say (see `hosts`)
-        kinds = ("fresh", "checkpoint", "image", "done")
+        kinds = ("fresh", "checkpoint", "light", "image", "done")
         agreed = hosts.agree(np.array([[kinds.index(p.kind), p.iteration] for p in plans], np.int64))
         plans = [resume.Plan(kinds[k], int(i)) for k, i in agreed]
     if n > 1 and (len(set(plans)) > 1 or plans[0].kind not in ("fresh", "checkpoint")):
@@ -468,6 +487,7 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
         return [_result_from_files(files[0], note)]
     if not mem.fits:
         raise memory.refusal(mem, str(c0.output), fitting_hints(c0, mem, n))
+    check_disk(c0, mem, n)
     inputs = [load_inputs(c) for c in cfgs]
     if plans[0].kind == "image":  # continue from the result image with a fresh solver state
         img = (image.resize(image.load_image(files[0].image), inputs[0].content.shape[:2]) if hosts.is_writer()
@@ -476,6 +496,12 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
         inputs = [inputs[0]._replace(init_image=img)]
         cfgs = [dataclasses.replace(c0, init=str(files[0].image))]
     problems = [build_problem(c, w, i) for c, i in zip(cfgs, inputs)]
+    if plans[0].kind == "light":  # continue from the checkpoint's image with a fresh solver state
+        shape = (1,) + problems[0].x0.shape
+        x, meta = (files[0].load_light_checkpoint(shape, c0.result_hash()) if hosts.is_writer()
+                   else (np.zeros(shape, np.float32), {"seconds": 0.0}))
+        x, light_seconds = hosts.agree((x, np.float64(meta["seconds"])))
+        problems[0] = problems[0]._replace(x0=np.asarray(x)[0])
     cfgs = [c0] if plans[0].kind == "image" else cfgs
     batched = n > 1
     image_shape = tuple(problems[0].x0.shape)
@@ -513,6 +539,9 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
             f.rewind_log(int(numbers[2]))
         state = split(jax.tree.map(stack, *states))
     else:
+        if plans[0].kind == "light":
+            offset, elapsed = plans[0].iteration, float(light_seconds)
+            files[0].rewind_log(offset)
         if plans[0].kind == "image":
             offset = plans[0].iteration
             seconds = float(files[0].read_sidecar().get("seconds", 0.0)) if hosts.is_writer() else 0.0
@@ -533,7 +562,8 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
     if progress and not batched and c0.iterations > start:
         reporter = Reporter(Path(c0.output).name, start, c0.iterations, c0.print_every,
                             (c0.content_weight, c0.style_weight, c0.tv_weight))
-        for line in header(c0, problems[0], inputs[0].content_shape, start, checkpoint_bytes(template), mem):
+        for line in header(c0, problems[0], inputs[0].content_shape, start,
+                           checkpoint_bytes(template, c0.light_checkpoint), mem):
             reporter.say(line)
         on_step = reporter.on_step
 
@@ -549,12 +579,12 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
                 return
             if c.keep_checkpoint:
                 f.save_checkpoint(st, config_hash=h, solver=c.optimizer, iteration=iteration, offset=offset,
-                                  target=c.iterations, seconds=seconds)
+                                  target=c.iterations, seconds=seconds, light=c.light_checkpoint)
             else:
                 f.remove_checkpoint()
         return finish
 
-    members = [Member(f, h, c.optimizer, c.iterations, p.to_rgb, finisher(c, p, f, h))
+    members = [Member(f, h, c.optimizer, c.iterations, p.to_rgb, finisher(c, p, f, h), c.light_checkpoint)
                for f, h, c, p in zip(files, hashes, cfgs, problems)]
     save_at = save_at or (lambda it: bool(c0.save_every) and it % c0.save_every == 0)
     try:

@@ -240,3 +240,33 @@ def test_two_processes_split_one_image_and_continue_from_process_0s_checkpoint(t
         assert np.abs(two - image.load_image(tmp_path / "one.png")).max() <= 1 / 255 + 1e-6
     log = [json.loads(line)["iteration"] for line in (tmp_path / "two.losses.jsonl").read_text().splitlines()]
     assert log == list(range(10))  # the continuation appended to process 0's log, no gap, no repeat
+
+
+def test_light_checkpoints_hold_the_image_and_a_run_continues_from_it(tmp_path):
+    from nst_jax import transfer
+    cfg = small_cfg(tmp_path / "o.png", iterations=6, light_checkpoint=True, keep_checkpoint=True, checkpoint_every=3)
+    first = transfer.run(cfg, progress=False)
+    with np.load(tmp_path / "o.ckpt.npz") as data:
+        leaves = [k for k in data.files if k.startswith("leaf")]
+        assert leaves == ["leaf000"] and data["leaf000"].shape == (1,) + first.image.shape
+        np.testing.assert_allclose(data["leaf000"][0], first.image, atol=1e-6)
+    said = []
+    more = transfer.run(small_cfg(tmp_path / "o.png", iterations=9, light_checkpoint=True, keep_checkpoint=True,
+                                  checkpoint_every=3), progress=False, say=said.append)
+    assert more.iteration == 9 and more.loss < first.loss
+    log = [json.loads(line)["iteration"] for line in (tmp_path / "o.losses.jsonl").read_text().splitlines()]
+    assert log == list(range(10))
+
+
+def test_checkpoints_that_would_not_fit_on_disk_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    import shutil
+    from collections import namedtuple
+    from nst_jax.run import main
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 ** 9, 10 ** 9 - 10 ** 6, 10 ** 6))
+    line = one_error_line(main, [CONTENT, STYLE, *SMALL_FLAGS, "-o", tmp_path / "o.png"], capsys)
+    assert "checkpoints need" in line and "1.0 MB free" in line and "--light-checkpoint" in line
+    assert list(tmp_path.iterdir()) == []
+    code, _, _ = call_main(main, [CONTENT, STYLE, *SMALL_FLAGS, "--iterations", "2", "--light-checkpoint",
+                                  "-o", tmp_path / "o.png"], capsys)
+    assert code == 0
