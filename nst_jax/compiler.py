@@ -38,9 +38,11 @@ def compiler_options(backend: str | None = None) -> dict[str, Any] | None:
     return dict(CPU_OPTIONS)
 
 
-def jit(fun: Callable, **kwargs) -> Callable:
-    """`jax.jit(fun, **kwargs)` with `compiler_options()` for the default backend."""
-    options = compiler_options()
+def jit(fun: Callable, xla_defaults: bool = False, **kwargs) -> Callable:
+    """`jax.jit(fun, **kwargs)` with `compiler_options()` for the default backend; `xla_defaults`: with
+    XLA's own options — for bfloat16 programs, whose matrix products need YNNPACK's fast path (the
+    option that gives float32 convolutions theirs turns it off for products too)."""
+    options = None if xla_defaults else compiler_options()
     if options:
         kwargs.setdefault("compiler_options", options)
     return jax.jit(fun, **kwargs)

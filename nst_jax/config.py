@@ -29,6 +29,7 @@ SAMPLE_STYLE = str(SAMPLES / "ihc.png")
 INITS = ("noise", "white", "black", "mean", "content", "style", "average")
 ORIGINAL_COLORS = ("none", "luminance", "histogram")
 MAX_SIZE = 8192
+PRECISIONS = ("float32", "bfloat16")
 
 # Defaults calibrated on the embedded (Caffe) weights: see README "Weights".
 PRESETS: dict[str, dict[str, Any]] = {
@@ -133,6 +134,9 @@ class Config:
     optimizer: str = option("lbfgs", "solver", kind="str", choices=lambda: solvers.NAMES)
     lr: float | None = option(None, "step size", kind="float", default_text=None)
     history: int = option(100, "L-BFGS history size", kind="int")
+    precision: str = option("float32", "the network's arithmetic: 'bfloat16' stores activations and kernels in "
+                            "bfloat16 and accumulates every convolution in float32; the statistics, losses, image, "
+                            "gradient and solver state stay float32", kind="str", choices=lambda: PRECISIONS)
     memory: str = option("auto", "how the run fits in memory: 'plain'; 'remat' recomputes each VGG19 block in "
                          "the backward pass (about a third less memory for the activations, about a third more "
                          "time, the same numbers); 'remat-bf16' also stores the L-BFGS history in bfloat16 "

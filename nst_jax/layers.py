@@ -18,8 +18,31 @@ from jax import lax
 
 
 def _conv(x, kernel, precision=None):
-    return lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)),
-                                    dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision)
+    """3×3 'same' convolution; bfloat16 operands accumulate and return in float32."""
+    wide = jnp.float32 if x.dtype == jnp.bfloat16 else None
+    return lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                    precision=precision, preferred_element_type=wide)
+
+
+def im2col_conv(x, kernel):
+    """The same convolution as one matrix product: the nine shifted copies of x side by side
+    (B, H, W, 9·C) times the kernel as a (9·C, O) matrix, accumulated in float32 — the form whose
+    bfloat16 products reach the CPU's bfloat16 units (XLA-CPU's bfloat16 convolutions do not)."""
+    b, h, w, c = x.shape
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    cols = jnp.concatenate([xp[:, i:i + h, j:j + w] for i in range(3) for j in range(3)], axis=-1)
+    return lax.dot_general(cols, kernel.reshape(9 * c, -1), (((3,), (0,)), ((), ())),
+                           preferred_element_type=jnp.float32)
+
+
+# How a bfloat16 convolution is computed ('conv': XLA's convolution, 'im2col': `im2col_conv`); see
+# bench/precision_layers.py for the measurements per layer shape.
+BF16_FORM = "conv"
+
+
+def _bf16_conv(x, kernel):
+    x, kernel = x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16)
+    return im2col_conv(x, kernel) if BF16_FORM == "im2col" else _conv(x, kernel)
 
 
 def backward_kernel(kernel: jnp.ndarray) -> jnp.ndarray:
@@ -95,6 +118,8 @@ def conv3x3(x, kernel, kernel_bwd, u=None, u_bwd=None, precision=None):
     maps small enough (`use_winograd`) are convolved in Winograd's form, both ways. The kernel's
     cotangent is exact (and pruned by XLA when, as in style transfer, only the image's gradient is
     used); the derived kernels' cotangents are zero."""
+    if x.dtype == jnp.bfloat16:  # the bfloat16 policy: float32 out, the caller stores it narrowed
+        return _bf16_conv(x, kernel)
     if use_winograd(x.shape, u):
         return winograd_conv(x, u, precision)
     return _conv(x, kernel, precision)
@@ -118,7 +143,9 @@ def _col2im_input_grad(g, kernel, precision=None):
 
 def _conv3x3_bwd(precision, res, g):
     x, kernel, kernel_bwd, u, u_bwd = res
-    if kernel.shape[2] <= 4:
+    if x.dtype == jnp.bfloat16:
+        gx = _bf16_conv(g, kernel_bwd).astype(x.dtype)
+    elif kernel.shape[2] <= 4:
         gx = _col2im_input_grad(g, kernel, precision)
     elif use_winograd(g.shape, u_bwd):
         gx = winograd_conv(g, u_bwd, precision)
@@ -178,18 +205,23 @@ def avg_pool2(x):
     return _windows(x).mean(axis=(2, 4))
 
 
-def prepare_params(params: Mapping[str, Any], winograd: bool | None = None) -> dict[str, Any]:
+def prepare_params(params: Mapping[str, Any], winograd: bool | None = None, dtype=jnp.float32) -> dict[str, Any]:
     """params (numpy or JAX arrays) as JAX arrays with each conv's derived kernels precomputed, once per run instead of once per gradient:
     `kernel_bwd`, and where Winograd's form can pay (≥ WINOGRAD_MIN_CHANNELS input channels;
     `winograd` default: on the CPU backend only — GPUs' convolution libraries choose their own
-    algorithms) `kernel_wino` and `kernel_wino_bwd`."""
+    algorithms) `kernel_wino` and `kernel_wino_bwd`. dtype bfloat16: the kernels stored in bfloat16
+    (biases stay float32) and no Winograd kernels (the bfloat16 path does not use them)."""
+    dtype = jnp.dtype(dtype)
     if winograd is None:
         winograd = jax.default_backend() == "cpu"
+    winograd = winograd and dtype == jnp.float32
     out = {}
     for name, p in params.items():
         q = {key: jnp.asarray(v) for key, v in p.items()}
         kernel = q["kernel"]
         q["kernel_bwd"] = backward_kernel(kernel)
+        if dtype != jnp.float32:
+            q["kernel"], q["kernel_bwd"] = q["kernel"].astype(dtype), q["kernel_bwd"].astype(dtype)
         if winograd and kernel.shape[2] >= WINOGRAD_MIN_CHANNELS:
             q["kernel_wino"] = winograd_kernel(kernel)
             q["kernel_wino_bwd"] = winograd_kernel(q["kernel_bwd"])

@@ -83,6 +83,7 @@ class ObjectiveSpec(NamedTuple):
     preprocessing: Preprocessing
     statistic: str = "gram"
     remat: bool = False          # rematerialise VGG19's blocks in the backward pass (see vgg.features)
+    precision: str = "float32"   # the network's activations: float32, or bfloat16 (statistics stay float32)
 
 
 class LossWeights(NamedTuple):
@@ -126,7 +127,7 @@ def features(params, x, spec: ObjectiveSpec, layers: Sequence[str]):
     if x.shape[-1] == 1:
         x = jnp.repeat(x, 3, axis=-1)
     return vgg.features(params, preprocess(x, spec.preprocessing), tuple(layers), spec.pooling,
-                        remat=spec.remat)
+                        remat=spec.remat, dtype=jnp.dtype(spec.precision))
 
 
 def _positions(f):
@@ -155,6 +156,7 @@ def compute_targets(params, spec: ObjectiveSpec, content: jnp.ndarray, styles: S
     key = jax.random.PRNGKey(0) if key is None else key
     stat = statistics.get(spec.statistic)
     c_feats = features(params, content, spec, spec.content_layers) if spec.content_layers else {}
+    c_feats = {k: v.astype(jnp.float32) for k, v in c_feats.items()}
     if content_masks is not None:
         blend = [1.0] * len(styles)
     else:

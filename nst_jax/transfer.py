@@ -187,14 +187,14 @@ def build_problem(cfg: Config, weights: vgg_weights.Weights, inputs: Inputs) -> 
 
 def objective_spec(cfg: Config, weights: vgg_weights.Weights) -> losses.ObjectiveSpec:
     return losses.ObjectiveSpec(cfg.content_layers, cfg.style_layers, tuple(cfg.layer_weights), cfg.pooling,
-                                weights.preprocessing, cfg.style_statistic, memory.remat(cfg.memory))
+                                weights.preprocessing, cfg.style_statistic, memory.remat(cfg.memory), cfg.precision)
 
 
 def run_params(cfg: Config, weights: vgg_weights.Weights):
     """The network's parameters a run uses, with their derived kernels (no Winograd kernels for an image
     split across devices: see `sharding`)."""
     return layers.prepare_params(vgg.params_upto(weights.params, cfg.content_layers + cfg.style_layers),
-                                 winograd=False if cfg.devices > 1 else None)
+                                 winograd=False if cfg.devices > 1 else None, dtype=jnp.dtype(cfg.precision))
 
 
 def xla_memory(cfg: Config, loaded_weights: vgg_weights.Weights | None = None) -> dict[str, int]:
@@ -271,7 +271,9 @@ def compiled_solver(spec: losses.ObjectiveSpec, optimizer: str, lr: float | None
         traces[0] += 1  # runs only while tracing
         return step(state, aux)
 
-    return Compiled(solver, compiler.jit(init), compiler.jit(counted_step, donate_argnums=0), traces)
+    bf16 = spec.precision == "bfloat16"
+    return Compiled(solver, compiler.jit(init, xla_defaults=bf16),
+                    compiler.jit(counted_step, xla_defaults=bf16, donate_argnums=0), traces)
 
 
 def history_dtype(cfg: Config) -> str:
@@ -430,7 +432,7 @@ def header(cfg: Config, problem: Problem, inputs_shape: tuple[int, int], start: 
     begin = f"from iteration {start} to {cfg.iterations}" if start else f"{cfg.iterations} iterations"
     return [f"nst_jax: {Path(cfg.content).name} → {cfg.output}, {w}×{h} px{up}; style {styles}",
             f"  layers: content {','.join(cfg.content_layers) or '—'}, style {','.join(cfg.style_layers) or '—'}; "
-            f"statistic {cfg.style_statistic}; weights content {cfg.content_weight:g}, style {cfg.style_weight:g}, "
+            f"{cfg.precision}; statistic {cfg.style_statistic}; weights content {cfg.content_weight:g}, style {cfg.style_weight:g}, "
             f"tv {cfg.tv_weight:g}",
             f"  {cfg.optimizer} (lr {cfg.lr_or_default:g}{f', history {cfg.history}' if cfg.optimizer != 'adam' else ''}),"
             f" init {Path(cfg.init).name}, {begin}; device {jax.devices()[0].platform} ({jax.devices()[0]}"

@@ -123,6 +123,7 @@ class VGG19(nn.Module):
     widths: tuple[int, ...] = WIDTHS
     pooling: str = "max"
     precision: Any = None
+    dtype: Any = jnp.float32     # activations' storage (bfloat16: convolutions accumulate in float32)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, layers: Sequence[str], start: int = 0) -> dict[str, jnp.ndarray]:
@@ -144,7 +145,7 @@ class VGG19(nn.Module):
             if idx < start:
                 continue
             if kind == "conv":
-                x = Conv3x3(self.widths[conv_i], self.precision, name=name)(x)
+                x = Conv3x3(self.widths[conv_i], self.precision, name=name)(x).astype(self.dtype)
                 conv_i += 1
             elif kind == "relu":
                 x = nn.relu(x)
@@ -163,15 +164,18 @@ def params_upto(params: Mapping[str, Any], layers: Iterable[str]) -> dict[str, A
 
 
 def features(params: Mapping[str, Any], x: jnp.ndarray, layers: Sequence[str], pooling: str = "max",
-             precision: Any = None, remat: bool = False) -> dict[str, jnp.ndarray]:
+             precision: Any = None, remat: bool = False, dtype: Any = jnp.float32) -> dict[str, jnp.ndarray]:
     """Pure function form: activations of `layers` for preprocessed images x (B, H, W, 3).
 
     remat: rematerialise each block in the backward pass — the gradient keeps only every block's
     input and the activations asked for, and recomputes the rest of a block when its turn comes
-    (one more forward pass of work for about half the activation memory; the same numbers)."""
+    (one more forward pass of work for about half the activation memory; the same numbers).
+    dtype bfloat16: the mixed-precision policy — x and every activation stored in bfloat16, each
+    convolution accumulating in float32 (see `layers.conv3x3`)."""
     widths = tuple(int(params[name]["kernel"].shape[-1]) for name in CONV_NAMES if name in params)
     widths = widths + WIDTHS[len(widths):]
-    model = VGG19(widths=widths, pooling=pooling, precision=precision)
+    model = VGG19(widths=widths, pooling=pooling, precision=precision, dtype=dtype)
+    x = x.astype(dtype)
     if not remat:
         return model.apply({"params": params}, x, tuple(layers))
     wanted = {name: resolve(name) for name in layers}
