@@ -198,7 +198,8 @@ def refusal(p: Plan, what: str, hints: list[str]) -> NSTError:
 
 def available_bytes(platform: str | None = None) -> float:
     """Memory a run can use on one device: the accelerator's limit less what is in use, or on CPU the
-    RAM the system has available."""
+    RAM the system has available plus what this process already holds (the plan counts the process
+    itself, `PROCESS_BYTES`)."""
     import jax
     device = jax.devices()[0]
     if device.platform != "cpu":
@@ -209,10 +210,19 @@ def available_bytes(platform: str | None = None) -> float:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return float(line.split()[1]) * 1024
+                    return float(line.split()[1]) * 1024 + _resident_bytes()
     except OSError:
         pass
     return math.inf
+
+
+def _resident_bytes() -> float:
+    try:
+        import os
+        with open("/proc/self/statm") as f:
+            return float(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def present(count: int) -> Devices:

@@ -340,6 +340,12 @@ def plan_memory(cfg: Config, runs: int = 1, devices: memory.Devices | None = Non
     way of fitting --memory asked for (with 'auto', the first that fits) and the devices the image is
     split across. `devices`: plan for devices that are not here (--plan 8x80GB)."""
     height, width = image.fit_size(image.image_size(cfg.content), cfg.size)
+    layers_used = cfg.content_layers + cfg.style_layers
+    if min(height, width) < vgg.min_input_side(layers_used):
+        deepest = max(layers_used, key=vgg.depth_index)
+        raise NSTError(f"content image {cfg.content}: {width}×{height} px at --size {cfg.size} is too small for layer "
+                       f"{deepest} (needs at least {vgg.min_input_side(layers_used)} px per side); raise --size or "
+                       f"use shallower layers")
     if devices is None:
         n = sharding.device_count(cfg.devices, height, lambda k: sizes_that_divide(cfg, k))
         devices = memory.present(n)

@@ -88,6 +88,7 @@ CASES = [
     (RUN, [C, S, "--memory", "tiles"], ["--memory", "auto, plain, remat, remat-bf16"]),
     (RUN, [C, S, "--memory", "remat-bf16", "--optimizer", "adam"], ["remat-bf16", "adam", "--memory remat"]),
     (RUN, [C, S, "--plan", "lots"], ["--plan 'lots'", "8x80GB"]),
+    (RUN, [C, S, "--size", "16", "--plan"], ["too small", "relu5_1"]),
     (RUN, [C, S, "--scales", "0,64"], ["--scales", "positive"]),
     (RUN, [C, S, "--scales", "64,128", "--scale-iterations", "5"], ["--scale-iterations has 1 values for 2"]),
     (RUN, [C, S, "--scales", "64", "--scale-iterations", "-1"], ["--scale-iterations", "≥ 0"]),
