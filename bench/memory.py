@@ -61,8 +61,8 @@ def largest(way: str) -> int:
     from nst_jax import image, memory, transfer
     cfg = Config(content=CONTENT, styles=(STYLE,), memory=way)
     _, p = transfer.plan_memory(cfg)
-    at = lambda h, w: memory.plan("lbfgs", 100, cfg.content_layers, cfg.style_layers, h, w, p.devices, way)
-    return memory.largest_size(at, functools.partial(image.fit_size, image.image_size(CONTENT)))
+    return memory.largest_size(functools.partial(transfer.plan_at, cfg, p.devices, way),
+                               functools.partial(image.fit_size, image.image_size(CONTENT)))
 
 
 def main(argv=None) -> int:

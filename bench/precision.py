@@ -13,7 +13,6 @@ Writes bench/results/precision-<device>-<date>.md (and .json; images under docs/
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys

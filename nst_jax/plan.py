@@ -8,7 +8,6 @@ all of them. DEVICES ('8x80GB') plans for accelerators that are not here.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import sys
 
@@ -19,16 +18,12 @@ from nst_jax.progress import human_bytes
 
 
 
-def _ways(cfg: Config) -> tuple[str, ...]:
-    return memory.WAYS if cfg.optimizer == "lbfgs" else ("plain", "remat")
-
-
 def report(cfg: Config, target: str | None = None, xla: bool = True) -> str:
     """The plan of one run (one scale) as text; `target`: plan for these devices instead ('8x80GB')."""
     devices = memory.parse_devices(target) if target else None
     resolved, chosen = transfer.plan_memory(cfg, devices=devices)
     devs = chosen.devices
-    plans = {way: transfer.plan_memory(dataclasses.replace(cfg, memory=way), devices=devs)[1] for way in _ways(cfg)}
+    plans = {way: transfer.plan_at(cfg, devs, way, chosen.height, chosen.width) for way in transfer.ways_to_fit(cfg)}
     width = 40
     row = lambda label, cells: f"  {label:<{width}}" + "".join(f"{c:>13}" for c in cells)
     lines = [f"memory plan: {cfg.content} at {chosen.width}×{chosen.height} px, {cfg.optimizer}"
@@ -42,7 +37,8 @@ def report(cfg: Config, target: str | None = None, xla: bool = True) -> str:
         lines.append(row("process (JAX, XLA, runtime)", [human_bytes(p.process) for p in plans.values()]))
     lines.append(row("needed" + (" in all" if devs.shared and devs.count > 1 else ""),
                      [human_bytes(p.needed) for p in plans.values()]))
-    lines.append(row("fits " + human_bytes(chosen.available), ["yes" if p.fits else "no" for p in plans.values()]))
+    lines.append(row(f"fits {human_bytes(chosen.available)} (+{round(100 * (memory.MARGIN - 1))} % margin)",
+                     ["yes" if p.fits else "no" for p in plans.values()]))
     lines.append(f"  --memory {cfg.memory} → {resolved.memory if chosen.fits else 'nothing fits'}; checkpoint file "
                  f"{human_bytes(chosen.checkpoint)}{' (light: the image only)' if cfg.light_checkpoint else ''}"
                  + (f" every {cfg.checkpoint_every} iterations" if cfg.checkpoint_every else " (none written)"))
@@ -54,18 +50,14 @@ def report(cfg: Config, target: str | None = None, xla: bool = True) -> str:
                      f"{human_bytes(fig['temporaries'])} (the plan's activations: {human_bytes(model)}), "
                      f"arguments {human_bytes(fig['arguments'])}, outputs {human_bytes(fig['outputs'])}")
     shape_at = functools.partial(image.fit_size, image.image_size(cfg.content))
-    channels = 1 if cfg.original_colors == "luminance" else 3
     counts = sorted({1, devs.count})
     lines.append("largest --size that fits (longest side, this image's aspect):")
-    lines.append(row("", _ways(cfg)))
+    lines.append(row("", transfer.ways_to_fit(cfg)))
     for count in counts:
         at_count = devs._replace(count=count)
         sizes = []
-        for way in _ways(cfg):
-            at = lambda h, w, way=way, d=at_count: memory.plan(
-                cfg.optimizer, cfg.history, cfg.content_layers, cfg.style_layers, h, w, d, way, channels, 1,
-                len(cfg.styles))
-            side = memory.largest_size(at, shape_at, high=8 * 65536)
+        for way in transfer.ways_to_fit(cfg):
+            side = memory.largest_size(functools.partial(transfer.plan_at, cfg, at_count, way), shape_at, high=8 * 65536)
             sizes.append(str(side) if side else "none")
         label = f"{count} device{'s' if count > 1 else ''}" + (" (height must divide)" if count > 1 else "")
         lines.append(row(label, sizes))

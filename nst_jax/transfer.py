@@ -349,39 +349,42 @@ def plan_memory(cfg: Config, runs: int = 1, devices: memory.Devices | None = Non
     if devices is None:
         n = sharding.device_count(cfg.devices, height, lambda k: sizes_that_divide(cfg, k))
         devices = memory.present(n)
-    channels = 1 if cfg.original_colors == "luminance" else 3
-    ways = memory.WAYS if cfg.optimizer == "lbfgs" else ("plain", "remat")
-
-    def plan_for(way, h=height, w=width):
-        return memory.plan(cfg.optimizer, cfg.history, cfg.content_layers, cfg.style_layers, h, w, devices,
-                           way, channels, runs, len(cfg.styles), cfg.light_checkpoint)
-    if cfg.memory == "auto":
-        p = next((plan_for(way) for way in ways if plan_for(way).fits), plan_for(ways[-1]))
-    else:
-        p = plan_for(cfg.memory)
+    plans = [plan_at(cfg, devices, way, height, width, runs) for way in
+             (ways_to_fit(cfg) if cfg.memory == "auto" else (cfg.memory,))]
+    p = next((q for q in plans if q.fits), plans[-1])
     return dataclasses.replace(cfg, memory=p.way, devices=devices.count), p
+
+
+def ways_to_fit(cfg: Config) -> tuple[str, ...]:
+    """The --memory ways open to this run, in the order 'auto' tries them."""
+    return memory.WAYS if cfg.optimizer == "lbfgs" else ("plain", "remat")
+
+
+def plan_at(cfg: Config, devices: memory.Devices, way: str, height: int, width: int, runs: int = 1,
+            history: int | None = None) -> memory.Plan:
+    """`memory.plan` for this run's settings at another size, way or history."""
+    return memory.plan(cfg.optimizer, cfg.history if history is None else history, cfg.content_layers,
+                       cfg.style_layers, height, width, devices, way, 1 if cfg.original_colors == "luminance" else 3,
+                       runs, len(cfg.styles), cfg.light_checkpoint)
 
 
 def fitting_hints(cfg: Config, p: memory.Plan, runs: int = 1) -> list[str]:
     """What would fit instead: each way's largest size, a shorter history, more devices."""
     hints = []
     height, width = p.height, p.width
-    ways = memory.WAYS if cfg.optimizer == "lbfgs" else ("plain", "remat")
-    channels = 1 if cfg.original_colors == "luminance" else 3
-    for way in ways:
-        at = lambda h, w, way=way: memory.plan(cfg.optimizer, cfg.history, cfg.content_layers, cfg.style_layers,
-                                              h, w, p.devices, way, channels, runs, len(cfg.styles))
+    shape_at = functools.partial(image.fit_size, image.image_size(cfg.content))
+    for way in ways_to_fit(cfg):
+        at = functools.partial(plan_at, cfg, p.devices, way, runs=runs)
         if at(height, width).fits:
             hints.append(f"--memory {way} would fit")
             continue
-        side = memory.largest_size(at, functools.partial(image.fit_size, image.image_size(cfg.content)))
+        side = memory.largest_size(at, shape_at)
         if side:
             hints.append(f"--memory {way} fits up to --size {side}")
     if cfg.optimizer == "lbfgs":
         for m in (50, 20, 10, 5):
             if m < cfg.history:
-                q = memory.plan(cfg.optimizer, m, cfg.content_layers, cfg.style_layers, height, width, p.devices,
-                                "remat-bf16", channels, runs, len(cfg.styles))
+                q = plan_at(cfg, p.devices, "remat-bf16", height, width, runs, history=m)
                 if q.fits:
                     hints.append(f"--memory remat-bf16 --history {m} would fit at this size")
                     break

@@ -87,7 +87,7 @@ def test_auto_chooses_rematerialisation_when_plain_does_not_fit(tmp_path, monkey
     cfg = small_cfg(tmp_path / "auto.png")
     ways = {w: transfer.plan_memory(small_cfg(tmp_path / "x.png", memory=w))[1].needed for w in ("plain", "remat")}
     assert ways["remat"] < ways["plain"]
-    monkeypatch.setattr(memory, "available_bytes", lambda platform=None: (ways["plain"] + ways["remat"]) / 2)
+    monkeypatch.setattr(memory, "available_bytes", lambda platform=None: ways["remat"] * memory.MARGIN + 1)
     auto = transfer.run(cfg, progress=False)
     record = json.loads((tmp_path / "auto.json").read_text())
     assert record["config"]["memory"] == "remat" and record["memory_plan"]["way"] == "remat"
@@ -145,7 +145,7 @@ def test_plan_prints_the_parts_xla_and_the_largest_sizes(tmp_path, capsys):
     assert re.search(r"1 device\s+\d+\s+\d+\s+\d+", out)
     code, out, _ = call_main(main, [CONTENT, STYLE, "--size", "8192", "--plan", "8x80GB"], capsys)
     assert code == 0 and "8 × GPU with 80.0 GB each" in out and "XLA" not in out
-    assert re.search(r"fits 80.0 GB\s+yes", out)
+    assert re.search(r"fits 80.0 GB \(\+8 % margin\)\s+yes", out)
 
 
 SPLIT_SCRIPT = r"""
