@@ -48,6 +48,12 @@ def to_host(a) -> np.ndarray:
     return np.asarray(a)
 
 
+def from_writer(read, placeholder: Any) -> Any:
+    """What `read()` gives on process 0 (which reads the run's files), on every process; the others pass
+    `placeholder`, a tree of the same shapes."""
+    return agree(read() if is_writer() else placeholder)
+
+
 def agree(tree: Any) -> Any:
     """Process 0's value of a pytree of arrays, on every process (itself when there is one process).
     Every process passes a tree of the same shapes."""

@@ -396,11 +396,16 @@ def fitting_hints(cfg: Config, p: memory.Plan, runs: int = 1) -> list[str]:
 
 
 def check_memory(cfg: Config, what: str, runs: int = 1) -> tuple[Config, memory.Plan]:
-    """`plan_memory`, refusing with one line (`memory.refusal`) a run that fits no way."""
+    """`plan_memory`, refusing a run that fits no way (`require_fit`)."""
     resolved, p = plan_memory(cfg, runs)
+    require_fit(cfg, p, what, runs)
+    return resolved, p
+
+
+def require_fit(cfg: Config, p: memory.Plan, what: str, runs: int = 1) -> None:
+    """NSTError with one line (`memory.refusal`, with `fitting_hints`) unless the plan fits."""
     if not p.fits:
         raise memory.refusal(p, what, fitting_hints(cfg, p, runs))
-    return resolved, p
 
 
 def checkpoint_bytes(template, light: bool = False) -> int:
@@ -496,22 +501,21 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
         if not hosts.is_writer():
             return [RunResult(np.zeros((1, 1, 3), np.float32), plans[0].iteration, math.nan, {}, 0.0, 0, 0, {}, None, note)]
         return [_result_from_files(files[0], note)]
-    if not mem.fits:
-        raise memory.refusal(mem, str(c0.output), fitting_hints(c0, mem, n))
+    require_fit(c0, mem, str(c0.output), n)
     check_disk(c0, mem, n)
     inputs = [load_inputs(c) for c in cfgs]
     if plans[0].kind == "image":  # continue from the result image with a fresh solver state
-        img = (image.resize(image.load_image(files[0].image), inputs[0].content.shape[:2]) if hosts.is_writer()
-               else np.zeros(inputs[0].content.shape[:2] + (3,), np.float32))
-        img = hosts.agree(img)
+        img = hosts.from_writer(lambda: image.resize(image.load_image(files[0].image), inputs[0].content.shape[:2]),
+                                np.zeros(inputs[0].content.shape[:2] + (3,), np.float32))
         inputs = [inputs[0]._replace(init_image=img)]
         cfgs = [dataclasses.replace(c0, init=str(files[0].image))]
     problems = [build_problem(c, w, i) for c, i in zip(cfgs, inputs)]
     if plans[0].kind == "light":  # continue from the checkpoint's image with a fresh solver state
         shape = (1,) + problems[0].x0.shape
-        x, meta = (files[0].load_light_checkpoint(shape, c0.result_hash()) if hosts.is_writer()
-                   else (np.zeros(shape, np.float32), {"seconds": 0.0}))
-        x, light_seconds = hosts.agree((x, np.float64(meta["seconds"])))
+        def read_light():
+            x, meta = files[0].load_light_checkpoint(shape, c0.result_hash())
+            return x, np.float64(meta["seconds"])
+        x, light_seconds = hosts.from_writer(read_light, (np.zeros(shape, np.float32), np.float64(0.0)))
         problems[0] = problems[0]._replace(x0=np.asarray(x)[0])
     cfgs = [c0] if plans[0].kind == "image" else cfgs
     batched = n > 1
@@ -538,12 +542,11 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
     if plans[0].kind == "checkpoint":
         states = []
         for f, h in zip(files, hashes):
-            if hosts.is_writer():
+            def read_checkpoint(f=f, h=h):
                 st, meta = f.load_checkpoint(template, h)
-            else:  # process 0's checkpoint, below
-                st, meta = jax.tree.map(lambda t: np.zeros(t.shape, t.dtype), template), {"iteration": 0}
-            st, numbers = hosts.agree((st, np.array([meta.get("offset", 0), meta.get("seconds", 0.0),
-                                                     meta["iteration"]], np.float64)))
+                return st, np.array([meta.get("offset", 0), meta.get("seconds", 0.0), meta["iteration"]], np.float64)
+            st, numbers = hosts.from_writer(read_checkpoint, (jax.tree.map(lambda t: np.zeros(t.shape, t.dtype),
+                                                                           template), np.zeros(3, np.float64)))
             states.append(st)
             offset = int(numbers[0])
             elapsed = max(elapsed, float(numbers[1]))
@@ -555,8 +558,8 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
             files[0].rewind_log(offset)
         if plans[0].kind == "image":
             offset = plans[0].iteration
-            seconds = float(files[0].read_sidecar().get("seconds", 0.0)) if hosts.is_writer() else 0.0
-            elapsed = float(hosts.agree(np.float64(seconds)))
+            elapsed = float(hosts.from_writer(lambda: np.float64(files[0].read_sidecar().get("seconds", 0.0)),
+                                              np.float64(0.0)))
             files[0].rewind_log(offset)
         x0 = split(stack(*[jnp.asarray(p.x0[None]) for p in problems]))
         state = compiled.init(x0, aux_at(0))
