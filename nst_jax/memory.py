@@ -12,8 +12,8 @@ weights and targets are replicated. `plan` adds these up for one way of fitting:
 | `remat`      | each block's input and the layers asked for; the rest recomputed (≈ 1.1 ×) | float32 | identical |
 | `remat-bf16` | as `remat`                                     | bfloat16 (arithmetic in float32) | slightly different path |
 
-`choose` picks the first way that fits (`--memory auto`); `check` refuses a run that fits no way with
-one line: what it needs, what the device has, and what would fit. The activation factors are XLA's own
+`transfer.plan_memory` takes the first way that fits (`--memory auto`); `refusal` words a run that fits no
+way in one line: what it needs, what the device has, and what would fit. The activation factors are XLA's own
 temp-buffer figure (`Compiled.memory_analysis()`) over the conv outputs, read at 128–1024 px on CPU
 (`python -m bench.memory` repeats the comparison against measured peaks).
 """
@@ -161,18 +161,6 @@ def plan(optimizer: str, history: int, content_layers, style_layers, height: int
         ckpt = image * FLOAT
     process = PROCESS_BYTES if devices.shared else 0.0
     return Plan(height, width, way, devices, tuple(parts), process, float(ckpt))
-
-
-def choose(plan_for, requested: str) -> Plan:
-    """The plan of the requested way, or with 'auto' the first way that fits (else the last tried).
-    `plan_for(way)` makes one plan."""
-    if requested != "auto":
-        return plan_for(requested)
-    for way in WAYS:
-        p = plan_for(way)
-        if p.fits:
-            return p
-    return p
 
 
 def largest_size(plan_at, shape_at, low: int = 16, high: int = 65536) -> int:
