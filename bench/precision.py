@@ -121,9 +121,10 @@ def layer_timing(size: int, repeats: int) -> list[dict]:
     return rows
 
 
-def quality(sizes, iterations: int, pairs, out: Path) -> list[dict]:
+def quality(sizes, iterations: int, pairs, out: Path, form: str = "conv") -> list[dict]:
     import jax
-    from nst_jax import image, losses, transfer
+    from nst_jax import image, layers, losses, transfer
+    layers.BF16_FORM = form
     rows = []
     out.mkdir(parents=True, exist_ok=True)
     for pair in pairs:
@@ -191,6 +192,8 @@ def main(argv=None) -> int:
     ap.add_argument("--layers", type=int, default=0, metavar="SIZE", help="also time each convolution at SIZE²")
     ap.add_argument("--quality", type=int, default=0, metavar="N", help="also run N iterations in both precisions")
     ap.add_argument("--quality-sizes", default="256")
+    ap.add_argument("--form", default="conv", choices=("conv", "im2col"),
+                    help="the bfloat16 convolution form of the quality runs (default: conv)")
     ap.add_argument("--pairs", default=",".join(PAIRS))
     ap.add_argument("--images", default=str(ROOT / "docs" / "precision"))
     args = ap.parse_args(argv)
@@ -200,13 +203,17 @@ def main(argv=None) -> int:
     result = {"device": jax.default_backend(), "date": time.strftime("%Y-%m-%d"),
               "command": "python -m bench.precision " + " ".join(argv if argv is not None else sys.argv[1:]),
               "cpu": ", ".join(sorted(hardware.bfloat16_flags())) or "no bfloat16 units"}
-    result["timing"] = timing(sizes, args.repeats, not args.no_torch)
+    result["timing"] = timing(sizes, args.repeats, not args.no_torch) if sizes else []
+    result["layers"] = result["quality"] = []
     if args.layers:
         result["layers"] = layer_timing(args.layers, args.repeats)
     if args.quality:
         result["quality"] = quality([int(s) for s in args.quality_sizes.split(",")], args.quality,
-                                    args.pairs.split(","), Path(args.images))
+                                    args.pairs.split(","), Path(args.images), args.form)
     stem = ROOT / "bench" / "results" / f"precision-{result['device']}-{result['date']}"
+    if stem.with_suffix(".json").exists():  # the same day's other parts are kept, each with its command
+        old = json.loads(stem.with_suffix(".json").read_text())
+        result = {**old, **{k: v for k, v in result.items() if v}, "command": old["command"] + "`; `" + result["command"]}
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
     stem.with_suffix(".md").write_text(markdown(result))
     print(markdown(result))

@@ -29,7 +29,7 @@ SAMPLE_STYLE = str(SAMPLES / "ihc.png")
 INITS = ("noise", "white", "black", "mean", "content", "style", "average")
 ORIGINAL_COLORS = ("none", "luminance", "histogram")
 MAX_SIZE = 8192
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 # Defaults calibrated on the embedded (Caffe) weights: see README "Weights".
 PRESETS: dict[str, dict[str, Any]] = {
@@ -134,9 +134,11 @@ class Config:
     optimizer: str = option("lbfgs", "solver", kind="str", choices=lambda: solvers.NAMES)
     lr: float | None = option(None, "step size", kind="float", default_text=None)
     history: int = option(100, "L-BFGS history size", kind="int")
-    precision: str = option("float32", "the network's arithmetic: 'bfloat16' stores activations and kernels in "
+    precision: str = option("auto", "the network's arithmetic: 'bfloat16' stores activations and kernels in "
                             "bfloat16 and accumulates every convolution in float32; the statistics, losses, image, "
-                            "gradient and solver state stay float32", kind="str", choices=lambda: PRECISIONS)
+                            "gradient and solver state stay float32; 'auto': bfloat16 only on hardware where it was "
+                            "measured faster with the same quality, else float32 (the header says which and why)",
+                            kind="str", choices=lambda: PRECISIONS)
     memory: str = option("auto", "how the run fits in memory: 'plain'; 'remat' recomputes each VGG19 block in "
                          "the backward pass (about a third less memory for the activations, about a third more "
                          "time, the same numbers); 'remat-bf16' also stores the L-BFGS history in bfloat16 "
@@ -179,6 +181,9 @@ class Config:
                 value = getattr(self, f.name)
                 if f.name in INPUT_FIELDS:
                     value = [file_digest(v) for v in value] if isinstance(value, tuple) else file_digest(value)
+                if f.name == "precision":  # 'auto' hashes as what it chooses on this machine
+                    from nst_jax.hardware import resolve_precision
+                    value = resolve_precision(value)
                 if f.name == "memory":  # rematerialising changes no number; the history's precision does
                     value = "bfloat16 history" if value == "remat-bf16" else "float32 history"
                 d[f.name] = value

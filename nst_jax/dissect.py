@@ -174,6 +174,15 @@ def zero_removed(params: dict, keep: dict) -> dict:
     return out
 
 
+def _seconds_per_iteration(output: str) -> float:
+    """Seconds per iteration after the first (which includes compiling), from the run's loss log."""
+    from nst_jax.runfiles import RunFiles
+    log = [r for r in RunFiles(output).read_log() if r["iteration"] >= 1]
+    if len(log) < 2:
+        return float("nan")
+    return (log[-1]["seconds"] - log[0]["seconds"]) / (log[-1]["iteration"] - log[0]["iteration"])
+
+
 def reduce_network(content: str, style: str, out: Path, size: int, iterations: int, criteria: Sequence[str],
                    fractions: Sequence[float], seed: int = 0, weights=None) -> list[dict]:
     """For each criterion and fraction: prune, run the transfer, measure the result with the full network."""
@@ -196,11 +205,12 @@ def reduce_network(content: str, style: str, out: Path, size: int, iterations: i
             pw = vgg_weights.Weights(prune(w.params, keep), w.preprocessing, dict(w.info))
             cfg = dataclasses.replace(base, output=str(out / "runs" / f"{criterion}_{int(frac * 100):02d}.png"))
             t = time.perf_counter()
-            res = transfer.run(cfg, progress=False, loaded_weights=pw)
+            # restart: the pruned weights are not in the settings hash, so an old result must not count as done
+            res = transfer.run(cfg, progress=False, restart=True, loaded_weights=pw)
             total, parts = measure(jnp.asarray(res.image[None]), full.aux(transfer.step_key(cfg, 0)))
             rows.append({"criterion": criterion, "fraction": frac,
                          "channels_kept": int(sum(len(v) for v in keep.values())),
-                         "seconds_per_iteration": res.seconds / max(res.iteration, 1),
+                         "seconds_per_iteration": _seconds_per_iteration(cfg.output),
                          "wall_seconds": time.perf_counter() - t,
                          "full_loss": float(total), "full_content": float(parts["content"]),
                          "full_style": float(parts["style"]), "image": cfg.output})

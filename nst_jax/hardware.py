@@ -2,6 +2,8 @@
 
 `amx_bf16` (Intel AMX tiles, Sapphire Rapids and later) and `avx512_bf16` (AVX-512 BF16 dot products,
 Cooper Lake, Zen 4 and later) are the instruction sets XLA-CPU's bfloat16 matrix products can use.
+`--precision auto` (the default) takes bfloat16 only where it has been measured faster with the
+quality kept (`MEASURED`), float32 elsewhere, and the run's header says which and why.
 """
 
 from __future__ import annotations
@@ -28,3 +30,40 @@ def cpu_flags(cpuinfo: str | None = None) -> set[str]:
 def bfloat16_flags(cpuinfo: str | None = None) -> set[str]:
     """The bfloat16 instruction sets among the CPU's flags."""
     return cpu_flags(cpuinfo) & set(BF16_FLAGS)
+
+
+# bfloat16 against float32 where it has been measured (`python -m bench.precision`, value+grad of the
+# default objective): (platform, bfloat16 unit) -> (bfloat16 is faster with the quality kept, where measured)
+MEASURED: dict[tuple[str, str | None], tuple[bool, str]] = {
+    ("cpu", "avx512_bf16"): (False, "bfloat16 measured slower than float32 on an AVX512-BF16 CPU without AMX "
+                                    "(0.80× at 256 px, 0.87× at 512 px: bench/results/precision-cpu-2026-11-29.md)"),
+}
+
+
+def bfloat16_unit(flags: set[str]) -> str | None:
+    """The CPU's best bfloat16 unit: AMX tiles, else AVX512-BF16, else none."""
+    return "amx_bf16" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else None
+
+
+def choose_precision(platform: str, flags: set[str] | None = None) -> tuple[str, str]:
+    """(precision, why) for `--precision auto`: bfloat16 only where it has been measured faster with the
+    quality kept; float32 everywhere else, saying why."""
+    unit = bfloat16_unit(bfloat16_flags() if flags is None else flags) if platform == "cpu" else None
+    if platform == "cpu" and unit is None:
+        return "float32", "this CPU has no bfloat16 units"
+    faster, source = MEASURED.get((platform, unit), (None, ""))
+    if faster is None:
+        where = f"{platform} with {unit}" if unit else platform
+        return "float32", (f"bfloat16 not measured on {where} yet: try --precision bfloat16 and compare "
+                           "with python -m bench.precision")
+    return ("bfloat16" if faster else "float32"), source
+
+
+def resolve_precision(precision: str, platform: str | None = None) -> str:
+    """'auto' resolved for this machine's default device; float32 and bfloat16 as they are."""
+    if precision != "auto":
+        return precision
+    if platform is None:
+        import jax
+        platform = jax.default_backend()
+    return choose_precision(platform)[0]

@@ -36,7 +36,7 @@ def im2col_conv(x, kernel):
 
 
 # How a bfloat16 convolution is computed ('conv': XLA's convolution, 'im2col': `im2col_conv`); see
-# bench/precision_layers.py for the measurements per layer shape.
+# `python -m bench.precision --layers 128` for the measurements per layer shape.
 BF16_FORM = "conv"
 
 

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nst_jax import compiler, hosts, image, layers, losses, memory, sharding, solvers, statistics, vgg
+from nst_jax import compiler, hardware, hosts, image, layers, losses, memory, sharding, solvers, statistics, vgg
 from nst_jax import weights as vgg_weights
 from nst_jax.config import INITS, Config, input_files
 from nst_jax.errors import NSTError
@@ -187,14 +187,16 @@ def build_problem(cfg: Config, weights: vgg_weights.Weights, inputs: Inputs) -> 
 
 def objective_spec(cfg: Config, weights: vgg_weights.Weights) -> losses.ObjectiveSpec:
     return losses.ObjectiveSpec(cfg.content_layers, cfg.style_layers, tuple(cfg.layer_weights), cfg.pooling,
-                                weights.preprocessing, cfg.style_statistic, memory.remat(cfg.memory), cfg.precision)
+                                weights.preprocessing, cfg.style_statistic, memory.remat(cfg.memory),
+                                hardware.resolve_precision(cfg.precision))
 
 
 def run_params(cfg: Config, weights: vgg_weights.Weights):
     """The network's parameters a run uses, with their derived kernels (no Winograd kernels for an image
     split across devices: see `sharding`)."""
     return layers.prepare_params(vgg.params_upto(weights.params, cfg.content_layers + cfg.style_layers),
-                                 winograd=False if cfg.devices > 1 else None, dtype=jnp.dtype(cfg.precision))
+                                 winograd=False if cfg.devices > 1 else None,
+                                 dtype=jnp.dtype(hardware.resolve_precision(cfg.precision)))
 
 
 def xla_memory(cfg: Config, loaded_weights: vgg_weights.Weights | None = None) -> dict[str, int]:
@@ -352,7 +354,8 @@ def plan_memory(cfg: Config, runs: int = 1, devices: memory.Devices | None = Non
     plans = [plan_at(cfg, devices, way, height, width, runs) for way in
              (ways_to_fit(cfg) if cfg.memory == "auto" else (cfg.memory,))]
     p = next((q for q in plans if q.fits), plans[-1])
-    return dataclasses.replace(cfg, memory=p.way, devices=devices.count), p
+    precision = hardware.resolve_precision(cfg.precision, devices.platform)
+    return dataclasses.replace(cfg, memory=p.way, devices=devices.count, precision=precision), p
 
 
 def ways_to_fit(cfg: Config) -> tuple[str, ...]:
@@ -431,6 +434,12 @@ def check_disk(cfg: Config, mem: memory.Plan, runs: int = 1) -> None:
                        f"--checkpoint-every 0 writes none")
 
 
+def _precision_text(precision: str) -> str:
+    """The precision and, where it is what --precision auto chooses here, why."""
+    chosen, why = hardware.choose_precision(jax.default_backend())
+    return f"{precision} ({why})" if precision == chosen else precision
+
+
 def header(cfg: Config, problem: Problem, inputs_shape: tuple[int, int], start: int, ckpt_bytes: int,
            mem: memory.Plan | None = None) -> list[str]:
     """The lines a run prints before its first step (see `progress`)."""
@@ -446,7 +455,7 @@ def header(cfg: Config, problem: Problem, inputs_shape: tuple[int, int], start: 
     begin = f"from iteration {start} to {cfg.iterations}" if start else f"{cfg.iterations} iterations"
     return [f"nst_jax: {Path(cfg.content).name} → {cfg.output}, {w}×{h} px{up}; style {styles}",
             f"  layers: content {','.join(cfg.content_layers) or '—'}, style {','.join(cfg.style_layers) or '—'}; "
-            f"{cfg.precision}; statistic {cfg.style_statistic}; weights content {cfg.content_weight:g}, style {cfg.style_weight:g}, "
+            f"{_precision_text(cfg.precision)}; statistic {cfg.style_statistic}; weights content {cfg.content_weight:g}, style {cfg.style_weight:g}, "
             f"tv {cfg.tv_weight:g}",
             f"  {cfg.optimizer} (lr {cfg.lr_or_default:g}{f', history {cfg.history}' if cfg.optimizer != 'adam' else ''}),"
             f" init {Path(cfg.init).name}, {begin}; device {jax.devices()[0].platform} ({jax.devices()[0]}"
@@ -486,7 +495,8 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
 
     n = len(cfgs)
     resolved, mem = plan_memory(cfgs[0], runs=n)  # before the settings hash: it knows the history's precision
-    cfgs = [dataclasses.replace(c, memory=resolved.memory, devices=resolved.devices) for c in cfgs]
+    cfgs = [dataclasses.replace(c, memory=resolved.memory, devices=resolved.devices, precision=resolved.precision)
+            for c in cfgs]
     c0 = cfgs[0]
     w = loaded_weights if loaded_weights is not None else vgg_weights.load(c0.weights)
     plans = [resume.plan(c, f, restart, say) for c, f in zip(cfgs, files)]

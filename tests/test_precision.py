@@ -102,3 +102,27 @@ def test_a_bfloat16_run_optimises_and_says_so(tmp_path):
                                                                  .splitlines()[0])["loss"]
     assert bf16.loss == pytest.approx(f32.loss, rel=0.1)
     assert json.loads((tmp_path / "b.json").read_text())["config"]["precision"] == "bfloat16"
+
+
+def test_auto_precision_takes_bfloat16_only_where_measured_faster(monkeypatch):
+    from nst_jax import hardware
+    assert hardware.choose_precision("cpu", set()) == ("float32", "this CPU has no bfloat16 units")
+    precision, why = hardware.choose_precision("cpu", {"avx512_bf16"})
+    assert precision == "float32" and "measured slower" in why and "precision-cpu" in why
+    precision, why = hardware.choose_precision("cpu", {"amx_bf16", "amx_tile", "avx512_bf16"})
+    assert precision == "float32" and "not measured on cpu with amx_bf16" in why
+    assert hardware.choose_precision("gpu")[0] == "float32"
+    monkeypatch.setitem(hardware.MEASURED, ("cpu", "amx_bf16"), (True, "measured faster"))
+    assert hardware.choose_precision("cpu", {"amx_bf16"}) == ("bfloat16", "measured faster")
+    assert hardware.resolve_precision("bfloat16") == "bfloat16"
+
+
+def test_auto_precision_is_resolved_before_the_hash_and_said_in_the_header(tmp_path, capsys):
+    from nst_jax import hardware, transfer
+    chosen, why = hardware.choose_precision("cpu")
+    auto, explicit = small_cfg(tmp_path / "a.png", iterations=1), small_cfg(tmp_path / "a.png", precision=chosen)
+    assert auto.precision == "auto" and auto.result_hash() == explicit.result_hash()
+    transfer.run(auto, progress=True)
+    record = json.loads((tmp_path / "a.json").read_text())
+    assert record["config"]["precision"] == chosen
+    assert f"{chosen} ({why})" in capsys.readouterr().err
