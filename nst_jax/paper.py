@@ -66,6 +66,7 @@ class Scale:
     fractions: tuple[float, ...]
     reduction_iterations: int
     batch: int
+    noise_seeds: tuple[int, ...] = ()         # more draws of the noise initial image (3.6), besides `seed`
     seed: int = 0
 
     @property
@@ -79,14 +80,15 @@ def scales() -> dict[str, Scale]:
     from nst_jax.dissect import CRITERIA
     return {
         "toy": Scale("toy", 32, diagonal()[:2], diagonal()[:2], ("content", "noise"), (10.0, 1000.0), 4,
-                     ("gram", "mean_std"), 3, ("relu1_1", "relu2_1"), 3, ("activation",), (0.0, 0.5), 3, batch=2),
+                     ("gram", "mean_std"), 3, ("relu1_1", "relu2_1"), 3, ("activation",), (0.0, 0.5), 3, batch=2,
+                     noise_seeds=(1,)),
         # about an hour on two CPU cores (0.1 s per iteration at 128 px; batching does not pay on a CPU)
         "laptop": Scale("laptop", 128, diagonal(), diagonal(), INITS, (10.0, 100.0, 1000.0), 300,
                         tuple(statistics.NAMES), 150, STYLE_SETS, 150, CRITERIA, (0.0, 0.5, 0.75, 0.9), 150,
-                        batch=1),
+                        batch=1, noise_seeds=(1,)),
         "cluster": Scale("cluster", 512, all_pairs(), all_pairs(), INITS, (10.0, 100.0, 1000.0), 5000,
                          tuple(statistics.NAMES), 1000, STYLE_SETS, 1000, CRITERIA, (0.0, 0.25, 0.5, 0.75, 0.9),
-                         1000, batch=7),
+                         1000, batch=7, noise_seeds=(1, 2)),
     }
 
 
@@ -118,11 +120,15 @@ class Experiment:
 
 
 def hyper(scale: Scale, runs: Path) -> Experiment:
-    """3.6: every initial image × every k, to convergence."""
-    return Experiment("initial images × k", [
-        (pair_name(c, s), runs / "hyper" / pair_name(c, s),
-         {"init": list(scale.inits), "style_weight": list(scale.ks)}, _base(scale, c, s), scale.hyper_iterations)
-        for c, s in scale.hyper_pairs])
+    """3.6: every initial image × every k, to convergence; and the noise image drawn with other seeds."""
+    sweeps = [(pair_name(c, s), runs / "hyper" / pair_name(c, s),
+               {"init": list(scale.inits), "style_weight": list(scale.ks)}, _base(scale, c, s), scale.hyper_iterations)
+              for c, s in scale.hyper_pairs]
+    if scale.noise_seeds and "noise" in scale.inits:
+        sweeps += [(f"{pair_name(c, s)} (noise seeds)", runs / "hyper-seeds" / pair_name(c, s),
+                    {"seed": list(scale.noise_seeds), "style_weight": list(scale.ks)}, _base(scale, c, s, init="noise"),
+                    scale.hyper_iterations) for c, s in scale.hyper_pairs]
+    return Experiment("initial images × k", sweeps)
 
 
 def statistics_runs(scale: Scale, runs: Path) -> Experiment:

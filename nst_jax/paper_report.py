@@ -83,7 +83,8 @@ def hyper_records(experiment) -> list[dict]:
             log = files.read_log()
             if side is None or not log or not Path(cfg.output).exists():
                 continue
-            records.append({"pair": pair, "init": cfg.init, "k": cfg.style_weight, "log": log,
+            records.append({"pair": pair.split(" ")[0], "init": cfg.init, "k": cfg.style_weight, "seed": cfg.seed,
+                            "log": log,
                             "iteration": side["iteration"], "loss": side["loss"],
                             "content": side["parts"]["content"], "style": side["parts"]["style"],
                             "image": Path(cfg.output), "files": files})
@@ -123,6 +124,8 @@ def analyse_hyper(records: list[dict]) -> list[dict]:
 
 def hyper_section(out: Path, scale, experiment, command: str) -> str:
     records = hyper_records(experiment)
+    draws = [r for r in records if r["seed"] != scale.seed]
+    records = [r for r in records if r["seed"] == scale.seed]
     if not records:
         return "## 3.6 Hyper-parameters: initial image, k, iterations\n\nNot run yet: `" + command + " --only hyper`.\n"
     rows = analyse_hyper(records)
@@ -160,6 +163,7 @@ def hyper_section(out: Path, scale, experiment, command: str) -> str:
             f"Made by `{command} --only hyper`; every run's images, losses and settings are in "
             f"`runs/hyper/<pair>/<run>/` (not committed: rerun to get them).", "", "### Findings", ""]
     text += _hyper_findings(rows, inits, ks, its)
+    text += _seed_findings(records, draws, ks, scale.seed, folder)
     text += ["", "### Loss against iterations", "",
              "Total loss over the best final loss of the same pair and k (log scales); the line is the median over "
              "the pairs, the band their range.", "", "![loss curves](hyper/curves.png)", "",
@@ -190,7 +194,7 @@ def _hyper_findings(rows, inits, ks, its) -> list[str]:
         psnrs = {i: float(np.median([min(r["psnr_to_best"], 99.0) for r in sel if r["init"] == i]))
                  for i in inits if i not in winners}
         if psnrs:
-            line += (" Even where the losses agree the images differ: median PSNR to the best result "
+            line += (" Median PSNR of each result to the best one (how alike the images are): "
                      + ", ".join(f"{i} {v:.1f} dB" for i, v in sorted(psnrs.items(), key=lambda kv: -kv[1])) + ".")
         lines.append(line)
     fast = {i: float(np.median([r["iterations_to_1pct"] for r in rows if r["init"] == i
@@ -214,6 +218,26 @@ def _hyper_findings(rows, inits, ks, its) -> list[str]:
                      f"the style loss {_num(float(np.median(s[ks[0]])))} → {_num(float(np.median(s[ks[-1]])))}; "
                      f"monotonic in k on {mono} of {len(pairs)} pairs.")
     return lines
+
+
+def _seed_findings(records, draws, ks, seed, folder: Path) -> list[str]:
+    """The noise initial image drawn with other seeds: do the draws end at the same loss and image?"""
+    rows = []
+    for d in draws:
+        base = next((r for r in records if r["init"] == "noise" and r["pair"] == d["pair"] and r["k"] == d["k"]), None)
+        if base is not None:
+            rows.append({"pair": d["pair"], "k": d["k"], "seed": d["seed"], "loss": d["loss"], "seed_loss": base["loss"],
+                         "loss_difference": d["loss"] / base["loss"] - 1,
+                         "psnr": psnr(load_image(d["image"]), load_image(base["image"]))})
+    if not rows:
+        return []
+    write_csv(folder / "noise_seeds.csv", rows)
+    seeds = sorted({r["seed"] for r in rows})
+    return [f"- **Other noise draws** (seed {seed} against {', '.join(map(str, seeds))}; "
+            f"[hyper/noise_seeds.csv](hyper/noise_seeds.csv)): " + "; ".join(
+                f"k = {k:g}: final losses differ by {spread([100 * abs(r['loss_difference']) for r in rows if r['k'] == k])} %,"
+                f" PSNR between the images {spread([r['psnr'] for r in rows if r['k'] == k])} dB" for k in ks
+                if any(r["k"] == k for r in rows)) + "."]
 
 
 def _at(rows, pair, init, k, key):
@@ -422,7 +446,7 @@ def gram_section(out: Path, scale, experiment, mmd: list[dict] | None, command: 
     text = [head, "", "**Style reconstructions.** From white noise (seed "
             f"{scale.seed}), {its} L-BFGS iterations at {scale.size} px matching only the Gram matrices of relu1_1 up "
             "to each layer (no content, no total variation): what the Gram matrices of a layer set keep of a "
-            "painting. Deeper sets keep larger structures; no set keeps the arrangement.", "",
+            "painting (columns: relu1_1 alone, then one more layer each).", "",
             "![style reconstructions](gram/reconstructions.png)", "",
             "Final style losses: [gram/reconstructions.csv](gram/reconstructions.csv).", "",
             "**The Gram loss is an MMD.** With the quadratic kernel k(x, y) = (xᵀy)², the squared maximum mean "

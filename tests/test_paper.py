@@ -31,7 +31,7 @@ def test_every_section_is_written_with_its_command_and_figures(toy):
     assert f"python -m nst_jax.paper --out {toy} --scale toy --only hyper" in text
     for link in [line.split("](")[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]:
         assert (toy / link).is_file(), link
-    for table in ("hyper/hyper.csv", "statistics/cross.csv", "gram/mmd.csv", "gram/reconstructions.csv",
+    for table in ("hyper/hyper.csv", "hyper/noise_seeds.csv", "statistics/cross.csv", "gram/mmd.csv", "gram/reconstructions.csv",
                   "reduction/reduction.csv"):
         assert _csv(toy / table), table
     assert (toy / ".gitignore").read_text() == "runs/\n"
