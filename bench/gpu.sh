@@ -22,3 +22,8 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false
 } 2>&1 | tee "$OUT/gpu-env.txt"
 timeout "${BENCH_TIMEOUT:-540}" python3 -m bench --device gpu --size "${BENCH_SIZES:-256,512}" \
     --iterations "${BENCH_ITERATIONS:-500}" --fuse 10 --results-dir "$OUT" 2>&1 | tee "$OUT/gpu-bench.log"
+# float32 against bfloat16 (XLA/cuDNN bfloat16 convolutions on the tensor cores): nst_jax's value+grad
+# in both precisions side by side (the torch half of bench.precision is the CPU autocast one: skipped).
+timeout "${PRECISION_TIMEOUT:-240}" python3 -m bench.precision --sizes "${BENCH_SIZES:-256,512}" --no-torch \
+    2>&1 | tee "$OUT/gpu-precision.log"
+cp bench/results/precision-gpu-*.md "$OUT/" 2>/dev/null || true

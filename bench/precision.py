@@ -127,11 +127,13 @@ def quality(sizes, iterations: int, pairs, out: Path, form: str = "conv") -> lis
     layers.BF16_FORM = form
     rows = []
     out.mkdir(parents=True, exist_ok=True)
+    import tempfile
+    runs = Path(tempfile.mkdtemp(prefix="precision-runs-"))  # only the side-by-side images go to `out`
     for pair in pairs:
         for size in sizes:
             results = {}
             for precision in ("float32", "bfloat16"):
-                cfg = _cfg(size, precision, pair, iterations=iterations, output=str(out / f"{pair}-{size}-{precision}.png"),
+                cfg = _cfg(size, precision, pair, iterations=iterations, output=str(runs / f"{pair}-{size}-{precision}.png"),
                            checkpoint_every=0, print_every=0)
                 t = time.perf_counter()
                 r = transfer.run(cfg, progress=False, restart=True)
@@ -142,7 +144,7 @@ def quality(sizes, iterations: int, pairs, out: Path, form: str = "conv") -> lis
             measured = {p: float(fun(jax.numpy.asarray(r.image[None]), aux)[0]) for p, (r, _) in results.items()}
             a, b = results["float32"][0].image, results["bfloat16"][0].image
             psnr = 10 * np.log10(1.0 / max(float(np.mean((a - b) ** 2)), 1e-12))
-            image.save_image(out / f"{pair}-{size}-float32-vs-bfloat16.png",
+            image.save_image(out / f"{pair}-{size}-float32-vs-bfloat16.jpg",
                              np.concatenate([a, np.ones((a.shape[0], 8, 3), np.float32), b], axis=1))
             rows.append({"pair": pair, "size": size, "iterations": iterations, "float32_loss": measured["float32"],
                          "bfloat16_loss": measured["bfloat16"],

@@ -44,6 +44,10 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
+def not_run(head: str, command: str, experiment: str) -> str:
+    return f"{head.rstrip()}\n\nNot run yet: `{command} --only {experiment}`.\n"
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
     if not rows:
         return
@@ -127,7 +131,7 @@ def hyper_section(out: Path, scale, experiment, command: str) -> str:
     draws = [r for r in records if r["seed"] != scale.seed]
     records = [r for r in records if r["seed"] == scale.seed]
     if not records:
-        return "## 3.6 Hyper-parameters: initial image, k, iterations\n\nNot run yet: `" + command + " --only hyper`.\n"
+        return not_run("## 3.6 Hyper-parameters: initial image, k, iterations", command, "hyper")
     rows = analyse_hyper(records)
     folder = out / "hyper"
     write_csv(folder / "hyper.csv", rows)
@@ -329,7 +333,7 @@ def _iteration_sheet(records, inits, path: Path) -> None:
 def statistics_section(out: Path, scale, experiment, rows: list[dict] | None, command: str) -> str:
     head = "## 3.5 Other ways to remove spatial information: statistics that imply each other\n\n"
     if not rows:
-        return head + f"Not run yet: `{command} --only statistics`.\n"
+        return not_run(head, command, "statistics")
     folder = out / "statistics"
     write_csv(folder / "cross.csv", rows)
     stats = [s for s in scale.statistics if any(r["optimised"] == s for r in rows)]
@@ -415,7 +419,7 @@ def _cross_figure(med, stats, path: Path) -> None:
 def gram_section(out: Path, scale, experiment, mmd: list[dict] | None, command: str) -> str:
     head = "## 3.4 The Gram matrix: what each layer's statistics hold, and the MMD view"
     if not mmd:
-        return head + f"\n\nNot run yet: `{command} --only gram`.\n"
+        return not_run(head, command, "gram")
     folder = out / "gram"
     write_csv(folder / "mmd.csv", mmd)
     rows = []
@@ -466,7 +470,7 @@ def gram_section(out: Path, scale, experiment, mmd: list[dict] | None, command: 
 def reduction_section(out: Path, scale, rows: list[dict] | None, command: str) -> str:
     head = "## Network reduction: how much of VGG19 does style transfer need?"
     if not rows:
-        return head + f"\n\nNot run yet: `{command} --only reduction`.\n"
+        return not_run(head, command, "reduction")
     folder = out / "reduction"
     write_csv(folder / "reduction.csv", rows)
     pairs = sorted({r["pair"] for r in rows})
