@@ -381,7 +381,8 @@ def _statistics_findings(ratio, med, stats, n_pairs) -> list[str]:
     own_best = [b for b in stats if min(stats, key=lambda a: med[(a, b)]) == b]
     not_best = {b: min(stats, key=lambda a: med[(a, b)]) for b in stats if b not in own_best}
     lines.append(f"- Each statistic is best reduced by optimising itself for: {', '.join(own_best) or 'none'}"
-                 + ("; for " + ", ".join(f"{b} the lowest value came from {a}" for b, a in not_best.items())
+                 + ("; the others were reduced most by optimising another: " +
+                    ", ".join(f"{b} by {a}" for b, a in not_best.items())
                     if not_best else "") + ".")
     strict = {a: float(np.exp(np.mean([np.log(max(med[(a, b)], 1e-12)) for b in stats if b != a]))) for a in stats}
     order = sorted(strict.items(), key=lambda kv: kv[1])
