@@ -35,8 +35,8 @@ def bfloat16_flags(cpuinfo: str | None = None) -> set[str]:
 # bfloat16 against float32 where it has been measured (`python -m bench.precision`, value+grad of the
 # default objective): (platform, bfloat16 unit) -> (bfloat16 is faster with the quality kept, where measured)
 MEASURED: dict[tuple[str, str | None], tuple[bool, str]] = {
-    ("cpu", "avx512_bf16"): (False, "bfloat16 measured slower than float32 on an AVX512-BF16 CPU without AMX "
-                                    "(0.80× at 256 px, 0.87× at 512 px: bench/results/precision-cpu-2026-11-29.md)"),
+    ("cpu", "avx512_bf16"): (False, "bfloat16 measured slower (0.80–0.87× of float32) on an AVX512-BF16 CPU "
+                                    "without AMX: bench/results/precision-cpu-2026-11-29.md"),
 }
 
 

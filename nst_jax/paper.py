@@ -248,6 +248,13 @@ def reduction(scale: Scale, runs: Path, progress: bool) -> list[dict]:
     return rows
 
 
+def newer_than_results(path: Path, experiment: Experiment) -> bool:
+    """True if `path` was written after every result of the experiment (its measurements are current)."""
+    outputs = [Path(cfg.output) for named in experiment.runs().values() for _, cfg in named]
+    return path.exists() and all(o.exists() for o in outputs) and \
+        path.stat().st_mtime_ns >= max(o.stat().st_mtime_ns for o in outputs)
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 
 class Timer:
@@ -310,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             write_json(runs / "reduction.json", reduction(scale, runs, progress))
         else:
             experiments[name].run(batch, args.engine, args.address, progress)
-        if name == "statistics":
+        if name == "statistics" and not newer_than_results(runs / "statistics.json", experiments[name]):
             write_json(runs / "statistics.json", measure_statistics(scale, experiments[name]))
         if name == "gram":
             write_json(runs / "mmd.json", mmd_check(scale))
