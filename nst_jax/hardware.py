@@ -8,18 +8,25 @@ quality kept (`MEASURED`), float32 elsewhere, and the run's header says which an
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 BF16_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16")
 
 
+@functools.lru_cache(maxsize=1)
+def _proc_cpuinfo() -> str:
+    """/proc/cpuinfo, read once per process (every run's settings hash asks what --precision auto is)."""
+    try:
+        return Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     """The flags of the first processor listed in `cpuinfo` (default: /proc/cpuinfo)."""
     if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            return set()
+        cpuinfo = _proc_cpuinfo()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         if key.strip() in ("flags", "Features"):

@@ -232,8 +232,9 @@ def reduction(scale: Scale, runs: Path, progress: bool) -> list[dict]:
     for content, style in scale.hyper_pairs:
         name = pair_name(content, style)
         done = runs / "reduction" / f"{name}.json"
-        if done.exists() and json.loads(done.read_text()).get("settings") == settings:
-            rows += json.loads(done.read_text())["rows"]
+        written = json.loads(done.read_text()) if done.exists() else {}
+        if written.get("settings") == settings:
+            rows += written["rows"]
             continue
         if progress:
             print(f"network reduction: {name}", file=sys.stderr, flush=True)

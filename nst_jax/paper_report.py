@@ -268,7 +268,7 @@ def _curves(records, path: Path, inits, ks) -> None:
             if not curves:
                 continue
             n = min(len(r["log"]) for r in curves)
-            its = np.array([r["log"][i]["iteration"] for i in range(n) for r in curves[:1]], float)
+            its = np.array([e["iteration"] for e in curves[0]["log"][:n]], float)
             ys = np.array([[r["log"][i]["loss"] / best[r["pair"]] for i in range(n)] for r in curves])
             keep = its >= 1
             ax.plot(its[keep], np.median(ys, 0)[keep], color=colour, lw=1.4, label=init)
@@ -476,7 +476,6 @@ def reduction_section(out: Path, scale, rows: list[dict] | None, command: str) -
     if not rows:
         return not_run(head, command, "reduction")
     folder = out / "reduction"
-    write_csv(folder / "reduction.csv", rows)
     pairs = sorted({r["pair"] for r in rows})
     base = {p: next(r for r in rows if r["pair"] == p and r["fraction"] == 0.0) for p in pairs}
     for r in rows:
