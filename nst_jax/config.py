@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from nst_jax import memory, solvers, statistics, vgg
+from nst_jax import catalogue, memory, vgg_layers
 from nst_jax.errors import NSTError
+from nst_jax.stopping import StopRule
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 SAMPLE_CONTENT = str(SAMPLES / "chelsea.png")
 SAMPLE_STYLE = str(SAMPLES / "ihc.png")
+SAMPLE_PAINTING = str(SAMPLES / "starry_night.jpg")   # the sweep's default style, as in the main job
 INITS = ("noise", "white", "black", "mean", "content", "style", "average")
 ORIGINAL_COLORS = ("none", "luminance", "histogram")
 MAX_SIZE = 8192
@@ -113,7 +115,7 @@ class Config:
     style_scale: float = option(1.0, "style images are resized to this × the content's size", kind="float")
     style_statistic: str = option("gram", "how style is described without positions (nst_jax/statistics/); "
                                   "random ones use a fixed key per L-BFGS run and a new key per Adam step",
-                                  kind="str", choices=lambda: statistics.NAMES)
+                                  kind="str", choices=catalogue.statistic_names)
     original_colors: str = option("none", "keep the content's colours: 'luminance' optimises luminance only "
                                   "and takes the content's chrominance (YIQ); 'histogram' matches the style's "
                                   "colour mean and covariance to the content's before the run", kind="str",
@@ -131,9 +133,14 @@ class Config:
     scale_iterations: tuple[int, ...] | None = option(None, "iterations at each scale", kind="ints",
                                                       default_text="--iterations at each")
     init: str = option("content", f"initial image: {', '.join(INITS)} or an image file", kind="str")
-    optimizer: str = option("lbfgs", "solver", kind="str", choices=lambda: solvers.NAMES)
+    optimizer: str = option("lbfgs", "solver", kind="str", choices=catalogue.solver_names)
     lr: float | None = option(None, "step size", kind="float", default_text=None)
     history: int = option(100, "L-BFGS history size", kind="int")
+    tol: float = option(0.0, "stopping rule: stop once the loss falls by less than this fraction of itself per "
+                        "iteration, averaged over the last --tol-window iterations (e.g. 1e-4); a run that stopped "
+                        "is finished, and a rerun with a larger --iterations does nothing", kind="float",
+                        result=False, default_text="0: run all --iterations")
+    tol_window: int = option(20, "iterations the stopping rule averages over", kind="int", result=False)
     precision: str = option("auto", "the network's arithmetic: 'bfloat16' stores activations and kernels in "
                             "bfloat16 and accumulates every convolution in float32; the statistics, losses, image, "
                             "gradient and solver state stay float32; 'auto': bfloat16 only on hardware where it was "
@@ -148,7 +155,7 @@ class Config:
     devices: int = option(0, "split the image across this many devices along its height — one optimisation, "
                           "no tiles (0: as many of the devices present as divide the height)", kind="int",
                           result=False, default_text="all that divide the height")
-    pooling: str = option("max", "VGG pooling", kind="str", choices=lambda: vgg.POOLINGS)
+    pooling: str = option("max", "VGG pooling", kind="str", choices=lambda: vgg_layers.POOLINGS)
     seed: int = option(0, "seed of the noise initial image and of the random statistics", kind="int")
     weights: str | None = option(None, "weights file", kind="path", default_text="the embedded Caffe VGG19")
     save_every: int = option(0, "save an intermediate image every N iterations (0: never)", kind="int",
@@ -195,8 +202,12 @@ class Config:
         return self.style_layer_weights if self.style_layer_weights is not None else (1.0 / max(n, 1),) * n
 
     @property
+    def stop_rule(self) -> StopRule:
+        return StopRule(self.tol, self.tol_window)
+
+    @property
     def lr_or_default(self) -> float:
-        return solvers.get(self.optimizer).default_lr if self.lr is None else self.lr
+        return catalogue.solver_default_lrs()[self.optimizer] if self.lr is None else self.lr
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
@@ -323,8 +334,8 @@ def validate(cfg: Config) -> Config:
     for name in ("style_weight", "content_weight", "tv_weight"):
         if not getattr(cfg, name) >= 0:
             raise NSTError(f"{flag_of(name)} must be a finite number ≥ 0, got {getattr(cfg, name)}")
-    content_layers = vgg.resolve_all(cfg.content_layers)
-    style_layers = vgg.resolve_all(cfg.style_layers)
+    content_layers = vgg_layers.resolve_all(cfg.content_layers)
+    style_layers = vgg_layers.resolve_all(cfg.style_layers)
     if not content_layers and not style_layers:
         raise NSTError("no content and no style layers: nothing to optimise")
     if cfg.style_layer_weights is not None and len(cfg.style_layer_weights) != len(style_layers):
@@ -348,6 +359,7 @@ def validate(cfg: Config) -> Config:
             raise NSTError(f"--content-mask has {len(cfg.content_masks)} masks for {len(cfg.styles)} style images")
         if cfg.style_masks is not None and len(cfg.style_masks) != len(cfg.styles):
             raise NSTError(f"--style-mask has {len(cfg.style_masks)} masks for {len(cfg.styles)} style images")
+        from nst_jax import statistics  # JAX: only when masks are asked for
         if not statistics.get(cfg.style_statistic).masks:
             masked = [n for n in statistics.NAMES if statistics.get(n).masks]
             raise NSTError(f"masks work with --style-statistic {' or '.join(masked)} only")
@@ -367,6 +379,10 @@ def validate(cfg: Config) -> Config:
         raise NSTError(f"--init {cfg.init!r} is neither one of {', '.join(INITS)} nor an existing file")
     if cfg.lr is not None and not cfg.lr > 0:
         raise NSTError(f"--lr must be positive, got {cfg.lr}")
+    if cfg.tol < 0:
+        raise NSTError(f"--tol must be ≥ 0 (0: no stopping rule), got {cfg.tol}")
+    if cfg.tol_window < 1:
+        raise NSTError(f"--tol-window must be ≥ 1, got {cfg.tol_window}")
     if cfg.history < 1:
         raise NSTError(f"--history must be ≥ 1, got {cfg.history}")
     if cfg.memory == "remat-bf16" and cfg.optimizer != "lbfgs":
@@ -397,7 +413,7 @@ def _help_text(f: dataclasses.Field, default: Any = dataclasses.MISSING) -> str:
         shown = ",".join(default) if isinstance(default, tuple) else f"{default:g}"
         return f"{meta['help']} (default: the preset's; {shown} for 'default')"
     if f.name == "lr":
-        rates = ", ".join(f"{n} {solvers.get(n).default_lr:g}" for n in solvers.NAMES)
+        rates = ", ".join(f"{n} {lr:g}" for n, lr in catalogue.solver_default_lrs().items())
         return f"{meta['help']} (default: the solver's: {rates})"
     if meta["default_text"] is not None:
         return f"{meta['help']} (default: {meta['default_text']})"

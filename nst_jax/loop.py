@@ -24,18 +24,19 @@ import numpy as np
 
 from nst_jax import hosts
 from nst_jax.runfiles import RunFiles
+from nst_jax.stopping import StopRule
 
 
 class Member(NamedTuple):
     """One run inside the driven state: its files, settings hash, solver and target, how its x becomes
-    RGB, and `finish(state, iteration, seconds, interrupted)`, which writes its result."""
+    RGB, and `finish(state, iteration, seconds, interrupted, converged=False)`, which writes its result."""
 
     files: RunFiles
     config_hash: str
     solver: str
     target: int
     to_rgb: Callable[[np.ndarray], np.ndarray]   # x (H, W, C) → RGB (H, W, 3)
-    finish: Callable[[Any, int, float, bool], None]
+    finish: Callable[..., None]
     light: bool = False                           # checkpoints hold the image only
 
 
@@ -44,6 +45,8 @@ class Outcome(NamedTuple):
     iteration: int
     seconds: float
     failures: dict[int, str]   # member index → message
+    stopped: dict[int, tuple[int, float, Any]] = {}   # member index → (iteration, seconds, state) where the
+    # stopping rule ended it (already finished by `drive`; a batched member's state is a host copy)
 
 
 class _GracefulInterrupt:
@@ -106,19 +109,38 @@ def save_checkpoints(state, members: list[Member], batched: bool, skip, iteratio
                                     light=m.light)
 
 
+def recent_losses(members: list[Member], rule: StopRule, iteration: int) -> list:
+    """Each member's logged losses up to `iteration` that the stopping rule looks at (process 0's files
+    decide, so every process of a run stops at the same step)."""
+    def read():
+        out = np.full((len(members), rule.window + 1), np.nan)
+        for i, m in enumerate(members):
+            values = [r["loss"] for r in m.files.read_log() if r.get("iteration", -1) <= iteration]
+            values = values[-(rule.window + 1):]
+            out[i, out.shape[1] - len(values):] = values
+        return out
+    table = hosts.from_writer(read, np.full((len(members), rule.window + 1), np.nan))
+    return [rule.tracker(v for v in row if not np.isnan(v)) for row in table]
+
+
 def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Member], target: int, *,
           batched: bool, checkpoint_every: int, save_at: Callable[[int], bool], offset: int = 0,
-          elapsed: float = 0.0, on_step: Callable[[int, int, float, dict], None] | None = None) -> Outcome:
+          elapsed: float = 0.0, on_step: Callable[[int, int, float, dict], None] | None = None,
+          stop_rule: StopRule | None = None) -> Outcome:
     """Step `state` until `target` iterations (see the module docstring).
 
     The run's iteration is `offset` + the solver's own count (a run continued from its image starts a
     fresh solver state at its earlier iteration). aux_at(iteration) gives the step's aux;
     save_at(iteration) chooses intermediate images; on_step(iteration, members still running, total
-    loss of member 0, its parts) reports progress."""
+    loss of member 0, its parts) reports progress. A member that meets `stop_rule` is finished at that
+    iteration (its result written, `converged`) and leaves the loop; the others go on."""
     n = len(members)
     it = offset + state_iteration(state)
     logged = it
     failures: dict[int, str] = {}
+    stopped: dict[int, tuple[int, float, Any]] = {}
+    rule = stop_rule if stop_rule is not None and stop_rule.active else None
+    recent = recent_losses(members, rule, it) if rule is not None else None
     last_good = np.array(hosts.to_host(state.x)).reshape((n,) + tuple(state.x.shape[1:] if batched else state.x.shape))
     logs = [m.files.open_log() for m in members]
     t0 = time.perf_counter()
@@ -127,13 +149,13 @@ def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Mem
     def write_log_lines(st, iteration, now):
         values, parts = host_values(st, n)
         for i in range(n):
-            if i not in failures and math.isfinite(values[i]):
+            if i not in failures and i not in stopped and math.isfinite(values[i]):
                 logs[i].write(json.dumps(log_record(iteration, float(values[i]),
                                                     {k: float(v[i]) for k, v in parts.items()}, now)) + "\n")
         return values, parts
 
     try:
-        while it < target and len(failures) < n:
+        while it < target and len(failures) + len(stopped) < n:
             state = step(state, aux_at(it))
             it += 1
             now = elapsed + time.perf_counter() - t0
@@ -147,14 +169,25 @@ def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Mem
             x = np.array(hosts.to_host(state.x)).reshape(last_good.shape)  # a copy: the next step donates state.x
             ok = np.isfinite(values)
             last_good = x if ok.all() else np.where(ok.reshape((n,) + (1,) * (x.ndim - 1)), x, last_good)
+            if rule is not None:
+                for i, m in enumerate(members):
+                    if i in failures or i in stopped:
+                        continue
+                    recent[i].append(float(values[i]))
+                    if rule.met(recent[i]):
+                        st = jax.device_get(member_state(state, i, True)) if batched else state
+                        logs[i].flush()
+                        m.finish(st, it, now, False, converged=True)
+                        stopped[i] = (it, now, st)
+            skip = set(failures) | set(stopped)
             if it < target and save_at(it):
                 for i, m in enumerate(members):
-                    if i not in failures:
+                    if i not in skip:
                         m.files.write_intermediate(it, m.to_rgb(last_good[i][0]))
             if checkpoint_every and it % checkpoint_every == 0 and it < target:
                 for log in logs:
                     log.flush()
-                save_checkpoints(state, members, batched, failures, it, offset, now)
+                save_checkpoints(state, members, batched, skip, it, offset, now)
             if on_step is not None:
                 on_step(it, n - len(failures), float(values[0]), {k: float(v[0]) for k, v in parts.items()})
             if stop.requested:
@@ -167,14 +200,15 @@ def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Mem
                 write_log_lines(state, done, now)
             for log in logs:
                 log.flush()
+            skip = set(failures) | set(stopped)
             if checkpoint_every:
-                save_checkpoints(state, members, batched, failures, done, offset, now)
+                save_checkpoints(state, members, batched, skip, done, offset, now)
             for i, m in enumerate(members):
-                if i not in failures:
+                if i not in skip:
                     m.finish(member_state(state, i, batched), done, now, True)
         raise
     finally:
         stop.restore()
         for log in logs:
             log.close()
-    return Outcome(state, it, elapsed + time.perf_counter() - t0, failures)
+    return Outcome(state, it, elapsed + time.perf_counter() - t0, failures, stopped)

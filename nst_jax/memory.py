@@ -24,7 +24,7 @@ import math
 import re
 from typing import NamedTuple
 
-from nst_jax import vgg
+from nst_jax import vgg_layers
 from nst_jax.errors import NSTError
 
 FLOAT = 4
@@ -111,18 +111,18 @@ class Plan(NamedTuple):
 
 def conv_output_floats(layers, height: int, width: int) -> float:
     """Floats of every convolution's output up to the deepest of `layers`."""
-    deepest = max(vgg.depth_index(n) for n in layers)
-    return float(sum(math.prod(vgg.feature_shape(name, height, width))
-                     for name, _, kind in vgg.LAYERS[: deepest + 1] if kind == "conv"))
+    deepest = max(vgg_layers.depth_index(n) for n in layers)
+    return float(sum(math.prod(vgg_layers.feature_shape(name, height, width))
+                     for name, _, kind in vgg_layers.LAYERS[: deepest + 1] if kind == "conv"))
 
 
 def weight_floats(layers, winograd: bool) -> float:
     """Floats of the network's parameters up to the deepest layer, with the derived kernels
     (`layers.prepare_params`: the backward kernel, and Winograd's two where they are used)."""
-    deepest = max(vgg.depth_index(n) for n in layers)
+    deepest = max(vgg_layers.depth_index(n) for n in layers)
     total = 0.0
-    for name, shape in vgg.param_shapes().items():
-        if vgg.depth_index(name) > deepest:
+    for name, shape in vgg_layers.param_shapes().items():
+        if vgg_layers.depth_index(name) > deepest:
             continue
         k = math.prod(shape["kernel"])
         wino = 2 * 16 / 9 * k if winograd and shape["kernel"][2] >= 128 else 0.0
@@ -132,8 +132,8 @@ def weight_floats(layers, winograd: bool) -> float:
 
 def target_floats(content_layers, style_layers, height: int, width: int, styles: int = 1) -> float:
     """Content features at the content layers and a C×C target per style layer and style."""
-    content = sum(math.prod(vgg.feature_shape(n, height, width)) for n in content_layers)
-    style = sum(vgg.feature_shape(n, 1, 1)[2] ** 2 for n in style_layers) * styles
+    content = sum(math.prod(vgg_layers.feature_shape(n, height, width)) for n in content_layers)
+    style = sum(vgg_layers.feature_shape(n, 1, 1)[2] ** 2 for n in style_layers) * styles
     return float(content + style)
 
 

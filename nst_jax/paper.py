@@ -270,10 +270,14 @@ class Timer:
         write_json(self.path, self.seconds)
 
 
+DEFAULT_OUT = "paper-results"
+
+
 def build_parser():
     p = ArgumentParser(prog="python -m nst_jax.paper", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="docs/paper", help="folder of the write-up, figures and tables; the runs go "
-                   "to OUT/runs (default: docs/paper)")
+    p.add_argument("--out", default=DEFAULT_OUT, help="folder of the write-up, figures and tables; the runs go "
+                   f"to OUT/runs (default: {DEFAULT_OUT}, a new folder here: the project's own results in docs/paper "
+                   "are made with --out docs/paper)")
     p.add_argument("--scale", default="laptop", help="toy, laptop or cluster (default: laptop)")
     p.add_argument("--engine", default="local", help="local or ray, as in nst_jax.sweep (default: local)")
     p.add_argument("--address", default=None, help="with --engine ray: the cluster to join (default: start one)")

@@ -199,16 +199,18 @@ def run_chunk_task(data: dict):
     weights = vgg_weights.load(cfgs[0].weights)
     seen = {f: f.stat().st_mtime_ns for folder in folders for f in folder.iterdir()}
     failed: set[int] = set()
+    stopped: set[int] = set()
     for end in ends:
         last = end == target
-        live = [i for i in range(len(cfgs)) if i not in failed]
+        live = [i for i in range(len(cfgs)) if i not in failed and i not in stopped]
         step_cfgs = [cfgs[i] if last else dataclasses.replace(cfgs[i], iterations=end, keep_checkpoint=True)
                      for i in live]
         results = transfer.run_many(step_cfgs, loaded_weights=weights, save_at=log_schedule, say=lambda line: None)
         errors = {data["runs"][i]["name"]: r.error for i, r in zip(live, results) if r.error is not None}
         failed |= {i for i, r in zip(live, results) if r.error is not None}
+        stopped |= {i for i, r in zip(live, results) if r.converged}  # the stopping rule ended them: finished
         bundle = {"iteration": end, "worker": where, "pid": os.getpid(), "files": {}, "removed": {},
-                  "errors": errors, "done": last}
+                  "errors": errors, "done": last or len(failed | stopped) == len(cfgs)}
         for run, folder in zip(data["runs"], folders):
             now = {f: f.stat().st_mtime_ns for f in folder.iterdir() if not f.name.startswith(".")
                    and not f.name.endswith(".lock")}
@@ -219,5 +221,5 @@ def run_chunk_task(data: dict):
             for f in [f for f in seen if f.parent == folder and f not in now]:
                 del seen[f]
         yield bundle
-        if len(failed) == len(cfgs):
+        if bundle["done"]:
             return

@@ -8,7 +8,7 @@ rest in name order), so the registry knows every module without a list to keep i
 from __future__ import annotations
 
 import importlib
-import pkgutil
+from pathlib import Path
 from typing import Generic, Iterable, TypeVar
 
 T = TypeVar("T")
@@ -40,6 +40,6 @@ class Registry(Generic[T]):
 
 def import_modules(package: str, path: Iterable[str], first: str) -> None:
     """Import every public module of `package` (its `__path__`), `first` before the others."""
-    rest = sorted(m.name for m in pkgutil.iter_modules(path) if m.name != first and not m.name.startswith("_"))
-    for module in [first] + rest:
+    from nst_jax.catalogue import module_order
+    for module in module_order(Path(next(iter(path))), first):
         importlib.import_module(f"{package}.{module}")

@@ -3,7 +3,7 @@ run with other settings left behind.
 
 | found beside the output | same settings | other settings |
 |---|---|---|
-| a result at ≥ the target | nothing to do | start over (the result is replaced) |
+| a result at ≥ the target, or one the stopping rule (`--tol`) ended | nothing to do | start over (the result is replaced) |
 | a checkpoint | continue exactly from it (a light one, `--light-checkpoint`: from its image x, with a fresh solver state) | unfinished: set aside as `out.ckpt-<hash>.npz` (restored when those settings are run again); finished: removed; start over |
 | only a result below the target (finished without a kept checkpoint, or interrupted) | continue from that image with a fresh solver state | start over |
 | nothing | start | start |
@@ -33,7 +33,8 @@ def plan(cfg: Config, files: RunFiles, restart: bool, say: Callable[[str], None]
         return Plan("fresh")
     record = files.read_sidecar() if files.image.exists() else None
     same_result = record is not None and record.get("settings_hash") == h
-    if same_result and record.get("iteration", -1) >= cfg.iterations and not record.get("interrupted"):
+    finished = record is not None and (record.get("iteration", -1) >= cfg.iterations or cfg.stop_rule.covers(record))
+    if same_result and finished and not record.get("interrupted"):
         return Plan("done", int(record["iteration"]))
     if not files.checkpoint.exists() and files.aside(h).exists():
         files.restore(h)

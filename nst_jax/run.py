@@ -11,6 +11,7 @@ import argparse
 
 from nst_jax.config import add_run_arguments, config_from_args
 from nst_jax.errors import ArgumentParser, cli, exit_with
+from nst_jax.progress import loss_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,15 +74,16 @@ def main(argv: list[str] | None = None) -> int:
         result = run_multiscale(cfg, progress=not args.quiet, restart=args.restart)[-1]
     else:
         result = run(cfg, progress=not args.quiet, restart=args.restart)
-    p = result.parts
     if args.coordinator and args.process_id != 0:
         return 0  # process 0 reports
     if result.note:
-        print(f"{result.paths['image']}: {result.note} (loss {result.loss:.6g}); nothing to do — a larger "
-              f"--iterations continues, --restart starts over")
+        more = "a smaller --tol continues" if result.converged else "a larger --iterations continues"
+        print(f"{result.paths['image']}: {result.note} (loss {result.loss:.6g}); nothing to do — {more}, "
+              f"--restart starts over")
         return 0
-    print(f"wrote {result.paths['image']} after {result.iteration} iterations in {result.seconds:.1f} s: "
-          f"loss {result.loss:.6g} (content {p['content']:.4g}, style {p['style']:.4g}, tv {p['tv']:.4g})")
+    stopped = f" (stopped early: {cfg.stop_rule.describe()})" if result.converged else ""
+    print(f"wrote {result.paths['image']} after {result.iteration} iterations in {result.seconds:.1f} s{stopped}: "
+          f"{loss_text(result.loss, result.parts, (cfg.content_weight, cfg.style_weight, cfg.tv_weight))}")
     return 0
 
 

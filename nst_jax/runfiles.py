@@ -32,6 +32,7 @@ import numpy as np
 from nst_jax import image
 from nst_jax.errors import NSTError
 from nst_jax.fileio import Lock, atomic_write_bytes, temp_name_pattern, write_error
+from nst_jax.stopping import StopRule
 
 SWEEP_MANIFEST = "sweep.json"   # a sweep folder's list of its grid and runs (beside out/<name>/result.png)
 SWEEP_LOCK = "sweep.lock"       # the pid of the process running a sweep in that folder
@@ -148,10 +149,12 @@ class RunFiles:
         except (OSError, ValueError):
             return None
 
-    def finished(self, target: int) -> bool:
-        """True if the result exists and its sidecar says it reached `target` iterations."""
+    def finished(self, target: int, rule: StopRule | None = None) -> bool:
+        """True if the result exists and its sidecar says it reached `target` iterations, or that a
+        stopping rule `rule` covers ended it (`StopRule.covers`)."""
         record = self.read_sidecar()
-        return record is not None and self.image.exists() and record.get("iteration", -1) >= target
+        return record is not None and self.image.exists() and \
+            (record.get("iteration", -1) >= target or (rule is not None and rule.covers(record)))
 
     def write_error(self, message: str) -> None:
         write_text(self.error, message.rstrip() + "\n")

@@ -21,10 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nst_jax.config import Config, add_argument, add_common_arguments
+from nst_jax.config import SAMPLE_PAINTING, Config, add_argument, add_common_arguments
 from nst_jax.errors import ArgumentParser, NSTError, cli, exit_with
 from nst_jax.grid import expand, load_grid
 from nst_jax.fileio import Lock, write_error
+from nst_jax.progress import human_seconds
 from nst_jax.runfiles import SWEEP_LOCK as LOCK, SWEEP_MANIFEST as MANIFEST, RunFiles, write_json
 
 ENGINES = ("local", "ray")
@@ -36,38 +37,52 @@ class RunsFailed(NSTError):
 
 class Tracker:
     """The sweep's progress: runs done / running / failed, iterations reached, ETA — in the terminal
-    bar and in the live report (rewritten at most every `report_every` seconds while the sweep runs)."""
+    bar (plain lines when stderr is not a terminal, at most every `line_every` seconds and whenever a run
+    ends) and in the live report (rewritten at most every `report_every` seconds while the sweep runs).
+    As with a single run, the first step (which compiles) is reported on its own and the rate behind
+    the ETA counts only the steps after it."""
 
     def __init__(self, out: Path, runs, iterations: int, show_progress: bool, report: bool,
-                 report_every: float = 20.0):
+                 report_every: float = 20.0, line_every: float = 30.0, stream=None):
         self.out, self.iterations, self.report, self.report_every = out, iterations, report, report_every
+        self.stream = stream if stream is not None else sys.stderr
         self.names = [n for n, _ in runs]
         self.reached = {n: RunFiles(c.output).iteration_reached() for n, c in runs}
-        self.done = {n for n, c in runs if RunFiles(c.output).finished(c.iterations)}
+        self.done = {n for n, c in runs if RunFiles(c.output).finished(c.iterations, c.stop_rule)}
         self.failed: dict[str, str] = {}
         self.running: set[str] = set()
         self.t0 = time.perf_counter()
-        self.start_total = sum(min(self.reached[n], iterations) for n in self.names)
-        self.last_report = 0.0
+        self.first: tuple[float, int] | None = None   # (time, iterations) at the first step
+        self.last_report = self.last_line = 0.0
+        self.line_every = line_every
         self.bar = None
-        remaining = len(self.names) * iterations - self.start_total
-        if show_progress and remaining > 0:
-            from tqdm.auto import tqdm
-            self.bar = tqdm(total=len(self.names) * iterations, initial=self.start_total, unit="it",
-                            desc=self._desc(), file=sys.stderr, dynamic_ncols=True)
+        self.show = show_progress and self.progress()[0] < self.progress()[1]
+
+    def progress(self) -> tuple[int, int]:
+        """(iterations reached, iterations in all); a finished run counts as its target (the stopping rule
+        may have ended it earlier)."""
+        now = sum(self.iterations if n in self.done else min(v, self.iterations) for n, v in self.reached.items())
+        return now, len(self.names) * self.iterations
+
+    def eta(self) -> float | None:
+        now, total = self.progress()
+        if self.first is None:
+            return None
+        t_first, at_first = self.first
+        rate = (now - at_first) / max(time.perf_counter() - t_first, 1e-9)
+        return (total - now) / rate if rate > 0 else None
 
     def _desc(self) -> str:
         return f"sweep: {len(self.done)}/{len(self.names)} runs done" + \
             (f", {len(self.failed)} failed" if self.failed else "")
 
     def status(self, finished: bool = False) -> dict:
-        total = len(self.names) * self.iterations
-        now = sum(min(v, self.iterations) for v in self.reached.values())
-        rate = (now - self.start_total) / max(time.perf_counter() - self.t0, 1e-9)
-        eta = (total - now) / rate if rate > 0 else None
         return {"done": len(self.done), "running": sorted(self.running), "failed": dict(self.failed),
                 "total": len(self.names), "iterations": dict(self.reached), "target": self.iterations,
-                "eta_s": eta, "finished": finished}
+                "eta_s": self.eta(), "finished": finished}
+
+    def say(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
 
     def started(self, names) -> None:
         self.running |= set(names)
@@ -75,11 +90,41 @@ class Tracker:
             self.bar.set_postfix_str(", ".join(sorted(self.running))[:60])
 
     def advanced(self, name: str, iteration: int) -> None:
-        step = max(0, min(iteration, self.iterations) - min(self.reached.get(name, 0), self.iterations))
         self.reached[name] = max(self.reached.get(name, 0), iteration)  # a resubmitted chunk restarts lower
-        if self.bar is not None and step:
-            self.bar.update(step)
+        if self.first is None:
+            self._first_step(name)
+        self._show()
         self.write_report()
+
+    def _first_step(self, name: str) -> None:
+        self.first = (time.perf_counter(), self.progress()[0])
+        if not self.show:
+            return
+        self.say(f"sweep: first step of {name} (compiling) took {human_seconds(self.first[0] - self.t0)}")
+        if self.stream.isatty():
+            from tqdm.auto import tqdm
+            now, total = self.progress()
+            self.bar = tqdm(total=total, initial=now, unit="it", desc=self._desc(), file=self.stream,
+                            dynamic_ncols=True)
+        self.last_line = self.first[0]
+
+    def _show(self, force: bool = False) -> None:
+        if not self.show:
+            return
+        now, total = self.progress()
+        if self.bar is not None:
+            self.bar.update(now - self.bar.n)
+            self.bar.set_description(self._desc())
+            return
+        t = time.perf_counter()
+        if self.first is None or not (force or t - self.last_line >= self.line_every):
+            return
+        self.last_line = t
+        eta = self.eta()
+        rate = (now - self.first[1]) / max(t - self.first[0], 1e-9)
+        running = f", running {', '.join(sorted(self.running))}" if self.running else ""
+        self.say(f"{self._desc()}{running}; {now} / {total} iterations ({rate:.3g} it/s"
+                 f"{f', ETA {human_seconds(eta)}' if eta is not None else ''})")
 
     def finished_run(self, name: str, cfg: Config, error: str | None) -> None:
         self.running.discard(name)
@@ -91,8 +136,7 @@ class Tracker:
             self.failed[name] = error
             files.write_error(error)
             print(f"warning: {name}: {error}", file=sys.stderr)
-        if self.bar is not None:
-            self.bar.set_description(self._desc())
+        self._show(force=True)
         self.write_report()
 
     def write_report(self, force: bool = False, finished: bool = False) -> None:
@@ -215,8 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("iterations", type=int, help="the number of iterations every run should reach")
     p.add_argument("--grid", default=None, help="TOML or JSON file of lists (default: 7 inits × k ∈ {10, 100, 1000})")
     p.add_argument("--out", default="out", help="folder of the runs and the report (default: out)")
-    add_common_arguments(p, size=256, iterations=None)
+    add_common_arguments(p, size=256, iterations=None, styles=[SAMPLE_PAINTING])
     add_argument(p, "checkpoint_every", 25)
+    add_argument(p, "tol", 0.0)
+    add_argument(p, "tol_window", 20)
     p.add_argument("--batch", type=int, default=1, help="optimise up to N compatible runs at once (vmap) "
                    "(default: 1)")
     p.add_argument("--engine", default="local", help="local: every run in this process; ray: each run (or "
@@ -248,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     grid = load_grid(args.grid)
     base = {"content": args.content, "styles": tuple(args.styles), "size": args.size, "seed": args.seed,
             "checkpoint_every": args.checkpoint_every, "keep_checkpoint": not args.drop_checkpoints,
-            "print_every": 0}
+            "print_every": 0, "tol": args.tol, "tol_window": args.tol_window}
     failed = None
     try:
         sweep(args.iterations, grid, out, base, args.batch, not args.quiet, engine=args.engine,

@@ -79,6 +79,7 @@ class RunResult(NamedTuple):
     paths: dict
     error: str | None = None   # why the run stopped early (batched runs report instead of raising)
     note: str | None = None    # e.g. 'already at 300 iterations' when there was nothing to do
+    converged: bool = False    # the stopping rule (--tol) ended it
 
 
 # ------------------------------------------------------------------------------------------ inputs
@@ -311,11 +312,15 @@ def _device_peak() -> dict:
 
 
 def _result_from_files(files: RunFiles, note: str) -> RunResult:
-    """The result a finished run left on disk (nothing to do)."""
+    """The result a finished run left on disk (nothing to do); `note` unless the stopping rule ended it."""
     record = files.read_sidecar()
+    converged = record.get("converged")
+    if isinstance(converged, dict):
+        note = (f"stopped at {record['iteration']} iterations by the stopping rule (--tol {converged['tol']:g}, "
+                f"--tol-window {converged['window']})")
     return RunResult(image.load_image(files.image), int(record["iteration"]), float(record["loss"]),
                      dict(record["parts"]), float(record["seconds"]), 0, int(record.get("evaluations", 0)),
-                     files.paths(), None, note)
+                     files.paths(), None, note, isinstance(converged, dict))
 
 
 # Config fields that may differ between the runs of one batch (one compiled, vmapped program)
@@ -592,8 +597,10 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
         on_step = reporter.on_step
 
     def finisher(c, p, f, h):
-        def finish(st, iteration, seconds, interrupted):
+        def finish(st, iteration, seconds, interrupted, converged=False):
             extra = {"batched_with": n} if batched else {}
+            if converged:
+                extra["converged"] = c.stop_rule.record()
             extra["memory_plan"] = {"way": mem.way, "devices": c.devices, "bytes": round(mem.needed),
                                     "available": round(mem.available) if mem.available < float("inf") else None}
             if interrupted:
@@ -614,20 +621,24 @@ def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step
     try:
         outcome = drive(compiled.step, state, aux_at, members, c0.iterations, batched=batched,
                         checkpoint_every=c0.checkpoint_every, save_at=save_at, offset=offset, elapsed=elapsed,
-                        on_step=on_step)
+                        on_step=on_step, stop_rule=c0.stop_rule)
     finally:
         if reporter is not None:
             reporter.close()
     compiles = compiled.traces[0] - traces_before
     results = []
     for i, (p, f, m) in enumerate(zip(problems, files, members)):
-        st = jax.tree.map(lambda a: a[i], outcome.state) if batched else outcome.state
+        if i in outcome.stopped:  # finished by the stopping rule inside the loop
+            iteration, seconds, st = outcome.stopped[i]
+        else:
+            iteration, seconds = outcome.iteration, outcome.seconds
+            st = jax.tree.map(lambda a: a[i], outcome.state) if batched else outcome.state
         error = outcome.failures.get(i)
-        if error is None:
-            m.finish(st, outcome.iteration, outcome.seconds, False)
-        results.append(RunResult(p.to_rgb(hosts.to_host(st.x)[0]), outcome.iteration, float(st.value),
-                                 {k: float(v) for k, v in st.parts.items()}, outcome.seconds, compiles,
-                                 int(st.evaluations), f.paths(), error))
+        if error is None and i not in outcome.stopped:
+            m.finish(st, iteration, seconds, False)
+        results.append(RunResult(p.to_rgb(hosts.to_host(st.x)[0]), iteration, float(st.value),
+                                 {k: float(v) for k, v in st.parts.items()}, seconds, compiles,
+                                 int(st.evaluations), f.paths(), error, None, i in outcome.stopped))
     return results
 
 

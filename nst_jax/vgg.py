@@ -21,78 +21,9 @@ import jax.numpy as jnp
 
 from nst_jax.errors import NSTError
 from nst_jax.layers import avg_pool2, backward_kernel, conv3x3, max_pool2
-
-BLOCK_DEPTHS = (2, 2, 4, 4, 4)
-WIDTHS = (64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512)
-POOLINGS = ("max", "avg")
-
-
-def _layer_table() -> tuple[tuple[str, str, str], ...]:
-    """(block name, sequential name, kind) for every function, in order."""
-    rows, conv_i, pool_i = [], 0, 0
-    for block, depth in enumerate(BLOCK_DEPTHS, start=1):
-        for j in range(1, depth + 1):
-            conv_i += 1
-            rows.append((f"conv{block}_{j}", f"conv_{conv_i}", "conv"))
-            rows.append((f"relu{block}_{j}", f"relu_{conv_i}", "relu"))
-        pool_i += 1
-        rows.append((f"pool{block}", f"pool_{pool_i}", "pool"))
-    return tuple(rows)
-
-
-LAYERS = _layer_table()
-LAYER_NAMES = tuple(row[0] for row in LAYERS)
-CONV_NAMES = tuple(row[0] for row in LAYERS if row[2] == "conv")
-SEQUENTIAL_NAMES = tuple(row[1] for row in LAYERS)
-_TO_BLOCK = {**{row[0]: row[0] for row in LAYERS}, **{row[1]: row[0] for row in LAYERS}}
-_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
-
-
-def resolve(name: str) -> str:
-    """The block name of a layer given in either naming scheme; `NSTError` listing valid names if unknown."""
-    try:
-        return _TO_BLOCK[name.strip()]
-    except (KeyError, AttributeError):
-        raise NSTError(
-            f"unknown layer name {name!r}; valid names are {', '.join(LAYER_NAMES)} "
-            f"or {', '.join(SEQUENTIAL_NAMES)}"
-        ) from None
-
-
-def resolve_all(names: Iterable[str]) -> tuple[str, ...]:
-    """Block names for a sequence of names in either scheme, order kept, duplicates removed."""
-    out: list[str] = []
-    for name in names:
-        block = resolve(name)
-        if block not in out:
-            out.append(block)
-    return tuple(out)
-
-
-def depth_index(name: str) -> int:
-    """Position of a layer in the sequence (0 for conv1_1)."""
-    return _INDEX[resolve(name)]
-
-
-def pools_before(name: str) -> int:
-    """How many 2×2 poolings an image passes through to reach this layer's output."""
-    idx = depth_index(name)
-    return sum(1 for row in LAYERS[: idx + 1] if row[2] == "pool")
-
-
-def min_input_side(layers: Iterable[str]) -> int:
-    """The smallest image side (pixels) whose features at all these layers are at least 1×1."""
-    return 2 ** max((pools_before(n) for n in layers), default=0)
-
-
-def feature_shape(name: str, height: int, width: int, widths: Sequence[int] = WIDTHS) -> tuple[int, int, int]:
-    """(H, W, C) of a layer's output for an input of height × width."""
-    h, w = height, width
-    for _ in range(pools_before(name)):
-        h, w = h // 2, w // 2
-    idx = depth_index(name)
-    convs_seen = sum(1 for row in LAYERS[: idx + 1] if row[2] == "conv")
-    return h, w, widths[convs_seen - 1]
+from nst_jax.vgg_layers import (BLOCK_DEPTHS, CONV_NAMES, LAYER_NAMES, LAYERS, POOLINGS, SEQUENTIAL_NAMES,  # noqa: F401
+                                WIDTHS, depth_index, feature_shape, min_input_side, param_shapes, pools_before,
+                                resolve, resolve_all)
 
 
 class Conv3x3(nn.Module):
@@ -136,7 +67,7 @@ class VGG19(nn.Module):
         wanted = {name: resolve(name) for name in layers}
         if not wanted:
             return {}
-        deepest = max(_INDEX[b] for b in wanted.values())
+        deepest = max(depth_index(b) for b in wanted.values())
         found: dict[str, jnp.ndarray] = {}
         conv_i = sum(1 for row in LAYERS[:start] if row[2] == "conv")
         if x.shape[-1] != (3 if conv_i == 0 else self.widths[conv_i - 1]):
@@ -159,8 +90,8 @@ class VGG19(nn.Module):
 
 def params_upto(params: Mapping[str, Any], layers: Iterable[str]) -> dict[str, Any]:
     """The part of a parameter tree that computing `layers` uses: the convolutions up to the deepest."""
-    deepest = max(_INDEX[resolve(n)] for n in layers)
-    return {name: p for name, p in params.items() if _INDEX[name] <= deepest}
+    deepest = max(depth_index(n) for n in layers)
+    return {name: p for name, p in params.items() if depth_index(name) <= deepest}
 
 
 def features(params: Mapping[str, Any], x: jnp.ndarray, layers: Sequence[str], pooling: str = "max",
@@ -181,10 +112,10 @@ def features(params: Mapping[str, Any], x: jnp.ndarray, layers: Sequence[str], p
     wanted = {name: resolve(name) for name in layers}
     if not wanted:
         return {}
-    deepest = max(_INDEX[b] for b in wanted.values())
+    deepest = max(depth_index(b) for b in wanted.values())
     found: dict[str, jnp.ndarray] = {}
     for start, end in block_spans(deepest):
-        names = tuple(dict.fromkeys([b for b in wanted.values() if start <= _INDEX[b] <= end] + [LAYER_NAMES[end]]))
+        names = tuple(dict.fromkeys([b for b in wanted.values() if start <= depth_index(b) <= end] + [LAYER_NAMES[end]]))
         segment = functools.partial(_apply_from, model, names, start)
         found.update(_rematerialised(segment)(params, x))
         x = found[LAYER_NAMES[end]]
@@ -226,12 +157,3 @@ def block_spans(deepest: int) -> list[tuple[int, int]]:
             spans.append((start, idx))
             start = idx + 1
     return spans
-
-
-def param_shapes(widths: Sequence[int] = WIDTHS) -> dict[str, dict[str, tuple[int, ...]]]:
-    """The parameter tree the model expects: {conv name: {'kernel': HWIO, 'bias': (O,)}}."""
-    shapes, cin = {}, 3
-    for name, cout in zip(CONV_NAMES, widths):
-        shapes[name] = {"kernel": (3, 3, cin, cout), "bias": (cout,)}
-        cin = cout
-    return shapes

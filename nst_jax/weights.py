@@ -163,3 +163,10 @@ def load(path: str | os.PathLike | None = None) -> Weights:
     info["storage"] = "uint8 codes + codebook" if "kernel_codes" in groups["conv1_1"] else \
         str(groups["conv1_1"]["kernel"].dtype)
     return Weights(params, prep, info)
+
+
+if __name__ == "__main__":  # the weights' commands live in nst_jax.convert; earlier versions taught this one
+    import sys
+    from nst_jax import convert
+    print("note: the weights commands are `python -m nst_jax.convert info|verify|convert`", file=sys.stderr)
+    sys.exit(convert.main())

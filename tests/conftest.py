@@ -80,3 +80,17 @@ def one_error_line(main, argv, capsys) -> str:
     assert code == 2, (code, lines)
     assert len(lines) == 1 and lines[0].startswith("error: "), lines
     return lines[0]
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Start the local Ray cluster of the `ray` tests before any test has run JAX: `ray.init` starts the
+    cluster's processes with fork() and a pre-exec hook, and a fork after JAX has started its threads may
+    deadlock (JAX warns). The command-line tools join Ray before they compute anything."""
+    if not any(item.get_closest_marker("ray") for item in items):
+        return
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return
+    from nst_jax import ray_engine
+    ray_engine.connect(None, num_cpus=2)

@@ -89,3 +89,10 @@ def test_bad_arguments_are_one_error_line(tmp_path, capsys, argv, message):
     from nst_jax import paper
     code, out, err = call_main(paper.main, ["--out", str(tmp_path / "p")] + argv, capsys)
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+def test_default_folder_is_a_new_one_not_the_projects_results(tmp_path, monkeypatch):
+    from nst_jax import paper
+    args = paper.build_parser().parse_args([])
+    assert Path(args.out) == Path("paper-results") and not Path(args.out).is_absolute()
+    assert Path(args.out).resolve() != (Path(paper.__file__).resolve().parent.parent / "docs" / "paper")

@@ -145,6 +145,12 @@ def test_cli_writes_result_and_reports(tmp_path, capsys):
                                   capsys)
     assert code == 0, err
     assert stdout.startswith(f"wrote {out} after 2 iterations") and out.exists()
+    import re  # the final line has the progress lines' form: weighted parts that add up to the total
+    total, c, st, tv = map(float, re.search(r": loss (\S+) = content (\S+) \+ style (\S+) \+ tv (\S+)$",
+                                            stdout.strip()).groups())
+    assert total == pytest.approx(c + st + tv, rel=1e-3)
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert total == pytest.approx(record["loss"], rel=1e-3) and st == pytest.approx(100 * record["parts"]["style"], rel=1e-3)
 
 
 def test_sigkill_then_rerun_gives_same_image(tmp_path):

@@ -126,3 +126,24 @@ def test_report_renders_in_headless_chromium(tmp_path):
     from PIL import Image
     pixels = np.asarray(Image.open(shot).convert("RGB"), np.float32)
     assert pixels.std() > 10  # not a blank page: the contact sheets' images are drawn
+
+
+def test_sweep_off_a_terminal_prints_plain_lines_and_the_first_step_apart(tmp_path, capsys):
+    from nst_jax.sweep import main
+    grid = tmp_path / "g.json"
+    grid.write_text(json.dumps({"init": ["content", "noise"], "content_layers": [["relu3_2"]],
+                                "style_layers": [["relu1_1", "relu2_1"]]}))
+    code = main(["3", "--grid", str(grid), "--out", str(tmp_path / "o"), "--size", "32", "--style", str(STYLE),
+                 "--no-report"])
+    err = capsys.readouterr().err
+    assert code == 0 and "\r" not in err
+    lines = err.splitlines()
+    assert re.fullmatch(r"sweep: first step of init-content \(compiling\) took \S+ s", lines[0]), lines
+    assert any(line.startswith("sweep: 1/2 runs done") for line in lines)
+    assert re.match(r"sweep: 2/2 runs done; 6 / 6 iterations \(\S+ it/s", lines[-1]), lines
+
+
+def test_sweep_default_style_is_a_painting():
+    from nst_jax.config import SAMPLE_PAINTING
+    from nst_jax.sweep import build_parser
+    assert build_parser().parse_args(["3"]).styles == [SAMPLE_PAINTING] and SAMPLE_PAINTING.endswith("starry_night.jpg")

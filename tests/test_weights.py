@@ -181,3 +181,13 @@ def test_embedded_sha_checked(tmp_path, monkeypatch):
     monkeypatch.setattr(weights, "default_path", lambda: fake)
     with pytest.raises(NSTError, match="sha256"):
         weights.load()
+
+
+def test_weights_module_run_as_a_command_says_where_the_commands_went():
+    import subprocess
+    import sys
+    from conftest import ROOT
+    done = subprocess.run([sys.executable, "-m", "nst_jax.weights", "info"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "python -m nst_jax.convert info" in done.stderr
+    assert "format:" in done.stdout and "nst_jax.vgg19" in done.stdout

@@ -27,6 +27,7 @@ assume one objective). Adding an optimizer is adding one module.
 
 from __future__ import annotations
 
+from nst_jax import catalogue
 from nst_jax.registry import import_modules
 from nst_jax.solvers._base import REGISTRY, Fun, Solver, SolverInfo, value_and_grad
 
@@ -45,5 +46,7 @@ def make_solver(name: str, fun: Fun, lr: float | None = None, history: int = 100
 # the classic L-BFGS first (the default), then every other module of the package in name order
 import_modules(__name__, __path__, first="lbfgs")
 NAMES = REGISTRY.names()
+if NAMES != catalogue.solver_names():  # the command line reads the names from the modules' source
+    raise ImportError(f"{__name__}: registered {NAMES}, but nst_jax.catalogue reads {catalogue.solver_names()}")
 
 __all__ = ["Fun", "Solver", "SolverInfo", "REGISTRY", "NAMES", "get", "make_solver", "value_and_grad"]

@@ -34,6 +34,7 @@ To add a statistic, add one module here that calls `_base.register`.
 
 from __future__ import annotations
 
+from nst_jax import catalogue
 from nst_jax.registry import import_modules
 from nst_jax.statistics._base import REGISTRY, Statistic
 
@@ -43,6 +44,8 @@ get = REGISTRY.get
 # Gatys et al.'s Gram first, then every other module of the package in name order.
 import_modules(__name__, __path__, first="gram")
 NAMES = REGISTRY.names()
+if NAMES != catalogue.statistic_names():  # the command line reads the names from the modules' source
+    raise ImportError(f"{__name__}: registered {NAMES}, but nst_jax.catalogue reads {catalogue.statistic_names()}")
 
 from nst_jax.statistics.gram import gram_matrix, masked_gram_matrix  # noqa: E402  (the helpers users call)
 from nst_jax.statistics.histogram import histogram_match  # noqa: E402
