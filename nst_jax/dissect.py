@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,8 @@ import numpy as np
 from nst_jax import vgg
 from nst_jax.config import add_argument, add_common_arguments, with_preset
 from nst_jax.errors import ArgumentParser, NSTError, cli
+from nst_jax.fileio import save_figure
+from nst_jax.runfiles import write_json, write_text
 from nst_jax.image import psnr
 
 CONTENT_LAYERS = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
@@ -52,7 +53,7 @@ def _record(out: Path) -> None:
     path = out / "commands.txt"
     old = path.read_text() if path.exists() else ""
     if line not in old:
-        path.write_text(old + line)
+        write_text(path, old + line)
 
 
 # ----------------------------------------------------------------------------------- reconstructions
@@ -250,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     for c in criteria:
         if c not in CRITERIA:
             raise NSTError(f"unknown criterion {c!r}; choose from {', '.join(CRITERIA)}")
+    from nst_jax.transfer import check_memory  # the sizes and the memory, checked before anything is written
+    check_memory(with_preset("default", content=args.content, styles=(args.styles,), size=args.size,
+                             iterations=args.iterations, seed=args.seed), f"dissect {args.what} at --size {args.size}")
     out = Path(args.out)
     _record(out)
     if args.what == "content":
@@ -313,7 +317,7 @@ def write_views(args, out: Path) -> None:
         for ax in axes[row]:
             ax.axis("off")
     fig.tight_layout()
-    fig.savefig(out / f"views_{layer}.png", dpi=100)
+    save_figure(fig, out / f"views_{layer}.png", dpi=100)
     plt.close(fig)
 
 
@@ -325,10 +329,10 @@ def write_reduction(rows: list[dict], out: Path, args) -> None:
         lines.append(f"| {r['criterion']} | {r['fraction']:.0%} | {r['channels_kept']} | "
                      f"{r['seconds_per_iteration']:.3f} | {r['full_style']:.4g} | {r['full_content']:.4g} | "
                      f"{r['full_loss']:.4g} |")
-    (out / "reduction.md").write_text(
+    write_text(out / "reduction.md",
         f"Network reduction at {args.size} px, {args.iterations} L-BFGS iterations, seed {args.seed}; losses of "
         f"each result measured by the full network with the default objective.\n\n" + "\n".join(lines) + "\n")
-    (out / "reduction.json").write_text(json.dumps(rows, indent=2))
+    write_json(out / "reduction.json", rows)
     panels = [(f"{r['criterion']} −{r['fraction']:.0%}", load_image(r["image"]),
                f"style {r['full_style']:.3g} · {r['seconds_per_iteration']:.2f} s/it") for r in rows]
     fracs = sorted({r["fraction"] for r in rows})

@@ -9,29 +9,44 @@ that line and exit with status 2; any other exception is a bug in nst_jax.
 import argparse
 import functools
 import os
+import signal
 import sys
+import threading
 
 
 class NSTError(Exception):
     """A problem with the user's input, reported as one clear line."""
 
 
-def cli(main=None, *, interrupted: str | None = None):
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def cli(main=None, *, interrupted: str | None = None, interrupted_early: str | None = None):
     """Decorate a command-line `main`: an NSTError prints `error: …` on stderr and returns 2; with
-    `interrupted`, Ctrl-C prints that line and returns 130. Use as `@cli` or `@cli(interrupted=…)`."""
+    `interrupted`, Ctrl-C — and SIGTERM, as schedulers and `kill` send it — prints that line and returns
+    130 (`interrupted_early` instead when the interrupt came before any image was written: the run loop
+    marks the interrupt it re-raises with `image_written`). Use as `@cli` or `@cli(interrupted=…)`."""
     def decorate(main):
         @functools.wraps(main)
         def wrapper(*args, **kwargs):
+            previous = None
+            if interrupted is not None and threading.current_thread() is threading.main_thread():
+                previous = signal.signal(signal.SIGTERM, _terminate)
             try:
                 return main(*args, **kwargs)
             except NSTError as err:
                 print(f"error: {err}", file=sys.stderr)
                 return 2
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as err:
                 if interrupted is None:
                     raise
-                print(f"interrupted: {interrupted}", file=sys.stderr)
+                early = interrupted_early is not None and not getattr(err, "image_written", False)
+                print(f"interrupted: {interrupted_early if early else interrupted}", file=sys.stderr)
                 return 130
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
         return wrapper
     return decorate if main is None else decorate(main)
 

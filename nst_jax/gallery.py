@@ -7,7 +7,6 @@ one figure with the results and their final losses.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -16,6 +15,8 @@ import numpy as np
 from nst_jax import statistics
 from nst_jax.config import SAMPLES, add_common_arguments, with_preset
 from nst_jax.errors import ArgumentParser, cli
+from nst_jax.fileio import save_figure
+from nst_jax.runfiles import write_json
 
 
 def figure(panels: list[tuple[str, "object", str]], path: Path, title: str, columns: int = 5) -> None:
@@ -35,7 +36,7 @@ def figure(panels: list[tuple[str, "object", str]], path: Path, title: str, colu
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -64,7 +65,7 @@ def statistics_gallery(content: str, style: str, out: Path, size: int, iteration
     figure(panels, out / "statistics.png",
            f"Style statistics, {iterations} L-BFGS iterations at {size} px, k = {cfg.style_weight:g}, init {cfg.init} "
            f"(style loss in each statistic's own calibrated units)")
-    (out / "statistics.json").write_text(json.dumps(results, indent=2))
+    write_json(out / "statistics.json", results)
     return results
 
 
@@ -107,7 +108,7 @@ def classic_gallery(content: str, styles: list[str], out: Path, size: int, itera
     panels.append((f"single scale {size}", panels[3][1], f"{iterations} it, {single['seconds']:.0f} s, "
                                                           f"loss {single['loss']:.3g}"))
     figure(panels, out / "classic.png", f"Classic options at {size} px (k = 100, init content)", columns=5)
-    (out / "classic.json").write_text(json.dumps(results, indent=2))
+    write_json(out / "classic.json", results)
     return results
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,15 @@ SHORT = {"style_weight": "k", "content_weight": "cw", "tv_weight": "tv", "style_
          "content_layers": "cl", "style_layers": "sl", "optimizer": "opt"}
 NOT_GRID_FIELDS = ("output", "iterations")
 RESULT = "result.png"
+MAX_POINTS = 10_000   # runs in one sweep: beyond this, a grid is refused before it is expanded
+
+
+def check_size(grid: dict, where: str = "") -> None:
+    """NSTError if the grid has more than MAX_POINTS points (checked before the product is formed)."""
+    count = math.prod(len(v) if isinstance(v, list) else 1 for v in grid.values())
+    if count > MAX_POINTS:
+        raise NSTError(f"{where}{count:,} grid points (the product of its lists' lengths); a sweep takes at most "
+                       f"{MAX_POINTS:,}: split it into several grids")
 
 
 def load_grid(path: str | None) -> dict[str, list]:
@@ -43,6 +53,7 @@ def load_grid(path: str | None) -> dict[str, list]:
     if not isinstance(grid, dict):
         raise NSTError(f"grid {p}: must be an object of field = [values], got a {type(grid).__name__}")
     fields = sorted(set(FIELDS) - set(NOT_GRID_FIELDS))
+    check_size(grid, f"grid {p}: ")
     for key, values in grid.items():
         if key not in fields:
             raise NSTError(f"grid {p}: unknown field {key!r}; valid fields: {', '.join(fields)}")
@@ -80,6 +91,7 @@ def run_name(point: dict[str, Any], grid: dict[str, list] | None = None) -> str:
 
 def points(grid: dict[str, list]) -> list[tuple[str, dict[str, Any]]]:
     """(run name, point) for every point of the grid, in product order; NSTError if two names collide."""
+    check_size(grid)
     keys = list(grid)
     out = []
     for values in itertools.product(*(grid[k] for k in keys)):

@@ -11,6 +11,7 @@ which the shared loop guarantees).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import jax
@@ -24,12 +25,42 @@ def initialize(coordinator: str, processes: int, process_id: int) -> None:
     Gloo (TCP), so processes on one machine or several can test what GPU nodes do over NCCL."""
     if processes < 1 or not 0 <= process_id < processes:
         raise NSTError(f"--process-id must be in 0…{processes - 1} for --processes {processes}, got {process_id}")
+    host, _, port = coordinator.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise NSTError(f"--coordinator {coordinator!r}: expected HOST:PORT, e.g. node0:12345")
+    if process_id != 0:
+        wait_for_coordinator(host, int(port), coordinator)
+    print(f"nst_jax: process {process_id} of {processes} joining the run at {coordinator} (up to "
+          f"{JOIN_TIMEOUT_S} s for every process to arrive)", file=sys.stderr, flush=True)
     try:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        jax.distributed.initialize(coordinator, num_processes=processes, process_id=process_id)
+        jax.distributed.initialize(coordinator, num_processes=processes, process_id=process_id,
+                                   initialization_timeout=JOIN_TIMEOUT_S)
     except Exception as err:  # noqa: BLE001 - a bad address or an unreachable coordinator
         raise NSTError(f"could not join the run at --coordinator {coordinator} as process {process_id} of "
                        f"{processes}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+
+
+JOIN_TIMEOUT_S = 300      # how long the processes wait for each other
+REACH_TIMEOUT_S = 60      # how long a process other than 0 waits for process 0's address to answer
+
+
+def wait_for_coordinator(host: str, port: int, coordinator: str, timeout: float | None = None) -> None:
+    """Return once process 0's address accepts a connection; NSTError after `timeout` seconds (default
+    REACH_TIMEOUT_S; XLA's own client would wait its whole timeout in silence and then abort the process)."""
+    import socket
+    import time
+    timeout = REACH_TIMEOUT_S if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=2).close()
+            return
+        except OSError as err:
+            if time.monotonic() >= deadline:
+                raise NSTError(f"--coordinator {coordinator}: nothing answers there after {timeout:.0f} s ({err.strerror or err}); "
+                               f"start process 0 first, with the same --coordinator") from None
+            time.sleep(0.5)
 
 
 def count() -> int:

@@ -50,15 +50,17 @@ class Outcome(NamedTuple):
 
 
 class _GracefulInterrupt:
-    """While the loop runs, the first Ctrl-C asks it to stop after the current step (so the interrupt is
-    never raised inside XLA's compilation or a library callback, where it could be lost); a second one
-    stops at once."""
+    """While the loop runs, the first Ctrl-C or SIGTERM asks it to stop after the current step (so the
+    interrupt is never raised inside XLA's compilation or a library callback, where it could be lost); a
+    second one stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.requested = False
-        self.previous = None
+        self.previous = {}
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
 
     def _handle(self, signum, frame):
         if self.requested:
@@ -68,9 +70,9 @@ class _GracefulInterrupt:
               flush=True)
 
     def restore(self) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-            self.previous = None
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+        self.previous = {}
 
 
 def log_schedule(iteration: int) -> bool:
@@ -192,7 +194,7 @@ def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Mem
                 on_step(it, n - len(failures), float(values[0]), {k: float(v[0]) for k, v in parts.items()})
             if stop.requested:
                 raise KeyboardInterrupt
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         if not any(leaf.is_deleted() for leaf in jax.tree.leaves(state)):
             done = offset + state_iteration(state)
             now = elapsed + time.perf_counter() - t0
@@ -206,6 +208,7 @@ def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Mem
             for i, m in enumerate(members):
                 if i not in skip:
                     m.finish(member_state(state, i, batched), done, now, True)
+            interrupt.image_written = True  # the command line words its message by this
         raise
     finally:
         stop.restore()

@@ -28,6 +28,8 @@ from nst_jax import vgg_layers
 from nst_jax.errors import NSTError
 
 FLOAT = 4
+MAX_SIZE = 8192                      # the largest --size a run takes (config.MAX_SIZE)
+MAX_DEVICES = 65536                  # the most devices --plan COUNTxMEMORY plans for
 MODES = ("auto", "plain", "remat", "remat-bf16")
 WAYS = MODES[1:]                     # in the order `auto` tries them
 ACTIVATION_FACTOR = {"plain": 1.7, "remat": 1.15, "remat-bf16": 1.15}
@@ -36,6 +38,9 @@ ACTIVATION_FACTOR = {"plain": 1.7, "remat": 1.15, "remat-bf16": 1.15}
 MARGIN = 1.08                        # a plan fits when needed × MARGIN ≤ available: measured peaks were up
 # to 7 % above the plan (256 px, remat-bf16), and a run planned with no margin at 3673 px was killed by
 # the kernel's OOM killer on the 24 GB machine (bench/results/memory-largest-cpu-2026-11-29.md)
+SMALL_MATRICES = 7                  # m×m float32 matrices of L-BFGS per run, on every device: S·Yᵀ and Y·Yᵀ in
+# the state, about 5 in XLA's temporaries for the compact direction (read at 64 px, history 2000 and 4000:
+# 4.5 and 4.9 m² floats beyond the history-100 program); negligible at history 100, 100 GB at 60000
 PROCESS_BYTES = 0.8e9                # JAX, XLA, the runtime: host RAM of a 128-px run less its weights and arrays
 
 
@@ -73,8 +78,10 @@ def parse_devices(text: str) -> Devices:
         raise NSTError(f"--plan {text!r}: expected the devices to plan for as COUNTxMEMORY, e.g. 8x80GB or 24GB")
     unit = {"mb": 1e6, "gb": 1e9, "gib": 2 ** 30, "tb": 1e12}[m.group(3).lower()]
     count = int(m.group(1) or 1)
-    if count < 1:
-        raise NSTError(f"--plan {text!r}: the device count must be at least 1")
+    if not 1 <= count <= MAX_DEVICES:
+        raise NSTError(f"--plan {text!r}: the device count must be from 1 to {MAX_DEVICES}")
+    if not float(m.group(2)) * unit >= 1e6:
+        raise NSTError(f"--plan {text!r}: each device needs at least 1 MB")
     return Devices("gpu", count, float(m.group(2)) * unit, False)
 
 
@@ -154,7 +161,9 @@ def plan(optimizer: str, history: int, content_layers, style_layers, height: int
         parts.append((f"L-BFGS history (2·{history} vectors, {'bfloat16' if hb == 2 else 'float32'})",
                       2 * history * image * hb / n))
         parts.append(("image, gradient, solver vectors", 6 * image * FLOAT / n))
-        ckpt = 2 * history * image * hb + 2 * image * FLOAT
+        parts.append((f"L-BFGS {history}×{history} matrices (S·Yᵀ, Y·Yᵀ, the direction's workspace)",
+                      SMALL_MATRICES * runs * history ** 2 * FLOAT))
+        ckpt = 2 * history * image * hb + 2 * image * FLOAT + 2 * runs * history ** 2 * FLOAT
     parts.append(("targets", target_floats(content_layers, style_layers, height, width, styles) * FLOAT))
     parts.append(("network weights", weight_floats(layers, devices.platform == "cpu" and n == 1) * FLOAT))
     if light_checkpoint:
@@ -163,13 +172,17 @@ def plan(optimizer: str, history: int, content_layers, style_layers, height: int
     return Plan(height, width, way, devices, tuple(parts), process, float(ckpt))
 
 
-def largest_size(plan_at, shape_at, low: int = 16, high: int = 65536) -> int:
-    """The largest longest side (pixels) whose plan fits; `plan_at(height, width)` makes one plan and
-    `shape_at(side)` gives the (height, width) of a side (`image.fit_size`). 0 when not even `low` fits."""
+def largest_size(plan_at, shape_at, low: int = 16, high: int = MAX_SIZE) -> int:
+    """The largest longest side (pixels, at most `high`: the largest --size a run takes) whose plan fits;
+    `plan_at(height, width)` makes one plan and `shape_at(side)` gives the (height, width) of a side
+    (`image.fit_size`). 0 when not even `low` fits."""
     def fits(side):
         return plan_at(*shape_at(side)).fits
     if not fits(low):
         return 0
+    if fits(high):
+        return high
+    high += 1
     while low < high - 1:
         mid = (low + high) // 2
         low, high = (mid, high) if fits(mid) else (low, mid)

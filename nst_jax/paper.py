@@ -21,8 +21,9 @@ import numpy as np
 
 from nst_jax.config import SAMPLES, with_preset
 from nst_jax.errors import ArgumentParser, NSTError, cli
+from nst_jax.fileio import write_error
 from nst_jax.grid import expand
-from nst_jax.runfiles import write_json
+from nst_jax.runfiles import write_json, write_text
 
 CONTENTS = ("chelsea.png", "hubble_deep_field.jpg", "ihc.png")
 STYLES = ("starry_night.jpg", "the_scream.jpg", "shipwreck.jpg")
@@ -263,7 +264,16 @@ class Timer:
 
     def __init__(self, path: Path):
         self.path = path
-        self.seconds = json.loads(path.read_text()) if path.exists() else {}
+        self.seconds = {}
+        if path.exists():
+            try:
+                self.seconds = json.loads(path.read_text())
+            except (OSError, ValueError) as err:
+                raise NSTError(f"{path}: unreadable ({err}); delete it (only the recorded times are lost)") from None
+            if not (isinstance(self.seconds, dict) and all(isinstance(k, str) and isinstance(v, (int, float))
+                                                           and not isinstance(v, bool) for k, v in self.seconds.items())):
+                raise NSTError(f"{path}: expected an object of experiment names and seconds; delete it (only the "
+                               f"recorded times are lost)")
 
     def add(self, name: str, seconds: float) -> None:
         self.seconds[name] = round(self.seconds.get(name, 0.0) + seconds, 1)
@@ -306,9 +316,15 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise NSTError(f"--out {out}: exists and is not a folder")
+    if args.engine == "ray":  # joined (or started) before anything is written
+        from nst_jax import ray_engine
+        ray_engine.connect(args.address)
     runs = out / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    (out / ".gitignore").write_text("runs/\n")
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(out, err) from None
+    write_text(out / ".gitignore", "runs/\n")
     timer = Timer(out / "timing.json")
     batch = args.batch or scale.batch
     progress = not args.quiet

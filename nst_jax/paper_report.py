@@ -6,6 +6,7 @@ case that was not run."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import platform
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from nst_jax.image import load_image, psnr
+from nst_jax.fileio import save_figure
 from nst_jax.runfiles import RunFiles, write_text
 
 COLUMNS_AT = (1, 10, 100, 1000, 5000)
@@ -52,11 +54,11 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     if not rows:
         return
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, keys)
-        w.writeheader()
-        w.writerows(rows)
+    buffer = io.StringIO(newline="")
+    w = csv.DictWriter(buffer, keys)
+    w.writeheader()
+    w.writerows(rows)
+    write_text(path, buffer.getvalue())
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -282,7 +284,7 @@ def _curves(records, path: Path, inits, ks) -> None:
     axes[0][-1].legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -310,7 +312,7 @@ def _front(rows, path: Path, inits, ks, pairs) -> None:
                for i, k in enumerate(ks)]
     axes[0][-1].legend(handles=axes[0][-1].get_legend_handles_labels()[0] + handles, fontsize=7, loc="upper right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -414,7 +416,7 @@ def _cross_figure(med, stats, path: Path) -> None:
     fig.colorbar(im, ax=ax, label="log10(ratio to the start)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 

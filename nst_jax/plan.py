@@ -31,15 +31,21 @@ def report(cfg: Config, target: str | None = None, xla: bool = True) -> str:
              f"{', the image split in bands' if devs.count > 1 else ''}",
              row("per device", plans)]
     for i, (label, _) in enumerate(chosen.parts):
-        label = label.split(" (")[0] + (f" (2·{cfg.history} vectors)" if label.startswith("L-BFGS") else "")
+        if all(p.parts[i][1] < 1e6 for p in plans.values()):
+            continue  # under a megabyte in every way (the L-BFGS m×m matrices at the usual history)
+        label = label.split(" (")[0] + (f" (2·{cfg.history} vectors)" if label.startswith("L-BFGS history") else "")
         lines.append(row(label, [human_bytes(p.parts[i][1]) for p in plans.values()]))
     if chosen.process:
         lines.append(row("process (JAX, XLA, runtime)", [human_bytes(p.process) for p in plans.values()]))
     lines.append(row("needed" + (" in all" if devs.shared and devs.count > 1 else ""),
                      [human_bytes(p.needed) for p in plans.values()]))
+    split_ok = chosen.height % devs.count == 0
     lines.append(row(f"fits {human_bytes(chosen.available)} (+{round(100 * (memory.MARGIN - 1))} % margin)",
-                     ["yes" if p.fits else "no" for p in plans.values()]))
-    lines.append(f"  --memory {cfg.memory} → {resolved.memory if chosen.fits else 'nothing fits'}; checkpoint file "
+                     ["yes" if p.fits and split_ok else "no" for p in plans.values()]))
+    if not split_ok:
+        lines.append(f"  but the height {chosen.height} px does not split into {devs.count} bands of one height: a run "
+                     f"refuses it; --size {' or '.join(map(str, transfer.sizes_that_divide(cfg, devs.count)))} would")
+    lines.append(f"  --memory {cfg.memory} → {resolved.memory if chosen.fits and split_ok else 'nothing fits'}; checkpoint file "
                  f"{human_bytes(chosen.checkpoint)}{' (light: the image only)' if cfg.light_checkpoint else ''}"
                  + (f" every {cfg.checkpoint_every} iterations" if cfg.checkpoint_every else " (none written)"))
     if xla and target is None and chosen.fits:
@@ -57,7 +63,7 @@ def report(cfg: Config, target: str | None = None, xla: bool = True) -> str:
         at_count = devs._replace(count=count)
         sizes = []
         for way in transfer.ways_to_fit(cfg):
-            side = memory.largest_size(functools.partial(transfer.plan_at, cfg, at_count, way), shape_at, high=8 * 65536)
+            side = memory.largest_size(functools.partial(transfer.plan_at, cfg, at_count, way), shape_at)
             sizes.append(str(side) if side else "none")
         label = f"{count} device{'s' if count > 1 else ''}" + (" (height must divide)" if count > 1 else "")
         lines.append(row(label, sizes))

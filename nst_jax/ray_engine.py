@@ -166,12 +166,21 @@ def _driver_bytes(path: Path, mapping: dict[str, str], command: str, where: str)
 
 
 def run_chunk_task(data: dict):
-    """The Ray task (a generator): run the chunk in segments, yield each segment's changed files."""
+    """The Ray task (a generator): run the chunk in segments, yield each segment's changed files. Its
+    temporary folder (the inputs and the runs' files) is removed when the task ends, however it ends."""
+    import shutil
+    root = Path(tempfile.mkdtemp(prefix="nst_jax_task_"))
+    try:
+        yield from _run_chunk(data, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_chunk(data: dict, root: Path):
     from nst_jax import transfer
     from nst_jax import weights as vgg_weights
     from nst_jax.loop import log_schedule
 
-    root = Path(tempfile.mkdtemp(prefix="nst_jax_task_"))
     where = f"{socket.gethostname()}:{os.getpid()}"
     local: dict[str, str] = {}
     for i, (path, content) in enumerate(data["inputs"].items()):

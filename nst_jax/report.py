@@ -16,8 +16,10 @@ import re
 import sys
 from pathlib import Path
 
+from nst_jax import records
 from nst_jax.errors import ArgumentParser, NSTError, cli
 from nst_jax.grid import label, run_name
+from nst_jax.fileio import atomic_write_bytes, save_figure
 from nst_jax.runfiles import SWEEP_MANIFEST, RunFiles, read_log, write_text
 
 
@@ -51,9 +53,10 @@ def plot_losses(logs: dict[str, list[dict]], out: str | Path, title: str = "") -
     if n > 1:
         fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5),
                    fontsize=7, ncol=max(1, (n + 29) // 30), frameon=False)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        save_figure(fig, out, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
 
 
 def contact_sheet(rows: list[tuple[str, list[tuple[str, Path | None]]]], out: Path, thumb: int = 128) -> None:
@@ -71,33 +74,42 @@ def contact_sheet(rows: list[tuple[str, list[tuple[str, Path | None]]]], out: Pa
         draw.text((3, y + thumb // 2 - 6), row_label[:24], fill="black")
         for c, (_, path) in enumerate(cells):
             if path is not None and path.exists():
-                with Image.open(path) as im:
-                    im = im.convert("RGB")
-                    scale = thumb / max(im.size)
-                    im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
-                                   Image.LANCZOS)
-                    x = label_w + c * (thumb + 4)
-                    sheet.paste(im, (x, y))
-                    # a frame, so that a white result is not mistaken for an empty cell
-                    draw.rectangle((x - 1, y - 1, x + im.width, y + im.height), outline=(120, 120, 120))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
+                try:
+                    with Image.open(path) as im:
+                        im.load()
+                        im = im.convert("RGB")
+                except (OSError, ValueError, Image.DecompressionBombError) as err:
+                    raise NSTError(f"image {path}: unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
+                                   f"delete it or rerun its run") from None
+                scale = thumb / max(im.size)
+                im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.LANCZOS)
+                x = label_w + c * (thumb + 4)
+                sheet.paste(im, (x, y))
+                # a frame, so that a white result is not mistaken for an empty cell
+                draw.rectangle((x - 1, y - 1, x + im.width, y + im.height), outline=(120, 120, 120))
+    atomic_write_bytes(out, lambda f: sheet.save(f, format="PNG"))
+
+
+def _e(value) -> str:
+    """Any value as HTML text (every value placed in a page goes through here or html.escape)."""
+    return html.escape(str(value))
 
 
 def _progress_html(status: dict) -> str:
     from nst_jax.progress import human_seconds
     eta = "—" if status.get("eta_s") is None else human_seconds(status["eta_s"])
     state = "finished" if status["finished"] else f"running (this page reloads every {REFRESH_S} s)"
-    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{it} / {status['target']}</td></tr>"
+    rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{_e(it)} / {_e(status['target'])}</td></tr>"
                    for n, it in sorted(status["iterations"].items()) if n in status["running"])
     failed = "".join(f"<li><b>{html.escape(n)}</b>: {html.escape(m)}</li>" for n, m in sorted(status["failed"].items()))
-    return (f"<h2>Progress: {state}</h2><p>{status['done']} of {status['total']} runs done, "
+    return (f"<h2>Progress: {state}</h2><p>{_e(status['done'])} of {_e(status['total'])} runs done, "
             f"{len(status['running'])} running, {len(status['failed'])} failed; ETA {eta}</p>"
             + (f"<table><tr><th>running</th><th>iterations</th></tr>{rows}</table>" if rows else "")
             + (f"<ul>{failed}</ul>" if failed else ""))
 
 
 REFRESH_S = 15
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 def write_report(out: Path, status: dict | None = None) -> Path:
@@ -110,10 +122,11 @@ def write_report(out: Path, status: dict | None = None) -> Path:
         raise NSTError(f"{out}: no {SWEEP_MANIFEST} here; run `python -m nst_jax.sweep` first")
     try:
         manifest = json.loads(manifest_path.read_text())
-        grid: dict[str, list] = manifest["grid"]
-        runs: dict[str, str] = manifest["runs"]
-    except (ValueError, KeyError, TypeError) as err:
+    except (OSError, ValueError) as err:
         raise NSTError(f"{manifest_path}: unreadable ({err}); rerun the sweep to rewrite it") from None
+    manifest = records.manifest(manifest, manifest_path)
+    grid: dict[str, list] = manifest["grid"]
+    runs: dict[str, str] = manifest["runs"]
     info = {}
     for name, rel in runs.items():
         files = RunFiles(out / rel)
@@ -122,7 +135,7 @@ def write_report(out: Path, status: dict | None = None) -> Path:
     keys = list(grid)
     parts = [f"<h1>Sweep report: {html.escape(str(out))}</h1>",
              _progress_html(status) if status is not None else "",
-             f"<p>{len(runs)} runs, target {manifest['iterations']} iterations; grid: "
+             f"<p>{len(runs)} runs, target {_e(manifest['iterations'])} iterations; grid: "
              + "; ".join(f"<b>{html.escape(k)}</b> = {html.escape(', '.join(label(v) for v in vs))}"
                          for k, vs in grid.items()) + "</p>"]
     rel = lambda p: html.escape(str(Path(p).relative_to(out)))
@@ -157,7 +170,7 @@ def write_report(out: Path, status: dict | None = None) -> Path:
     saved = {n: i["files"].intermediates() for n, i in info.items()}
     its = sorted(set().union(*[set(v) for v in saved.values()])) if saved else []
     parts.append("<h2>Progress (intermediate images)</h2><table><tr><th>run</th>"
-                 + "".join(f"<th>{i}</th>" for i in its) + "<th>final</th></tr>")
+                 + "".join(f"<th>{_e(i)}</th>" for i in its) + "<th>final</th></tr>")
     for name, i in info.items():
         cells = "".join(f'<td><img src="{rel(saved[name][t])}" width="96"></td>' if t in saved[name] else "<td></td>"
                         for t in its)
@@ -174,9 +187,9 @@ def write_report(out: Path, status: dict | None = None) -> Path:
         s = i["sidecar"]
         if s:
             p = s["parts"]
-            parts.append(f"<tr><td>{html.escape(name)}</td><td>{s['iteration']}</td><td>{s['loss']:.6g}</td>"
-                         f"<td>{p['content']:.4g}</td><td>{p['style']:.4g}</td><td>{p['tv']:.4g}</td>"
-                         f"<td>{s['seconds']:.1f}</td></tr>")
+            numbers = [s["iteration"], f"{s['loss']:.6g}", f"{p['content']:.4g}", f"{p['style']:.4g}",
+                       f"{p['tv']:.4g}", f"{s['seconds']:.1f}"]
+            parts.append(f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{_e(v)}</td>" for v in numbers) + "</tr>")
         else:
             why = f"failed: {i['error']}" if i["error"] else "not finished"
             parts.append(f"<tr><td>{html.escape(name)}</td><td colspan=6>{html.escape(why)}</td></tr>")
@@ -204,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     pp.add_argument("-o", "--output", required=True)
     pp.add_argument("--title", default="")
     args = p.parse_args(argv)
+    if Path(args.output).suffix.lower() not in PLOT_SUFFIXES:
+        raise NSTError(f"-o {args.output}: give a {', '.join(PLOT_SUFFIXES)} file name")
     logs = {Path(log).name.replace(".losses.jsonl", ""): read_log(log) for log in args.logs}
     plot_losses(logs, args.output, args.title)
     print(f"wrote {args.output}")

@@ -58,7 +58,9 @@ def join_processes(args, cfg):
 
 
 @cli(interrupted="the image so far is written to the output (its sidecar says 'interrupted') and the last "
-                 "checkpoint is kept; run the same command to continue")
+                 "checkpoint is kept; run the same command to continue",
+     interrupted_early="stopped before the first step ended, so no image was written (a checkpoint from before "
+                       "is kept); run the same command to start or continue")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.coordinator or args.processes > 1:

@@ -29,14 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from nst_jax import image
+from nst_jax import image, records
 from nst_jax.errors import NSTError
-from nst_jax.fileio import Lock, atomic_write_bytes, temp_name_pattern, write_error
+from nst_jax.fileio import Lock, atomic_write_bytes, open_append, probe_writable, stale_temps, write_error
 from nst_jax.stopping import StopRule
 
 SWEEP_MANIFEST = "sweep.json"   # a sweep folder's list of its grid and runs (beside out/<name>/result.png)
 SWEEP_LOCK = "sweep.lock"       # the pid of the process running a sweep in that folder
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+SETTINGS_HASH = re.compile(r"[0-9a-f]{16}")   # `Config.result_hash`
 
 
 def write_text(path: Path, text: str) -> None:
@@ -52,12 +53,14 @@ def write_json(path: Path, record: Any) -> None:
 
 
 def read_log(path: str | Path) -> list[dict]:
-    """The records of a JSONL loss log; NSTError if unreadable."""
+    """The records of a JSONL loss log, each checked (`records.log_record`); NSTError if unreadable."""
     path = Path(path)
     try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        lines = path.read_text().splitlines()
+        parsed = [(i, json.loads(line)) for i, line in enumerate(lines, start=1) if line.strip()]
     except (OSError, ValueError) as err:
         raise NSTError(f"loss log {path}: unreadable ({err})") from None
+    return [records.log_record(r, path, i) for i, r in parsed]
 
 
 class RunFiles:
@@ -81,14 +84,33 @@ class RunFiles:
                 "checkpoint": str(self.checkpoint)}
 
     # ------------------------------------------------------------------------------ checks
+    def owns(self, path: str | os.PathLike) -> bool:
+        """True if `path` (links followed) is one of the files this run may write: its image, sidecar, log,
+        checkpoint, error, lock, set-aside checkpoints and logs, intermediate images, temporary files."""
+        path = Path(path).resolve()
+        if path.parent != self.image.parent.resolve():
+            return False
+        fixed = [self.image, self.sidecar, self.log, self.checkpoint, self.error, self.lock_file]
+        stem = re.escape(self.image.stem)
+        names = [re.escape(p.name) for p in fixed] + [stem + r"_iter\d+" + re.escape(self.image.suffix),
+                                                      stem + r"\.ckpt-[0-9a-f]{16}\.npz", stem + r"\.losses-[0-9a-f]{16}\.jsonl"]
+        written = "|".join(names)
+        return re.fullmatch(rf"(?:{written})|\.(?:{written})\.[a-z0-9_]{{8}}\.tmp", path.name) is not None
+
     def check_output(self, inputs: list[str]) -> None:
-        """NSTError if the output is not an image name or would overwrite one of the inputs."""
+        """NSTError if the output is not an image name, if any file the run may write is one of the inputs,
+        or if its sidecar and log belong to a result of the same name with another extension."""
         if self.image.suffix.lower() not in IMAGE_SUFFIXES:
             raise NSTError(f"output {self.image}: use an image extension such as .png")
-        resolved = {Path(p).resolve() for p in inputs}
-        for path in (self.image, self.sidecar, self.log, self.checkpoint):
-            if path.resolve() in resolved:
-                raise NSTError(f"output {path} would overwrite an input image; choose another -o/--output")
+        for p in inputs:
+            if self.owns(p):
+                raise NSTError(f"output {self.image} would overwrite an input image: the run writes {Path(p).name} "
+                               f"beside it; choose another -o/--output")
+        for suffix in IMAGE_SUFFIXES:
+            other = self.image.with_suffix(suffix)
+            if other.name != self.image.name and other.exists() and self.sidecar.exists():
+                raise NSTError(f"output {self.image}: {self.sidecar.name} and {self.log.name} belong to {other} "
+                               f"too; give this result another name (or move {other.name} away)")
 
     def lock(self) -> Lock:
         """The run's lock (one process per output at a time); entering it also removes the temporary
@@ -97,24 +119,29 @@ class RunFiles:
 
     def remove_stale_temps(self) -> None:
         for path in (self.image, self.sidecar, self.log, self.checkpoint):
-            for tmp in path.parent.glob(temp_name_pattern(path)) if path.parent.is_dir() else ():
+            for tmp in stale_temps(path):
                 try:
                     tmp.unlink()
                 except OSError:
                     pass
 
-    def check_writable(self) -> None:
+    def check_writable(self) -> list[Path]:
         """NSTError now, before any work, if the output cannot be written (a folder in its place, a
-        file where its folder should be, no permission)."""
+        file where its folder should be, no permission). Returns the folders it had to create, deepest
+        first, so that a run that fails before it writes anything can remove them again."""
         if self.image.is_dir():
             raise NSTError(f"output {self.image}: is a folder; give an image file name")
+        created, folder = [], self.image.parent.absolute()
+        while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+            created.append(folder)
+            folder = folder.parent
         try:
             self.image.parent.mkdir(parents=True, exist_ok=True)
-            probe = self.image.parent / f".{self.image.name}.probe.{os.getpid()}.tmp"
-            probe.write_bytes(b"")
-            probe.unlink()
+            probe_writable(self.image.parent, self.image.name)
         except OSError as err:
+            remove_empty(created)
             raise write_error(self.image, err) from None
+        return created
 
     # ------------------------------------------------------------------------ intermediates
     def intermediate(self, iteration: int) -> Path:
@@ -143,11 +170,19 @@ class RunFiles:
         image.save_image(self.image, img, None if text is None else {"nst_jax": json.dumps(text, default=str)})
 
     def read_sidecar(self) -> dict | None:
-        """The sidecar's record, or None if there is none (or it is unreadable)."""
+        """The sidecar's record, checked (`records.sidecar`), or None if there is none; NSTError naming the
+        file and the field if it is unreadable or has a wrong field."""
         try:
-            return json.loads(self.sidecar.read_text())
-        except (OSError, ValueError):
+            text = self.sidecar.read_text()
+        except FileNotFoundError:
             return None
+        except OSError as err:
+            raise NSTError(f"sidecar {self.sidecar}: unreadable ({err.strerror or err})") from None
+        try:
+            record = json.loads(text)
+        except ValueError as err:
+            raise NSTError(f"sidecar {self.sidecar}: unreadable ({err}); delete it or pass --restart") from None
+        return records.sidecar(record, self.sidecar)
 
     def finished(self, target: int, rule: StopRule | None = None) -> bool:
         """True if the result exists and its sidecar says it reached `target` iterations, or that a
@@ -187,7 +222,7 @@ class RunFiles:
         write_text(self.log, "\n".join(kept) + ("\n" if kept else ""))
 
     def open_log(self):
-        return open(self.log, "a")
+        return open_append(self.log)
 
     def read_log(self) -> list[dict]:
         return read_log(self.log) if self.log.exists() else []
@@ -208,12 +243,14 @@ class RunFiles:
         atomic_write_bytes(self.checkpoint, lambda f: np.savez(f, **arrays))
 
     def checkpoint_meta(self) -> dict | None:
-        """The checkpoint's metadata alone (None if there is no readable checkpoint)."""
+        """The checkpoint's metadata alone, checked (`records.checkpoint_meta`; NSTError naming the field);
+        None if there is no readable checkpoint."""
         try:
             with np.load(self.checkpoint) as data:
-                return json.loads(bytes(data["meta"]).decode())
+                meta = json.loads(bytes(data["meta"]).decode())
         except Exception:  # noqa: BLE001 - missing or broken: the run itself reports a broken one
             return None
+        return records.checkpoint_meta(meta, self.checkpoint)
 
     def load_checkpoint(self, template, config_hash: str, leaves_of=None) -> tuple[Any, dict]:
         """The state stored in the checkpoint, shaped like `template` (from jax.eval_shape); NSTError if
@@ -224,13 +261,15 @@ class RunFiles:
         path = self.checkpoint
         try:
             with np.load(path) as data:
-                meta = json.loads(bytes(data["meta"]).decode())
+                meta = records.checkpoint_meta(json.loads(bytes(data["meta"]).decode()), path)
                 if leaves_of is None:
                     leaves_t, treedef = jax.tree.flatten(template)
                     rebuild = lambda leaves: jax.tree.unflatten(treedef, leaves)
                 else:
                     leaves_t, rebuild = leaves_of(template)
                 leaves = [data[f"leaf{i:03d}"] for i in range(len(leaves_t))]
+        except NSTError:
+            raise
         except Exception as err:  # noqa: BLE001 - zip, CRC, JSON and key errors alike mean: broken
             raise NSTError(f"checkpoint {path}: unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
                            f"delete it to start over") from None
@@ -244,6 +283,9 @@ class RunFiles:
             if got.shape != want.shape or got.dtype != want.dtype:
                 raise NSTError(f"checkpoint {path}: state shapes differ from this run's; delete it or pass "
                                f"--restart")
+            if got.dtype.kind == "f" and not np.isfinite(got).all():
+                raise NSTError(f"checkpoint {path}: holds values that are not finite (NaN or inf); the file was "
+                               f"edited or is corrupt: delete it or pass --restart")
         return rebuild([jnp.asarray(a) for a in leaves]), meta
 
     def load_light_checkpoint(self, shape: tuple[int, ...], config_hash: str) -> tuple[np.ndarray, dict]:
@@ -255,10 +297,15 @@ class RunFiles:
         return np.asarray(x), meta
 
     def aside(self, config_hash: str) -> Path:
-        """Where an unfinished run's checkpoint made with other settings is kept (its log beside it)."""
+        """Where an unfinished run's checkpoint made with other settings is kept (its log beside it). The
+        hash becomes part of a file name only once it is known to be one (16 hexadecimal digits)."""
+        if not isinstance(config_hash, str) or not SETTINGS_HASH.fullmatch(config_hash):
+            raise NSTError(f"checkpoint {self.checkpoint}: its settings hash {config_hash!r} is not one (16 "
+                           f"hexadecimal digits); the file was edited or is corrupt: delete it or pass --restart")
         return Path(f"{self.image.with_suffix('')}.ckpt-{config_hash}.npz")
 
     def _aside_log(self, config_hash: str) -> Path:
+        self.aside(config_hash)  # checks the hash
         return Path(f"{self.image.with_suffix('')}.losses-{config_hash}.jsonl")
 
     def set_aside(self, config_hash: str) -> Path:
@@ -286,6 +333,15 @@ class RunFiles:
             return int(meta.get("iteration", 0))
         record = self.read_sidecar()
         return int(record.get("iteration", 0)) if record and self.image.exists() else 0
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove these folders (deepest first) where they are empty: what a failed run created and left unused."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 class _RunLock(Lock):

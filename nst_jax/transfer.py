@@ -30,7 +30,7 @@ from nst_jax.config import INITS, Config, input_files
 from nst_jax.errors import NSTError
 from nst_jax.loop import Member, drive, log_record
 from nst_jax.preprocessing import mean_rgb
-from nst_jax.runfiles import RunFiles
+from nst_jax.runfiles import RunFiles, remove_empty
 
 
 class Inputs(NamedTuple):
@@ -485,13 +485,18 @@ def run_many(cfgs: list[Config], progress: bool = False, restart: bool = False,
     if len({batch_key(c) for c in cfgs}) > 1 or len({c.iterations for c in cfgs}) > 1:
         raise ValueError("run_many: the runs of one batch may differ only in " + ", ".join(sorted(BATCHABLE)))
     files = [RunFiles(c.output) for c in cfgs]
+    created = []
     for c, f in zip(cfgs, files):
         f.check_output(input_files(c))
-        f.check_writable()
-    with contextlib.ExitStack() as locks:  # one process per output; stale temporary files removed
-        for f in files:
-            locks.enter_context(f.lock())
-        return _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step, say)
+        created += f.check_writable()
+    try:
+        with contextlib.ExitStack() as locks:  # one process per output; stale temporary files removed
+            for f in files:
+                locks.enter_context(f.lock())
+            return _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step, say)
+    except BaseException:
+        remove_empty(created)  # a run that failed before writing leaves no new folder behind
+        raise
 
 
 def _run_locked(cfgs, files, progress, restart, loaded_weights, save_at, on_step, say) -> list[RunResult]:

@@ -96,7 +96,16 @@ def _read_file(path: Path) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, 
             for layer in CONV_NAMES:
                 if layer not in f:
                     raise NSTError(f"weights file {path}: missing layer group {layer!r}")
-                groups[layer] = {key: np.asarray(ds[()]) for key, ds in f[layer].items()}
+                if not isinstance(f[layer], h5py.Group):
+                    raise NSTError(f"weights file {path}: {layer!r} is not a layer group (a dataset in its place)")
+                groups[layer] = {}
+                for key, ds in f[layer].items():
+                    if not isinstance(ds, h5py.Dataset):
+                        raise NSTError(f"weights file {path}: {layer}/{key} is not a dataset")
+                    arr = np.asarray(ds[()])
+                    if arr.dtype.kind not in "fiu":
+                        raise NSTError(f"weights file {path}: {layer}/{key} holds {arr.dtype} values, not numbers")
+                    groups[layer][key] = arr
     except NSTError:
         raise
     except (OSError, KeyError, ValueError, RuntimeError) as err:

@@ -38,13 +38,17 @@ def test_plan_parts_are_the_documented_arithmetic():
     q = memory.plan("lbfgs", 100, CONTENT_LAYERS, LAYERS, h, w, _cpu(), "remat-bf16")
     assert dict(q.parts)["L-BFGS history (2·100 vectors, bfloat16)"] == 2 * 100 * d * 2  # half
     assert q.parts[0][1] == pytest.approx(p.parts[0][1] * 1.15 / 1.7)
-    assert q.checkpoint == 2 * 100 * d * 2 + 2 * d * 4
+    assert q.checkpoint == 2 * 100 * d * 2 + 2 * d * 4 + 2 * 100 ** 2 * 4   # history, x and grad, S·Yᵀ and Y·Yᵀ
+    small = "L-BFGS 100×100 matrices (S·Yᵀ, Y·Yᵀ, the direction's workspace)"
+    assert parts[small] == memory.SMALL_MATRICES * 100 ** 2 * 4
+    big = dict(memory.plan("lbfgs", 60000, CONTENT_LAYERS, LAYERS, 64, 96, _cpu(), "plain").parts)
+    assert big["L-BFGS 60000×60000 matrices (S·Yᵀ, Y·Yᵀ, the direction's workspace)"] == pytest.approx(100.8e9)
     # split across 4 GPUs: the image-sized parts divide by 4, the weights and targets do not
     gpu = memory.Devices("gpu", 4, 80e9, False)
     s = memory.plan("lbfgs", 100, CONTENT_LAYERS, LAYERS, h, w, gpu, "plain")
     one = memory.plan("lbfgs", 100, CONTENT_LAYERS, LAYERS, h, w, gpu._replace(count=1), "plain")
     for (name, a), (_, b) in zip(s.parts, one.parts):
-        assert a == pytest.approx(b if name in ("targets", "network weights") else b / 4), name
+        assert a == pytest.approx(b if name in ("targets", "network weights") or "matrices" in name else b / 4), name
     assert s.process == 0 and s.needed == pytest.approx(sum(b for _, b in s.parts))
 
 
@@ -143,9 +147,13 @@ def test_plan_prints_the_parts_xla_and_the_largest_sizes(tmp_path, capsys):
     assert code == 0 and not (tmp_path / "o.png").exists()
     assert "L-BFGS history (2·100 vectors)" in out and "XLA's figure for --memory plain" in out
     assert re.search(r"1 device\s+\d+\s+\d+\s+\d+", out)
-    code, out, _ = call_main(main, [CONTENT, STYLE, "--size", "8192", "--plan", "8x80GB"], capsys)
+    code, out, _ = call_main(main, [CONTENT, STYLE, "--size", "8190", "--plan", "8x80GB"], capsys)
     assert code == 0 and "8 × GPU with 80.0 GB each" in out and "XLA" not in out
-    assert re.search(r"fits 80.0 GB \(\+8 % margin\)\s+yes", out)
+    assert re.search(r"fits 80.0 GB \(\+8 % margin\)\s+yes", out) and "does not split" not in out
+    code, out, _ = call_main(main, [CONTENT, STYLE, "--size", "8192", "--plan", "8x80GB"], capsys)  # height 5449
+    assert code == 0 and re.search(r"fits 80.0 GB \(\+8 % margin\)\s+no", out)
+    assert "the height 5449 px does not split into 8 bands of one height: a run refuses it; --size" in out
+    assert "--memory auto → nothing fits" in out and max(map(int, re.findall(r"\b(\d{4,})\b", out.split("largest")[1]))) <= 8192
 
 
 SPLIT_SCRIPT = r"""

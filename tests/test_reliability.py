@@ -7,6 +7,7 @@ a clean NSTError — never another exception.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -21,6 +22,8 @@ from nst_jax import convert, dissect, gallery, report, run, sweep
 from nst_jax.errors import NSTError
 
 from conftest import CONTENT, STYLE, one_error_line
+
+_HELD_LOCKS: list[int] = []   # descriptors that hold the "busy" lock files for the whole module
 
 RUN, SWEEP, REPORT, DISSECT, GALLERY, CONVERT = run.main, sweep.main, report.main, dissect.main, gallery.main, \
     convert.main
@@ -55,8 +58,11 @@ def files(tmp_path_factory):
     (d / "badreport" / "sweep.json").write_text("{not json")
     (d / "bad.losses.jsonl").write_text("{not json\n")
     (d / "busy").mkdir()
-    (d / "busy" / "sweep.lock").write_text(f"{os.getppid()}\n")  # a live process holds it
-    (d / "busy_out.lock").write_text(f"{os.getppid()}\n")
+    for lock in (d / "busy" / "sweep.lock", d / "busy_out.lock"):  # held by a live process (this one, through
+        lock.write_text(f"{os.getppid()}\n")                     # a descriptor of its own; the pid says who)
+        fd = os.open(lock, os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _HELD_LOCKS.append(fd)
     (d / "corrupt.ckpt.npz").write_bytes(b"PK\x03\x04 not a zip")
     return d
 
@@ -288,10 +294,17 @@ def test_a_second_process_on_the_same_output_is_refused_and_stale_locks_are_take
 def test_stale_temporary_files_are_removed_when_a_run_starts(tmp_path, embedded):
     from conftest import small_cfg
     from nst_jax.transfer import run as run_transfer
-    stale = tmp_path / ".out.ckpt.npz.abc123.tmp"
-    stale.write_bytes(b"x" * 1000)
+    import tempfile
+    fd, stale = tempfile.mkstemp(prefix=".out.ckpt.npz.", suffix=".tmp", dir=tmp_path)  # as a killed write left it
+    os.write(fd, b"x" * 1000)
+    os.close(fd)
+    victim = tmp_path.parent / f"{tmp_path.name}-victim"
+    victim.write_text("DATA")
+    planted = tmp_path / ".out.png.abcd1234.tmp"      # a link with a temporary file's name: not ours, kept
+    planted.symlink_to(victim)
     run_transfer(small_cfg(tmp_path / "out.png", iterations=1), progress=False, loaded_weights=embedded)
-    assert not stale.exists() and not (tmp_path / "out.lock").exists()
+    assert not os.path.exists(stale) and not (tmp_path / "out.lock").exists()
+    assert planted.is_symlink() and victim.read_text() == "DATA"
 
 
 def test_large_gram_counts_do_not_overflow():
