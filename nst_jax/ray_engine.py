@@ -56,14 +56,76 @@ def connect(address: str | None, num_cpus: int | None = None) -> dict:
         return ray.cluster_resources()
     try:
         if address in (None, "local"):
-            ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, logging_level="ERROR",
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, logging_level="ERROR",
                      object_store_memory=min(2 * 1024 ** 3, int(0.1 * os.sysconf("SC_PAGE_SIZE")
                                                                   * os.sysconf("SC_PHYS_PAGES"))))
+            _start_watchdog()
         else:
             ray.init(address=address, logging_level="ERROR")
     except (ConnectionError, RuntimeError, ValueError) as err:
         raise NSTError(f"--address {address}: cannot join a Ray cluster ({str(err).splitlines()[0]})") from None
     return ray.cluster_resources()
+
+
+# Run as `python -c WATCHDOG PID`: remembers every descendant of process PID (with its start time, so a
+# reused pid is never mistaken for one) and, once PID is gone, ends those still alive. Ray's own reaper
+# stops most of a local cluster when its driver is killed, but not its agents.
+WATCHDOG = """
+import os, signal, sys, time
+driver = int(sys.argv[1])
+
+def table():
+    procs = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                fields = open(f"/proc/{name}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            procs[int(name)] = (int(fields[1]), fields[19])  # parent, start time
+    return procs
+
+def descendants(procs):
+    found, frontier = {}, [driver]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, start) in procs.items():
+            if ppid == parent and pid not in found:
+                found[pid] = start
+                frontier.append(pid)
+    return found
+
+seen = {}
+while True:
+    procs = table()
+    if driver not in procs:
+        break
+    seen.update(descendants(procs))
+    seen.pop(os.getpid(), None)  # this watchdog is the driver's child too
+    time.sleep(1.0)
+time.sleep(3.0)
+for attempt in (signal.SIGTERM, signal.SIGKILL):
+    procs = table()
+    alive = [pid for pid, start in seen.items() if pid in procs and procs[pid][1] == start]
+    for pid in alive:
+        try:
+            os.kill(pid, attempt)
+        except OSError:
+            pass
+    if not alive:
+        break
+    time.sleep(3.0)
+"""
+
+
+def _start_watchdog() -> None:
+    """Start `WATCHDOG` for this process (Linux only: it reads /proc), in a session of its own, with a
+    plain exec (no fork of this process, which may run JAX's threads)."""
+    import subprocess
+    if not os.path.isdir("/proc"):
+        return
+    subprocess.Popen([sys.executable, "-c", WATCHDOG, str(os.getpid())], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def payload(chunk: list[tuple[str, Config]]) -> dict:

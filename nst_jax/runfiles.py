@@ -69,7 +69,7 @@ class RunFiles:
     def __init__(self, output: str | os.PathLike):
         self.image = Path(output)
         stem = self.image.with_suffix("")
-        self.sidecar = stem.with_suffix(".json")
+        self.sidecar = Path(f"{stem}.json")   # not with_suffix: "a.b.png" must not share "a.json" with "a.png"
         self.log = Path(f"{stem}.losses.jsonl")
         self.checkpoint = Path(f"{stem}.ckpt.npz")
         self.error = Path(f"{stem}.error.txt")

@@ -206,6 +206,35 @@ def test_one_image_split_across_devices_is_the_same_optimisation(tmp_path):
     assert "--devices 2" in report["errors"]["3"]
 
 
+ODD_BANDS_SCRIPT = r"""
+import json, os, sys
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+from nst_jax import transfer
+from nst_jax.config import Config
+from nst_jax.runfiles import RunFiles
+out, content, style = sys.argv[1:4]
+logs = {}
+for n in (1, 3):  # 32 px: 32×21, bands of 7 rows, and 10, 5, 2, 1 rows after the poolings: uneven splits
+    cfg = Config(content=content, styles=(style,), size=32, iterations=6, devices=n, output=f"{out}/b{n}.png",
+                 checkpoint_every=0)
+    logs[n] = [r["loss"] for r in RunFiles(transfer.run(cfg, progress=False).paths["image"]).read_log()]
+json.dump(logs, open(out + "/odd.json", "w"))
+"""
+
+
+def test_uneven_bands_give_the_same_objective_and_first_steps(tmp_path):
+    """Bands of odd heights that the poolings split unevenly: the objective and its gradient are the
+    same function (the loss at the start and after each of the first steps agrees to float32 rounding)."""
+    script = tmp_path / "odd.py"
+    script.write_text(ODD_BANDS_SCRIPT)
+    proc = run_cli(str(script), str(tmp_path), str(CONTENT), str(ROOT / "nst_jax/samples/starry_night.jpg"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    logs = json.loads((tmp_path / "odd.json").read_text())
+    assert len(logs["1"]) == len(logs["3"]) == 7
+    for a, b in zip(logs["1"], logs["3"]):
+        assert b == pytest.approx(a, rel=1e-5)
+
+
 def _free_port() -> int:
     import socket
     with socket.socket() as s:

@@ -3,6 +3,7 @@ worker's chunk resumed from its last checkpoint, the same resume semantics, grid
 
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,7 +39,11 @@ def test_grid_over_images_on_ray_equals_local_and_resumes_the_same_way(tmp_path)
     Image.open(CONTENT).transpose(Image.FLIP_LEFT_RIGHT).save(mirrored)
     IMAGES = {"content": [str(CONTENT), str(mirrored)], "styles": [str(STYLE), str(SAMPLES / "the_scream.jpg")],
               **SMALL}
+    import tempfile
+    task_folders = lambda: set(Path(tempfile.gettempdir()).glob("nst_jax_task_*"))
+    before = task_folders()
     runs = sweep(4, IMAGES, tmp_path / "ray", BASE, engine="ray", show_progress=False, report=True)
+    assert task_folders() == before   # each task removed its temporary folder
     assert [n for n, _ in runs] == ["content-chelsea_styles-ihc", "content-chelsea_styles-the_scream",
                                     "content-mirrored_styles-ihc", "content-mirrored_styles-the_scream"]
     sweep(4, IMAGES, tmp_path / "local", BASE, show_progress=False)
@@ -86,3 +91,58 @@ def test_unreachable_address_is_one_line(tmp_path, capsys):
                                        tmp_path / "o", "--size", "32"], capsys)
     assert "--address 127.0.0.1:1" in line and "cannot reach" in line
     assert not (tmp_path / "o").exists()
+
+
+_DRIVER = """
+import os, time
+from nst_jax import ray_engine
+ray_engine.connect(None, num_cpus=1)
+print("READY", flush=True)
+time.sleep(600)
+"""
+
+
+def _descendants(root: int) -> dict[int, str]:
+    procs = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                fields = open(f"/proc/{name}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            procs[int(name)] = (int(fields[1]), fields[19])
+    found, frontier = {}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, start) in procs.items():
+            if ppid == parent and pid not in found:
+                found[pid] = start
+                frontier.append(pid)
+    return found
+
+
+def _alive(pid: int, start: str) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[19] == start
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_a_killed_driver_leaves_no_ray_process(tmp_path):
+    import subprocess
+    import sys
+    import time
+    from conftest import ROOT
+    driver = subprocess.Popen([sys.executable, "-c", _DRIVER], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert driver.stdout.readline().strip() == "READY"
+    time.sleep(2)  # the agents start after the cluster
+    started = _descendants(driver.pid)
+    assert len(started) >= 4  # gcs, raylet, agents, the watchdog
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    deadline = time.time() + 40
+    while time.time() < deadline and any(_alive(p, s) for p, s in started.items()):
+        time.sleep(0.5)
+    assert not [p for p, s in started.items() if _alive(p, s)]

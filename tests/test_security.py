@@ -255,3 +255,23 @@ def test_records_from_files_are_objects_of_the_right_kinds_or_one_line():
             except NSTError as err:
                 assert "\n" not in str(err)
     check()
+
+
+def test_bounds_are_one_line_and_quick(tmp_path, capsys):
+    from nst_jax import dissect
+    from nst_jax.sweep import main as sweep_main
+    t = time.time()
+    line = one_error_line(run_main, [CONTENT, STYLE, "--history", "60000", "-o", tmp_path / "h.png"], capsys)
+    assert "L-BFGS 60000×60000 matrices" in line or "needs about" in line
+    assert "device count must be from 1 to 65536" in one_error_line(
+        run_main, [CONTENT, STYLE, "--plan", "100000000000000000000000x80GB"], capsys)
+    assert "expected the devices to plan for" in one_error_line(run_main, [CONTENT, STYLE, "--plan", "1e23x80GB"], capsys)
+    assert "larger than 8192" in one_error_line(dissect.main, ["views", "--size", "9000", "-o", tmp_path / "d"], capsys)
+    assert not (tmp_path / "d").exists()
+    for n, values in ((3, 1000), (2, 317)):   # 10⁹ and 100 489 points
+        grid = tmp_path / f"g{n}.json"
+        grid.write_text(json.dumps({k: [float(v) for v in range(values)] for k in
+                                    ("style_weight", "content_weight", "tv_weight")[:n]}))
+        line = one_error_line(sweep_main, ["1", "--grid", grid, "--out", tmp_path / f"o{n}"], capsys)
+        assert "grid points" in line and "at most 10,000" in line and not (tmp_path / f"o{n}").exists()
+    assert time.time() - t < 60
