@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nst_jax.hardware import describe_cpu
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "nst_jax" / "samples"
 RUN_ARGS = ["-m", "nst_jax.run", str(SAMPLES / "chelsea.png"), str(SAMPLES / "ihc.png"), "--size", "48",
@@ -34,6 +36,10 @@ GRID = {"init": ["noise", "content"], "style_weight": [10.0, 1000.0], "content_l
         "style_layers": [["relu1_1", "relu2_1"]]}
 SWEEP_ARGS = ["-m", "nst_jax.sweep", "30", "--grid", "grid.json", "--size", "32", "--checkpoint-every", "2",
               "--batch", "2", "--quiet", "--no-report", "--out", "out"]
+
+
+def _load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def _env():
@@ -142,12 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     import tempfile
     base = Path(args.folder or tempfile.mkdtemp(prefix="nst_soak_"))
     rng = random.Random(args.seed)
+    load_before = _load()
     rows = [soak(kind, args.kills, args.kills_per_trial, base, rng) for kind in ("run", "sweep")]
     lines = [f"# Kill and resume — {dt.date.today().isoformat()}", "",
              f"`python -m bench.soak --kills {args.kills} --kills-per-trial {args.kills_per_trial} --seed {args.seed}`: "
              "SIGKILL at a random moment (uniform between 0.3 and 1 × the uninterrupted process's wall time, start-up "
              "included), "
              "then rerun to the end; images compared exactly (decoded PNG arrays).", "",
+             f"Machine: {describe_cpu()}; load average before/after {load_before} / {_load()}.", "",
              "| kind | kills | trials | trials equal to the uninterrupted result | problems found |",
              "|---|---|---|---|---|"]
     for r in rows:

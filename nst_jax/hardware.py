@@ -34,6 +34,20 @@ def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     return set()
 
 
+def describe_cpu(cpuinfo: str | None = None) -> str:
+    """'AMD EPYC, 2 cores, AVX-512 (avx512_bf16)' — the model name, the cores this process may use and its
+    widest vector units, for the machine line of every benchmark table."""
+    import os
+    cpuinfo = _proc_cpuinfo() if cpuinfo is None else cpuinfo
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+                 "unknown CPU")
+    flags = cpu_flags(cpuinfo)
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    extra = sorted(flags & (set(BF16_FLAGS) | {"avx_vnni"}))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{model}, {cores} cores, {vector}" + (f" ({', '.join(extra)})" if extra else "")
+
+
 def bfloat16_flags(cpuinfo: str | None = None) -> set[str]:
     """The bfloat16 instruction sets among the CPU's flags."""
     return cpu_flags(cpuinfo) & set(BF16_FLAGS)

@@ -45,7 +45,7 @@ class Outcome(NamedTuple):
     iteration: int
     seconds: float
     failures: dict[int, str]   # member index → message
-    stopped: dict[int, tuple[int, float, Any]] = {}   # member index → (iteration, seconds, state) where the
+    stopped: dict[int, tuple[int, float, Any]]   # member index → (iteration, seconds, state) where the
     # stopping rule ended it (already finished by `drive`; a batched member's state is a host copy)
 
 
@@ -191,7 +191,7 @@ def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Mem
                     log.flush()
                 save_checkpoints(state, members, batched, skip, it, offset, now)
             if on_step is not None:
-                on_step(it, n - len(failures), float(values[0]), {k: float(v[0]) for k, v in parts.items()})
+                on_step(it, n - len(skip), float(values[0]), {k: float(v[0]) for k, v in parts.items()})
             if stop.requested:
                 raise KeyboardInterrupt
     except KeyboardInterrupt as interrupt:

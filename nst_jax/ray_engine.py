@@ -67,64 +67,14 @@ def connect(address: str | None, num_cpus: int | None = None) -> dict:
     return ray.cluster_resources()
 
 
-# Run as `python -c WATCHDOG PID`: remembers every descendant of process PID (with its start time, so a
-# reused pid is never mistaken for one) and, once PID is gone, ends those still alive. Ray's own reaper
-# stops most of a local cluster when its driver is killed, but not its agents.
-WATCHDOG = """
-import os, signal, sys, time
-driver = int(sys.argv[1])
-
-def table():
-    procs = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                fields = open(f"/proc/{name}/stat").read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            procs[int(name)] = (int(fields[1]), fields[19])  # parent, start time
-    return procs
-
-def descendants(procs):
-    found, frontier = {}, [driver]
-    while frontier:
-        parent = frontier.pop()
-        for pid, (ppid, start) in procs.items():
-            if ppid == parent and pid not in found:
-                found[pid] = start
-                frontier.append(pid)
-    return found
-
-seen = {}
-while True:
-    procs = table()
-    if driver not in procs:
-        break
-    seen.update(descendants(procs))
-    seen.pop(os.getpid(), None)  # this watchdog is the driver's child too
-    time.sleep(1.0)
-time.sleep(3.0)
-for attempt in (signal.SIGTERM, signal.SIGKILL):
-    procs = table()
-    alive = [pid for pid, start in seen.items() if pid in procs and procs[pid][1] == start]
-    for pid in alive:
-        try:
-            os.kill(pid, attempt)
-        except OSError:
-            pass
-    if not alive:
-        break
-    time.sleep(3.0)
-"""
-
-
 def _start_watchdog() -> None:
-    """Start `WATCHDOG` for this process (Linux only: it reads /proc), in a session of its own, with a
-    plain exec (no fork of this process, which may run JAX's threads)."""
+    """Start `nst_jax.watchdog` for this process (Linux only: it reads /proc), in a session of its own,
+    with a plain exec (no fork of this process, which may run JAX's threads): a killed sweep's local
+    cluster is ended with it."""
     import subprocess
     if not os.path.isdir("/proc"):
         return
-    subprocess.Popen([sys.executable, "-c", WATCHDOG, str(os.getpid())], stdin=subprocess.DEVNULL,
+    subprocess.Popen([sys.executable, "-m", "nst_jax.watchdog", str(os.getpid())], stdin=subprocess.DEVNULL,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 

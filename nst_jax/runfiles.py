@@ -106,11 +106,13 @@ class RunFiles:
             if self.owns(p):
                 raise NSTError(f"output {self.image} would overwrite an input image: the run writes {Path(p).name} "
                                f"beside it; choose another -o/--output")
-        for suffix in IMAGE_SUFFIXES:
-            other = self.image.with_suffix(suffix)
-            if other.name != self.image.name and other.exists() and self.sidecar.exists():
-                raise NSTError(f"output {self.image}: {self.sidecar.name} and {self.log.name} belong to {other} "
-                               f"too; give this result another name (or move {other.name} away)")
+        others = [self.image.with_suffix(s) for s in IMAGE_SUFFIXES if self.image.with_suffix(s).name != self.image.name]
+        record = self.read_sidecar() if any(o.exists() for o in others) else None
+        owner = Path(str(record["config"].get("output", ""))).name if record is not None else None
+        for other in others:
+            if other.exists() and owner == other.name:
+                raise NSTError(f"output {self.image}: {self.sidecar.name} and {self.log.name} belong to {other}; "
+                               f"give this result another name (or move {other.name} away)")
 
     def lock(self) -> Lock:
         """The run's lock (one process per output at a time); entering it also removes the temporary

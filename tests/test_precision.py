@@ -126,3 +126,13 @@ def test_auto_precision_is_resolved_before_the_hash_and_said_in_the_header(tmp_p
     record = json.loads((tmp_path / "a.json").read_text())
     assert record["config"]["precision"] == chosen
     assert f"{chosen} ({why})" in capsys.readouterr().err
+
+
+def test_the_machine_line_names_the_model_the_cores_and_the_vector_units():
+    from nst_jax import hardware
+    info = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse avx avx2 fma\n"
+    line = hardware.describe_cpu(info)
+    assert line.startswith("AMD EPYC 7B13, ") and line.endswith(" cores, AVX2")
+    info512 = "model name\t: Intel Xeon\nflags\t\t: avx2 avx512f amx_bf16 amx_tile\n"
+    assert hardware.describe_cpu(info512).endswith("AVX-512 (amx_bf16, amx_tile)")
+    assert hardware.describe_cpu("").startswith("unknown CPU")

@@ -102,32 +102,6 @@ time.sleep(600)
 """
 
 
-def _descendants(root: int) -> dict[int, str]:
-    procs = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                fields = open(f"/proc/{name}/stat").read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            procs[int(name)] = (int(fields[1]), fields[19])
-    found, frontier = {}, [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, (ppid, start) in procs.items():
-            if ppid == parent and pid not in found:
-                found[pid] = start
-                frontier.append(pid)
-    return found
-
-
-def _alive(pid: int, start: str) -> bool:
-    try:
-        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[19] == start
-    except OSError:
-        return False
-
-
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
 def test_a_killed_driver_leaves_no_ray_process(tmp_path):
     import subprocess
@@ -138,11 +112,12 @@ def test_a_killed_driver_leaves_no_ray_process(tmp_path):
                               env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert driver.stdout.readline().strip() == "READY"
     time.sleep(2)  # the agents start after the cluster
-    started = _descendants(driver.pid)
+    from nst_jax.watchdog import alive, descendants, process_table
+    started = descendants(driver.pid, process_table())
     assert len(started) >= 4  # gcs, raylet, agents, the watchdog
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     deadline = time.time() + 40
-    while time.time() < deadline and any(_alive(p, s) for p, s in started.items()):
+    while time.time() < deadline and any(alive(p, s) for p, s in started.items()):
         time.sleep(0.5)
-    assert not [p for p, s in started.items() if _alive(p, s)]
+    assert not [p for p, s in started.items() if alive(p, s)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -151,6 +152,11 @@ def test_a_result_never_takes_over_the_sidecar_of_a_result_with_another_extensio
     line = one_error_line(run_main, [*argv, "-o", tmp_path / "r.png"], capsys)
     assert "r.json" in line and "r.jpg" in line
     assert (tmp_path / "r.json").read_text() == before and not (tmp_path / "r.png").exists()
+    assert call_main(run_main, [*argv, "-o", tmp_path / "q.png"], capsys)[0] == 0
+    shutil.copy(CONTENT, tmp_path / "q.jpg")   # an unrelated picture of the same name: q.json stays q.png's
+    code, out, err = call_main(run_main, [CONTENT, STYLE, *SMALL_FLAGS, "--iterations", "2", "-o", tmp_path / "q.png"],
+                               capsys)
+    assert code == 0 and "after 2 iterations" in out, err
 
 
 def test_a_failed_run_leaves_no_new_folder(tmp_path, capsys):
