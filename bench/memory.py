@@ -49,8 +49,8 @@ def measure(size: int, way: str, folder: Path, iterations: int = 5) -> dict:
 
 
 def planned(size: int, way: str) -> dict:
-    from nst_jax import transfer
-    cfg, plan = transfer.plan_memory(Config(content=CONTENT, styles=(STYLE,), size=size, memory=way))
+    from nst_jax import planning, transfer
+    cfg, plan = planning.plan_memory(Config(content=CONTENT, styles=(STYLE,), size=size, memory=way))
     fig = transfer.xla_memory(cfg)
     return {"plan": plan.needed, "plan_activations": plan.parts[0][1], "xla_temporaries": fig["temporaries"],
             "height": plan.height, "width": plan.width}
@@ -58,10 +58,10 @@ def planned(size: int, way: str) -> dict:
 
 def largest(way: str) -> int:
     import functools
-    from nst_jax import image, memory, transfer
+    from nst_jax import image, memory, planning
     cfg = Config(content=CONTENT, styles=(STYLE,), memory=way)
-    _, p = transfer.plan_memory(cfg)
-    return memory.largest_size(functools.partial(transfer.plan_at, cfg, p.devices, way),
+    _, p = planning.plan_memory(cfg)
+    return memory.largest_size(functools.partial(planning.plan_at, cfg, p.devices, way),
                                functools.partial(image.fit_size, image.image_size(CONTENT)))
 
 

@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     for c in criteria:
         if c not in CRITERIA:
             raise NSTError(f"unknown criterion {c!r}; choose from {', '.join(CRITERIA)}")
-    from nst_jax.transfer import check_memory  # the sizes and the memory, checked before anything is written
+    from nst_jax.planning import check_memory  # the sizes and the memory, checked before anything is written
     check_memory(with_preset("default", content=args.content, styles=(args.styles,), size=args.size,
                              iterations=args.iterations, seed=args.seed), f"dissect {args.what} at --size {args.size}")
     out = Path(args.out)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import sys
 
-from nst_jax import image, memory, sharding, transfer
+from nst_jax import image, memory, planning, sharding, transfer
 from nst_jax.config import Config
 from nst_jax.errors import NSTError
 from nst_jax.progress import human_bytes
@@ -21,9 +21,9 @@ from nst_jax.progress import human_bytes
 def report(cfg: Config, target: str | None = None, xla: bool = True) -> str:
     """The plan of one run (one scale) as text; `target`: plan for these devices instead ('8x80GB')."""
     devices = memory.parse_devices(target) if target else None
-    resolved, chosen = transfer.plan_memory(cfg, devices=devices)
+    resolved, chosen = planning.plan_memory(cfg, devices=devices)
     devs = chosen.devices
-    plans = {way: transfer.plan_at(cfg, devs, way, chosen.height, chosen.width) for way in transfer.ways_to_fit(cfg)}
+    plans = {way: planning.plan_at(cfg, devs, way, chosen.height, chosen.width) for way in planning.ways_to_fit(cfg)}
     width = 40
     row = lambda label, cells: f"  {label:<{width}}" + "".join(f"{c:>13}" for c in cells)
     lines = [f"memory plan: {cfg.content} at {chosen.width}×{chosen.height} px, {cfg.optimizer}"
@@ -44,7 +44,7 @@ def report(cfg: Config, target: str | None = None, xla: bool = True) -> str:
                      ["yes" if p.fits and split_ok else "no" for p in plans.values()]))
     if not split_ok:
         lines.append(f"  but the height {chosen.height} px does not split into {devs.count} bands of one height: a run "
-                     f"refuses it; --size {' or '.join(map(str, transfer.sizes_that_divide(cfg, devs.count)))} would")
+                     f"refuses it; --size {' or '.join(map(str, planning.sizes_that_divide(cfg, devs.count)))} would")
     lines.append(f"  --memory {cfg.memory} → {resolved.memory if chosen.fits and split_ok else 'nothing fits'}; checkpoint file "
                  f"{human_bytes(chosen.checkpoint)}{' (light: the image only)' if cfg.light_checkpoint else ''}"
                  + (f" every {cfg.checkpoint_every} iterations" if cfg.checkpoint_every else " (none written)"))
@@ -58,12 +58,12 @@ def report(cfg: Config, target: str | None = None, xla: bool = True) -> str:
     shape_at = functools.partial(image.fit_size, image.image_size(cfg.content))
     counts = sorted({1, devs.count})
     lines.append("largest --size that fits (longest side, this image's aspect):")
-    lines.append(row("", transfer.ways_to_fit(cfg)))
+    lines.append(row("", planning.ways_to_fit(cfg)))
     for count in counts:
         at_count = devs._replace(count=count)
         sizes = []
-        for way in transfer.ways_to_fit(cfg):
-            side = memory.largest_size(functools.partial(transfer.plan_at, cfg, at_count, way), shape_at)
+        for way in planning.ways_to_fit(cfg):
+            side = memory.largest_size(functools.partial(planning.plan_at, cfg, at_count, way), shape_at)
             sizes.append(str(side) if side else "none")
         label = f"{count} device{'s' if count > 1 else ''}" + (" (height must divide)" if count > 1 else "")
         lines.append(row(label, sizes))

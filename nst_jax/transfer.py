@@ -30,6 +30,8 @@ from nst_jax.config import INITS, Config, input_files
 from nst_jax.errors import NSTError
 from nst_jax.loop import Member, drive, log_record
 from nst_jax.preprocessing import mean_rgb
+from nst_jax.planning import check_disk, check_memory, checkpoint_bytes, plan_memory, require_fit
+from nst_jax.progress import header
 from nst_jax.runfiles import RunFiles, remove_empty
 
 
@@ -330,144 +332,6 @@ BATCHABLE = frozenset({"init", "seed", "style_weight", "content_weight", "tv_wei
 def batch_key(cfg: Config) -> tuple:
     """Runs with equal keys can share one batched program."""
     return tuple((k, str(v)) for k, v in sorted(cfg.to_dict().items()) if k not in BATCHABLE)
-
-
-def sizes_that_divide(cfg: Config, count: int, around: int | None = None) -> list[int]:
-    """The --size values nearest `around` (default cfg.size) whose image height divides by `count`."""
-    shape = image.image_size(cfg.content)
-    around = around or cfg.size
-    found = [s for s in range(max(1, around - 4 * count), around + 4 * count + 1)
-             if image.fit_size(shape, s)[0] % count == 0]
-    return sorted(sorted(found, key=lambda s: abs(s - around))[:2])
-
-
-def plan_memory(cfg: Config, runs: int = 1, devices: memory.Devices | None = None) -> tuple[Config, memory.Plan]:
-    """The memory plan of a run (or `runs` batched ones) at its size, read from the content image's
-    header (nothing is loaded or allocated), and the Config with `memory` and `devices` resolved: the
-    way of fitting --memory asked for (with 'auto', the first that fits) and the devices the image is
-    split across. `devices`: plan for devices that are not here (--plan 8x80GB)."""
-    height, width = image.fit_size(image.image_size(cfg.content), cfg.size)
-    layers_used = cfg.content_layers + cfg.style_layers
-    if min(height, width) < vgg.min_input_side(layers_used):
-        deepest = max(layers_used, key=vgg.depth_index)
-        raise NSTError(f"content image {cfg.content}: {width}×{height} px at --size {cfg.size} is too small for layer "
-                       f"{deepest} (needs at least {vgg.min_input_side(layers_used)} px per side); raise --size or "
-                       f"use shallower layers")
-    if devices is None:
-        n = sharding.device_count(cfg.devices, height, lambda k: sizes_that_divide(cfg, k))
-        devices = memory.present(n)
-    plans = [plan_at(cfg, devices, way, height, width, runs) for way in
-             (ways_to_fit(cfg) if cfg.memory == "auto" else (cfg.memory,))]
-    p = next((q for q in plans if q.fits), plans[-1])
-    precision = hardware.resolve_precision(cfg.precision, devices.platform)
-    return dataclasses.replace(cfg, memory=p.way, devices=devices.count, precision=precision), p
-
-
-def ways_to_fit(cfg: Config) -> tuple[str, ...]:
-    """The --memory ways open to this run, in the order 'auto' tries them."""
-    return memory.WAYS if cfg.optimizer == "lbfgs" else ("plain", "remat")
-
-
-def plan_at(cfg: Config, devices: memory.Devices, way: str, height: int, width: int, runs: int = 1,
-            history: int | None = None) -> memory.Plan:
-    """`memory.plan` for this run's settings at another size, way or history."""
-    return memory.plan(cfg.optimizer, cfg.history if history is None else history, cfg.content_layers,
-                       cfg.style_layers, height, width, devices, way, 1 if cfg.original_colors == "luminance" else 3,
-                       runs, len(cfg.styles), cfg.light_checkpoint)
-
-
-def fitting_hints(cfg: Config, p: memory.Plan, runs: int = 1) -> list[str]:
-    """What would fit instead: each way's largest size, a shorter history, more devices."""
-    hints = []
-    height, width = p.height, p.width
-    shape_at = functools.partial(image.fit_size, image.image_size(cfg.content))
-    for way in ways_to_fit(cfg):
-        at = functools.partial(plan_at, cfg, p.devices, way, runs=runs)
-        if at(height, width).fits:
-            hints.append(f"--memory {way} would fit")
-            continue
-        side = memory.largest_size(at, shape_at)
-        if side:
-            hints.append(f"--memory {way} fits up to --size {side}")
-    if cfg.optimizer == "lbfgs":
-        for m in (50, 20, 10, 5):
-            if m < cfg.history:
-                q = plan_at(cfg, p.devices, "remat-bf16", height, width, runs, history=m)
-                if q.fits:
-                    hints.append(f"--memory remat-bf16 --history {m} would fit at this size")
-                    break
-    if sharding.present() > p.devices.count:
-        have = sharding.present()
-        hints.append(f"{have} devices are present, used when the height divides by {have}: --size "
-                     f"{' or '.join(map(str, sizes_that_divide(cfg, have)))}")
-    return hints
-
-
-def check_memory(cfg: Config, what: str, runs: int = 1) -> tuple[Config, memory.Plan]:
-    """`plan_memory`, refusing a run that fits no way (`require_fit`)."""
-    resolved, p = plan_memory(cfg, runs)
-    require_fit(cfg, p, what, runs)
-    return resolved, p
-
-
-def require_fit(cfg: Config, p: memory.Plan, what: str, runs: int = 1) -> None:
-    """NSTError with one line (`memory.refusal`, with `fitting_hints`) unless the plan fits."""
-    if not p.fits:
-        raise memory.refusal(p, what, fitting_hints(cfg, p, runs))
-
-
-def checkpoint_bytes(template, light: bool = False) -> int:
-    leaves = [template.x] if light else jax.tree.leaves(template)
-    return sum(int(np.prod(leaf.shape)) * leaf.dtype.itemsize for leaf in leaves)
-
-
-def check_disk(cfg: Config, mem: memory.Plan, runs: int = 1) -> None:
-    """Refuse a run whose checkpoints would not fit on the output's disk (a new one is written beside
-    the old before it replaces it), before any work — with the lighter ways to keep going."""
-    import shutil
-    from nst_jax.progress import human_bytes
-    if not cfg.checkpoint_every or cfg.light_checkpoint or not hosts.is_writer():
-        return
-    folder = Path(cfg.output).resolve().parent
-    free = shutil.disk_usage(folder).free
-    need = 2 * mem.checkpoint * runs
-    if need > free:
-        image_bytes = mem.height * mem.width * 3 * 4
-        raise NSTError(f"{cfg.output}: checkpoints need {human_bytes(need)} on disk ({human_bytes(mem.checkpoint)} "
-                       f"each, written beside the last), but {folder} has {human_bytes(free)} free; "
-                       f"--light-checkpoint keeps only the image ({human_bytes(image_bytes)}), or "
-                       f"--checkpoint-every 0 writes none")
-
-
-def _precision_text(precision: str) -> str:
-    """The precision and, where it is what --precision auto chooses here, why."""
-    chosen, why = hardware.choose_precision(jax.default_backend())
-    return f"{precision} ({why})" if precision == chosen else precision
-
-
-def header(cfg: Config, problem: Problem, inputs_shape: tuple[int, int], start: int, ckpt_bytes: int,
-           mem: memory.Plan | None = None) -> list[str]:
-    """The lines a run prints before its first step (see `progress`)."""
-    from nst_jax.progress import human_bytes, memory_in_use
-    h, w = problem.content.shape[:2]
-    up = f" (upscaled from {inputs_shape[1]}×{inputs_shape[0]})" if max(inputs_shape) < max(h, w) else ""
-    styles = ", ".join(f"{Path(p).name} at {s.shape[1]}×{s.shape[0]}" for p, s in zip(cfg.styles, problem.styles))
-    if cfg.checkpoint_every:
-        ckpt = (f"checkpoint {human_bytes(ckpt_bytes)} every {cfg.checkpoint_every} iterations"
-                f"{' (kept at the end)' if cfg.keep_checkpoint else ' (removed at the end)'}")
-    else:
-        ckpt = "no checkpoints"
-    begin = f"from iteration {start} to {cfg.iterations}" if start else f"{cfg.iterations} iterations"
-    return [f"nst_jax: {Path(cfg.content).name} → {cfg.output}, {w}×{h} px{up}; style {styles}",
-            f"  layers: content {','.join(cfg.content_layers) or '—'}, style {','.join(cfg.style_layers) or '—'}; "
-            f"{_precision_text(cfg.precision)}; statistic {cfg.style_statistic}; weights content {cfg.content_weight:g}, style {cfg.style_weight:g}, "
-            f"tv {cfg.tv_weight:g}",
-            f"  {cfg.optimizer} (lr {cfg.lr_or_default:g}{f', history {cfg.history}' if cfg.optimizer != 'adam' else ''}),"
-            f" init {Path(cfg.init).name}, {begin}; device {jax.devices()[0].platform} ({jax.devices()[0]}"
-            f"{f' and {cfg.devices - 1} more: the image split in {cfg.devices} bands' if cfg.devices > 1 else ''}); "
-            f"memory in use {human_bytes(memory_in_use())}; {ckpt}"] + \
-        ([f"  memory plan: --memory {mem.way}, about {human_bytes(mem.needed)} of {human_bytes(mem.available)} "
-          f"available (--plan for the parts)"] if mem is not None else [])
 
 
 def run_many(cfgs: list[Config], progress: bool = False, restart: bool = False,

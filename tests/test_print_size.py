@@ -69,7 +69,7 @@ def test_plan_for_devices_that_are_not_here(text, count, each):
 
 
 def test_the_refusal_says_what_fits_and_it_does(tmp_path, capsys, monkeypatch):
-    from nst_jax import memory, transfer
+    from nst_jax import memory, planning, transfer
     from nst_jax.run import main
     monkeypatch.setattr(memory, "available_bytes", lambda platform=None: 3e9)
     line = one_error_line(main, [CONTENT, STYLE, "--size", "2048", "-o", tmp_path / "o.png"], capsys)
@@ -80,16 +80,16 @@ def test_the_refusal_says_what_fits_and_it_does(tmp_path, capsys, monkeypatch):
     from nst_jax.config import Config
     for way, size in hints:  # each suggestion is a plan that fits
         cfg = Config(content=str(CONTENT), styles=(str(STYLE),), size=int(size), memory=way)
-        assert transfer.plan_memory(cfg)[1].fits
+        assert planning.plan_memory(cfg)[1].fits
 
 
 def test_auto_chooses_rematerialisation_when_plain_does_not_fit(tmp_path, monkeypatch):
     """With memory for 'remat' but not for 'plain', --memory auto runs rematerialised; the sidecar says so,
     and the result equals a plain run's (rematerialising changes no number)."""
-    from nst_jax import memory, transfer
+    from nst_jax import memory, planning, transfer
     plain = transfer.run(small_cfg(tmp_path / "plain.png", memory="plain"), progress=False)
     cfg = small_cfg(tmp_path / "auto.png")
-    ways = {w: transfer.plan_memory(small_cfg(tmp_path / "x.png", memory=w))[1].needed for w in ("plain", "remat")}
+    ways = {w: planning.plan_memory(small_cfg(tmp_path / "x.png", memory=w))[1].needed for w in ("plain", "remat")}
     assert ways["remat"] < ways["plain"]
     monkeypatch.setattr(memory, "available_bytes", lambda platform=None: ways["remat"] * memory.MARGIN + 1)
     auto = transfer.run(cfg, progress=False)
@@ -161,7 +161,7 @@ import json, os, sys
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
 import numpy as np
 from PIL import Image
-from nst_jax import transfer
+from nst_jax import planning, transfer
 from nst_jax.config import Config
 from nst_jax.errors import NSTError
 out = sys.argv[1]
@@ -175,11 +175,11 @@ for n in (1, 2, 4):
     report[n] = {"loss": r.loss, "compiles": r.compiles,
                  "image": float(np.linalg.norm(r.image - res[1].image) / np.linalg.norm(res[1].image)),
                  "sidecar_devices": json.load(open(f"{out}/o{n}.json"))["config"]["devices"],
-                 "temporaries": transfer.xla_memory(transfer.plan_memory(cfg(n))[0])["temporaries"]}
+                 "temporaries": transfer.xla_memory(planning.plan_memory(cfg(n))[0])["temporaries"]}
 errors = {}
 for n in (8, 3):
     try:
-        transfer.plan_memory(cfg(n))
+        planning.plan_memory(cfg(n))
     except NSTError as e:
         errors[n] = str(e)
 json.dump({"runs": report, "errors": errors}, open(out + "/report.json", "w"))
