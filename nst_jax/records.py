@@ -67,23 +67,24 @@ LOG_RECORD = {"iteration": "COUNT", "loss": "NUMBER"}
 LOG_OPTIONAL = {"content": "NUMBER", "style": "NUMBER", "tv": "NUMBER", "seconds": "SECONDS"}
 
 
-def check(record: Any, schema: dict[str, str], what: str, optional: dict[str, str] | None = None) -> dict:
+RESTART = "the file was edited or is corrupt: delete it or pass --restart"
+
+
+def check(record: Any, schema: dict[str, str], what: str, optional: dict[str, str] | None = None,
+          remedy: str = RESTART) -> dict:
     """`record` if it is an object with every field of `schema` (and any of `optional` present) of the
-    right kind; NSTError naming `what` and the field otherwise."""
+    right kind; NSTError naming `what`, the field and `remedy` otherwise."""
     if not isinstance(record, dict):
-        raise NSTError(f"{what}: expected a JSON object, got {type(record).__name__}; the file was edited or is "
-                       f"corrupt: delete it or pass --restart")
+        raise NSTError(f"{what}: expected a JSON object, got {type(record).__name__}; {remedy}")
     for fields, required in ((schema, True), (optional or {}, False)):
         for name, kind in fields.items():
             if name not in record:
                 if required:
-                    raise NSTError(f"{what}: the field {name!r} is missing; the file was edited or is corrupt: "
-                                   f"delete it or pass --restart")
+                    raise NSTError(f"{what}: the field {name!r} is missing; {remedy}")
                 continue
             ok, words = CHECKS[kind]
             if not ok(record[name]):
-                raise NSTError(f"{what}: the field {name!r} must be {words}, got {str(record[name])[:60]!r}; the "
-                               f"file was edited or is corrupt: delete it or pass --restart")
+                raise NSTError(f"{what}: the field {name!r} must be {words}, got {str(record[name])[:60]!r}; {remedy}")
     return record
 
 
@@ -95,12 +96,12 @@ def checkpoint_meta(record: Any, path) -> dict:
     record = check(record, CHECKPOINT, f"checkpoint {path}")
     if record["offset"] > record["iteration"]:
         raise NSTError(f"checkpoint {path}: the field 'offset' ({record['offset']}) is past its 'iteration' "
-                       f"({record['iteration']}); the file was edited or is corrupt: delete it or pass --restart")
+                       f"({record['iteration']}); {RESTART}")
     return record
 
 
 def manifest(record: Any, path) -> dict:
-    return check(record, MANIFEST, f"sweep manifest {path}")
+    return check(record, MANIFEST, f"sweep manifest {path}", remedy="rerun the sweep to rewrite it")
 
 
 def log_record(record: Any, path, line: int) -> dict:

@@ -56,7 +56,8 @@ class Tracker:
         self.last_report = self.last_line = 0.0
         self.line_every = line_every
         self.bar = None
-        self.show = show_progress and self.progress()[0] < self.progress()[1]
+        reached, total = self.progress()
+        self.show = show_progress and reached < total
 
     def progress(self) -> tuple[int, int]:
         """(iterations reached, iterations in all); a finished run counts as its target (the stopping rule

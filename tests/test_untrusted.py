@@ -121,7 +121,7 @@ def test_sweep_manifests_of_the_wrong_kind(finished, tmp_path, capsys, change, f
     manifest.update(change)
     (out / "sweep.json").write_text(json.dumps(manifest))
     line = one_error_line(report.main, [out], capsys)
-    assert fragment in line and "sweep.json" in line
+    assert fragment in line and "sweep.json" in line and line.endswith("rerun the sweep to rewrite it")
     manifest = json.loads((finished / "sweep" / "sweep.json").read_text())
     manifest.pop("iterations")
     (out / "sweep.json").write_text(json.dumps(manifest))
