@@ -30,7 +30,7 @@ SAMPLE_STYLE = str(SAMPLES / "ihc.png")
 SAMPLE_PAINTING = str(SAMPLES / "starry_night.jpg")   # the sweep's default style, as in the main job
 INITS = ("noise", "white", "black", "mean", "content", "style", "average")
 ORIGINAL_COLORS = ("none", "luminance", "histogram")
-MAX_SIZE = 8192
+MAX_SIZE = memory.MAX_SIZE   # the largest --size (declared beside the plan, which caps its sizes there)
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 # Defaults calibrated on the embedded (Caffe) weights: see README "Weights".

@@ -41,7 +41,7 @@ def temp_name_pattern(path: str | os.PathLike) -> str:
     return "." + Path(path).name + ".*.tmp"
 
 
-_MKSTEMP_PART = re.compile(r"[a-z0-9_]{8}")   # what tempfile.mkstemp puts between prefix and suffix
+TEMP_PART = re.compile(r"[a-z0-9_]{8}")   # what tempfile.mkstemp puts between prefix and suffix
 
 
 def stale_temps(path: str | os.PathLike) -> list[Path]:
@@ -58,7 +58,7 @@ def stale_temps(path: str | os.PathLike) -> list[Path]:
             regular = stat.S_ISREG(candidate.lstat().st_mode)
         except OSError:
             continue
-        if regular and _MKSTEMP_PART.fullmatch(middle):
+        if regular and TEMP_PART.fullmatch(middle):
             found.append(candidate)
     return found
 

@@ -28,7 +28,7 @@ from nst_jax import vgg_layers
 from nst_jax.errors import NSTError
 
 FLOAT = 4
-MAX_SIZE = 8192                      # the largest --size a run takes (config.MAX_SIZE)
+MAX_SIZE = 8192                      # the largest --size a run takes (config.MAX_SIZE is this)
 MAX_DEVICES = 65536                  # the most devices --plan COUNTxMEMORY plans for
 MODES = ("auto", "plain", "remat", "remat-bf16")
 WAYS = MODES[1:]                     # in the order `auto` tries them

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from nst_jax.errors import NSTError
 
-_HASH = re.compile(r"[0-9a-f]{16}")
+SETTINGS_HASH = re.compile(r"[0-9a-f]{16}")   # `Config.result_hash`
 
 
 def _is_int(v) -> bool:
@@ -46,7 +46,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "SECONDS": (lambda v: _is_number(v) and v >= 0, "a finite number ≥ 0"),
     "FLAG": (lambda v: isinstance(v, bool), "true or false"),
     "TEXT": (lambda v: isinstance(v, str), "a string"),
-    "HASH": (lambda v: isinstance(v, str) and _HASH.fullmatch(v) is not None, "16 hexadecimal digits"),
+    "HASH": (lambda v: isinstance(v, str) and SETTINGS_HASH.fullmatch(v) is not None, "16 hexadecimal digits"),
     "PARTS": (lambda v: isinstance(v, dict) and all(k in v and _is_number(v[k]) for k in ("content", "style", "tv")),
               "an object with the numbers content, style and tv"),
     "TABLE": (lambda v: isinstance(v, dict), "an object"),

@@ -31,13 +31,12 @@ import numpy as np
 
 from nst_jax import image, records
 from nst_jax.errors import NSTError
-from nst_jax.fileio import Lock, atomic_write_bytes, open_append, probe_writable, stale_temps, write_error
+from nst_jax.fileio import TEMP_PART, Lock, atomic_write_bytes, open_append, probe_writable, stale_temps, write_error
 from nst_jax.stopping import StopRule
 
 SWEEP_MANIFEST = "sweep.json"   # a sweep folder's list of its grid and runs (beside out/<name>/result.png)
 SWEEP_LOCK = "sweep.lock"       # the pid of the process running a sweep in that folder
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
-SETTINGS_HASH = re.compile(r"[0-9a-f]{16}")   # `Config.result_hash`
 
 
 def write_text(path: Path, text: str) -> None:
@@ -92,10 +91,11 @@ class RunFiles:
             return False
         fixed = [self.image, self.sidecar, self.log, self.checkpoint, self.error, self.lock_file]
         stem = re.escape(self.image.stem)
+        h = records.SETTINGS_HASH.pattern
         names = [re.escape(p.name) for p in fixed] + [stem + r"_iter\d+" + re.escape(self.image.suffix),
-                                                      stem + r"\.ckpt-[0-9a-f]{16}\.npz", stem + r"\.losses-[0-9a-f]{16}\.jsonl"]
+                                                      stem + rf"\.ckpt-{h}\.npz", stem + rf"\.losses-{h}\.jsonl"]
         written = "|".join(names)
-        return re.fullmatch(rf"(?:{written})|\.(?:{written})\.[a-z0-9_]{{8}}\.tmp", path.name) is not None
+        return re.fullmatch(rf"(?:{written})|\.(?:{written})\.{TEMP_PART.pattern}\.tmp", path.name) is not None
 
     def check_output(self, inputs: list[str]) -> None:
         """NSTError if the output is not an image name, if any file the run may write is one of the inputs,
@@ -301,7 +301,7 @@ class RunFiles:
     def aside(self, config_hash: str) -> Path:
         """Where an unfinished run's checkpoint made with other settings is kept (its log beside it). The
         hash becomes part of a file name only once it is known to be one (16 hexadecimal digits)."""
-        if not isinstance(config_hash, str) or not SETTINGS_HASH.fullmatch(config_hash):
+        if not isinstance(config_hash, str) or not records.SETTINGS_HASH.fullmatch(config_hash):
             raise NSTError(f"checkpoint {self.checkpoint}: its settings hash {config_hash!r} is not one (16 "
                            f"hexadecimal digits); the file was edited or is corrupt: delete it or pass --restart")
         return Path(f"{self.image.with_suffix('')}.ckpt-{config_hash}.npz")
