@@ -14,7 +14,8 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from nst_jax import losses, statistics, transfer, weights
+from nst_jax import losses, statistics, steps, transfer, weights
+from nst_jax.inputs import load_inputs
 from nst_jax.config import with_preset
 
 from bench.run import CONTENT, STYLE
@@ -25,13 +26,13 @@ def measure(size: int = 256) -> dict[str, float]:
     w = weights.load()
     base = with_preset("default", content=str(CONTENT), styles=(str(STYLE),), size=size, content_layers=(),
                        content_weight=0.0, tv_weight=0.0, style_weight=1.0)
-    inputs = transfer.load_inputs(base)
+    inputs = load_inputs(base)
     raw = {}
     for name in statistics.NAMES:
         cfg = dataclasses.replace(base, style_statistic=name)
         problem = transfer.build_problem(cfg, w, inputs)
         _, parts = losses.make_objective(problem.spec)(jnp.asarray(problem.content[None]),
-                                                       problem.aux(transfer.step_key(cfg, 0)))
+                                                       problem.aux(steps.step_key(cfg, 0)))
         raw[name] = float(parts["style"]) / statistics.get(name).scale  # the unscaled loss
     return {name: raw["gram"] / v for name, v in raw.items()}
 

@@ -46,17 +46,19 @@ def main(argv: list[str] | None = None) -> int:
     returned = sum(len(d) for _, b in bundles for files in b["files"].values() for d in files.values())
     workers = sorted({b["worker"] for _, b in bundles})
     first = min(s for s, _ in bundles)
+    from nst_jax.hardware import describe_cpu
     rows = [f"# Sweep engines — cpu, {dt.date.today().isoformat()}", "",
             f"`python -m bench.engines --runs {args.runs} --size {args.size} --iterations {args.iterations}`: "
-            f"{args.runs} runs, checkpoint every 10 iterations (each a segment streamed back), one after the other "
-            f"in one process on this machine (2 cores; Ray starts one worker per core).", "",
+            f"{args.runs} runs, checkpoint every 10 iterations (each checkpoint's files streamed back from the one "
+            f"call of the run a task makes), one engine after the other in one process on this machine "
+            f"({describe_cpu()}; Ray starts one worker per core).", "",
             "| engine | wall s | per run s | runs/min |", "|---|---|---|---|",
             f"| local (one process) | {local:.1f} | {local / args.runs:.2f} | {60 * args.runs / local:.1f} |",
             f"| ray (local cluster, {len(workers)} workers) | {ray_s:.1f} | {ray_s / args.runs:.2f} | "
             f"{60 * args.runs / ray_s:.1f} |", "",
             f"Ray's start: {start:.1f} s. First segment back after {first:.1f} s (a worker's start, the weights, "
             f"the first compilation). Files returned to the driver: {returned / 1e6:.1f} MB in {len(bundles)} "
-            f"segments ({returned / max(len(bundles), 1) / 1e3:.0f} kB each, checkpoints included); each task "
+            f"bundles ({returned / max(len(bundles), 1) / 1e3:.0f} kB each, checkpoints included); each task "
             f"is sent its input images and the run's files so far."]
     text = "\n".join(rows) + "\n"
     print(text)

@@ -2,7 +2,7 @@
 
     python -m bench.loop_overhead [--size 256] [--iterations 20] [--rounds 3]
 
-Both sides use the same compiled step (`transfer.compiled_solver`, shared cache). In turns, per
+Both sides use the same compiled step (`steps.compiled_solver`, shared cache). In turns, per
 round: the bare step driven as the bench does (one host read of the loss per step), then
 `transfer.run` — the whole loop with its log, progress bar and checkpoint bookkeeping — continuing
 the same run's files. Then the loop's own per-step work is timed piece by piece on a real state.
@@ -23,7 +23,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from nst_jax import transfer, weights
+from nst_jax import steps, transfer, weights
 from nst_jax.config import with_preset
 from nst_jax.loop import host_values, log_record
 from nst_jax.runfiles import RunFiles
@@ -47,8 +47,8 @@ def measure(size: int = 256, iterations: int = 20, rounds: int = 3, out_dir: str
     cfg = with_preset("default", content=str(CONTENT), styles=(str(STYLE),), size=size, iterations=0,
                       output=str(out), checkpoint_every=50, print_every=10)
     problem = transfer.prepare(cfg, w)
-    compiled = transfer.compiled_solver(problem.spec, cfg.optimizer, cfg.lr, cfg.history)
-    aux = problem.aux(transfer.step_key(cfg, 0))
+    compiled = steps.compiled_solver(problem.spec, cfg.optimizer, cfg.lr, cfg.history)
+    aux = problem.aux(steps.step_key(cfg, 0))
     state = compiled.init(jax.numpy.asarray(problem.x0[None]), aux)
     state = compiled.step(state, aux)  # compiles; both sides then run the same cached program
     bare, looped = [], []
@@ -63,8 +63,8 @@ def measure(size: int = 256, iterations: int = 20, rounds: int = 3, out_dir: str
         first = done == iterations
         transfer.run(dataclasses.replace(cfg, iterations=done), progress=True, loaded_weights=w)
         log = [r["seconds"] for r in RunFiles(out).read_log()]
-        steps = np.diff(log[-iterations - 1:]) if not first else np.diff(log[1:])  # its first step: start-up
-        looped.extend(steps.tolist())
+        gaps = np.diff(log[-iterations - 1:]) if not first else np.diff(log[1:])  # its first step: start-up
+        looped.extend(gaps.tolist())
     parts = {
         "host read of value and parts": _median_seconds(lambda: host_values(state, 1)),
         "host copy of x (last good image)": _median_seconds(lambda: np.array(state.x)),

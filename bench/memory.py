@@ -49,9 +49,11 @@ def measure(size: int, way: str, folder: Path, iterations: int = 5) -> dict:
 
 
 def planned(size: int, way: str) -> dict:
-    from nst_jax import planning, transfer
-    cfg, plan = planning.plan_memory(Config(content=CONTENT, styles=(STYLE,), size=size, memory=way))
-    fig = transfer.xla_memory(cfg)
+    from nst_jax import planning, steps
+    cfg = Config(content=CONTENT, styles=(STYLE,), size=size, memory=way)
+    run_plan = planning.plan_run(cfg)
+    plan = run_plan.figure
+    fig = steps.xla_memory(cfg, run_plan)
     return {"plan": plan.needed, "plan_activations": plan.parts[0][1], "xla_temporaries": fig["temporaries"],
             "height": plan.height, "width": plan.width}
 
@@ -60,7 +62,7 @@ def largest(way: str) -> int:
     import functools
     from nst_jax import image, memory, planning
     cfg = Config(content=CONTENT, styles=(STYLE,), memory=way)
-    _, p = planning.plan_memory(cfg)
+    p = planning.plan_run(cfg).figure
     return memory.largest_size(functools.partial(planning.plan_at, cfg, p.devices, way),
                                functools.partial(image.fit_size, image.image_size(CONTENT)))
 

@@ -27,7 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nst_jax import compiler, image, losses, solvers, transfer, vgg, weights
+from nst_jax import compiler, image, losses, solvers, steps, transfer, vgg, weights
+from nst_jax.inputs import Inputs
 from nst_jax.config import PRESETS, with_preset
 from nst_jax.image import psnr
 
@@ -119,9 +120,9 @@ def jax_problem(w, content, style, solver_name="lbfgs", batch=1, fuse=1) -> JaxP
     """The run's own problem (`transfer.build_problem`, default settings) on these square images."""
     cfg = with_preset("default", content=str(CONTENT), styles=(str(STYLE),), size=content.shape[1],
                       optimizer=solver_name)
-    problem = transfer.build_problem(cfg, w, transfer.Inputs(content[0], [style[0]]))
+    problem = transfer.build_problem(cfg, w, Inputs(content[0], [style[0]]))
     fun = losses.make_objective(problem.spec)
-    aux = problem.aux(transfer.step_key(cfg, 0))
+    aux = problem.aux(steps.step_key(cfg, 0))
     solver = solvers.make_solver(solver_name, fun)
     one_step, one_init = solver.step, solver.init
     if batch > 1:

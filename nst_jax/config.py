@@ -1,20 +1,17 @@
 """One frozen Config flows from the command line to the solver; each run option is declared here once.
 
-Every run option is one `Config` field whose metadata (`option(...)`) says its help text, its choices,
-how the command line spells and parses it, and whether it changes the optimisation's path (`result`):
-`add_run_arguments` builds the `run` parser from it, `config_from_args` reads the parsed values back,
-`Config.result_hash` hashes exactly the fields with `result=True`, and `validate` checks choices and
-types from the same metadata. Library functions take a Config (or plain values), never argparse
+A Config is what was asked, as pure data: it reads no file and probes no hardware (what the planner
+makes of it on this machine is `runplan.RunPlan`). Every run option is one `Config` field whose
+metadata (`option(...)`) says its help text, its choices, how the command line spells and parses it,
+and whether it changes the optimisation's path (`result`): `options` builds the command line from it,
+`identity.settings_hash` hashes exactly the fields with `result=True`, and `validate` checks choices
+and types from the same metadata. Library functions take a Config (or plain values), never argparse
 objects. Every bad value becomes an `NSTError` with one clear line.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import functools
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,26 +44,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 # ------------------------------------------------------------------------------- value parsers
 
-def _split(text: str) -> list[str]:
+def split_list(text: str) -> list[str]:
     return [v.strip() for v in str(text).split(",") if v.strip()]
 
 
 def parse_names(text: str) -> tuple[str, ...]:
-    return tuple(_split(text))
-
-
-def parse_floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in _split(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def parse_ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in _split(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    return tuple(split_list(text))
 
 
 def option(default, help: str, *, kind: str, result: bool = True, flag: str | None = None,
@@ -178,24 +161,6 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def result_hash(self) -> str:
-        """Hash of every field that changes the optimisation's path (metadata result=True). Files enter
-        by their contents, not their paths: a run moved to another folder or machine (a Ray worker)
-        keeps its hash, and an image changed in place does not."""
-        d = {}
-        for f in dataclasses.fields(self):
-            if f.metadata["result"]:
-                value = getattr(self, f.name)
-                if f.name in INPUT_FIELDS:
-                    value = [file_digest(v) for v in value] if isinstance(value, tuple) else file_digest(value)
-                if f.name == "precision":  # 'auto' hashes as what it chooses on this machine
-                    from nst_jax.hardware import resolve_precision
-                    value = resolve_precision(value)
-                if f.name == "memory":  # rematerialising changes no number; the history's precision does
-                    value = "bfloat16 history" if value == "remat-bf16" else "float32 history"
-                d[f.name] = value
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
     @property
     def layer_weights(self) -> tuple[float, ...]:
         n = len(self.style_layers)
@@ -211,46 +176,6 @@ class Config:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
-# the fields that name files a run reads: images, masks, an --init image, a weights file
-INPUT_FIELDS = tuple(name for name, f in FIELDS.items()
-                     if f.metadata["result"] and (f.metadata["kind"] in ("path", "paths") or name == "init"))
-
-
-def input_files(cfg: Config) -> list[str]:
-    """The files `cfg` reads (--init only when it names a file)."""
-    files = []
-    for name in INPUT_FIELDS:
-        value = getattr(cfg, name)
-        if isinstance(value, tuple):
-            files.extend(value)
-        elif value is not None and not (name == "init" and value in INITS):
-            files.append(value)
-    return files
-
-
-def file_digest(value):
-    """sha256 of a file's bytes (cached by path, size and modification time), or `value` itself when it
-    names no file (None, or an initialisation such as 'noise')."""
-    if not isinstance(value, str) or value in INITS:
-        return value
-    try:
-        st = Path(value).stat()
-    except OSError:
-        return value
-    if not Path(value).is_file():
-        return value
-    return _digest(str(Path(value).resolve()), st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=256)
-def _digest(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
-
-
 def flag_of(name: str) -> str:
     """The command-line spelling of a field (`--style-weight`)."""
     meta = FIELDS[name].metadata
@@ -313,6 +238,15 @@ def _finite(value: float) -> bool:
 
 def validate(cfg: Config) -> Config:
     """Check every field; return the Config with layer names in block form. Raises NSTError."""
+    _check_fields(cfg)
+    content_layers, style_layers = _check_layers(cfg)
+    _check_images(cfg)
+    _check_numbers(cfg)
+    return dataclasses.replace(cfg, content_layers=content_layers, style_layers=style_layers)
+
+
+def _check_fields(cfg: Config) -> None:
+    """Choices, finite numbers, the images named, sizes and loss weights."""
     for f in dataclasses.fields(cfg):
         choices = f.metadata["choices"]
         value = getattr(cfg, f.name)
@@ -334,6 +268,10 @@ def validate(cfg: Config) -> Config:
     for name in ("style_weight", "content_weight", "tv_weight"):
         if not getattr(cfg, name) >= 0:
             raise NSTError(f"{flag_of(name)} must be a finite number ≥ 0, got {getattr(cfg, name)}")
+
+
+def _check_layers(cfg: Config) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The layers in block form, and the weights given per layer and per style."""
     content_layers = vgg_layers.resolve_all(cfg.content_layers)
     style_layers = vgg_layers.resolve_all(cfg.style_layers)
     if not content_layers and not style_layers:
@@ -348,6 +286,11 @@ def validate(cfg: Config) -> Config:
         if any(w < 0 for w in cfg.style_blend_weights) or not sum(cfg.style_blend_weights) > 0 \
                 or not _finite(sum(cfg.style_blend_weights)):
             raise NSTError("--style-blend-weights must be ≥ 0 with a positive, finite sum")
+    return content_layers, style_layers
+
+
+def _check_images(cfg: Config) -> None:
+    """The style scale, the masks and the scales of a coarse-to-fine run."""
     if not cfg.style_scale > 0:
         raise NSTError(f"--style-scale must be positive, got {cfg.style_scale}")
     if cfg.style_scale * cfg.size > MAX_SIZE:
@@ -375,6 +318,10 @@ def validate(cfg: Config) -> Config:
             raise NSTError(f"--scale-iterations has {len(cfg.scale_iterations)} values for {len(cfg.scales)} scales")
     if cfg.scale_iterations is not None and any(v < 0 for v in cfg.scale_iterations):
         raise NSTError("--scale-iterations must be ≥ 0")
+
+
+def _check_numbers(cfg: Config) -> None:
+    """The initial image, the solver's and the stopping rule's numbers, devices, seed, intervals."""
     if cfg.init not in INITS and not Path(cfg.init).is_file():
         raise NSTError(f"--init {cfg.init!r} is neither one of {', '.join(INITS)} nor an existing file")
     if cfg.lr is not None and not cfg.lr > 0:
@@ -395,89 +342,3 @@ def validate(cfg: Config) -> Config:
     for name in ("save_every", "print_every", "checkpoint_every"):
         if getattr(cfg, name) < 0:
             raise NSTError(f"{flag_of(name)} must be ≥ 0")
-    return dataclasses.replace(cfg, content_layers=content_layers, style_layers=style_layers)
-
-
-# ------------------------------------------------------------------------------- the command line
-
-_PARSE = {"int": int, "float": float, "str": str, "path": str, "names": parse_names, "floats": parse_floats,
-          "ints": parse_ints}
-
-
-def _help_text(f: dataclasses.Field, default: Any = dataclasses.MISSING) -> str:
-    meta = f.metadata
-    default = f.default if default is dataclasses.MISSING else default
-    if meta["positional"]:
-        return meta["help"]
-    if meta["from_preset"]:
-        shown = ",".join(default) if isinstance(default, tuple) else f"{default:g}"
-        return f"{meta['help']} (default: the preset's; {shown} for 'default')"
-    if f.name == "lr":
-        rates = ", ".join(f"{n} {lr:g}" for n, lr in catalogue.solver_default_lrs().items())
-        return f"{meta['help']} (default: the solver's: {rates})"
-    if meta["default_text"] is not None:
-        return f"{meta['help']} (default: {meta['default_text']})"
-    if meta["choices"] is not None:
-        return f"{meta['help']}: {', '.join(meta['choices']())} (default: {default})"
-    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-    return f"{meta['help']} (default: {shown})"
-
-
-def add_argument(parser: argparse.ArgumentParser, name: str, default: Any = dataclasses.MISSING,
-                 **overrides) -> None:
-    """Add the option of Config field `name` to `parser`. Without `default` the option is left out of
-    the parsed namespace unless given (so presets and Config defaults apply); with one, the tool's
-    own default is used and shown."""
-    f = FIELDS[name]
-    meta = f.metadata
-    kw: dict[str, Any] = {"help": _help_text(f, default)}
-    if meta["kind"] == "paths":
-        kw["nargs"] = "+"
-    elif meta["kind"] == "bool":
-        kw["action"] = "store_true"
-    else:
-        kw["type"] = _PARSE[meta["kind"]]
-    if meta["choices"] is not None:
-        kw["metavar"] = meta["metavar"] or name.upper()
-    elif meta["metavar"]:
-        kw["metavar"] = meta["metavar"]
-    kw.update(overrides)
-    if meta["positional"]:
-        parser.add_argument(name, **kw)
-        return
-    kw["default"] = argparse.SUPPRESS if default is dataclasses.MISSING else default
-    flags = [meta["short"]] if meta["short"] else []
-    parser.add_argument(*flags, flag_of(name), dest=name, **kw)
-
-
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """Every Config field as a command-line option, in declaration order."""
-    for name in FIELDS:
-        add_argument(parser, name)
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    """The validated Config from a namespace made by `add_run_arguments` (absent options: defaults)."""
-    given = {name: getattr(args, name) for name in FIELDS if hasattr(args, name)}
-    return with_preset(given.pop("preset", "default"), **given)
-
-
-def add_common_arguments(parser: argparse.ArgumentParser, *, size: int, iterations: int | None,
-                         style_nargs: str | int | None = "+", styles: list[str] | None = None) -> None:
-    """The flags every tool beside `run` shares, with the same names and help as `run`'s options and
-    the tool's own size and iteration defaults: --content, --style, --size, --iterations (unless
-    None: the tool takes them otherwise), --seed."""
-    parser.add_argument("--content", default=SAMPLE_CONTENT,
-                        help=f"content image (default: the sample {Path(SAMPLE_CONTENT).name})")
-    if style_nargs is None:
-        parser.add_argument("--style", dest="styles", default=SAMPLE_STYLE,
-                            help=f"style image (default: the sample {Path(SAMPLE_STYLE).name})")
-    else:
-        styles = list(styles or [SAMPLE_STYLE])
-        parser.add_argument("--style", "--styles", dest="styles", nargs=style_nargs, default=styles,
-                            help=f"style image(s) (default: the sample{'s' if len(styles) > 1 else ''} "
-                                 f"{' '.join(Path(p).name for p in styles)})")
-    add_argument(parser, "size", size)
-    if iterations is not None:
-        add_argument(parser, "iterations", iterations, help=f"iterations per run (default: {iterations})")
-    add_argument(parser, "seed", 0)

@@ -24,10 +24,11 @@ from typing import Sequence
 import numpy as np
 
 from nst_jax import vgg
-from nst_jax.config import add_argument, add_common_arguments, with_preset
+from nst_jax.config import with_preset
+from nst_jax.options import add_argument, add_common_arguments
 from nst_jax.errors import ArgumentParser, NSTError, cli
 from nst_jax.fileio import save_figure
-from nst_jax.runfiles import write_json, write_text
+from nst_jax.fileio import write_json, write_text
 from nst_jax.image import psnr
 
 CONTENT_LAYERS = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
@@ -189,7 +190,7 @@ def reduce_network(content: str, style: str, out: Path, size: int, iterations: i
     """For each criterion and fraction: prune, run the transfer, measure the result with the full network."""
     import jax.numpy as jnp
 
-    from nst_jax import compiler, losses, transfer
+    from nst_jax import compiler, losses, steps, transfer
     from nst_jax import weights as vgg_weights
 
     w = weights if weights is not None else vgg_weights.load()
@@ -208,7 +209,7 @@ def reduce_network(content: str, style: str, out: Path, size: int, iterations: i
             t = time.perf_counter()
             # restart: the pruned weights are not in the settings hash, so an old result must not count as done
             res = transfer.run(cfg, progress=False, restart=True, loaded_weights=pw)
-            total, parts = measure(jnp.asarray(res.image[None]), full.aux(transfer.step_key(cfg, 0)))
+            total, parts = measure(jnp.asarray(res.image[None]), full.aux(steps.step_key(cfg, 0)))
             rows.append({"criterion": criterion, "fraction": frac,
                          "channels_kept": int(sum(len(v) for v in keep.values())),
                          "seconds_per_iteration": _seconds_per_iteration(cfg.output),
@@ -287,9 +288,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_views(args, out: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from nst_jax.figures import pyplot
+    plt = pyplot()
 
     from nst_jax import weights as vgg_weights
     from nst_jax.image import fit_size, load_image, resize

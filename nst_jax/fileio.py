@@ -13,13 +13,14 @@ files with exactly that name pattern (`stale_temps`).
 from __future__ import annotations
 
 import errno
+import json
 import fcntl
 import os
 import re
 import stat
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from nst_jax.errors import NSTError
 
@@ -183,3 +184,16 @@ class Lock:
         except FileNotFoundError:
             pass
         os.close(fd)
+
+
+def write_text(path: Path, text: str) -> None:
+    """`atomic_write_bytes` of a text (UTF-8)."""
+    atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    atomic_write_bytes(path, lambda f: f.write(data))
+
+
+def write_json(path: Path, record: Any) -> None:
+    write_text(path, json.dumps(record, indent=2, default=str))

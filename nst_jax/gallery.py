@@ -13,17 +13,17 @@ from pathlib import Path
 import numpy as np
 
 from nst_jax import statistics
-from nst_jax.config import SAMPLES, add_common_arguments, with_preset
+from nst_jax.config import SAMPLES, with_preset
+from nst_jax.options import add_common_arguments
 from nst_jax.errors import ArgumentParser, cli
 from nst_jax.fileio import save_figure
-from nst_jax.runfiles import write_json
+from nst_jax.fileio import write_json
 
 
 def figure(panels: list[tuple[str, "object", str]], path: Path, title: str, columns: int = 5) -> None:
     """Save a grid of (title, image, caption) panels with matplotlib."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from nst_jax.figures import pyplot
+    plt = pyplot()
 
     rows = (len(panels) + columns - 1) // columns
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows), squeeze=False)

@@ -128,90 +128,135 @@ def recent_losses(members: list[Member], rule: StopRule, iteration: int) -> list
 def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Member], target: int, *,
           batched: bool, checkpoint_every: int, save_at: Callable[[int], bool], offset: int = 0,
           elapsed: float = 0.0, on_step: Callable[[int, int, float, dict], None] | None = None,
-          stop_rule: StopRule | None = None) -> Outcome:
+          stop_rule: StopRule | None = None, on_checkpoint: Callable[[int], None] | None = None) -> Outcome:
     """Step `state` until `target` iterations (see the module docstring).
 
     The run's iteration is `offset` + the solver's own count (a run continued from its image starts a
     fresh solver state at its earlier iteration). aux_at(iteration) gives the step's aux;
     save_at(iteration) chooses intermediate images; on_step(iteration, members still running, total
-    loss of member 0, its parts) reports progress. A member that meets `stop_rule` is finished at that
-    iteration (its result written, `converged`) and leaves the loop; the others go on."""
-    n = len(members)
-    it = offset + state_iteration(state)
-    logged = it
-    failures: dict[int, str] = {}
-    stopped: dict[int, tuple[int, float, Any]] = {}
-    rule = stop_rule if stop_rule is not None and stop_rule.active else None
-    recent = recent_losses(members, rule, it) if rule is not None else None
-    last_good = np.array(hosts.to_host(state.x)).reshape((n,) + tuple(state.x.shape[1:] if batched else state.x.shape))
-    logs = [m.files.open_log() for m in members]
-    t0 = time.perf_counter()
+    loss of member 0, its parts) reports progress; on_checkpoint(iteration) follows each interval's
+    checkpoints. A member that meets `stop_rule` is finished at that iteration (its result written,
+    `converged`) and leaves the loop; the others go on."""
+    run = _Loop(members, batched, offset, elapsed, stop_rule, state)
     stop = _GracefulInterrupt()
-
-    def write_log_lines(st, iteration, now):
-        values, parts = host_values(st, n)
-        for i in range(n):
-            if i not in failures and i not in stopped and math.isfinite(values[i]):
-                logs[i].write(json.dumps(log_record(iteration, float(values[i]),
-                                                    {k: float(v[i]) for k, v in parts.items()}, now)) + "\n")
-        return values, parts
-
     try:
-        while it < target and len(failures) + len(stopped) < n:
-            state = step(state, aux_at(it))
-            it += 1
-            now = elapsed + time.perf_counter() - t0
-            values, parts = write_log_lines(state, it, now)
-            logged = it
-            for i, m in enumerate(members):
-                if i not in failures and not math.isfinite(values[i]):
-                    m.files.write_image(m.to_rgb(last_good[i][0]))
-                    failures[i] = (f"the loss became {values[i]} at iteration {it}; kept the last good image in "
-                                   f"{m.files.image} (try a smaller --lr or --style-weight)")
-            x = np.array(hosts.to_host(state.x)).reshape(last_good.shape)  # a copy: the next step donates state.x
-            ok = np.isfinite(values)
-            last_good = x if ok.all() else np.where(ok.reshape((n,) + (1,) * (x.ndim - 1)), x, last_good)
-            if rule is not None:
-                for i, m in enumerate(members):
-                    if i in failures or i in stopped:
-                        continue
-                    recent[i].append(float(values[i]))
-                    if rule.met(recent[i]):
-                        st = jax.device_get(member_state(state, i, True)) if batched else state
-                        logs[i].flush()
-                        m.finish(st, it, now, False, converged=True)
-                        stopped[i] = (it, now, st)
-            skip = set(failures) | set(stopped)
-            if it < target and save_at(it):
-                for i, m in enumerate(members):
-                    if i not in skip:
-                        m.files.write_intermediate(it, m.to_rgb(last_good[i][0]))
-            if checkpoint_every and it % checkpoint_every == 0 and it < target:
-                for log in logs:
-                    log.flush()
-                save_checkpoints(state, members, batched, skip, it, offset, now)
+        while run.it < target and run.alive:
+            state = step(state, aux_at(run.it))
+            run.it += 1
+            now = run.now()
+            values, parts = run.log(state, run.it, now)
+            run.logged = run.it
+            run.keep_good(state, values)
+            run.apply_stop_rule(state, values, now)
+            if run.it < target and save_at(run.it):
+                run.write_intermediates()
+            if checkpoint_every and run.it % checkpoint_every == 0 and run.it < target:
+                run.flush()
+                save_checkpoints(state, members, batched, run.skip, run.it, offset, now)
+                if on_checkpoint is not None:
+                    on_checkpoint(run.it)
             if on_step is not None:
-                on_step(it, n - len(skip), float(values[0]), {k: float(v[0]) for k, v in parts.items()})
+                on_step(run.it, len(members) - len(run.skip), float(values[0]),
+                        {k: float(v[0]) for k, v in parts.items()})
             if stop.requested:
                 raise KeyboardInterrupt
     except KeyboardInterrupt as interrupt:
-        if not any(leaf.is_deleted() for leaf in jax.tree.leaves(state)):
-            done = offset + state_iteration(state)
-            now = elapsed + time.perf_counter() - t0
-            if done > logged:  # interrupted between the step and its log line: the log stays gap-free
-                write_log_lines(state, done, now)
-            for log in logs:
-                log.flush()
-            skip = set(failures) | set(stopped)
-            if checkpoint_every:
-                save_checkpoints(state, members, batched, skip, done, offset, now)
-            for i, m in enumerate(members):
-                if i not in skip:
-                    m.finish(member_state(state, i, batched), done, now, True)
-            interrupt.image_written = True  # the command line words its message by this
+        run.interrupted(state, checkpoint_every)
+        interrupt.image_written = True  # the command line words its message by this
         raise
     finally:
         stop.restore()
-        for log in logs:
+        run.close()
+    return Outcome(state, run.it, run.now(), run.failures, run.stopped)
+
+
+class _Loop:
+    """The driver loop's running record: the iteration, each member's log, last good image, failure or
+    stop, and the stopping rule's recent losses."""
+
+    def __init__(self, members: list[Member], batched: bool, offset: int, elapsed: float,
+                 stop_rule: StopRule | None, state):
+        self.members, self.batched, self.offset, self.elapsed = members, batched, offset, elapsed
+        self.n = len(members)
+        self.it = self.logged = offset + state_iteration(state)
+        self.failures: dict[int, str] = {}
+        self.stopped: dict[int, tuple[int, float, Any]] = {}
+        self.rule = stop_rule if stop_rule is not None and stop_rule.active else None
+        self.recent = recent_losses(members, self.rule, self.it) if self.rule is not None else None
+        shape = tuple(state.x.shape[1:] if batched else state.x.shape)
+        self.last_good = np.array(hosts.to_host(state.x)).reshape((self.n,) + shape)
+        self.logs = [m.files.open_log() for m in members]
+        self.t0 = time.perf_counter()
+
+    @property
+    def skip(self) -> set[int]:
+        return set(self.failures) | set(self.stopped)
+
+    @property
+    def alive(self) -> bool:
+        return len(self.failures) + len(self.stopped) < self.n
+
+    def now(self) -> float:
+        return self.elapsed + time.perf_counter() - self.t0
+
+    def log(self, state, iteration: int, now: float):
+        """One log line per running member with a finite loss; the values and parts read once."""
+        values, parts = host_values(state, self.n)
+        for i in range(self.n):
+            if i not in self.skip and math.isfinite(values[i]):
+                self.logs[i].write(json.dumps(log_record(iteration, float(values[i]),
+                                                         {k: float(v[i]) for k, v in parts.items()}, now)) + "\n")
+        return values, parts
+
+    def keep_good(self, state, values) -> None:
+        """A member whose loss is not finite keeps its last good image and fails; the others' images
+        are copied (the next step donates state.x)."""
+        for i, m in enumerate(self.members):
+            if i not in self.failures and not math.isfinite(values[i]):
+                m.files.write_image(m.to_rgb(self.last_good[i][0]))
+                self.failures[i] = (f"the loss became {values[i]} at iteration {self.it}; kept the last good image "
+                                    f"in {m.files.image} (try a smaller --lr or --style-weight)")
+        x = np.array(hosts.to_host(state.x)).reshape(self.last_good.shape)
+        ok = np.isfinite(values)
+        self.last_good = x if ok.all() else np.where(ok.reshape((self.n,) + (1,) * (x.ndim - 1)), x, self.last_good)
+
+    def apply_stop_rule(self, state, values, now: float) -> None:
+        if self.rule is None:
+            return
+        for i, m in enumerate(self.members):
+            if i in self.skip:
+                continue
+            self.recent[i].append(float(values[i]))
+            if self.rule.met(self.recent[i]):
+                st = jax.device_get(member_state(state, i, True)) if self.batched else state
+                self.logs[i].flush()
+                m.finish(st, self.it, now, False, converged=True)
+                self.stopped[i] = (self.it, now, st)
+
+    def write_intermediates(self) -> None:
+        for i, m in enumerate(self.members):
+            if i not in self.skip:
+                m.files.write_intermediate(self.it, m.to_rgb(self.last_good[i][0]))
+
+    def interrupted(self, state, checkpoint_every: int) -> None:
+        """After Ctrl-C: every running member's checkpoint (unless checkpoints are off) and its image."""
+        if any(leaf.is_deleted() for leaf in jax.tree.leaves(state)):
+            return
+        done = self.offset + state_iteration(state)
+        now = self.now()
+        if done > self.logged:  # interrupted between the step and its log line: the log stays gap-free
+            self.log(state, done, now)
+        self.flush()
+        if checkpoint_every:
+            save_checkpoints(state, self.members, self.batched, self.skip, done, self.offset, now)
+        for i, m in enumerate(self.members):
+            if i not in self.skip:
+                m.finish(member_state(state, i, self.batched), done, now, True)
+
+    def flush(self) -> None:
+        for log in self.logs:
+            log.flush()
+
+    def close(self) -> None:
+        for log in self.logs:
             log.close()
-    return Outcome(state, it, elapsed + time.perf_counter() - t0, failures, stopped)

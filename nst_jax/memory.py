@@ -12,7 +12,7 @@ weights and targets are replicated. `plan` adds these up for one way of fitting:
 | `remat`      | each block's input and the layers asked for; the rest recomputed (≈ 1.1 ×) | float32 | identical |
 | `remat-bf16` | as `remat`                                     | bfloat16 (arithmetic in float32) | slightly different path |
 
-`planning.plan_memory` takes the first way that fits (`--memory auto`); `refusal` words a run that fits no
+`planning.plan_run` takes the first way that fits (`--memory auto`); `refusal` words a run that fits no
 way in one line: what it needs, what the device has, and what would fit. The activation factors are XLA's own
 temp-buffer figure (`Compiled.memory_analysis()`) over the conv outputs, read at 128–1024 px on CPU
 (`python -m bench.memory` repeats the comparison against measured peaks).

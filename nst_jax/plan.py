@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import sys
 
-from nst_jax import image, memory, planning, sharding, transfer
+from nst_jax import image, memory, planning, sharding, steps, transfer
 from nst_jax.config import Config
 from nst_jax.errors import NSTError
 from nst_jax.progress import human_bytes
@@ -21,7 +21,8 @@ from nst_jax.progress import human_bytes
 def report(cfg: Config, target: str | None = None, xla: bool = True) -> str:
     """The plan of one run (one scale) as text; `target`: plan for these devices instead ('8x80GB')."""
     devices = memory.parse_devices(target) if target else None
-    resolved, chosen = planning.plan_memory(cfg, devices=devices)
+    planned = planning.plan_run(cfg, devices=devices)
+    chosen = planned.figure
     devs = chosen.devices
     plans = {way: planning.plan_at(cfg, devs, way, chosen.height, chosen.width) for way in planning.ways_to_fit(cfg)}
     width = 40
@@ -39,20 +40,20 @@ def report(cfg: Config, target: str | None = None, xla: bool = True) -> str:
         lines.append(row("process (JAX, XLA, runtime)", [human_bytes(p.process) for p in plans.values()]))
     lines.append(row("needed" + (" in all" if devs.shared and devs.count > 1 else ""),
                      [human_bytes(p.needed) for p in plans.values()]))
-    split_ok = chosen.height % devs.count == 0
+    split_ok = sharding.splits(chosen.height, devs.count)
     lines.append(row(f"fits {human_bytes(chosen.available)} (+{round(100 * (memory.MARGIN - 1))} % margin)",
                      ["yes" if p.fits and split_ok else "no" for p in plans.values()]))
     if not split_ok:
         lines.append(f"  but the height {chosen.height} px does not split into {devs.count} bands of one height: a run "
                      f"refuses it; --size {' or '.join(map(str, planning.sizes_that_divide(cfg, devs.count)))} would")
-    lines.append(f"  --memory {cfg.memory} → {resolved.memory if chosen.fits and split_ok else 'nothing fits'}; checkpoint file "
+    lines.append(f"  --memory {cfg.memory} → {planned.memory if chosen.fits and split_ok else 'nothing fits'}; checkpoint file "
                  f"{human_bytes(chosen.checkpoint)}{' (light: the image only)' if cfg.light_checkpoint else ''}"
                  + (f" every {cfg.checkpoint_every} iterations" if cfg.checkpoint_every else " (none written)"))
     if xla and target is None and chosen.fits:
         print("compiling the step to read XLA's own figure…", file=sys.stderr, flush=True)
-        fig = transfer.xla_memory(resolved)
+        fig = steps.xla_memory(cfg, planned)
         model = chosen.parts[0][1]
-        lines.append(f"  XLA's figure for --memory {resolved.memory}, per device: temporaries "
+        lines.append(f"  XLA's figure for --memory {planned.memory}, per device: temporaries "
                      f"{human_bytes(fig['temporaries'])} (the plan's activations: {human_bytes(model)}), "
                      f"arguments {human_bytes(fig['arguments'])}, outputs {human_bytes(fig['outputs'])}")
     shape_at = functools.partial(image.fit_size, image.image_size(cfg.content))

@@ -6,7 +6,6 @@ need. The arithmetic itself is `memory` (pure); this module applies it to a Conf
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 from nst_jax import hardware, hosts, image, memory, sharding, vgg_layers as vgg
 from nst_jax.config import Config
 from nst_jax.errors import NSTError
+from nst_jax.runplan import RunPlan
 
 
 def sizes_that_divide(cfg: Config, count: int, around: int | None = None) -> list[int]:
@@ -27,11 +27,11 @@ def sizes_that_divide(cfg: Config, count: int, around: int | None = None) -> lis
     return sorted(sorted(found, key=lambda s: abs(s - around))[:2])
 
 
-def plan_memory(cfg: Config, runs: int = 1, devices: memory.Devices | None = None) -> tuple[Config, memory.Plan]:
-    """The memory plan of a run (or `runs` batched ones) at its size, read from the content image's
-    header (nothing is loaded or allocated), and the Config with `memory` and `devices` resolved: the
-    way of fitting --memory asked for (with 'auto', the first that fits) and the devices the image is
-    split across. `devices`: plan for devices that are not here (--plan 8x80GB)."""
+def plan_run(cfg: Config, runs: int = 1, devices: memory.Devices | None = None) -> RunPlan:
+    """The plan of a run (or `runs` batched ones) at its size, read from the content image's header
+    (nothing is loaded or allocated): the way of fitting --memory asked for (with 'auto', the first that
+    fits), the devices the image is split across, the precision. `devices`: plan for devices that are
+    not here (--plan 8x80GB)."""
     height, width = image.fit_size(image.image_size(cfg.content), cfg.size)
     layers_used = cfg.content_layers + cfg.style_layers
     if min(height, width) < vgg.min_input_side(layers_used):
@@ -46,7 +46,8 @@ def plan_memory(cfg: Config, runs: int = 1, devices: memory.Devices | None = Non
              (ways_to_fit(cfg) if cfg.memory == "auto" else (cfg.memory,))]
     p = next((q for q in plans if q.fits), plans[-1])
     precision = hardware.resolve_precision(cfg.precision, devices.platform)
-    return dataclasses.replace(cfg, memory=p.way, devices=devices.count, precision=precision), p
+    channels = 1 if cfg.original_colors == "luminance" else 3
+    return RunPlan(p.way, sharding.Layout(devices.count, (height, width, channels)), precision, p)
 
 
 def ways_to_fit(cfg: Config) -> tuple[str, ...]:
@@ -89,11 +90,11 @@ def fitting_hints(cfg: Config, p: memory.Plan, runs: int = 1) -> list[str]:
     return hints
 
 
-def check_memory(cfg: Config, what: str, runs: int = 1) -> tuple[Config, memory.Plan]:
-    """`plan_memory`, refusing a run that fits no way (`require_fit`)."""
-    resolved, p = plan_memory(cfg, runs)
-    require_fit(cfg, p, what, runs)
-    return resolved, p
+def check_memory(cfg: Config, what: str, runs: int = 1) -> RunPlan:
+    """`plan_run`, refusing a run that fits no way (`require_fit`)."""
+    plan = plan_run(cfg, runs)
+    require_fit(cfg, plan.figure, what, runs)
+    return plan
 
 
 def require_fit(cfg: Config, p: memory.Plan, what: str, runs: int = 1) -> None:

@@ -116,9 +116,10 @@ def _precision_text(precision: str) -> str:
     return f"{precision} ({why})" if precision == chosen else precision
 
 
-def header(cfg, problem, inputs_shape: tuple[int, int], start: int, ckpt_bytes: int, mem=None) -> list[str]:
-    """The lines a run prints before its first step (problem: `transfer.Problem`; mem: `memory.Plan`)."""
+def header(cfg, plan, problem, inputs_shape: tuple[int, int], start: int, ckpt_bytes: int) -> list[str]:
+    """The lines a run prints before its first step (plan: `runplan.RunPlan`; problem: `problem.Problem`)."""
     import jax
+    mem, devices = plan.figure, plan.devices
     h, w = problem.content.shape[:2]
     up = f" (upscaled from {inputs_shape[1]}×{inputs_shape[0]})" if max(inputs_shape) < max(h, w) else ""
     styles = ", ".join(f"{Path(p).name} at {s.shape[1]}×{s.shape[0]}" for p, s in zip(cfg.styles, problem.styles))
@@ -130,11 +131,11 @@ def header(cfg, problem, inputs_shape: tuple[int, int], start: int, ckpt_bytes: 
     begin = f"from iteration {start} to {cfg.iterations}" if start else f"{cfg.iterations} iterations"
     return [f"nst_jax: {Path(cfg.content).name} → {cfg.output}, {w}×{h} px{up}; style {styles}",
             f"  layers: content {','.join(cfg.content_layers) or '—'}, style {','.join(cfg.style_layers) or '—'}; "
-            f"{_precision_text(cfg.precision)}; statistic {cfg.style_statistic}; weights content {cfg.content_weight:g}, style {cfg.style_weight:g}, "
+            f"{_precision_text(plan.precision)}; statistic {cfg.style_statistic}; weights content {cfg.content_weight:g}, style {cfg.style_weight:g}, "
             f"tv {cfg.tv_weight:g}",
             f"  {cfg.optimizer} (lr {cfg.lr_or_default:g}{f', history {cfg.history}' if cfg.optimizer != 'adam' else ''}),"
             f" init {Path(cfg.init).name}, {begin}; device {jax.devices()[0].platform} ({jax.devices()[0]}"
-            f"{f' and {cfg.devices - 1} more: the image split in {cfg.devices} bands' if cfg.devices > 1 else ''}); "
+            f"{f' and {devices - 1} more: the image split in {devices} bands' if devices > 1 else ''}); "
             f"memory in use {human_bytes(memory_in_use())}; {ckpt}"] + \
         ([f"  memory plan: --memory {mem.way}, about {human_bytes(mem.needed)} of {human_bytes(mem.available)} "
           f"available (--plan for the parts)"] if mem is not None else [])

@@ -2,9 +2,9 @@
 
 Nothing assumes a shared file system. The driver owns the output folder: it sends a task the bytes of
 its input images and of the files its runs already have (checkpoints, logs, results), the task runs
-`transfer.run_many` in a temporary folder of its worker, in segments that end at the checkpoint
-interval, and after each segment it yields the files that changed (a Ray streaming generator); the
-driver writes them with the same atomic writes and layout as a local sweep. Paths inside sidecars
+`transfer.run_many` once in a temporary folder of its worker, and each time the run has written its
+checkpoints (every --checkpoint-every iterations) and at the end it yields the files that changed (a
+Ray streaming generator); the driver writes them with the same atomic writes and layout as a local sweep. Paths inside sidecars
 are the driver's (the task rewrites its own); the settings hash depends on file contents, not paths,
 so a run continues on any worker — or locally — from the driver's files.
 
@@ -21,6 +21,7 @@ import dataclasses
 import io
 import json
 import os
+import queue
 import shlex
 import socket
 import sys
@@ -30,7 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from nst_jax.config import INPUT_FIELDS, Config, input_files
+from nst_jax.config import Config
+from nst_jax.identity import INPUT_FIELDS, input_files
 from nst_jax.errors import NSTError
 
 MAX_ATTEMPTS = 3
@@ -93,7 +95,7 @@ def payload(chunk: list[tuple[str, Config]]) -> dict:
 
 def apply(bundle: dict, chunk: list[tuple[str, Config]]) -> None:
     """Write a task's files into the driver's run folders (atomically), and remove what it removed."""
-    from nst_jax.runfiles import write_bytes
+    from nst_jax.fileio import write_bytes
     folders = {name: Path(cfg.output).parent for name, cfg in chunk}
     for name, files in bundle["files"].items():
         for filename, data in files.items():
@@ -158,11 +160,13 @@ def _relocate(value: Any, mapping: dict[str, str]) -> Any:
 
 def _driver_bytes(path: Path, mapping: dict[str, str], command: str, where: str) -> bytes:
     """A file as the driver should store it: sidecars and the result's PNG text with the driver's paths."""
+    from nst_jax.runfiles import carries_record
     data = path.read_bytes()
-    if path.name.endswith(".json") and not path.name.endswith(".losses.jsonl"):
+    kind = carries_record(path.name)
+    if kind == "sidecar":
         record = _relocate(json.loads(data), mapping) | {"command": command, "worker": where}
         return json.dumps(record, indent=2, default=str).encode()
-    if path.suffix == ".png" and "_iter" not in path.name:
+    if kind == "result":
         from PIL import Image, PngImagePlugin
         with Image.open(io.BytesIO(data)) as im:
             text = im.text.get("nst_jax") if hasattr(im, "text") else None
@@ -188,12 +192,9 @@ def run_chunk_task(data: dict):
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _run_chunk(data: dict, root: Path):
-    from nst_jax import transfer
-    from nst_jax import weights as vgg_weights
-    from nst_jax.loop import log_schedule
-
-    where = f"{socket.gethostname()}:{os.getpid()}"
+def _unpack(data: dict, root: Path) -> tuple[list[Config], list[Path], dict[str, str]]:
+    """Write a task's inputs and run files under `root`: the runs' Configs there, their folders, and
+    the map from the worker's paths back to the driver's."""
     local: dict[str, str] = {}
     for i, (path, content) in enumerate(data["inputs"].items()):
         target = root / "inputs" / str(i) / Path(path).name
@@ -213,25 +214,24 @@ def _run_chunk(data: dict, root: Path):
         mapping[output] = cfg.output
         cfgs.append(dataclasses.replace(cfg, output=output, **moved))
         folders.append(folder)
-    target = cfgs[0].iterations
-    reached = min(transfer.RunFiles(c.output).iteration_reached() for c in cfgs)
-    every = cfgs[0].checkpoint_every or target
-    ends = sorted({e for e in range((reached // every + 1) * every, target, every)} | {target})
+    return cfgs, folders, mapping
+
+
+def _run_chunk(data: dict, root: Path):
+    from nst_jax import transfer
+    from nst_jax import weights as vgg_weights
+    from nst_jax.loop import log_schedule
+
+    where = f"{socket.gethostname()}:{os.getpid()}"
+    cfgs, folders, mapping = _unpack(data, root)
     weights = vgg_weights.load(cfgs[0].weights)
     seen = {f: f.stat().st_mtime_ns for folder in folders for f in folder.iterdir()}
-    failed: set[int] = set()
-    stopped: set[int] = set()
-    for end in ends:
-        last = end == target
-        live = [i for i in range(len(cfgs)) if i not in failed and i not in stopped]
-        step_cfgs = [cfgs[i] if last else dataclasses.replace(cfgs[i], iterations=end, keep_checkpoint=True)
-                     for i in live]
-        results = transfer.run_many(step_cfgs, loaded_weights=weights, save_at=log_schedule, say=lambda line: None)
-        errors = {data["runs"][i]["name"]: r.error for i, r in zip(live, results) if r.error is not None}
-        failed |= {i for i, r in zip(live, results) if r.error is not None}
-        stopped |= {i for i, r in zip(live, results) if r.converged}  # the stopping rule ended them: finished
-        bundle = {"iteration": end, "worker": where, "pid": os.getpid(), "files": {}, "removed": {},
-                  "errors": errors, "done": last or len(failed | stopped) == len(cfgs)}
+    bundles: queue.Queue = queue.Queue()
+
+    def changed(iteration: int, done: bool, errors: dict) -> dict:
+        """The files of every run that changed since the last bundle (read when it is made)."""
+        bundle = {"iteration": iteration, "worker": where, "pid": os.getpid(), "files": {}, "removed": {},
+                  "errors": errors, "done": done}
         for run, folder in zip(data["runs"], folders):
             now = {f: f.stat().st_mtime_ns for f in folder.iterdir() if not f.name.startswith(".")
                    and not f.name.endswith(".lock")}
@@ -241,6 +241,24 @@ def _run_chunk(data: dict, root: Path):
             seen.update(now)
             for f in [f for f in seen if f.parent == folder and f not in now]:
                 del seen[f]
+        return bundle
+
+    def run() -> None:  # one call of the runs; each interval's checkpoints become a bundle
+        try:
+            results = transfer.run_many(cfgs, loaded_weights=weights, save_at=log_schedule, say=lambda line: None,
+                                        on_checkpoint=lambda it: bundles.put(changed(it, False, {})))
+            errors = {data["runs"][i]["name"]: r.error for i, r in enumerate(results) if r.error is not None}
+            bundles.put(changed(cfgs[0].iterations, True, errors))
+        except BaseException as err:  # noqa: BLE001 - raised again in the task, where Ray reports it
+            bundles.put(err)
+
+    worker = threading.Thread(target=run, name="nst_jax-run", daemon=True)
+    worker.start()
+    while True:
+        bundle = bundles.get()
+        if isinstance(bundle, BaseException):
+            raise bundle
         yield bundle
         if bundle["done"]:
+            worker.join()
             return

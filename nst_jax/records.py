@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from nst_jax.errors import NSTError
 
-SETTINGS_HASH = re.compile(r"[0-9a-f]{16}")   # `Config.result_hash`
+SETTINGS_HASH = re.compile(r"[0-9a-f]{16}")   # `identity.settings_hash`
 
 
 def _is_int(v) -> bool:

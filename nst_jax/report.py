@@ -20,15 +20,15 @@ from nst_jax import records
 from nst_jax.errors import ArgumentParser, NSTError, cli
 from nst_jax.grid import label, run_name
 from nst_jax.fileio import atomic_write_bytes, save_figure
-from nst_jax.runfiles import SWEEP_MANIFEST, RunFiles, read_log, write_text
+from nst_jax.fileio import write_text
+from nst_jax.runfiles import SWEEP_MANIFEST, RunFiles, read_log
 
 
 def plot_losses(logs: dict[str, list[dict]], out: str | Path, title: str = "") -> None:
     """Log-scale curves of the total, content and style losses per iteration, one colour per run and
     the legend beside the plots. Zero values (the content loss at a content start) are not drawn."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from nst_jax.figures import pyplot
+    plt = pyplot()
     import numpy as np
 
     n = len(logs)
@@ -117,6 +117,34 @@ def write_report(out: Path, status: dict | None = None) -> Path:
     (from a running sweep: runs done / running / failed, iterations, ETA) the page shows the progress
     and, until the sweep has finished, reloads itself."""
     out = Path(out)
+    manifest = _manifest(out)
+    grid: dict[str, list] = manifest["grid"]
+    runs: dict[str, str] = manifest["runs"]
+    info = _run_info(out, runs)
+    parts = [f"<h1>Sweep report: {html.escape(str(out))}</h1>",
+             _progress_html(status) if status is not None else "",
+             f"<p>{len(runs)} runs, target {_e(manifest['iterations'])} iterations; grid: "
+             + "; ".join(f"<b>{html.escape(k)}</b> = {html.escape(', '.join(label(v) for v in vs))}"
+                         for k, vs in grid.items()) + "</p>"]
+    rel = lambda p: html.escape(str(Path(p).relative_to(out)))
+    parts += _axis_sections(out, grid, info, rel)
+    parts += _progress_table(info, rel)
+    logs = {n: i["log"] for n, i in info.items() if i["log"]}
+    if logs:
+        plot_losses(logs, out / "losses.png", "loss per iteration, one line per run")
+        parts.append(f'<h2>Loss curves</h2><img src="{rel(out / "losses.png")}" width="100%">')
+    parts += _final_table(info)
+    style = ("body{font-family:sans-serif;margin:1.5em} table{border-collapse:collapse;margin-bottom:1em}"
+             "td,th{border:1px solid #ccc;padding:3px;font-size:12px;text-align:center} "
+             "img{display:block;border:1px solid #888}")
+    refresh = f"<meta http-equiv='refresh' content='{REFRESH_S}'>" if status and not status["finished"] else ""
+    page = (f"<!doctype html><html><head><meta charset='utf-8'>{refresh}<title>nst_jax sweep</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
+    write_text(out / "index.html", page)
+    return out / "index.html"
+
+
+def _manifest(out: Path) -> dict:
     manifest_path = out / SWEEP_MANIFEST
     if not manifest_path.exists():
         raise NSTError(f"{out}: no {SWEEP_MANIFEST} here; run `python -m nst_jax.sweep` first")
@@ -124,22 +152,22 @@ def write_report(out: Path, status: dict | None = None) -> Path:
         manifest = json.loads(manifest_path.read_text())
     except (OSError, ValueError) as err:
         raise NSTError(f"{manifest_path}: unreadable ({err}); rerun the sweep to rewrite it") from None
-    manifest = records.manifest(manifest, manifest_path)
-    grid: dict[str, list] = manifest["grid"]
-    runs: dict[str, str] = manifest["runs"]
+    return records.manifest(manifest, manifest_path)
+
+
+def _run_info(out: Path, runs: dict[str, str]) -> dict[str, dict]:
     info = {}
     for name, rel in runs.items():
         files = RunFiles(out / rel)
         info[name] = {"files": files, "result": files.image if files.image.exists() else None,
                       "sidecar": files.read_sidecar(), "log": files.read_log(), "error": files.read_error()}
+    return info
+
+
+def _axis_sections(out: Path, grid: dict, info: dict, rel) -> list[str]:
+    """One contact sheet per axis: rows that axis's values, columns the other axes' combinations."""
+    parts: list[str] = []
     keys = list(grid)
-    parts = [f"<h1>Sweep report: {html.escape(str(out))}</h1>",
-             _progress_html(status) if status is not None else "",
-             f"<p>{len(runs)} runs, target {_e(manifest['iterations'])} iterations; grid: "
-             + "; ".join(f"<b>{html.escape(k)}</b> = {html.escape(', '.join(label(v) for v in vs))}"
-                         for k, vs in grid.items()) + "</p>"]
-    rel = lambda p: html.escape(str(Path(p).relative_to(out)))
-    # one contact sheet per axis: rows = that axis's values, columns = the other axes' combinations
     varying = [k for k in keys if len(grid[k]) > 1] or keys[:1]
     for axis in varying:
         others = [k for k in varying if k != axis]
@@ -166,7 +194,12 @@ def write_report(out: Path, status: dict | None = None) -> Path:
         contact_sheet(rows_png, sheet)
         parts += [f"<h2>By {html.escape(axis)}</h2>", f'<p><a href="{rel(sheet)}">contact sheet (PNG)</a></p>',
                   "".join(table)]
-    # progress: rows = runs, columns = saved iterations
+    return parts
+
+
+def _progress_table(info: dict, rel) -> list[str]:
+    """Rows the runs, columns the saved iterations' intermediate images."""
+    parts: list[str] = []
     saved = {n: i["files"].intermediates() for n, i in info.items()}
     its = sorted(set().union(*[set(v) for v in saved.values()])) if saved else []
     parts.append("<h2>Progress (intermediate images)</h2><table><tr><th>run</th>"
@@ -177,10 +210,12 @@ def write_report(out: Path, status: dict | None = None) -> Path:
         final = f'<td><img src="{rel(i["result"])}" width="96"></td>' if i["result"] else "<td></td>"
         parts.append(f"<tr><th>{html.escape(name)}</th>{cells}{final}</tr>")
     parts.append("</table>")
-    logs = {n: i["log"] for n, i in info.items() if i["log"]}
-    if logs:
-        plot_losses(logs, out / "losses.png", "loss per iteration, one line per run")
-        parts.append(f'<h2>Loss curves</h2><img src="{rel(out / "losses.png")}" width="100%">')
+    return parts
+
+
+def _final_table(info: dict) -> list[str]:
+    """Each run's final losses, or why it has none."""
+    parts: list[str] = []
     parts.append("<h2>Final losses</h2><table><tr><th>run</th><th>iteration</th><th>loss</th><th>content</th>"
                  "<th>style</th><th>tv</th><th>seconds</th></tr>")
     for name, i in info.items():
@@ -194,14 +229,7 @@ def write_report(out: Path, status: dict | None = None) -> Path:
             why = f"failed: {i['error']}" if i["error"] else "not finished"
             parts.append(f"<tr><td>{html.escape(name)}</td><td colspan=6>{html.escape(why)}</td></tr>")
     parts.append("</table>")
-    style = ("body{font-family:sans-serif;margin:1.5em} table{border-collapse:collapse;margin-bottom:1em}"
-             "td,th{border:1px solid #ccc;padding:3px;font-size:12px;text-align:center} "
-             "img{display:block;border:1px solid #888}")
-    refresh = f"<meta http-equiv='refresh' content='{REFRESH_S}'>" if status and not status["finished"] else ""
-    page = (f"<!doctype html><html><head><meta charset='utf-8'>{refresh}<title>nst_jax sweep</title>"
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
-    write_text(out / "index.html", page)
-    return out / "index.html"
+    return parts
 
 
 @cli

@@ -9,33 +9,77 @@ run with other settings left behind.
 | nothing | start | start |
 
 Every decision except "start" is said in one line, so a rerun never silently loses or repeats work.
+`start` returns a `starts.Start`, which then makes the run's state (`Start.begin`).
 """
 
 from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+import numpy as np
+
+from nst_jax import hosts, planning
 from nst_jax.config import Config
 from nst_jax.errors import NSTError
+from nst_jax.identity import settings_hash
 from nst_jax.runfiles import RunFiles
+from nst_jax.runplan import RunPlan
+from nst_jax.starts import Start
+
+KINDS = ("fresh", "checkpoint", "light", "image", "done")
 
 
-class Plan(NamedTuple):
-    kind: str            # 'fresh', 'checkpoint', 'light' (checkpoint), 'image' or 'done'
-    iteration: int = 0   # the iteration the run continues from (or has reached, for 'done')
+class Group(NamedTuple):
+    """Runs that go through the loop together (one, or a vmapped batch), decided before any runs."""
+
+    cfgs: list[Config]
+    files: list[RunFiles]
+    starts: list[Start]
+    plan: RunPlan
+    hashes: list[str]
 
 
-def plan(cfg: Config, files: RunFiles, restart: bool, say: Callable[[str], None]) -> Plan:
-    """Decide (see the module docstring), moving a stale checkpoint aside or back as needed."""
-    h = cfg.result_hash()
+def batches(cfgs: list[Config], files: list[RunFiles], restart: bool, say: Callable[[str], None]) -> list[Group]:
+    """The batches to run, decided before any runs: all together when every run starts alike and in a
+    way a batch can, else each on its own (with its own plan, and its start decided again if that plan
+    changes its settings hash)."""
+    plan = planning.plan_run(cfgs[0], runs=len(cfgs))  # before the settings hash: it knows the history's precision
+    hashes = [settings_hash(c, plan) for c in cfgs]
+    found = starts(cfgs, files, hashes, restart, say)
+    if len(cfgs) == 1 or (len(set(found)) == 1 and found[0].batchable):
+        return [Group(cfgs, files, found, plan, hashes)]
+    groups = []
+    for c, f, h, s in zip(cfgs, files, hashes, found):
+        alone = planning.plan_run(c)
+        h_alone = settings_hash(c, alone)
+        if h_alone != h:
+            s = starts([c], [f], [h_alone], False, say)[0]
+        groups.append(Group([c], [f], [s], alone, [h_alone]))
+    return groups
+
+
+def starts(cfgs: list[Config], files: list[RunFiles], hashes: list[str], restart: bool,
+           say: Callable[[str], None]) -> list[Start]:
+    """Each run's start (`start`); in a multi-host run, every process starts where process 0's files
+    say (see `hosts`)."""
+    found = [start(c, f, h, restart, say) for c, f, h in zip(cfgs, files, hashes)]
+    if hosts.count() > 1:
+        agreed = hosts.agree(np.array([[KINDS.index(s.kind), s.iteration] for s in found], np.int64))
+        found = [Start(KINDS[k], int(i)) for k, i in agreed]
+    return found
+
+
+def start(cfg: Config, files: RunFiles, h: str, restart: bool, say: Callable[[str], None]) -> Start:
+    """Decide (see the module docstring) for settings hash `h`, moving a stale checkpoint aside or
+    back as needed."""
     if restart:
         files.remove_checkpoint()
-        return Plan("fresh")
+        return Start("fresh")
     record = files.read_sidecar() if files.image.exists() else None
     same_result = record is not None and record.get("settings_hash") == h
     finished = record is not None and (record.get("iteration", -1) >= cfg.iterations or cfg.stop_rule.covers(record))
     if same_result and finished and not record.get("interrupted"):
-        return Plan("done", int(record["iteration"]))
+        return Start("done", int(record["iteration"]))
     if not files.checkpoint.exists() and files.aside(h).exists():
         files.restore(h)
         say(f"{files.image}: continuing the unfinished run with these settings that was set aside earlier")
@@ -45,7 +89,7 @@ def plan(cfg: Config, files: RunFiles, restart: bool, say: Callable[[str], None]
             raise NSTError(f"checkpoint {files.checkpoint}: unreadable (truncated or corrupt); delete it or pass "
                            f"--restart to start over")
         if meta.get("config_hash") == h:
-            return Plan("light" if meta.get("light") else "checkpoint", int(meta.get("iteration", 0)))
+            return Start("light" if meta.get("light") else "checkpoint", int(meta.get("iteration", 0)))
         done, target = int(meta.get("iteration", 0)), int(meta.get("target", 1 << 62))
         if done < target:
             aside = files.set_aside(str(meta.get("config_hash")))
@@ -54,12 +98,12 @@ def plan(cfg: Config, files: RunFiles, restart: bool, say: Callable[[str], None]
         else:
             files.remove_checkpoint()
             say(f"settings changed: starting over ({files.image} will be replaced)")
-        return Plan("fresh")
+        return Start("fresh")
     if same_result:
         done = int(record["iteration"])
         say(f"{files.image}: continuing from its image at iteration {done} with a fresh solver state (no "
             f"checkpoint was kept; --keep-checkpoint makes a continuation exact)")
-        return Plan("image", done)
+        return Start("image", done)
     if record is not None:
         say(f"settings changed: starting over ({files.image} will be replaced)")
-    return Plan("fresh")
+    return Start("fresh")

@@ -1,6 +1,6 @@
 """`python -m nst_jax.run CONTENT STYLE [STYLE …]`: neural style transfer from the command line.
 
-The parser is generated from `Config`'s field metadata (`config.add_run_arguments`); the parsed
+The parser is generated from `Config`'s field metadata (`options.add_run_arguments`); the parsed
 values become one frozen Config handed to `transfer.run`. User errors print one line (`error: …`)
 and exit with status 2.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from nst_jax.config import add_run_arguments, config_from_args
+from nst_jax.options import add_run_arguments, config_from_args
 from nst_jax.errors import ArgumentParser, cli, exit_with
 from nst_jax.progress import loss_text
 

@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from nst_jax import image, records
+from nst_jax import checkpoints, image, records
 from nst_jax.errors import NSTError
-from nst_jax.fileio import TEMP_PART, Lock, atomic_write_bytes, open_append, probe_writable, stale_temps, write_error
+from nst_jax.fileio import (TEMP_PART, Lock, open_append, probe_writable, stale_temps,
+                            write_error, write_json, write_text)
 from nst_jax.stopping import StopRule
 
 SWEEP_MANIFEST = "sweep.json"   # a sweep folder's list of its grid and runs (beside out/<name>/result.png)
@@ -39,16 +40,14 @@ SWEEP_LOCK = "sweep.lock"       # the pid of the process running a sweep in that
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
-def write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, lambda f: f.write(text.encode()))
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    atomic_write_bytes(path, lambda f: f.write(data))
-
-
-def write_json(path: Path, record: Any) -> None:
-    write_text(path, json.dumps(record, indent=2, default=str))
+def carries_record(name: str) -> str | None:
+    """What in a run folder's file `name` holds the run's record (with paths in it): 'sidecar' (a .json),
+    'result' (a result PNG's text chunk, not an intermediate image's), else None."""
+    if name.endswith(".json"):
+        return "sidecar"
+    if name.endswith(".png") and not re.search(r"_iter\d+\.png$", name):
+        return "result"
+    return None
 
 
 def read_log(path: str | Path) -> list[dict]:
@@ -146,6 +145,10 @@ class RunFiles:
         return created
 
     # ------------------------------------------------------------------------ intermediates
+    def scale_output(self, size: int) -> Path:
+        """The result of one coarser scale of a coarse-to-fine run (`out_s256.png`): a run of its own."""
+        return self.image.with_name(f"{self.image.stem}_s{size}{self.image.suffix}")
+
     def intermediate(self, iteration: int) -> Path:
         return self.image.with_name(f"{self.image.stem}_iter{iteration:05d}{self.image.suffix}")
 
@@ -229,74 +232,19 @@ class RunFiles:
     def read_log(self) -> list[dict]:
         return read_log(self.log) if self.log.exists() else []
 
-    # -------------------------------------------------------------------------- checkpoint
-    def save_checkpoint(self, state, *, config_hash: str, solver: str, iteration: int, offset: int, target: int,
-                        seconds: float, light: bool = False) -> None:
-        """The solver state's leaves and its metadata, atomically: the settings hash, the solver, the run's
-        iteration (`offset` + the solver's own count, see `loop.drive`), its target and time so far.
-        `light`: the image x alone (a resumed run starts a fresh solver state from it)."""
-        import jax
-        meta = {"config_hash": config_hash, "solver": solver, "iteration": iteration, "offset": offset,
-                "target": target, "seconds": seconds, "light": light}
-        leaves = [state.x] if light else jax.tree.leaves(state)
-        from nst_jax.hosts import to_host  # a split state is gathered (every process saves in step)
-        arrays = {f"leaf{i:03d}": to_host(leaf) for i, leaf in enumerate(leaves)}
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        atomic_write_bytes(self.checkpoint, lambda f: np.savez(f, **arrays))
+    # -------------------------------------------------------------------------- checkpoint (`checkpoints`)
+    def save_checkpoint(self, state, **meta) -> None:
+        """`checkpoints.save` at this run's checkpoint path (see there for `meta`)."""
+        checkpoints.save(self.checkpoint, state, **meta)
 
     def checkpoint_meta(self) -> dict | None:
-        """The checkpoint's metadata alone, checked (`records.checkpoint_meta`; NSTError naming the field);
-        None if there is no readable checkpoint."""
-        try:
-            with np.load(self.checkpoint) as data:
-                meta = json.loads(bytes(data["meta"]).decode())
-        except Exception:  # noqa: BLE001 - missing or broken: the run itself reports a broken one
-            return None
-        return records.checkpoint_meta(meta, self.checkpoint)
+        return checkpoints.read_meta(self.checkpoint)
 
-    def load_checkpoint(self, template, config_hash: str, leaves_of=None) -> tuple[Any, dict]:
-        """The state stored in the checkpoint, shaped like `template` (from jax.eval_shape); NSTError if
-        it is broken, has other shapes or was made with other settings. `leaves_of(template)`:
-        (leaves, rebuild) when the stored leaves are not the template's pytree leaves."""
-        import jax
-        import jax.numpy as jnp
-        path = self.checkpoint
-        try:
-            with np.load(path) as data:
-                meta = records.checkpoint_meta(json.loads(bytes(data["meta"]).decode()), path)
-                if leaves_of is None:
-                    leaves_t, treedef = jax.tree.flatten(template)
-                    rebuild = lambda leaves: jax.tree.unflatten(treedef, leaves)
-                else:
-                    leaves_t, rebuild = leaves_of(template)
-                leaves = [data[f"leaf{i:03d}"] for i in range(len(leaves_t))]
-        except NSTError:
-            raise
-        except Exception as err:  # noqa: BLE001 - zip, CRC, JSON and key errors alike mean: broken
-            raise NSTError(f"checkpoint {path}: unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
-                           f"delete it to start over") from None
-        if meta.get("config_hash") != config_hash:
-            raise NSTError(f"checkpoint {path} was made with other settings; pass --restart to start over "
-                           f"or choose another -o/--output")
-        # numpy stores bfloat16 (an L-BFGS history under --memory remat-bf16) as raw 2-byte records
-        leaves = [a.view(t.dtype) if a.dtype.kind == "V" and a.dtype.itemsize == t.dtype.itemsize else a
-                  for a, t in zip(leaves, leaves_t)]
-        for got, want in zip(leaves, leaves_t):
-            if got.shape != want.shape or got.dtype != want.dtype:
-                raise NSTError(f"checkpoint {path}: state shapes differ from this run's; delete it or pass "
-                               f"--restart")
-            if got.dtype.kind == "f" and not np.isfinite(got).all():
-                raise NSTError(f"checkpoint {path}: holds values that are not finite (NaN or inf); the file was "
-                               f"edited or is corrupt: delete it or pass --restart")
-        return rebuild([jnp.asarray(a) for a in leaves]), meta
+    def load_checkpoint(self, template, config_hash: str) -> tuple[Any, dict]:
+        return checkpoints.load(self.checkpoint, template, config_hash)
 
     def load_light_checkpoint(self, shape: tuple[int, ...], config_hash: str) -> tuple[np.ndarray, dict]:
-        """The image x of a light checkpoint, shaped `shape`, and its metadata (see `load_checkpoint`)."""
-        from types import SimpleNamespace
-        import jax
-        x, meta = self.load_checkpoint(SimpleNamespace(x=jax.ShapeDtypeStruct(shape, np.float32)), config_hash,
-                                       leaves_of=lambda t: ([t.x], lambda leaves: leaves[0]))
-        return np.asarray(x), meta
+        return checkpoints.load_light(self.checkpoint, shape, config_hash)
 
     def aside(self, config_hash: str) -> Path:
         """Where an unfinished run's checkpoint made with other settings is kept (its log beside it). The

@@ -17,6 +17,8 @@ many devices as divide it, or refuses an explicit count that does not, saying wh
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -34,7 +36,12 @@ def present() -> int:
 
 
 def _dividing(height: int, up_to: int) -> int:
-    return max(n for n in range(1, up_to + 1) if height % n == 0)
+    return max(n for n in range(1, up_to + 1) if splits(height, n))
+
+
+def splits(height: int, count: int) -> bool:
+    """Whether an image of this height splits into `count` bands of one height."""
+    return height % count == 0
 
 
 def device_count(requested: int, height: int, sizes_that_divide=None) -> int:
@@ -49,15 +56,46 @@ def device_count(requested: int, height: int, sizes_that_divide=None) -> int:
                        f"({jax.devices()[0].platform})")
     if requested == 0:
         return _dividing(height, have)
-    if height % requested:
+    if not splits(height, requested):
         hint = f"; --size {' or '.join(map(str, sizes_that_divide(requested)))} would" if sizes_that_divide else ""
         raise NSTError(f"the image's height {height} px does not split evenly across {requested} devices "
                        f"(each band must be the same height){hint}, or --devices {_dividing(height, requested)}")
     return requested
 
 
+@functools.lru_cache(maxsize=8)
 def mesh(count: int) -> Mesh:
+    """The one-axis mesh over the first `count` devices (built once per count)."""
     return Mesh(np.array(jax.devices()[:count]), (AXIS,))
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where a run's arrays live: on one device (`count` 1), or in `count` bands along the height of
+    images of `image_shape` (H, W, C). Hashable, so a compiled step is cached per layout."""
+
+    count: int = 1
+    image_shape: tuple[int, int, int] = (0, 0, 0)
+
+    @property
+    def split(self) -> bool:
+        return self.count > 1
+
+    def place(self, tree: Any) -> Any:
+        """Host arrays onto the devices (`place`); unchanged on one device."""
+        return place(tree, mesh(self.count), self.image_shape) if self.split else tree
+
+    def constrain(self, tree: Any) -> Any:
+        """Inside a jitted function (`constrain`); unchanged on one device."""
+        return constrain(tree, mesh(self.count), self.image_shape) if self.split else tree
+
+    def abstract(self, tree: Any) -> Any:
+        """Abstract arrays (`jax.ShapeDtypeStruct`) with this layout, for compiling without data."""
+        if not self.split:
+            return tree
+        m = mesh(self.count)
+        return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=NamedSharding(
+            m, spec(a.shape, self.image_shape))), tree)
 
 
 def spec(shape: tuple[int, ...], image_shape: tuple[int, int, int]) -> PartitionSpec:

@@ -21,12 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nst_jax.config import SAMPLE_PAINTING, Config, add_argument, add_common_arguments
+from nst_jax.config import SAMPLE_PAINTING, Config
+from nst_jax.options import add_argument, add_common_arguments
 from nst_jax.errors import ArgumentParser, NSTError, cli, exit_with
 from nst_jax.grid import expand, load_grid
 from nst_jax.fileio import Lock, write_error
 from nst_jax.progress import human_seconds
-from nst_jax.runfiles import SWEEP_LOCK as LOCK, SWEEP_MANIFEST as MANIFEST, RunFiles, write_json
+from nst_jax.fileio import write_json
+from nst_jax.runfiles import SWEEP_LOCK as LOCK, SWEEP_MANIFEST as MANIFEST, RunFiles
 
 ENGINES = ("local", "ray")
 

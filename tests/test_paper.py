@@ -63,7 +63,7 @@ def test_the_gram_loss_is_the_quadratic_mmd(toy):
 
 def test_kernel_mean_is_the_definition():
     import numpy as np
-    from nst_jax.paper import _kernel_mean
+    from nst_jax.paper.gram import _kernel_mean
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((7, 3)), rng.standard_normal((5, 3))
     direct = np.mean([[(x @ y) ** 2 for y in b] for x in a])
@@ -95,4 +95,4 @@ def test_default_folder_is_a_new_one_not_the_projects_results(tmp_path, monkeypa
     from nst_jax import paper
     args = paper.build_parser().parse_args([])
     assert Path(args.out) == Path("paper-results") and not Path(args.out).is_absolute()
-    assert Path(args.out).resolve() != (Path(paper.__file__).resolve().parent.parent / "docs" / "paper")
+    assert Path(args.out).resolve() != (Path(paper.__file__).resolve().parents[2] / "docs" / "paper")

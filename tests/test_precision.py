@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import small_cfg
+from nst_jax.identity import settings_hash
 
 CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -66,7 +67,7 @@ def _eqns(jaxpr):
 def test_policy_keeps_statistics_losses_and_solver_state_float32(tmp_path):
     import jax
     import jax.numpy as jnp
-    from nst_jax import losses, transfer
+    from nst_jax import losses, steps, transfer
     problem = transfer.prepare(small_cfg(tmp_path / "o.png", precision="bfloat16"))
     assert problem.spec.precision == "bfloat16"
     assert {p["kernel"].dtype for p in problem.params.values()} == {jnp.dtype(jnp.bfloat16)}
@@ -82,7 +83,7 @@ def test_policy_keeps_statistics_losses_and_solver_state_float32(tmp_path):
     grams = [e for e in _eqns(jaxpr) if e.primitive.name == "dot_general"
              and e.outvars[0].aval.shape[-2:] in {(c, c) for c in (64, 128, 256)}]
     assert grams and all(v.aval.dtype == jnp.float32 for e in grams for v in e.invars)
-    compiled = transfer.compiled_solver(problem.spec, "lbfgs", None, 100)
+    compiled = steps.compiled_solver(problem.spec, "lbfgs", None, 100)
     state = jax.eval_shape(compiled.init, x, problem.aux(jax.random.PRNGKey(0)))
     assert {a.dtype for a in jax.tree.leaves(state) if a.ndim} == {jnp.dtype(jnp.float32)}
 
@@ -121,7 +122,7 @@ def test_auto_precision_is_resolved_before_the_hash_and_said_in_the_header(tmp_p
     from nst_jax import hardware, transfer
     chosen, why = hardware.choose_precision("cpu")
     auto, explicit = small_cfg(tmp_path / "a.png", iterations=1), small_cfg(tmp_path / "a.png", precision=chosen)
-    assert auto.precision == "auto" and auto.result_hash() == explicit.result_hash()
+    assert auto.precision == "auto" and settings_hash(auto) == settings_hash(explicit)
     transfer.run(auto, progress=True)
     record = json.loads((tmp_path / "a.json").read_text())
     assert record["config"]["precision"] == chosen

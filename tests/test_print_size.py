@@ -1,11 +1,10 @@
-"""Print-size images: the memory plan (exact arithmetic), its refusal, rematerialisation (same
+"""Print-size images: the memory plan's refusal (its arithmetic: test_memory), rematerialisation (same
 gradients), the bfloat16 L-BFGS history, `--plan`, and one image split across 2 and 4 CPU devices
 (in a subprocess with XLA's forced host device count) equal to the one-device run."""
 
 from __future__ import annotations
 
 import json
-import math
 import re
 import sys
 
@@ -23,51 +22,6 @@ def _cpu(bytes_each=24e9, count=1):
     return memory.Devices("cpu", count, bytes_each, True)
 
 
-def test_plan_parts_are_the_documented_arithmetic():
-    from nst_jax import memory, vgg
-    h, w = 341, 512
-    d = h * w * 3
-    p = memory.plan("lbfgs", 100, CONTENT_LAYERS, LAYERS, h, w, _cpu(), "plain")
-    parts = dict(p.parts)
-    assert parts["L-BFGS history (2·100 vectors, float32)"] == 2 * 100 * d * 4
-    assert parts["image, gradient, solver vectors"] == 6 * d * 4
-    conv = sum(math.prod(vgg.feature_shape(n, h, w)) for n, _, k in vgg.LAYERS[:vgg.depth_index("relu5_1") + 1]
-               if k == "conv")
-    assert parts["activations kept for the gradient"] == pytest.approx(1.7 * 4 * conv)
-    assert p.needed == pytest.approx(sum(parts.values()) + memory.PROCESS_BYTES)
-    q = memory.plan("lbfgs", 100, CONTENT_LAYERS, LAYERS, h, w, _cpu(), "remat-bf16")
-    assert dict(q.parts)["L-BFGS history (2·100 vectors, bfloat16)"] == 2 * 100 * d * 2  # half
-    assert q.parts[0][1] == pytest.approx(p.parts[0][1] * 1.15 / 1.7)
-    assert q.checkpoint == 2 * 100 * d * 2 + 2 * d * 4 + 2 * 100 ** 2 * 4   # history, x and grad, S·Yᵀ and Y·Yᵀ
-    small = "L-BFGS 100×100 matrices (S·Yᵀ, Y·Yᵀ, the direction's workspace)"
-    assert parts[small] == memory.SMALL_MATRICES * 100 ** 2 * 4
-    big = dict(memory.plan("lbfgs", 60000, CONTENT_LAYERS, LAYERS, 64, 96, _cpu(), "plain").parts)
-    assert big["L-BFGS 60000×60000 matrices (S·Yᵀ, Y·Yᵀ, the direction's workspace)"] == pytest.approx(100.8e9)
-    # split across 4 GPUs: the image-sized parts divide by 4, the weights and targets do not
-    gpu = memory.Devices("gpu", 4, 80e9, False)
-    s = memory.plan("lbfgs", 100, CONTENT_LAYERS, LAYERS, h, w, gpu, "plain")
-    one = memory.plan("lbfgs", 100, CONTENT_LAYERS, LAYERS, h, w, gpu._replace(count=1), "plain")
-    for (name, a), (_, b) in zip(s.parts, one.parts):
-        assert a == pytest.approx(b if name in ("targets", "network weights") or "matrices" in name else b / 4), name
-    assert s.process == 0 and s.needed == pytest.approx(sum(b for _, b in s.parts))
-
-
-def test_largest_size_is_the_boundary():
-    from nst_jax import memory
-    at = lambda h, w: memory.plan("lbfgs", 100, CONTENT_LAYERS, LAYERS, h, w, _cpu(8e9), "remat")
-    shape_at = lambda side: (round(side * 2 / 3), side)
-    side = memory.largest_size(at, shape_at)
-    assert side > 256
-    assert at(*shape_at(side)).fits and not at(*shape_at(side + 1)).fits
-
-
-@pytest.mark.parametrize("text, count, each", [("80GB", 1, 80e9), ("8x80GB", 8, 80e9), ("2×40GiB", 2, 40 * 2 ** 30)])
-def test_plan_for_devices_that_are_not_here(text, count, each):
-    from nst_jax import memory
-    d = memory.parse_devices(text)
-    assert (d.count, d.bytes_each, d.shared) == (count, each, False)
-
-
 def test_the_refusal_says_what_fits_and_it_does(tmp_path, capsys, monkeypatch):
     from nst_jax import memory, planning, transfer
     from nst_jax.run import main
@@ -80,7 +34,7 @@ def test_the_refusal_says_what_fits_and_it_does(tmp_path, capsys, monkeypatch):
     from nst_jax.config import Config
     for way, size in hints:  # each suggestion is a plan that fits
         cfg = Config(content=str(CONTENT), styles=(str(STYLE),), size=int(size), memory=way)
-        assert planning.plan_memory(cfg)[1].fits
+        assert planning.plan_run(cfg).figure.fits
 
 
 def test_auto_chooses_rematerialisation_when_plain_does_not_fit(tmp_path, monkeypatch):
@@ -89,7 +43,7 @@ def test_auto_chooses_rematerialisation_when_plain_does_not_fit(tmp_path, monkey
     from nst_jax import memory, planning, transfer
     plain = transfer.run(small_cfg(tmp_path / "plain.png", memory="plain"), progress=False)
     cfg = small_cfg(tmp_path / "auto.png")
-    ways = {w: planning.plan_memory(small_cfg(tmp_path / "x.png", memory=w))[1].needed for w in ("plain", "remat")}
+    ways = {w: planning.plan_run(small_cfg(tmp_path / "x.png", memory=w)).figure.needed for w in ("plain", "remat")}
     assert ways["remat"] < ways["plain"]
     monkeypatch.setattr(memory, "available_bytes", lambda platform=None: ways["remat"] * memory.MARGIN + 1)
     auto = transfer.run(cfg, progress=False)
@@ -161,7 +115,7 @@ import json, os, sys
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
 import numpy as np
 from PIL import Image
-from nst_jax import planning, transfer
+from nst_jax import planning, steps, transfer
 from nst_jax.config import Config
 from nst_jax.errors import NSTError
 out = sys.argv[1]
@@ -175,11 +129,11 @@ for n in (1, 2, 4):
     report[n] = {"loss": r.loss, "compiles": r.compiles,
                  "image": float(np.linalg.norm(r.image - res[1].image) / np.linalg.norm(res[1].image)),
                  "sidecar_devices": json.load(open(f"{out}/o{n}.json"))["config"]["devices"],
-                 "temporaries": transfer.xla_memory(planning.plan_memory(cfg(n))[0])["temporaries"]}
+                 "temporaries": steps.xla_memory(cfg(n), planning.plan_run(cfg(n)))["temporaries"]}
 errors = {}
 for n in (8, 3):
     try:
-        planning.plan_memory(cfg(n))
+        planning.plan_run(cfg(n))
     except NSTError as e:
         errors[n] = str(e)
 json.dump({"runs": report, "errors": errors}, open(out + "/report.json", "w"))

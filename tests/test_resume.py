@@ -1,4 +1,4 @@
-"""`resume.plan` on its own: where a run starts for every combination of files it can find."""
+"""`resume.start` on its own: where a run starts for every combination of files it can find."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from nst_jax import resume
+from nst_jax.starts import Start
 from nst_jax.errors import NSTError
 from nst_jax.runfiles import RunFiles
 
 from test_loop import fake_state
 from conftest import small_cfg
+from nst_jax.identity import settings_hash
 
 
 @pytest.fixture
@@ -24,75 +26,75 @@ def setup(tmp_path):
 
 def _result(files, cfg, iteration, **extra):
     files.write_result(np.zeros((4, 4, 3), np.float32),
-                       {"config": cfg.to_dict(), "settings_hash": extra.pop("hash", cfg.result_hash()),
+                       {"config": cfg.to_dict(), "settings_hash": extra.pop("hash", settings_hash(cfg)),
                         "iteration": iteration, "loss": 1.0, "parts": {"content": 1.0, "style": 0.0, "tv": 0.0},
                         "seconds": 1.0, **extra})
 
 
 def _checkpoint(files, cfg, iteration, target=10, light=False, hash=None):
-    files.save_checkpoint(fake_state(), config_hash=hash or cfg.result_hash(), solver="lbfgs", iteration=iteration,
+    files.save_checkpoint(fake_state(), config_hash=hash or settings_hash(cfg), solver="lbfgs", iteration=iteration,
                           offset=0, target=target, seconds=2.0, light=light)
 
 
 def test_nothing_there_starts_fresh_silently(setup):
     cfg, files, said = setup
-    assert resume.plan(cfg, files, False, said.append) == resume.Plan("fresh") and said == []
+    assert resume.start(cfg, files, settings_hash(cfg), False, said.append) == Start("fresh") and said == []
 
 
 def test_a_finished_result_is_done(setup):
     cfg, files, said = setup
     _result(files, cfg, 10)
-    assert resume.plan(cfg, files, False, said.append) == resume.Plan("done", 10)
+    assert resume.start(cfg, files, settings_hash(cfg), False, said.append) == Start("done", 10)
     _result(files, cfg, 10, interrupted=True)   # an interrupted one is not
-    assert resume.plan(cfg, files, False, said.append).kind == "image"
+    assert resume.start(cfg, files, settings_hash(cfg), False, said.append).kind == "image"
 
 
 def test_a_result_the_stopping_rule_ended_is_done_for_its_rule(setup):
     cfg, files, said = setup
     _result(files, cfg, 4, converged={"tol": 1e-3, "window": 20})
     ruled = dataclasses.replace(cfg, tol=1e-3, iterations=500)
-    assert resume.plan(ruled, files, False, said.append) == resume.Plan("done", 4)
-    assert resume.plan(dataclasses.replace(ruled, tol=1e-4), files, False, said.append).kind == "image"
+    assert resume.start(ruled, files, settings_hash(ruled), False, said.append) == Start("done", 4)
+    assert resume.start(dataclasses.replace(ruled, tol=1e-4), files, settings_hash(dataclasses.replace(ruled, tol=1e-4)), False, said.append).kind == "image"
 
 
 def test_checkpoints_continue_exactly_or_from_their_image(setup):
     cfg, files, said = setup
     _checkpoint(files, cfg, 6)
     files.start_log({"iteration": 0, "loss": 1.0})
-    assert resume.plan(cfg, files, False, said.append) == resume.Plan("checkpoint", 6)
+    assert resume.start(cfg, files, settings_hash(cfg), False, said.append) == Start("checkpoint", 6)
     _checkpoint(files, cfg, 7, light=True)
-    assert resume.plan(cfg, files, False, said.append) == resume.Plan("light", 7) and said == []
+    assert resume.start(cfg, files, settings_hash(cfg), False, said.append) == Start("light", 7) and said == []
 
 
 def test_only_a_result_below_the_target_continues_from_its_image_and_says_so(setup):
     cfg, files, said = setup
     _result(files, cfg, 4)
-    assert resume.plan(cfg, files, False, said.append) == resume.Plan("image", 4)
+    assert resume.start(cfg, files, settings_hash(cfg), False, said.append) == Start("image", 4)
     assert "continuing from its image at iteration 4 with a fresh solver state" in said[0]
 
 
 def test_other_settings_set_an_unfinished_run_aside_and_bring_it_back(setup):
     cfg, files, said = setup
     other = dataclasses.replace(cfg, style_weight=7.0)
-    _checkpoint(files, other, 3, hash=other.result_hash())
+    _checkpoint(files, other, 3, hash=settings_hash(other))
     files.start_log({"iteration": 0, "loss": 1.0})
-    assert resume.plan(cfg, files, False, said.append) == resume.Plan("fresh")
-    aside = files.aside(other.result_hash())
+    assert resume.start(cfg, files, settings_hash(cfg), False, said.append) == Start("fresh")
+    aside = files.aside(settings_hash(other))
     assert aside.exists() and not files.checkpoint.exists() and "kept in" in said[-1]
-    assert resume.plan(other, files, False, said.append) == resume.Plan("checkpoint", 3)  # restored
+    assert resume.start(other, files, settings_hash(other), False, said.append) == Start("checkpoint", 3)  # restored
     assert files.checkpoint.exists() and not aside.exists() and "set aside earlier" in said[-1]
 
 
 def test_other_settings_replace_a_finished_run_and_restart_removes_the_checkpoint(setup):
     cfg, files, said = setup
     other = dataclasses.replace(cfg, style_weight=7.0)
-    _checkpoint(files, other, 10, target=10, hash=other.result_hash())   # finished: not worth keeping
-    assert resume.plan(cfg, files, False, said.append) == resume.Plan("fresh")
+    _checkpoint(files, other, 10, target=10, hash=settings_hash(other))   # finished: not worth keeping
+    assert resume.start(cfg, files, settings_hash(cfg), False, said.append) == Start("fresh")
     assert not files.checkpoint.exists() and "will be replaced" in said[-1]
-    _result(files, other, 10, hash=other.result_hash())
-    assert resume.plan(cfg, files, False, said.append) == resume.Plan("fresh") and "will be replaced" in said[-1]
+    _result(files, other, 10, hash=settings_hash(other))
+    assert resume.start(cfg, files, settings_hash(cfg), False, said.append) == Start("fresh") and "will be replaced" in said[-1]
     _checkpoint(files, cfg, 5)
-    assert resume.plan(cfg, files, True, said.append) == resume.Plan("fresh") and not files.checkpoint.exists()
+    assert resume.start(cfg, files, settings_hash(cfg), True, said.append) == Start("fresh") and not files.checkpoint.exists()
 
 
 def test_a_broken_checkpoint_is_one_line(setup):
@@ -100,10 +102,10 @@ def test_a_broken_checkpoint_is_one_line(setup):
     files.image.parent.mkdir(parents=True, exist_ok=True)
     files.checkpoint.write_bytes(b"PK\x03\x04 broken")
     with pytest.raises(NSTError, match="unreadable"):
-        resume.plan(cfg, files, False, said.append)
+        resume.start(cfg, files, settings_hash(cfg), False, said.append)
     files.checkpoint.unlink()
     _result(files, cfg, 4)
     record = json.loads(files.sidecar.read_text())
     files.sidecar.write_text(json.dumps({**record, "iteration": "4"}))
     with pytest.raises(NSTError, match="'iteration' must be an integer"):
-        resume.plan(cfg, files, False, said.append)
+        resume.start(cfg, files, settings_hash(cfg), False, said.append)

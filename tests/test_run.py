@@ -18,6 +18,7 @@ from nst_jax.runfiles import RunFiles
 from nst_jax.transfer import run
 
 from conftest import CONTENT, ROOT, SMALL_FLAGS, STYLE, call_main, one_error_line, run_cli, small_cfg
+from nst_jax.identity import settings_hash
 
 
 def test_run_writes_everything_and_compiles_once(tmp_path, embedded):
@@ -87,7 +88,7 @@ def test_changed_settings_start_over_and_an_unfinished_run_is_set_aside(tmp_path
     other = run(small_cfg(files.image, iterations=2, style_weight=5.0), progress=False, loaded_weights=embedded,
                 say=lines.append)
     assert other.iteration == 2 and "settings changed: starting over" in lines[0]
-    assert files.aside(first.result_hash()).exists() and "3 of 40" in lines[0]
+    assert files.aside(settings_hash(first)).exists() and "3 of 40" in lines[0]
     lines.clear()
     again = run(dataclasses.replace(first, iterations=5), progress=False, loaded_weights=embedded, say=lines.append)
     assert again.iteration == 5 and "set aside earlier" in lines[0]

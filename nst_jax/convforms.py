@@ -1,0 +1,245 @@
+"""Which form computes each 3×3 convolution of a run, measured on this machine, as cuDNN's benchmark
+mode and FFTW's wisdom do: XLA's convolution ('xla'), Winograd F(2×2, 3×3) ('f2') or F(4×4, 3×3)
+('f4'), for the forward pass and for the input gradient of each layer at the run's size.
+
+For every convolution shape a run needs (height × width × input → output channels; the input gradient
+is a convolution of the same size with the channels swapped), the candidate forms are compiled and
+timed in turns on random data, and checked against XLA's convolution: the fastest within the error
+budget wins. The choices are cached per machine (CPU model and flags, jax and jaxlib versions, the
+backend), under the user's cache folder; a cache written on another machine, or one that does not
+read back, is not used. Tuning costs seconds, once per machine and size; `python -m nst_jax.tune`
+prepares or shows the cache.
+
+Only a float32 run on one CPU device is planned: on a GPU XLA and cuDNN choose their own algorithms,
+an image split across devices keeps XLA's convolution (Winograd's tiles would make XLA gather whole
+feature maps, see `sharding`), and bfloat16 convolutions have one form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+from nst_jax import vgg_layers
+
+FORMS = ("xla", "f2", "f4")
+TITLES = {"xla": "XLA's convolution", "f2": "Winograd F(2×2, 3×3)", "f4": "Winograd F(4×4, 3×3)"}
+ERROR_BUDGET = 1e-4          # relative error against XLA's convolution (the tests' tolerance)
+MIN_POSITIONS = 32 * 32      # smaller maps: XLA's convolution, untimed (the gain is a fraction of a
+MIN_CHANNELS = 64            # millisecond, each Winograd layer costs ~0.1 s of compile time); and the
+CACHE_VERSION = 1            # RGB layer (3 input channels) has a form of its own for its gradient
+CACHE_FILE = "conv-forms.json"
+
+
+class Shape(NamedTuple):
+    """One convolution: an input of height × width × cin, cout output channels (batch 1)."""
+
+    height: int
+    width: int
+    cin: int
+    cout: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.height}x{self.width}x{self.cin}>{self.cout}"
+
+    @property
+    def tuned(self) -> bool:
+        return self.height * self.width >= MIN_POSITIONS and min(self.cin, self.cout) >= MIN_CHANNELS
+
+
+def candidates(shape: Shape) -> tuple[str, ...]:
+    """The forms worth timing for a shape (F(2×2) needs an even height and width)."""
+    if not shape.tuned:
+        return ("xla",)
+    even = shape.height % 2 == 0 and shape.width % 2 == 0
+    return ("xla", "f2", "f4") if even else ("xla", "f4")
+
+
+def run_shapes(layers, height: int, width: int) -> dict[str, tuple[Shape, Shape | None]]:
+    """Per convolution a run uses (up to its deepest layer): its forward shape and its input gradient's
+    (None for the RGB layer, whose gradient has its own form in `layers`)."""
+    deepest = max(vgg_layers.depth_index(n) for n in layers)
+    out, h, w, c = {}, height, width, 3
+    for name, _, kind in vgg_layers.LAYERS[: deepest + 1]:
+        if kind == "pool":
+            h, w = h // 2, w // 2
+        elif kind == "conv":
+            cout = vgg_layers.feature_shape(name, height, width)[2]
+            out[name] = (Shape(h, w, c, cout), Shape(h, w, cout, c) if c > 4 else None)
+            c = cout
+    return out
+
+
+# ----------------------------------------------------------------------------- this machine
+
+def machine() -> dict[str, str]:
+    """What a measured choice depends on: the CPU, its flags, the JAX versions and the backend."""
+    import jax
+    import jaxlib
+    from nst_jax import hardware
+    flags = sorted(f for f in hardware.cpu_flags() if f.startswith(("avx", "fma", "amx", "sse")))
+    return {"cpu": hardware.describe_cpu(), "flags": " ".join(flags), "jax": jax.__version__,
+            "jaxlib": jaxlib.__version__, "backend": jax.default_backend(),
+            "xla_flags": os.environ.get("XLA_FLAGS", "")}
+
+
+def machine_key(info: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(info, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_path() -> Path:
+    """$NST_JAX_CACHE, else $XDG_CACHE_HOME/nst_jax, else ~/.cache/nst_jax; the forms' file in it."""
+    root = os.environ.get("NST_JAX_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "nst_jax")
+    return Path(root) / CACHE_FILE
+
+
+class Choice(NamedTuple):
+    form: str
+    seconds: dict[str, float]   # form → median seconds of one call
+    error: dict[str, float]     # form → relative error against XLA's convolution
+
+
+def read_cache(path: Path, key: str) -> tuple[dict[str, Choice], str | None]:
+    """This machine's cached choices, and why the file was not used (None if it was, or is absent).
+    The file is untrusted: anything that does not read back as written is ignored, not trusted."""
+    if not path.exists():
+        return {}, None
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
+            return {}, "another version"
+        entry = data.get("machines", {}).get(key)
+        if entry is None:
+            return {}, None if not data.get("machines") else "written on another machine" \
+                if all(k != key for k in data["machines"]) else None
+        found = {}
+        for shape_key, c in entry["shapes"].items():
+            if c["form"] not in FORMS or not all(f in FORMS and isinstance(s, (int, float))
+                                                 for f, s in c["seconds"].items()):
+                return {}, "an entry names no known form"
+            found[shape_key] = Choice(c["form"], {f: float(s) for f, s in c["seconds"].items()},
+                                      {f: float(e) for f, e in c.get("error", {}).items()})
+        return found, None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        return {}, f"unreadable ({type(err).__name__})"
+
+
+def write_cache(path: Path, key: str, info: dict[str, str], choices: dict[str, Choice]) -> None:
+    """Add this machine's choices to the cache file (atomically; other machines' entries kept)."""
+    from nst_jax.fileio import write_json
+    try:
+        data = json.loads(path.read_text()) if path.exists() else {}
+        machines = data.get("machines", {}) if data.get("version") == CACHE_VERSION else {}
+        if not isinstance(machines, dict):
+            machines = {}
+    except (OSError, ValueError, AttributeError):
+        machines = {}
+    old = machines.get(key, {}).get("shapes", {}) if isinstance(machines.get(key), dict) else {}
+    shapes = {**(old if isinstance(old, dict) else {}),
+              **{k: {"form": c.form, "seconds": c.seconds, "error": c.error} for k, c in choices.items()}}
+    machines[key] = {"machine": info, "shapes": shapes}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, {"version": CACHE_VERSION, "machines": machines})
+
+
+# ------------------------------------------------------------------------------- measuring
+
+def measure(shape: Shape, forms: tuple[str, ...], rounds: int = 3) -> Choice:
+    """Time each form on one random input of `shape` (compiled once, one warm call, then `rounds`
+    calls each, in turns) and check it against XLA's convolution; the fastest within the budget."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from nst_jax import compiler, layers, winograd
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((1, shape.height, shape.width, shape.cin)), jnp.float32)
+    k = jnp.asarray(rng.standard_normal((3, 3, shape.cin, shape.cout)) / np.sqrt(9 * shape.cin), jnp.float32)
+    kernels = {"xla": k, "f2": winograd.kernel_f2(k), "f4": winograd.kernel_f4(k)}
+    fns = {"xla": compiler.jit(layers.xla_conv), "f2": compiler.jit(winograd.conv_f2),
+           "f4": compiler.jit(winograd.conv_f4)}
+    outputs = {f: jax.block_until_ready(fns[f](x, kernels[f])) for f in forms}
+    reference = outputs["xla"]
+    norm = float(jnp.linalg.norm(reference)) or 1.0
+    error = {f: float(jnp.linalg.norm(outputs[f] - reference)) / norm for f in forms}
+    times: dict[str, list[float]] = {f: [] for f in forms}
+    for _ in range(rounds):
+        for f in forms:
+            t = time.perf_counter()
+            jax.block_until_ready(fns[f](x, kernels[f]))
+            times[f].append(time.perf_counter() - t)
+    seconds = {f: float(np.median(v)) for f, v in times.items()}
+    return Choice(choose(seconds, error), seconds, error)
+
+
+def choose(seconds: dict[str, float], error: dict[str, float]) -> str:
+    """The fastest form within the error budget (XLA's convolution on a tie)."""
+    ok = [f for f in seconds if f == "xla" or error.get(f, float("inf")) <= ERROR_BUDGET]
+    return min(ok, key=lambda f: (seconds[f], f != "xla"))
+
+
+class Forms(NamedTuple):
+    """A run's forms: per layer (forward, input gradient), and where they came from."""
+
+    by_layer: tuple[tuple[str, str, str], ...]   # (layer, forward form, input-gradient form)
+    source: str                                   # 'cache', 'measured', 'recorded', 'asked', 'none'
+    seconds: float = 0.0                          # spent measuring
+
+    def as_dict(self) -> dict[str, tuple[str, str]]:
+        return {name: (fwd, bwd) for name, fwd, bwd in self.by_layer}
+
+
+NONE = Forms((), "none")
+
+
+def plan(layers, height: int, width: int, *, path: Path | None = None,
+         measure_fn: Callable[[Shape, tuple[str, ...]], Choice] = measure,
+         say: Callable[[str], None] = lambda line: None) -> Forms:
+    """The forms of a run at height × width (see the module docstring): cached choices where this
+    machine has them, the rest measured now and added to the cache."""
+    path = path or cache_path()
+    info = machine()
+    key = machine_key(info)
+    cached, why = read_cache(path, key)
+    if why:
+        say(f"convolution forms: not using {path} ({why}); measuring on this machine")
+    shapes = run_shapes(layers, height, width)
+    needed = {s.key: s for pair in shapes.values() for s in pair if s is not None and s.tuned}
+    missing = [s for k, s in needed.items() if k not in cached]
+    t0 = time.perf_counter()
+    if missing:
+        say(f"convolution forms: measuring {len(missing)} layer shape{'s' if len(missing) > 1 else ''} on this "
+            f"machine (once; cached in {path})")
+        new = {s.key: measure_fn(s, candidates(s)) for s in missing}
+        cached = {**cached, **new}
+        try:
+            write_cache(path, key, info, new)
+        except OSError as err:
+            say(f"convolution forms: could not write the cache {path} ({err.strerror or err}); measured again next time")
+    pick = lambda s: "xla" if s is None or not s.tuned else cached[s.key].form
+    by_layer = tuple((name, pick(f), pick(b)) for name, (f, b) in shapes.items())
+    return Forms(by_layer, "measured" if missing else "cache", time.perf_counter() - t0)
+
+
+def uniform(layers, height: int, width: int, form: str) -> Forms:
+    """One form wherever it applies (`--conv-forms f4`), XLA's convolution elsewhere."""
+    shapes = run_shapes(layers, height, width)
+    fits = lambda s: form if s is not None and form in candidates(s) else "xla"
+    return Forms(tuple((name, fits(f), fits(b)) for name, (f, b) in shapes.items()), "asked")
+
+
+def describe(forms: Forms) -> str:
+    """'F(4×4) on 6 layers, F(2×2) on 2, XLA's on 8 (forward and gradient)' and the source."""
+    if forms.source == "none":
+        return "XLA's convolutions"
+    counts = {f: sum(1 for _, a, b in forms.by_layer for g in (a, b) if g == f) for f in FORMS}
+    parts = [f"{TITLES[f].replace('Winograd ', '').split(',')[0]}) × {n}" if f != "xla" else f"XLA's × {n}"
+             for f, n in counts.items() if n]
+    where = {"cache": "from this machine's cache", "measured": f"measured now in {forms.seconds:.1f} s",
+             "recorded": "as recorded in the checkpoint", "asked": "as asked"}[forms.source]
+    return f"convolutions (forward and gradient, per layer): {', '.join(parts)} — {where}"

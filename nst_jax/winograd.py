@@ -1,0 +1,130 @@
+"""Winograd's minimal filtering for the 3×3 'same' convolution (Lavin & Gray, CVPR 2016, "Fast
+Algorithms for Convolutional Neural Networks"), in two tile sizes:
+
+- F(2×2, 3×3): 4×4 input tiles (stride 2) give 2×2 outputs; 16 multiplies per channel pair instead
+  of 36, the transformed input 4× the input. H and W must be even.
+- F(4×4, 3×3): 6×6 input tiles (stride 4) give 4×4 outputs; 36 multiplies instead of 144 (2.25 per
+  output against 9), the transformed input 2.25× the input. Any H and W: the last tiles are padded
+  with zeros and the output cropped.
+
+Each is Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per tile: the kernel is transformed once per run (`kernel_f2`,
+`kernel_f4`: U = G g Gᵀ), the input and output transforms are the additions their matrices amount to
+(fused by XLA), and the products become (m+2)² batched (tiles × C)·(C × O) matrix products. The input
+gradient of a 3×3 'same' convolution is itself one (with `layers.backward_kernel`), so the same forms
+serve the backward pass. Which form each layer uses is measured per machine (`convforms`).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+_G2 = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
+# F(4×4, 3×3) with the interpolation points 0, ±1, ±2 and ∞
+_BT4 = ((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0), (0, -2, -1, 2, 1, 0),
+        (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1))
+_G4 = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+                [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64)
+_AT4 = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
+
+
+def _kernel(g: np.ndarray, kernel) -> jnp.ndarray:
+    u = jnp.einsum("ai,ijco,bj->abco", jnp.asarray(g, jnp.float32), jnp.asarray(kernel, jnp.float32),
+                   jnp.asarray(g, jnp.float32), precision=lax.Precision.HIGHEST)
+    return u.reshape(-1, *u.shape[2:])
+
+
+def kernel_f2(kernel) -> jnp.ndarray:
+    """U = G g Gᵀ of F(2×2, 3×3) for a kernel (3, 3, I, O): (16, I, O), the 4×4 positions flattened."""
+    return _kernel(_G2, kernel)
+
+
+def kernel_f4(kernel) -> jnp.ndarray:
+    """U = G g Gᵀ of F(4×4, 3×3) for a kernel (3, 3, I, O): (36, I, O), the 6×6 positions flattened."""
+    return _kernel(_G4, kernel)
+
+
+def _input_f2(x):
+    """Bᵀ d B for every 4×4 tile (stride 2) of the zero-padded x (B, H, W, C), H and W even: (16, T, C)."""
+    b, h, w, c = x.shape
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))).reshape(b, h // 2 + 1, 2, w // 2 + 1, 2, c)
+    d = [xp[:, :-1, 0], xp[:, :-1, 1], xp[:, 1:, 0], xp[:, 1:, 1]]       # tile rows 0..3
+    r = jnp.stack([d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]])  # Bᵀ over rows
+    e = [r[:, :, :, :-1, 0], r[:, :, :, :-1, 1], r[:, :, :, 1:, 0], r[:, :, :, 1:, 1]]
+    v = jnp.stack([e[0] - e[2], e[1] + e[2], e[2] - e[1], e[1] - e[3]], axis=1)  # B over columns
+    return v.reshape(16, -1, c)
+
+
+def _output_f2(m, b, h, w):
+    """Aᵀ M A for every tile, M (16, T, O) → the (B, H, W, O) output."""
+    m = m.reshape(4, 4, b, h // 2, w // 2, -1)
+    s = [(m[a, 0] + m[a, 1] + m[a, 2], m[a, 1] - m[a, 2] - m[a, 3]) for a in range(4)]
+    y = [[s[0][q] + s[1][q] + s[2][q] for q in range(2)], [s[1][q] - s[2][q] - s[3][q] for q in range(2)]]
+    return jnp.stack([jnp.stack(row, axis=3) for row in y], axis=2).reshape(b, h, w, -1)
+
+
+def conv_f2(x, u, precision=None):
+    """The 3×3 'same' convolution of x (B, H, W, C), H and W even, with U = kernel_f2(k)."""
+    b, h, w, _ = x.shape
+    m = lax.dot_general(_input_f2(x), u, (((2,), (1,)), ((0,), (0,))), precision=precision)
+    return _output_f2(m, b, h, w)
+
+
+def _combine(rows: list, matrix) -> list:
+    """[Σⱼ matrix[i][j]·rows[j] for each row i of the matrix], written as the additions it is."""
+    out = []
+    for coefficients in matrix:
+        terms = [r if c == 1 else -r if c == -1 else c * r for c, r in zip(coefficients, rows) if c]
+        total = terms[0]
+        for t in terms[1:]:
+            total = total + t
+        out.append(total)
+    return out
+
+
+def _input_f4(x):
+    """Bᵀ d B for every 6×6 tile (stride 4) of x (B, H, W, C) zero-padded by one pixel and up to whole
+    tiles: (36, T, C), and the tile counts (th, tw)."""
+    b, h, w, c = x.shape
+    th, tw = -(-h // 4), -(-w // 4)
+    xp = jnp.pad(x, ((0, 0), (1, 4 * th + 3 - h), (1, 4 * tw + 3 - w), (0, 0)))   # 4·(t+1) rows and columns
+    xr = xp.reshape(b, th + 1, 4, 4 * tw + 4, c)
+    d = [xr[:, :-1, a] for a in range(4)] + [xr[:, 1:, 0], xr[:, 1:, 1]]           # tile rows 0..5
+    v = []
+    for r in _combine(d, _BT4):                                                     # Bᵀ over rows
+        rr = r.reshape(b, th, tw + 1, 4, c)
+        e = [rr[:, :, :-1, a] for a in range(4)] + [rr[:, :, 1:, 0], rr[:, :, 1:, 1]]
+        v += _combine(e, _BT4)                                                      # B over columns
+    return jnp.stack(v).reshape(36, b * th * tw, c), (th, tw)
+
+
+def _output_f4(m, b, th, tw):
+    """Aᵀ M A for every tile, M (36, T, O) → (B, 4·th, 4·tw, O)."""
+    m = m.reshape(6, 6, b, th, tw, -1)
+    rows = _combine([m[i] for i in range(6)], _AT4)                      # 4 × (6, B, th, tw, O)
+    y = [_combine([r[j] for j in range(6)], _AT4) for r in rows]        # 4 × 4 × (B, th, tw, O)
+    return jnp.stack([jnp.stack(row, axis=3) for row in y], axis=2).reshape(b, 4 * th, 4 * tw, -1)
+
+
+def conv_f4(x, u, precision=None):
+    """The 3×3 'same' convolution of x (B, H, W, C), any H and W, with U = kernel_f4(k)."""
+    b, h, w, _ = x.shape
+    v, (th, tw) = _input_f4(x)
+    m = lax.dot_general(v, u, (((2,), (1,)), ((0,), (0,))), precision=precision)
+    return _output_f4(m, b, th, tw)[:, :h, :w]
+
+
+def applies(form: str, shape) -> bool:
+    """Whether `form` ('f2', 'f4') can convolve an input of this shape (B, H, W, C)."""
+    _, h, w, _ = shape
+    return form == "f4" or (form == "f2" and h % 2 == 0 and w % 2 == 0)
+
+
+def conv(x, u, precision=None):
+    """The Winograd form whose kernel U is given (16 positions: F(2×2), 36: F(4×4))."""
+    return conv_f2(x, u, precision) if u.shape[0] == 16 else conv_f4(x, u, precision)
+
+
+def form_of(u) -> str:
+    return "f2" if u.shape[0] == 16 else "f4"
