@@ -114,13 +114,19 @@ class JaxProblem(NamedTuple):
     step: Callable
     value_and_grad: Callable
     value_and_grad_xla_defaults: Callable | None
+    forms: str = ""
 
 
-def jax_problem(w, content, style, solver_name="lbfgs", batch=1, fuse=1) -> JaxProblem:
-    """The run's own problem (`transfer.build_problem`, default settings) on these square images."""
+def jax_problem(w, content, style, solver_name="lbfgs", batch=1, fuse=1, conv_forms="auto") -> JaxProblem:
+    """The run's own problem (`transfer.build_problem`, default settings) on these square images, with
+    the convolution forms a run would have here (`planning.with_forms`: measured and cached)."""
+    from nst_jax import planning, runplan
+    from nst_jax.sharding import Layout
     cfg = with_preset("default", content=str(CONTENT), styles=(str(STYLE),), size=content.shape[1],
-                      optimizer=solver_name)
-    problem = transfer.build_problem(cfg, w, Inputs(content[0], [style[0]]))
+                      optimizer=solver_name, conv_forms=conv_forms)
+    plan = runplan.plain(cfg)._replace(layout=Layout(1, tuple(content.shape[1:])))
+    plan = planning.with_forms(cfg, plan, say=lambda line: print(line, file=sys.stderr, flush=True))
+    problem = transfer.build_problem(cfg, w, Inputs(content[0], [style[0]]), plan)
     fun = losses.make_objective(problem.spec)
     aux = problem.aux(steps.step_key(cfg, 0))
     solver = solvers.make_solver(solver_name, fun)
@@ -135,7 +141,8 @@ def jax_problem(w, content, style, solver_name="lbfgs", batch=1, fuse=1) -> JaxP
         init, step = compiler.jit(one_init), compiler.jit(one_step, donate_argnums=0)
     vg = compiler.jit(jax.value_and_grad(fun, has_aux=True))
     vg0 = jax.jit(jax.value_and_grad(fun, has_aux=True)) if compiler.compiler_options() else None
-    return JaxProblem(solver_name, batch, fuse, aux, init, step, vg, vg0)
+    from nst_jax import convforms
+    return JaxProblem(solver_name, batch, fuse, aux, init, step, vg, vg0, convforms.describe(plan.forms))
 
 
 def jax_run(problem: JaxProblem, x0, iterations: int, target: float | None = None,
@@ -253,6 +260,11 @@ def run_size(w, size, iterations, repeats, device, solver_names, batches, fuse=1
     jax.block_until_ready(problem.value_and_grad(jnp.asarray(x0), problem.aux))
     row["jax_compile_eval_s"] = time.perf_counter() - t
     evals = {"jax": lambda: jax.block_until_ready(problem.value_and_grad(jnp.asarray(x0), problem.aux))}
+    row["conv_forms"] = problem.forms
+    if jax.default_backend() == "cpu":  # the same objective with XLA's convolution in every layer
+        xla = jax_problem(w, content, style, fuse=fuse, conv_forms="xla")  # its own parameters: no Winograd kernels
+        jax.block_until_ready(xla.value_and_grad(jnp.asarray(x0), xla.aux))
+        evals["jax_xla_conv"] = lambda: jax.block_until_ready(xla.value_and_grad(jnp.asarray(x0), xla.aux))
     if problem.value_and_grad_xla_defaults is not None:
         vg0 = problem.value_and_grad_xla_defaults
         jax.block_until_ready(vg0(jnp.asarray(x0), problem.aux))
@@ -267,6 +279,7 @@ def run_size(w, size, iterations, repeats, device, solver_names, batches, fuse=1
     row["value_and_grad_gflop"] = value_and_grad_flops(size) / 1e9
     row["jax_eval_gflops_per_s"] = row["value_and_grad_gflop"] / medians["jax"]
     row["jax_eval_xla_defaults_s"] = medians.get("jax_xla_defaults")
+    row["jax_eval_xla_conv_s"] = medians.get("jax_xla_conv")
     target = None
     if device != "none":
         ref = torch_run(obj, x0, iterations, ref_device)
@@ -326,14 +339,18 @@ def markdown(result: dict) -> str:
              f"L-BFGS history 100, no line search (torch.optim.LBFGS for the reference). Evaluation times are "
              f"medians of nst_jax and the reference timed in turns; nst_jax runs past N iterations (up to 2N) "
              f"if it has not reached the reference's loss at N.", "",
-             "| size | iters | eval s (jax / torch) | eval s, jax with XLA defaults | iter s (jax / torch) | "
+             f"Machine: {result.get('cpu', '—')}; load average before {result.get('load_before', '—')}, after "
+             f"{result.get('load_after', '—')}.", "",
+             "Convolution forms (`nst_jax.convforms`, measured on this machine): " +
+             "; ".join(f"{r['size']}²: {r.get('conv_forms', '—')}" for r in result["rows"]) + ".", "",
+             "| size | iters | eval s (jax / torch) | eval s, jax with XLA's convolutions only / with XLA defaults | iter s (jax / torch) | "
              "compile s | final loss (jax / torch) | gap | time to torch's loss s (jax / torch) | jax iters to it | "
              "speed-up eval / iter / to loss | PSNR dB | SSIM | peak RSS MB |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(
             f"| {r['size']}² | {r['iterations']} | {_fmt(r['jax_eval_s'])} / {_fmt(r.get('torch_eval_s'))} | "
-            f"{_fmt(r.get('jax_eval_xla_defaults_s'))} | "
+            f"{_fmt(r.get('jax_eval_xla_conv_s'))} / {_fmt(r.get('jax_eval_xla_defaults_s'))} | "
             f"{_fmt(r['jax_iteration_s'])} / {_fmt(r.get('torch_iteration_s'))} | {_fmt(r['jax_compile_step_s'])} | "
             f"{_fmt(r['jax_final_loss'], '.5g')} / {_fmt(r.get('torch_final_loss'), '.5g')} | "
             f"{_fmt(r.get('final_loss_gap'), '+.2%')} | {_fmt(r.get('time_to_ref_loss_jax_s'))} / "
@@ -398,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --device gpu but JAX runs on {platform_name}", file=sys.stderr)
         return 2
     w = weights.load()
+    from nst_jax.hardware import describe_cpu
+    load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     versions = {"jax": jax.__version__}
     if not args.no_torch:
         import torch
@@ -413,7 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     dev_name = jax.devices()[0].device_kind if platform_name == "gpu" else f"{os.cpu_count()} cores"
     result = {"device": f"{platform_name} ({dev_name})", "date": date, "machine": platform.platform(),
               "command": "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv),
-              "versions": versions, "compiler_options": compiler.compiler_options(), "rows": rows}
+              "versions": versions, "compiler_options": compiler.compiler_options(), "rows": rows,
+              "cpu": describe_cpu(), "load_before": load_before,
+              "load_after": " ".join(f"{v:.2f}" for v in os.getloadavg())}
     md = markdown(result)
     print(md)
     out_dir = Path(args.results_dir)

@@ -21,13 +21,16 @@ from nst_jax.fileio import atomic_write_bytes
 
 
 def save(path: Path, state, *, config_hash: str, solver: str, iteration: int, offset: int, target: int,
-         seconds: float, light: bool = False) -> None:
+         seconds: float, light: bool = False, conv_forms: list | None = None) -> None:
     """The solver state's leaves and its metadata, atomically: the settings hash, the solver, the run's
     iteration (`offset` + the solver's own count, see `loop.drive`), its target and time so far.
-    `light`: the image x alone (a resumed run starts a fresh solver state from it)."""
+    `light`: the image x alone (a resumed run starts a fresh solver state from it); `conv_forms`: the
+    run's convolution forms (`convforms`), which a continued run keeps."""
     import jax
     meta = {"config_hash": config_hash, "solver": solver, "iteration": iteration, "offset": offset,
             "target": target, "seconds": seconds, "light": light}
+    if conv_forms:
+        meta["conv_forms"] = [list(row) for row in conv_forms]
     leaves = [state.x] if light else jax.tree.leaves(state)
     from nst_jax.hosts import to_host  # a split state is gathered (every process saves in step)
     arrays = {f"leaf{i:03d}": to_host(leaf) for i, leaf in enumerate(leaves)}

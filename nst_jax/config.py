@@ -29,6 +29,7 @@ INITS = ("noise", "white", "black", "mean", "content", "style", "average")
 ORIGINAL_COLORS = ("none", "luminance", "histogram")
 MAX_SIZE = memory.MAX_SIZE   # the largest --size (declared beside the plan, which caps its sizes there)
 PRECISIONS = ("auto", "float32", "bfloat16")
+CONV_FORMS = ("auto", "xla", "f2", "f4")
 
 # Defaults calibrated on the embedded (Caffe) weights: see README "Weights".
 PRESETS: dict[str, dict[str, Any]] = {
@@ -129,6 +130,12 @@ class Config:
                             "gradient and solver state stay float32; 'auto': bfloat16 only on hardware where it was "
                             "measured faster with the same quality, else float32 (the header says which and why)",
                             kind="str", choices=lambda: PRECISIONS)
+    conv_forms: str = option("auto", "how each 3×3 convolution is computed: 'auto' the fastest form measured on "
+                             "this machine per layer and direction (cached per machine; a continued run keeps "
+                             "the forms it started with), or one form wherever it applies: 'xla' (XLA's "
+                             "convolution), 'f2' or 'f4' (Winograd F(2×2, 3×3) or F(4×4, 3×3)); float32 on one "
+                             "CPU device only, elsewhere XLA's", kind="str", choices=lambda: CONV_FORMS,
+                             result=False)
     memory: str = option("auto", "how the run fits in memory: 'plain'; 'remat' recomputes each VGG19 block in "
                          "the backward pass (about a third less memory for the activations, about a third more "
                          "time, the same numbers); 'remat-bf16' also stores the L-BFGS history in bfloat16 "
@@ -232,10 +239,6 @@ def with_preset(preset: str = "default", **overrides) -> Config:
     return validate(Config(**values))
 
 
-def _finite(value: float) -> bool:
-    return math.isfinite(value)
-
-
 def validate(cfg: Config) -> Config:
     """Check every field; return the Config with layer names in block form. Raises NSTError."""
     _check_fields(cfg)
@@ -253,7 +256,7 @@ def _check_fields(cfg: Config) -> None:
         if choices is not None and value not in choices():
             raise NSTError(f"unknown {flag_of(f.name)} {value!r}; choose one of {', '.join(choices())}")
         if f.metadata["kind"] in ("float", "floats") and value is not None:
-            if not all(_finite(v) for v in (value if isinstance(value, tuple) else (value,))):
+            if not all(math.isfinite(v) for v in (value if isinstance(value, tuple) else (value,))):
                 raise NSTError(f"{flag_of(f.name)} must be finite, got {value}")
     if not cfg.content:
         raise NSTError("a content image is needed")
@@ -284,7 +287,7 @@ def _check_layers(cfg: Config) -> tuple[tuple[str, ...], tuple[str, ...]]:
             raise NSTError(f"--style-blend-weights has {len(cfg.style_blend_weights)} values for "
                            f"{len(cfg.styles)} style images")
         if any(w < 0 for w in cfg.style_blend_weights) or not sum(cfg.style_blend_weights) > 0 \
-                or not _finite(sum(cfg.style_blend_weights)):
+                or not math.isfinite(sum(cfg.style_blend_weights)):
             raise NSTError("--style-blend-weights must be ≥ 0 with a positive, finite sum")
     return content_layers, style_layers
 

@@ -10,7 +10,8 @@ backend), under the user's cache folder; a cache written on another machine, or 
 read back, is not used. Tuning costs seconds, once per machine and size; `python -m nst_jax.tune`
 prepares or shows the cache.
 
-Only a float32 run on one CPU device is planned: on a GPU XLA and cuDNN choose their own algorithms,
+`NST_JAX_TUNE=off` leaves every convolution to XLA without measuring (for test suites and CI, where
+measuring each new size would cost more than it saves). Only a float32 run on one CPU device is planned: on a GPU XLA and cuDNN choose their own algorithms,
 an image split across devices keeps XLA's convolution (Winograd's tiles would make XLA gather whole
 feature maps, see `sharding`), and bfloat16 convolutions have one form.
 """
@@ -29,9 +30,12 @@ from nst_jax import vgg_layers
 FORMS = ("xla", "f2", "f4")
 TITLES = {"xla": "XLA's convolution", "f2": "Winograd F(2×2, 3×3)", "f4": "Winograd F(4×4, 3×3)"}
 ERROR_BUDGET = 1e-4          # relative error against XLA's convolution (the tests' tolerance)
-MIN_POSITIONS = 32 * 32      # smaller maps: XLA's convolution, untimed (the gain is a fraction of a
-MIN_CHANNELS = 64            # millisecond, each Winograd layer costs ~0.1 s of compile time); and the
-CACHE_VERSION = 1            # RGB layer (3 input channels) has a form of its own for its gradient
+# Smaller maps and fewer channels get XLA's convolution untimed: the gain is a fraction of a millisecond
+# and each Winograd layer costs ~0.1 s of compile time (the RGB layer's gradient has a form of its own).
+MIN_POSITIONS = 16 * 32
+MIN_CHANNELS = 64
+MARGIN = 0.95                # a Winograd form is kept when it takes ≤ 95 % of XLA's convolution's time
+CACHE_VERSION = 1
 CACHE_FILE = "conv-forms.json"
 
 
@@ -114,10 +118,14 @@ def read_cache(path: Path, key: str) -> tuple[dict[str, Choice], str | None]:
         data = json.loads(path.read_text())
         if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
             return {}, "another version"
-        entry = data.get("machines", {}).get(key)
+        machines = data.get("machines")
+        if not isinstance(machines, dict):
+            return {}, "no table of machines"
+        entry = machines.get(key)
         if entry is None:
-            return {}, None if not data.get("machines") else "written on another machine" \
-                if all(k != key for k in data["machines"]) else None
+            return {}, "written on another machine" if machines else None
+        if entry.get("machine") != machine():
+            return {}, "its entry for this machine does not describe it"
         found = {}
         for shape_key, c in entry["shapes"].items():
             if c["form"] not in FORMS or not all(f in FORMS and isinstance(s, (int, float))
@@ -178,16 +186,18 @@ def measure(shape: Shape, forms: tuple[str, ...], rounds: int = 3) -> Choice:
 
 
 def choose(seconds: dict[str, float], error: dict[str, float]) -> str:
-    """The fastest form within the error budget (XLA's convolution on a tie)."""
-    ok = [f for f in seconds if f == "xla" or error.get(f, float("inf")) <= ERROR_BUDGET]
-    return min(ok, key=lambda f: (seconds[f], f != "xla"))
+    """The fastest form within the error budget; a Winograd form only when it beats XLA's convolution
+    by `MARGIN` (so timing noise does not flip a layer between forms from one measurement to the next)."""
+    ok = [f for f in seconds if f != "xla" and error.get(f, float("inf")) <= ERROR_BUDGET
+          and seconds[f] <= MARGIN * seconds["xla"]]
+    return min(ok, key=lambda f: seconds[f]) if ok else "xla"
 
 
 class Forms(NamedTuple):
     """A run's forms: per layer (forward, input gradient), and where they came from."""
 
     by_layer: tuple[tuple[str, str, str], ...]   # (layer, forward form, input-gradient form)
-    source: str                                   # 'cache', 'measured', 'recorded', 'asked', 'none'
+    source: str                                   # 'cache', 'measured', 'recorded', 'asked', 'off', 'none'
     seconds: float = 0.0                          # spent measuring
 
     def as_dict(self) -> dict[str, tuple[str, str]]:
@@ -198,10 +208,12 @@ NONE = Forms((), "none")
 
 
 def plan(layers, height: int, width: int, *, path: Path | None = None,
-         measure_fn: Callable[[Shape, tuple[str, ...]], Choice] = measure,
+         measure_fn: Callable[[Shape, tuple[str, ...]], Choice] | None = None,
          say: Callable[[str], None] = lambda line: None) -> Forms:
     """The forms of a run at height × width (see the module docstring): cached choices where this
     machine has them, the rest measured now and added to the cache."""
+    if os.environ.get("NST_JAX_TUNE", "").strip().lower() in ("0", "off", "no", "false"):
+        return Forms(tuple((name, "xla", "xla") for name in run_shapes(layers, height, width)), "off")
     path = path or cache_path()
     info = machine()
     key = machine_key(info)
@@ -215,7 +227,7 @@ def plan(layers, height: int, width: int, *, path: Path | None = None,
     if missing:
         say(f"convolution forms: measuring {len(missing)} layer shape{'s' if len(missing) > 1 else ''} on this "
             f"machine (once; cached in {path})")
-        new = {s.key: measure_fn(s, candidates(s)) for s in missing}
+        new = {s.key: (measure_fn or measure)(s, candidates(s)) for s in missing}
         cached = {**cached, **new}
         try:
             write_cache(path, key, info, new)
@@ -233,13 +245,29 @@ def uniform(layers, height: int, width: int, form: str) -> Forms:
     return Forms(tuple((name, fits(f), fits(b)) for name, (f, b) in shapes.items()), "asked")
 
 
+SHORT = {"xla": "XLA's", "f2": "F(2×2)", "f4": "F(4×4)"}
+
+
 def describe(forms: Forms) -> str:
-    """'F(4×4) on 6 layers, F(2×2) on 2, XLA's on 8 (forward and gradient)' and the source."""
-    if forms.source == "none":
-        return "XLA's convolutions"
+    """'convolutions: F(4×4) × 9, XLA's × 22 (forward and gradient of each layer) — from this machine's cache'."""
     counts = {f: sum(1 for _, a, b in forms.by_layer for g in (a, b) if g == f) for f in FORMS}
-    parts = [f"{TITLES[f].replace('Winograd ', '').split(',')[0]}) × {n}" if f != "xla" else f"XLA's × {n}"
-             for f, n in counts.items() if n]
-    where = {"cache": "from this machine's cache", "measured": f"measured now in {forms.seconds:.1f} s",
-             "recorded": "as recorded in the checkpoint", "asked": "as asked"}[forms.source]
-    return f"convolutions (forward and gradient, per layer): {', '.join(parts)} — {where}"
+    where = {"cache": "from this machine's cache", "measured": f"measured on this machine in {forms.seconds:.1f} s",
+             "recorded": "as recorded in the checkpoint", "asked": "as asked (--conv-forms)",
+             "off": "not measured (NST_JAX_TUNE=off)", "none": ""}[forms.source]
+    return (f"convolutions: {', '.join(f'{SHORT[f]} × {n}' for f, n in counts.items() if n)} (forward and "
+            f"gradient of each layer) — {where}")
+
+
+def forget(path: Path, key: str) -> None:
+    """Remove this machine's entry from the cache file (other machines' entries kept)."""
+    from nst_jax.fileio import write_json
+    if not path.exists():
+        return
+    try:
+        data = json.loads(path.read_text())
+        machines = data.get("machines", {}) if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        machines = {}
+    if isinstance(machines, dict):
+        machines.pop(key, None)
+    write_json(path, {"version": CACHE_VERSION, "machines": machines if isinstance(machines, dict) else {}})

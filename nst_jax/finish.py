@@ -67,6 +67,8 @@ def finisher(cfg: Config, plan: RunPlan, problem: Problem, files: RunFiles, sett
             extra["converged"] = cfg.stop_rule.record()
         extra["memory_plan"] = {"way": mem.way, "devices": plan.devices, "bytes": round(mem.needed),
                                 "available": round(mem.available) if mem.available < float("inf") else None}
+        if plan.forms.by_layer:
+            extra["conv_forms"] = {"forms": [list(r) for r in plan.forms.by_layer], "source": plan.forms.source}
         if interrupted:
             extra["interrupted"] = True
         files.write_result(problem.to_rgb(hosts.to_host(st.x)[0]),
@@ -75,7 +77,8 @@ def finisher(cfg: Config, plan: RunPlan, problem: Problem, files: RunFiles, sett
             return
         if cfg.keep_checkpoint:
             files.save_checkpoint(st, config_hash=settings_hash, solver=cfg.optimizer, iteration=iteration,
-                                  offset=offset, target=cfg.iterations, seconds=seconds, light=cfg.light_checkpoint)
+                                  offset=offset, target=cfg.iterations, seconds=seconds, light=cfg.light_checkpoint,
+                                  conv_forms=plan.forms.by_layer)
         else:
             files.remove_checkpoint()
     return finish

@@ -13,12 +13,13 @@ from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
+from nst_jax import winograd
 
-def _conv(x, kernel, precision=None):
-    """3×3 'same' convolution; bfloat16 operands accumulate and return in float32."""
+
+def xla_conv(x, kernel, precision=None):
+    """3×3 'same' convolution (XLA's); bfloat16 operands accumulate and return in float32."""
     wide = jnp.float32 if x.dtype == jnp.bfloat16 else None
     return lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                     precision=precision, preferred_element_type=wide)
@@ -42,7 +43,7 @@ BF16_FORM = "conv"
 
 def _bf16_conv(x, kernel):
     x, kernel = x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16)
-    return im2col_conv(x, kernel) if BF16_FORM == "im2col" else _conv(x, kernel)
+    return im2col_conv(x, kernel) if BF16_FORM == "im2col" else xla_conv(x, kernel)
 
 
 def backward_kernel(kernel: jnp.ndarray) -> jnp.ndarray:
@@ -51,78 +52,23 @@ def backward_kernel(kernel: jnp.ndarray) -> jnp.ndarray:
     return jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
 
 
-# Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray 2016): each 4×4 input tile d gives the
-# 2×2 outputs Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, 16 multiplies per channel pair instead of 36, so the work
-# becomes 16 batched (tiles × C)·(C × O) products on pre-transformed kernels U = G g Gᵀ. Bᵀ (rows
-# [1 0 −1 0], [0 1 1 0], [0 −1 1 0], [0 1 0 −1]) and Aᵀ (rows [1 1 1 0], [0 1 −1 −1]) are applied
-# as the additions they amount to, in `_winograd_input` and `_winograd_output`.
-_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
-# Where it pays on XLA-CPU (2-core AVX-512, measured per layer, forward): from 128 input channels at
-# up to 64×64 positions, 1.15–1.5× faster than XLA's convolution (32×32×512→512: 13 vs 20 ms); with
-# 64 channels, or on larger maps (128×128×256: 96 vs 84 ms), the 4× larger transformed input costs
-# more than the multiplies saved.
-# Below 32×32 positions the gain is a fraction of a millisecond while each Winograd layer adds ~0.1 s
-# of compile time (tests at ≤ 64 px compile many programs).
-WINOGRAD_MIN_CHANNELS = 128
-WINOGRAD_MIN_POSITIONS = 32 * 32
-WINOGRAD_MAX_POSITIONS = 64 * 64
-
-
-def winograd_kernel(kernel) -> jnp.ndarray:
-    """U = G g Gᵀ for a 3×3 kernel (3, 3, I, O): (16, I, O), the 4×4 positions flattened."""
-    u = jnp.einsum("ai,ijco,bj->abco", _G, jnp.asarray(kernel, jnp.float32), _G, precision=lax.Precision.HIGHEST)
-    return u.reshape(16, *u.shape[2:])
-
-
-def _winograd_input(x):
-    """Bᵀ d B for every 4×4 tile (stride 2) of the zero-padded x (B, H, W, C), H and W even: (16, T, C)."""
-    b, h, w, c = x.shape
-    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))).reshape(b, h // 2 + 1, 2, w // 2 + 1, 2, c)
-    d = [xp[:, :-1, 0], xp[:, :-1, 1], xp[:, 1:, 0], xp[:, 1:, 1]]       # tile rows 0..3
-    r = jnp.stack([d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]])  # Bᵀ over rows
-    e = [r[:, :, :, :-1, 0], r[:, :, :, :-1, 1], r[:, :, :, 1:, 0], r[:, :, :, 1:, 1]]
-    v = jnp.stack([e[0] - e[2], e[1] + e[2], e[2] - e[1], e[1] - e[3]], axis=1)  # B over columns
-    return v.reshape(16, -1, c)
-
-
-def _winograd_output(m, b, h, w):
-    """Aᵀ M A for every tile, M (16, T, O) → the (B, H, W, O) output."""
-    m = m.reshape(4, 4, b, h // 2, w // 2, -1)
-    s = [(m[a, 0] + m[a, 1] + m[a, 2], m[a, 1] - m[a, 2] - m[a, 3]) for a in range(4)]
-    y = [[s[0][q] + s[1][q] + s[2][q] for q in range(2)], [s[1][q] - s[2][q] - s[3][q] for q in range(2)]]
-    return jnp.stack([jnp.stack(row, axis=3) for row in y], axis=2).reshape(b, h, w, -1)
-
-
-def winograd_conv(x, u, precision=None):
-    """The 3×3 'same' convolution of x (B, H, W, C), H and W even, with U = winograd_kernel(k)."""
-    b, h, w, _ = x.shape
-    m = lax.dot_general(_winograd_input(x), u, (((2,), (1,)), ((0,), (0,))), precision=precision)
-    return _winograd_output(m, b, h, w)
-
-
-def use_winograd(x_shape, u) -> bool:
-    """Whether the Winograd form is used for an input of this shape (static: decided when tracing)."""
-    _, h, w, _ = x_shape
-    return (u is not None and h % 2 == 0 and w % 2 == 0
-            and WINOGRAD_MIN_POSITIONS <= h * w <= WINOGRAD_MAX_POSITIONS)
-
-
 @partial(jax.custom_vjp, nondiff_argnums=(5,))
 def conv3x3(x, kernel, kernel_bwd, u=None, u_bwd=None, precision=None):
     """3×3 convolution with one pixel of zero padding, NHWC × HWIO → NHWC.
 
-    `kernel_bwd` must be `backward_kernel(kernel)`; `u`, `u_bwd` (optional) `winograd_kernel` of
-    `kernel` and of `kernel_bwd`. The input cotangent is the plain convolution of the output cotangent
-    with `kernel_bwd`, so precomputing it (`prepare_params`) saves XLA from flipping and transposing
-    every kernel on every gradient — on XLA-CPU that was ~10 % of a value+grad at 256². With `u`,
-    maps small enough (`use_winograd`) are convolved in Winograd's form, both ways. The kernel's
+    `kernel_bwd` must be `backward_kernel(kernel)`; `u`, `u_bwd` (optional) a Winograd kernel
+    (`winograd.kernel_f2` or `kernel_f4`) of `kernel` and of `kernel_bwd`: the forward pass and the
+    input gradient are then computed in that form (F(2×2) only on even sizes), else by XLA's
+    convolution. The input cotangent is the plain convolution of the output cotangent with
+    `kernel_bwd`, so precomputing it (`prepare_params`) saves XLA from flipping and transposing every
+    kernel on every gradient — on XLA-CPU that was ~10 % of a value+grad at 256². The kernel's
     cotangent is exact (and pruned by XLA when, as in style transfer, only the image's gradient is
     used); the derived kernels' cotangents are zero."""
     if x.dtype == jnp.bfloat16:  # the bfloat16 policy: float32 out, the caller stores it narrowed
         return _bf16_conv(x, kernel)
-    if use_winograd(x.shape, u):
-        return winograd_conv(x, u, precision)
-    return _conv(x, kernel, precision)
+    if u is not None and winograd.applies(winograd.form_of(u), x.shape):
+        return winograd.conv(x, u, precision)
+    return xla_conv(x, kernel, precision)
 
 
 def _conv3x3_fwd(x, kernel, kernel_bwd, u, u_bwd, precision):
@@ -147,11 +93,11 @@ def _conv3x3_bwd(precision, res, g):
         gx = _bf16_conv(g, kernel_bwd).astype(x.dtype)
     elif kernel.shape[2] <= 4:
         gx = _col2im_input_grad(g, kernel, precision)
-    elif use_winograd(g.shape, u_bwd):
-        gx = winograd_conv(g, u_bwd, precision)
+    elif u_bwd is not None and winograd.applies(winograd.form_of(u_bwd), g.shape):
+        gx = winograd.conv(g, u_bwd, precision)
     else:
-        gx = _conv(g, kernel_bwd, precision)
-    gk = jax.vjp(lambda k: _conv(x, k, precision), kernel)[1](g)[0]
+        gx = xla_conv(g, kernel_bwd, precision)
+    gk = jax.vjp(lambda k: xla_conv(x, k, precision), kernel)[1](g)[0]
     zero = lambda a: None if a is None else jnp.zeros_like(a)
     return gx, gk, jnp.zeros_like(kernel_bwd), zero(u), zero(u_bwd)
 
@@ -205,25 +151,26 @@ def avg_pool2(x):
     return _windows(x).mean(axis=(2, 4))
 
 
-def prepare_params(params: Mapping[str, Any], winograd: bool | None = None, dtype=jnp.float32) -> dict[str, Any]:
-    """params (numpy or JAX arrays) as JAX arrays with each conv's derived kernels precomputed, once per run instead of once per gradient:
-    `kernel_bwd`, and where Winograd's form can pay (≥ WINOGRAD_MIN_CHANNELS input channels;
-    `winograd` default: on the CPU backend only — GPUs' convolution libraries choose their own
-    algorithms) `kernel_wino` and `kernel_wino_bwd`. dtype bfloat16: the kernels stored in bfloat16
-    (biases stay float32) and no Winograd kernels (the bfloat16 path does not use them)."""
+def prepare_params(params: Mapping[str, Any], forms: Mapping[str, tuple[str, str]] | None = None,
+                   dtype=jnp.float32) -> dict[str, Any]:
+    """params (numpy or JAX arrays) as JAX arrays with each conv's derived kernels precomputed, once per
+    run instead of once per gradient: `kernel_bwd`, and for the layers whose `forms[name]` (forward,
+    input gradient; see `convforms`) name a Winograd form, its kernels `kernel_wino` and
+    `kernel_wino_bwd`. Without `forms`, XLA's convolution everywhere. dtype bfloat16: the kernels
+    stored in bfloat16 (biases stay float32) and no Winograd kernels (bfloat16 has one form)."""
     dtype = jnp.dtype(dtype)
-    if winograd is None:
-        winograd = jax.default_backend() == "cpu"
-    winograd = winograd and dtype == jnp.float32
+    make = {"f2": winograd.kernel_f2, "f4": winograd.kernel_f4}
     out = {}
     for name, p in params.items():
         q = {key: jnp.asarray(v) for key, v in p.items()}
         kernel = q["kernel"]
         q["kernel_bwd"] = backward_kernel(kernel)
+        forward, backward = (forms or {}).get(name, ("xla", "xla")) if dtype == jnp.float32 else ("xla", "xla")
+        if forward in make:
+            q["kernel_wino"] = make[forward](kernel)
+        if backward in make:
+            q["kernel_wino_bwd"] = make[backward](q["kernel_bwd"])
         if dtype != jnp.float32:
             q["kernel"], q["kernel_bwd"] = q["kernel"].astype(dtype), q["kernel_bwd"].astype(dtype)
-        if winograd and kernel.shape[2] >= WINOGRAD_MIN_CHANNELS:
-            q["kernel_wino"] = winograd_kernel(kernel)
-            q["kernel_wino_bwd"] = winograd_kernel(q["kernel_bwd"])
         out[name] = q
     return out

@@ -38,6 +38,7 @@ class Member(NamedTuple):
     to_rgb: Callable[[np.ndarray], np.ndarray]   # x (H, W, C) → RGB (H, W, 3)
     finish: Callable[..., None]
     light: bool = False                           # checkpoints hold the image only
+    forms: list | None = None                     # the convolution forms, recorded in each checkpoint
 
 
 class Outcome(NamedTuple):
@@ -108,7 +109,7 @@ def save_checkpoints(state, members: list[Member], batched: bool, skip, iteratio
         if i not in skip:
             m.files.save_checkpoint(member_state(state, i, batched), config_hash=m.config_hash, solver=m.solver,
                                     iteration=iteration, offset=offset, target=m.target, seconds=seconds,
-                                    light=m.light)
+                                    light=m.light, conv_forms=m.forms)
 
 
 def recent_losses(members: list[Member], rule: StopRule, iteration: int) -> list:

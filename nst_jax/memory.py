@@ -123,17 +123,21 @@ def conv_output_floats(layers, height: int, width: int) -> float:
                      for name, _, kind in vgg_layers.LAYERS[: deepest + 1] if kind == "conv"))
 
 
-def weight_floats(layers, winograd: bool) -> float:
+def weight_floats(layers, winograd: bool, height: int = 0, width: int = 0) -> float:
     """Floats of the network's parameters up to the deepest layer, with the derived kernels
-    (`layers.prepare_params`: the backward kernel, and Winograd's two where they are used)."""
+    (`layers.prepare_params`): the backward kernel, and with `winograd` an F(4×4) kernel (36/9 of the
+    kernel) for each direction of each layer the planner may give one (`convforms.Shape.tuned` at
+    height × width) — the most the forms can take, since they are measured after this plan."""
+    from nst_jax import convforms
     deepest = max(vgg_layers.depth_index(n) for n in layers)
+    shapes = convforms.run_shapes(layers, height, width) if winograd else {}
     total = 0.0
     for name, shape in vgg_layers.param_shapes().items():
         if vgg_layers.depth_index(name) > deepest:
             continue
         k = math.prod(shape["kernel"])
-        wino = 2 * 16 / 9 * k if winograd and shape["kernel"][2] >= 128 else 0.0
-        total += 2 * k + wino + shape["bias"][0]
+        tuned = sum(1 for s in shapes.get(name, ()) if s is not None and s.tuned)
+        total += 2 * k + tuned * 36 / 9 * k + shape["bias"][0]
     return total
 
 
@@ -165,7 +169,7 @@ def plan(optimizer: str, history: int, content_layers, style_layers, height: int
                       SMALL_MATRICES * runs * history ** 2 * FLOAT))
         ckpt = 2 * history * image * hb + 2 * image * FLOAT + 2 * runs * history ** 2 * FLOAT
     parts.append(("targets", target_floats(content_layers, style_layers, height, width, styles) * FLOAT))
-    parts.append(("network weights", weight_floats(layers, devices.platform == "cpu" and n == 1) * FLOAT))
+    parts.append(("network weights", weight_floats(layers, devices.platform == "cpu" and n == 1, height, width) * FLOAT))
     if light_checkpoint:
         ckpt = image * FLOAT
     process = PROCESS_BYTES if devices.shared else 0.0

@@ -124,3 +124,20 @@ def check_disk(cfg: Config, mem: memory.Plan, runs: int = 1) -> None:
                        f"each, written beside the last), but {folder} has {human_bytes(free)} free; "
                        f"--light-checkpoint keeps only the image ({human_bytes(image_bytes)}), or "
                        f"--checkpoint-every 0 writes none")
+
+
+def with_forms(cfg: Config, plan: RunPlan, recorded: list | None = None,
+               say=lambda line: None) -> RunPlan:
+    """The plan with its convolution forms (`convforms`): none to choose off one float32 CPU device;
+    `--conv-forms xla|f2|f4` as asked; 'auto': the forms a continued run recorded, else this
+    machine's measured ones (measured now where the cache has none)."""
+    from nst_jax import convforms
+    height, width, _ = plan.layout.image_shape
+    layers = cfg.content_layers + cfg.style_layers
+    if plan.layout.split or plan.precision != "float32" or jax.default_backend() != "cpu":
+        return plan._replace(forms=convforms.NONE)
+    if cfg.conv_forms != "auto":
+        return plan._replace(forms=convforms.uniform(layers, height, width, cfg.conv_forms))
+    if recorded:
+        return plan._replace(forms=convforms.Forms(tuple(tuple(r) for r in recorded), "recorded"))
+    return plan._replace(forms=convforms.plan(layers, height, width, say=say))

@@ -79,7 +79,7 @@ def run_params(cfg: Config, weights: vgg_weights.Weights, plan: RunPlan | None =
     """The network's parameters a run uses, with the derived kernels of its convolution forms."""
     plan = plan or plain(cfg)
     return layers.prepare_params(vgg.params_upto(weights.params, cfg.content_layers + cfg.style_layers),
-                                 winograd=plan.winograd, dtype=jnp.dtype(plan.precision))
+                                 forms=plan.forms.as_dict(), dtype=jnp.dtype(plan.precision))
 
 
 def prepare(cfg: Config, loaded_weights: vgg_weights.Weights | None = None, plan: RunPlan | None = None) -> Problem:

@@ -108,6 +108,14 @@ class Reporter:
             self.bar = None
 
 
+def _forms_text(plan) -> str:
+    from nst_jax import convforms
+    if plan.forms.source == "none":
+        why = "one float32 CPU device only" if plan.layout.split or plan.precision != "float32" else "XLA chooses"
+        return f"convolutions: XLA's ({why})"
+    return convforms.describe(plan.forms)
+
+
 def _precision_text(precision: str) -> str:
     """The precision and, where it is what --precision auto chooses here, why."""
     import jax
@@ -138,4 +146,5 @@ def header(cfg, plan, problem, inputs_shape: tuple[int, int], start: int, ckpt_b
             f"{f' and {devices - 1} more: the image split in {devices} bands' if devices > 1 else ''}); "
             f"memory in use {human_bytes(memory_in_use())}; {ckpt}"] + \
         ([f"  memory plan: --memory {mem.way}, about {human_bytes(mem.needed)} of {human_bytes(mem.available)} "
-          f"available (--plan for the parts)"] if mem is not None else [])
+          f"available (--plan for the parts)"] if mem is not None else []) + \
+        [f"  {_forms_text(plan)}"]

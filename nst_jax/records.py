@@ -53,6 +53,9 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "RULE": (lambda v: isinstance(v, dict) and _is_number(v.get("tol")) and v["tol"] > 0 and _is_int(v.get("window"))
              and v["window"] >= 1, "an object with a tol > 0 and a window ≥ 1"),
     "RELATIVE": (_relative, "an object of names and relative paths inside the folder"),
+    "FORMS": (lambda v: isinstance(v, list) and all(isinstance(r, list) and len(r) == 3 and isinstance(r[0], str)
+                                                   and r[1] in ("xla", "f2", "f4") and r[2] in ("xla", "f2", "f4")
+                                                   for r in v), "a list of [layer, forward form, gradient form]"),
     "GRID": (lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, list) and x for k, x in v.items()),
              "an object of field names and non-empty lists"),
 }
@@ -62,6 +65,7 @@ SIDECAR = {"settings_hash": "HASH", "iteration": "COUNT", "loss": "NUMBER", "par
 SIDECAR_OPTIONAL = {"evaluations": "COUNT", "interrupted": "FLAG", "converged": "RULE"}
 CHECKPOINT = {"config_hash": "HASH", "solver": "TEXT", "iteration": "COUNT", "offset": "COUNT", "target": "COUNT",
               "seconds": "SECONDS", "light": "FLAG"}
+CHECKPOINT_OPTIONAL = {"conv_forms": "FORMS"}   # the convolution forms of the run (`convforms`)
 MANIFEST = {"grid": "GRID", "base": "TABLE", "iterations": "COUNT", "runs": "RELATIVE"}
 LOG_RECORD = {"iteration": "COUNT", "loss": "NUMBER"}
 LOG_OPTIONAL = {"content": "NUMBER", "style": "NUMBER", "tv": "NUMBER", "seconds": "SECONDS"}
@@ -93,7 +97,7 @@ def sidecar(record: Any, path) -> dict:
 
 
 def checkpoint_meta(record: Any, path) -> dict:
-    record = check(record, CHECKPOINT, f"checkpoint {path}")
+    record = check(record, CHECKPOINT, f"checkpoint {path}", CHECKPOINT_OPTIONAL)
     if record["offset"] > record["iteration"]:
         raise NSTError(f"checkpoint {path}: the field 'offset' ({record['offset']}) is past its 'iteration' "
                        f"({record['iteration']}); {RESTART}")

@@ -58,6 +58,14 @@ def batches(cfgs: list[Config], files: list[RunFiles], restart: bool, say: Calla
     return groups
 
 
+def recorded_forms(start: Start, files: RunFiles) -> list | None:
+    """The convolution forms a run continued from its checkpoint recorded there (so it continues bit
+    for bit with the forms it started with), else None."""
+    if start.kind in ("checkpoint", "light") and hosts.is_writer():
+        return (files.checkpoint_meta() or {}).get("conv_forms")
+    return None
+
+
 def starts(cfgs: list[Config], files: list[RunFiles], hashes: list[str], restart: bool,
            say: Callable[[str], None]) -> list[Start]:
     """Each run's start (`start`); in a multi-host run, every process starts where process 0's files

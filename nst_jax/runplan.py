@@ -2,7 +2,8 @@
 
 A `Config` says what was asked ('--memory auto', '--devices 0', '--precision auto'); `planning.plan_run`
 decides what that means here and returns a `RunPlan`: the way of fitting in memory, the device layout
-(how many bands, the image's shape, the mesh), the precision and the convolution forms. Nothing is
+(how many bands, the image's shape, the mesh) and the precision; `planning.with_forms` adds the
+convolution forms (measured on this machine, or recorded by the run being continued). Nothing is
 written back into the Config. The settings hash (`identity`) and the sidecar read what was planned
 from here, so a resumed run is checked against the same choices.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from nst_jax import memory
+from nst_jax import convforms, memory
 from nst_jax.config import Config
 from nst_jax.sharding import Layout
 
@@ -21,6 +22,7 @@ class RunPlan(NamedTuple):
     layout: Layout                    # one device, or bands across several
     precision: str                    # 'float32' or 'bfloat16'
     figure: memory.Plan | None = None  # the arithmetic behind the way (bytes needed and available)
+    forms: convforms.Forms = convforms.NONE   # each convolution's form (`planning.with_forms`)
 
     @property
     def devices(self) -> int:
@@ -39,12 +41,6 @@ class RunPlan(NamedTuple):
         """The layout a step is compiled for: a one-device step does not depend on the image's shape,
         so runs of every size share one compiled solver (`steps.compiled_solver` is cached by it)."""
         return self.layout if self.layout.split else Layout()
-
-    @property
-    def winograd(self) -> bool | None:
-        """Winograd's convolution form: never for an image split across devices (its tiles would make
-        XLA gather whole feature maps, see `sharding`); otherwise `layers`' default for the backend."""
-        return False if self.layout.split else None
 
     def record(self, cfg: Config) -> dict[str, Any]:
         """The Config as the sidecar records it: what was asked, with what was planned for the memory

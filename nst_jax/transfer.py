@@ -89,6 +89,7 @@ def _run_batch(cfgs: list[Config], files: list[RunFiles], found: list[Start], pl
     c0, n, batched = cfgs[0], len(cfgs), len(cfgs) > 1
     planning.require_fit(c0, plan.figure, str(c0.output), n)
     planning.check_disk(c0, plan.figure, n)
+    plan = planning.with_forms(c0, plan, resume.recorded_forms(found[0], files[0]), hooks.say)
     inputs = [load_inputs(c) for c in cfgs]
     problems = [build_problem(c, w, i, plan) for c, i in zip(cfgs, inputs)]
     compiled = steps.compiled_solver(problems[0].spec, c0.optimizer, c0.lr, c0.history, batched,
@@ -97,7 +98,7 @@ def _run_batch(cfgs: list[Config], files: list[RunFiles], found: list[Start], pl
     batch = make_batch(cfgs, files, problems, hashes, plan, compiled, batched)
     begun = found[0].begin(batch)
     members = [Member(f, h, c.optimizer, c.iterations, p.to_rgb,
-                      finish.finisher(c, plan, p, f, h, begun.offset, n), c.light_checkpoint)
+                      finish.finisher(c, plan, p, f, h, begun.offset, n), c.light_checkpoint, plan.forms.by_layer)
                for f, h, c, p in zip(files, hashes, cfgs, problems)]
     start = begun.offset + int(np.reshape(np.asarray(begun.state.iteration), (-1,))[0])
     reporter = _reporter(c0, plan, problems[0], inputs[0], batch, start) if progress and not batched else None

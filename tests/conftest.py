@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for `bench` (the reference lives outside the package)
+
+# runs leave every convolution to XLA without measuring (test_convforms measures, in caches of its own),
+# and nothing goes to the user's cache (`convforms`)
+os.environ["NST_JAX_TUNE"] = "off"
+os.environ["NST_JAX_CACHE"] = tempfile.mkdtemp(prefix="nst_jax_test_cache_")
 
 SAMPLES = ROOT / "nst_jax" / "samples"
 CONTENT = SAMPLES / "chelsea.png"

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nst_jax import layers, vgg
+from nst_jax import layers, vgg, winograd
 
 
 def _lax_conv(x, k):
@@ -44,19 +44,28 @@ def test_max_pool_gradient_goes_to_first_maximum_on_ties():
     np.testing.assert_array_equal(jax.grad(lambda x: layers.max_pool2(x).sum())(x).reshape(2, 2), [[0, 1], [0, 0]])
 
 
-def test_prepared_params_change_only_speed(embedded):
+@pytest.mark.parametrize("form", ["f2", "f4"])
+def test_prepared_params_change_only_speed(embedded, form):
     """prepare_params only saves work: the same activations and image gradients (to float rounding
-    where Winograd's form sums in another order), at sizes that use it and sizes that do not."""
+    where Winograd's form sums in another order), on even sizes and odd ones (where F(2×2) gives way
+    to XLA's convolution and F(4×4) pads its last tiles)."""
     params = jax.tree.map(jnp.asarray, embedded.params)
-    fast = layers.prepare_params(params, winograd=True)
+    params = {k: v for k, v in params.items() if vgg.depth_index(k) <= vgg.depth_index("relu4_1")}
+    forms = {name: (form, form) for name in params if name != "conv1_1"}
+    fast = layers.prepare_params(params, forms)
+    positions = {"f2": 16, "f4": 36}[form]
     for name, p in fast.items():
         k = params[name]["kernel"]
         assert p["kernel_bwd"].shape == (3, 3, k.shape[3], k.shape[2])
-        assert ("kernel_wino" in p) == (k.shape[2] >= layers.WINOGRAD_MIN_CHANNELS)
-    assert "kernel_wino" not in layers.prepare_params(params, winograd=False)["conv4_2"]
-    loss = lambda x, p: sum(jnp.sum(jnp.sin(v)) for v in vgg.features(p, x, ["relu5_1", "relu3_1"]).values())
+        assert ("kernel_wino" in p) == (name != "conv1_1")
+        if name != "conv1_1":
+            assert p["kernel_wino"].shape == (positions, k.shape[2], k.shape[3])
+            assert p["kernel_wino_bwd"].shape == (positions, k.shape[3], k.shape[2])
+    assert "kernel_wino" not in layers.prepare_params(params)["conv4_1"]            # no forms: XLA's
+    assert "kernel_wino" not in layers.prepare_params(params, forms, jnp.bfloat16)["conv4_1"]
+    loss = lambda x, p: sum(jnp.sum(jnp.sin(v)) for v in vgg.features(p, x, ["relu4_1", "relu2_1"]).values())
     vg = jax.jit(jax.value_and_grad(loss))
-    for shape in [(1, 64, 64, 3), (1, 66, 64, 3)]:  # conv2_2 on 32×32 (Winograd's form) / on 33×32 (not)
+    for shape in [(1, 64, 64, 3), (1, 66, 62, 3)][: 2 if form == "f4" else 1]:
         x = jax.random.uniform(jax.random.PRNGKey(3), shape)
         v1, g1 = vg(x, params)
         v2, g2 = vg(x, fast)
@@ -64,18 +73,36 @@ def test_prepared_params_change_only_speed(embedded):
         np.testing.assert_allclose(g2, g1, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(g1))))
 
 
-@pytest.mark.parametrize("shape", [(1, 32, 32, 16), (2, 32, 40, 8)])
-def test_winograd_form_equals_the_convolution_both_ways(shape):
+@pytest.mark.parametrize("form, shape", [("f2", (1, 32, 32, 16)), ("f2", (2, 32, 40, 8)), ("f4", (1, 32, 32, 16)),
+                                         ("f4", (2, 33, 21, 8)), ("f4", (1, 5, 7, 4)), ("f4", (1, 1, 1, 3))])
+def test_winograd_forms_equal_the_convolution_both_ways(form, shape):
+    """Forward and VJP (input and kernel cotangents) against XLA's convolution, odd sizes included."""
     kx, kk, kg = jax.random.split(jax.random.PRNGKey(4), 3)
     x = jax.random.normal(kx, shape)
     k = jax.random.normal(kk, (3, 3, shape[-1], 5))
     kb = layers.backward_kernel(k)
-    u, ub = layers.winograd_kernel(k), layers.winograd_kernel(kb)
-    assert layers.use_winograd(x.shape, u)
-    assert not any(layers.use_winograd(s, u) for s in [(1, 33, 32, 16), (1, 16, 16, 16), (1, 128, 128, 16)])
+    make = {"f2": winograd.kernel_f2, "f4": winograd.kernel_f4}[form]
+    u, ub = make(k), make(kb)
+    assert winograd.form_of(u) == form and winograd.applies(form, x.shape)
     ours = jax.jit(lambda x, k: jax.vjp(lambda x, k: layers.conv3x3(x, k, kb, u, ub), x, k))(x, k)
     ref = jax.jit(lambda x, k: jax.vjp(_lax_conv, x, k))(x, k)
     np.testing.assert_allclose(ours[0], ref[0], rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(ref[0]))))
     g = jax.random.normal(kg, ref[0].shape)
     for a, b in zip(ours[1](g), ref[1](g)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(b))))
+
+
+def test_f2_gives_way_on_odd_sizes():
+    assert winograd.applies("f4", (1, 33, 21, 8)) and not winograd.applies("f2", (1, 33, 32, 8))
+    k = jax.random.normal(jax.random.PRNGKey(5), (3, 3, 8, 4))
+    x = jax.random.normal(jax.random.PRNGKey(6), (1, 33, 32, 8))
+    np.testing.assert_allclose(layers.conv3x3(x, k, layers.backward_kernel(k), winograd.kernel_f2(k)),
+                               _lax_conv(x, k), rtol=1e-5, atol=1e-5)
+
+
+def test_the_winograd_matrices_are_the_papers():
+    """F(4×4, 3×3) with points 0, ±1, ±2, ∞: Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A is the 6→4 correlation, exactly."""
+    bt, g, at = np.array(winograd._BT4, float), winograd._G4, np.array(winograd._AT4, float)
+    d, k = np.random.default_rng(0).standard_normal(6), np.random.default_rng(1).standard_normal(3)
+    direct = np.array([d[i:i + 3] @ k for i in range(4)])
+    np.testing.assert_allclose(at @ ((g @ k) * (bt @ d)), direct, rtol=1e-12, atol=1e-12)

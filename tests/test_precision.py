@@ -29,7 +29,7 @@ def test_im2col_is_the_convolution():
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((2, 9, 7, 5)), jnp.float32)
     k = jnp.asarray(rng.standard_normal((3, 3, 5, 4)), jnp.float32)
-    np.testing.assert_allclose(np.asarray(layers.im2col_conv(x, k)), np.asarray(layers._conv(x, k)),
+    np.testing.assert_allclose(np.asarray(layers.im2col_conv(x, k)), np.asarray(layers.xla_conv(x, k)),
                                rtol=1e-5, atol=1e-5)
 
 
@@ -45,7 +45,7 @@ def test_bfloat16_forms_match_float32_forward_and_vjp(form, monkeypatch):
     g = jnp.asarray(rng.standard_normal((1, 12, 10, 48)), jnp.float32)
     out = {}
     for dtype in (jnp.float32, jnp.bfloat16):
-        p = layers.prepare_params({"conv2_2": {"kernel": k, "bias": jnp.zeros(48)}}, winograd=False, dtype=dtype)["conv2_2"]
+        p = layers.prepare_params({"conv2_2": {"kernel": k, "bias": jnp.zeros(48)}}, dtype=dtype)["conv2_2"]
         assert p["kernel"].dtype == dtype and p["bias"].dtype == jnp.float32
         y, back = jax.vjp(lambda x: layers.conv3x3(x, p["kernel"], p["kernel_bwd"]), x.astype(dtype))
         out[dtype] = (y, back(g)[0])

@@ -119,7 +119,8 @@ def test_progress_header_lines_and_weighted_parts(tmp_path, embedded, capsys):
     assert err[0].startswith("nst_jax: chelsea.png → ") and "48×32 px" in err[0] and "ihc.png at 48×48" in err[0]
     assert "device cpu" in err[2] and "memory in use" in err[2] and "no checkpoints" in err[2]
     assert re.match(r"  memory plan: --memory plain, about \S+ \S+ of \S+ \S+ available", err[3])
-    assert "first step (compiling) took" in err[4]
+    assert err[4].startswith("  convolutions: ")
+    assert "first step (compiling) took" in err[5]
     steps = [line for line in err if line.startswith("Iteration ")]
     assert [line.split(":")[0] for line in steps] == ["Iteration 2 / 4", "Iteration 4 / 4"]
     for line in steps:

@@ -1,0 +1,67 @@
+"""The convolution forms per layer on this machine: `python -m bench.conv_forms [--size 256,512]`.
+
+For each size (the sample content's shape) and each of VGG19's convolutions up to relu5_1, forward and
+input gradient: the median time of one call of each candidate form (`nst_jax.convforms.measure`, the
+forms timed in turns), its relative error against XLA's convolution, and the form the planner keeps.
+Measured afresh (the user's cache is neither read nor written). Writes
+bench/results/conv-forms-cpu-<date>.md with the machine line and the load average before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    from nst_jax import convforms, image
+    from nst_jax.config import PRESETS, SAMPLE_CONTENT
+    from nst_jax.hardware import describe_cpu
+    p = argparse.ArgumentParser(prog="python -m bench.conv_forms", description=__doc__.split("\n\n")[0])
+    p.add_argument("--size", default="256,512")
+    p.add_argument("--rounds", type=int, default=5)
+    args = p.parse_args(argv)
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    layers = PRESETS["default"]["content_layers"] + PRESETS["default"]["style_layers"]
+    rows, totals = [], {}
+    for size in [int(s) for s in args.size.split(",") if s]:
+        h, w = image.fit_size(image.image_size(SAMPLE_CONTENT), size)
+        seen: dict[str, convforms.Choice] = {}
+        total = {"xla": 0.0, "chosen": 0.0}
+        for name, pair in convforms.run_shapes(layers, h, w).items():
+            for direction, shape in zip(("forward", "gradient"), pair):
+                if shape is None:
+                    continue
+                if shape.key not in seen:
+                    seen[shape.key] = convforms.measure(shape, convforms.candidates(shape), args.rounds)
+                c = seen[shape.key]
+                total["xla"] += c.seconds["xla"]
+                total["chosen"] += c.seconds[c.form]
+                ms = " | ".join(f"{1000 * c.seconds[f]:.1f}" if f in c.seconds else "—" for f in convforms.FORMS)
+                err = " / ".join(f"{c.error[f]:.1e}" for f in ("f2", "f4") if f in c.error) or "—"
+                rows.append(f"| {w}×{h} | {name} | {direction} | {shape.width}×{shape.height}×{shape.cin}→{shape.cout} "
+                            f"| {ms} | {err} | {convforms.SHORT[c.form]} |")
+        totals[size] = total
+    text = "\n".join([
+        f"# Convolution forms per layer — cpu, {dt.date.today().isoformat()}", "",
+        f"`python -m bench.conv_forms --size {args.size} --rounds {args.rounds}` on {describe_cpu()}; load average "
+        f"before {load}, after {' '.join(f'{v:.2f}' for v in os.getloadavg())}. Median ms of one call (batch 1), the "
+        "forms timed in turns; error: relative to XLA's convolution (the planner's budget is "
+        f"{convforms.ERROR_BUDGET:g}); maps under {convforms.MIN_POSITIONS} positions and the RGB layer are left to "
+        "XLA's convolution untimed.", "",
+        "| image | layer | direction | input W×H×C→O | XLA's ms | F(2×2) ms | F(4×4) ms | error F(2×2) / F(4×4) | kept |",
+        "|---|---|---|---|---|---|---|---|---|", *rows, "",
+        "All convolutions of one value+grad (forward and input gradient, timed layers only): " + "; ".join(
+            f"{s} px: XLA's {1000 * t['xla']:.0f} ms, the kept forms {1000 * t['chosen']:.0f} ms "
+            f"({t['xla'] / t['chosen']:.2f}×)" for s, t in totals.items()) + "."]) + "\n"
+    print(text)
+    (ROOT / "bench" / "results" / f"conv-forms-cpu-{dt.date.today().isoformat()}.md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,141 @@
+"""The convolution planner on its own: shapes of a run, candidates, choosing by (fake) timings and the
+error budget, the per-machine cache (another machine's or an unreadable one is not used), a plan's
+forms in the run's parameters and records, and a continued run keeping the forms it started with."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import CONTENT, call_main, small_cfg
+from nst_jax import convforms
+from nst_jax.convforms import Choice, Shape
+
+LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_2")
+
+
+def test_a_runs_shapes_are_vggs_convolutions_at_its_size():
+    shapes = convforms.run_shapes(LAYERS, 64, 96)
+    assert list(shapes) == ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
+                            "conv3_4", "conv4_1", "conv4_2"]
+    assert shapes["conv1_1"] == (Shape(64, 96, 3, 64), None)                 # the RGB layer's gradient: its own
+    assert shapes["conv2_1"] == (Shape(32, 48, 64, 128), Shape(32, 48, 128, 64))
+    assert shapes["conv4_2"][0] == Shape(8, 12, 512, 512)
+    assert convforms.candidates(Shape(32, 48, 64, 128)) == ("xla", "f2", "f4")
+    assert convforms.candidates(Shape(33, 48, 64, 128)) == ("xla", "f4")    # F(2×2) needs even sizes
+    assert convforms.candidates(Shape(8, 12, 512, 512)) == ("xla",)         # too small to time
+
+
+def test_the_fastest_form_within_the_error_budget_wins():
+    assert convforms.choose({"xla": 3.0, "f2": 2.0, "f4": 1.0}, {"xla": 0, "f2": 1e-6, "f4": 1e-6}) == "f4"
+    assert convforms.choose({"xla": 3.0, "f2": 2.0, "f4": 1.0}, {"xla": 0, "f2": 1e-6, "f4": 1e-3}) == "f2"
+    assert convforms.choose({"xla": 1.0, "f4": 0.97}, {"xla": 0, "f4": 0}) == "xla"  # within the margin: XLA's
+
+
+@pytest.fixture(autouse=True)
+def measuring(monkeypatch):
+    """These tests measure (the rest of the suite runs with NST_JAX_TUNE=off)."""
+    monkeypatch.delenv("NST_JAX_TUNE", raising=False)
+
+
+def test_tuning_off_leaves_every_convolution_to_xla(monkeypatch, tmp_path):
+    monkeypatch.setenv("NST_JAX_TUNE", "off")
+    forms = convforms.plan(LAYERS, 64, 96, path=tmp_path / "f.json", measure_fn=lambda *a: pytest.fail("measured"))
+    assert forms.source == "off" and {f for _, a, b in forms.by_layer for f in (a, b)} == {"xla"}
+    assert not (tmp_path / "f.json").exists()
+
+
+def _fake(timings):
+    """A measure function from fixed timings per form, recording the shapes it was asked for."""
+    asked = []
+
+    def measure(shape, forms):
+        asked.append(shape)
+        seconds = {f: timings[f] for f in forms}
+        return Choice(convforms.choose(seconds, {f: 0.0 for f in forms}), seconds, {f: 0.0 for f in forms})
+    return measure, asked
+
+
+def test_the_planner_chooses_as_the_timings_say_and_caches_per_machine(tmp_path):
+    path = tmp_path / "forms.json"
+    measure, asked = _fake({"xla": 2.0, "f2": 3.0, "f4": 1.0})
+    forms = convforms.plan(LAYERS, 64, 96, path=path, measure_fn=measure)
+    assert forms.source == "measured" and asked
+    tuned = {s.key for pair in convforms.run_shapes(LAYERS, 64, 96).values() for s in pair if s and s.tuned}
+    assert {s.key for s in asked} == tuned
+    by = forms.as_dict()
+    assert by["conv1_1"] == ("xla", "xla") and by["conv2_1"] == ("f4", "f4") and by["conv4_2"] == ("xla", "xla")
+    again, asked_again = _fake({"xla": 0.1, "f2": 3.0, "f4": 1.0})
+    assert convforms.plan(LAYERS, 64, 96, path=path, measure_fn=again) == forms._replace(source="cache",
+                                                                                      seconds=forms_seconds(again))
+    assert asked_again == []                                  # all from the cache: nothing measured again
+    data = json.loads(path.read_text())
+    assert list(data["machines"]) == [convforms.machine_key(convforms.machine())]
+
+
+def forms_seconds(_):
+    return pytest.approx(0.0, abs=0.5)
+
+
+def test_a_cache_from_another_machine_or_unreadable_is_not_used(tmp_path):
+    path = tmp_path / "forms.json"
+    other = {"version": 1, "machines": {"0123456789abcdef": {"machine": {"cpu": "elsewhere"}, "shapes": {
+        s.key: {"form": "f2", "seconds": {"xla": 1, "f2": 0.1}} for pair in
+        convforms.run_shapes(LAYERS, 64, 96).values() for s in pair if s}}}}
+    path.write_text(json.dumps(other))
+    said = []
+    measure, asked = _fake({"xla": 1.0, "f2": 2.0, "f4": 3.0})
+    forms = convforms.plan(LAYERS, 64, 96, path=path, measure_fn=measure, say=said.append)
+    assert asked and "another machine" in said[0] and set(f for _, a, b in forms.by_layer for f in (a, b)) == {"xla"}
+    assert "0123456789abcdef" in json.loads(path.read_text())["machines"]   # theirs kept beside ours
+    for broken in ["{", json.dumps({"version": 1, "machines": []}), json.dumps({"version": 99}),
+                   json.dumps({"version": 1, "machines": {convforms.machine_key(convforms.machine()): {
+                       "machine": convforms.machine(), "shapes": {"1x1x1>1": {"form": "magic", "seconds": {}}}}}})]:
+        path.write_text(broken)
+        said.clear()
+        measure, asked = _fake({"xla": 1.0, "f2": 2.0, "f4": 3.0})
+        convforms.plan(LAYERS, 64, 96, path=path, measure_fn=measure, say=said.append)
+        assert asked and said[0].startswith("convolution forms: not using"), broken
+
+
+def test_the_measured_forms_are_real_and_within_the_budget():
+    choice = convforms.measure(Shape(32, 32, 64, 64), ("xla", "f2", "f4"), rounds=1)
+    assert set(choice.seconds) == {"xla", "f2", "f4"} and all(v > 0 for v in choice.seconds.values())
+    assert choice.error["xla"] == 0 and all(choice.error[f] < convforms.ERROR_BUDGET for f in ("f2", "f4"))
+
+
+def test_a_run_records_its_forms_and_a_continued_run_keeps_them(tmp_path, monkeypatch):
+    from nst_jax.transfer import run
+    measure, _ = _fake({"xla": 2.0, "f2": 3.0, "f4": 1.0})
+    monkeypatch.setattr(convforms, "measure", measure)
+    monkeypatch.setenv("NST_JAX_CACHE", str(tmp_path / "cache"))
+    cfg = small_cfg(tmp_path / "o.png", iterations=6, checkpoint_every=3, keep_checkpoint=True)
+    whole = run(small_cfg(tmp_path / "whole.png", iterations=6), progress=False)
+    record = json.loads((tmp_path / "whole.json").read_text())["conv_forms"]
+    assert record["source"] in ("measured", "cache") and any(r[1] == "f4" for r in record["forms"])
+    run(small_cfg(tmp_path / "o.png", iterations=3, keep_checkpoint=True), progress=False)
+    slow, _ = _fake({"xla": 1.0, "f2": 3.0, "f4": 2.0})   # the machine's cache now says XLA's everywhere
+    monkeypatch.setenv("NST_JAX_CACHE", str(tmp_path / "other-cache"))
+    monkeypatch.setattr(convforms, "measure", slow)
+    continued = run(cfg, progress=False)
+    sidecar = json.loads((tmp_path / "o.json").read_text())["conv_forms"]
+    assert sidecar == {"forms": record["forms"], "source": "recorded"}
+    np.testing.assert_array_equal(continued.image, whole.image)             # bit for bit
+    assert whole.compiles == 1 and continued.compiles <= 1                  # the step compiled once
+
+
+def test_tune_prepares_and_shows_the_cache(tmp_path, capsys, monkeypatch):
+    from nst_jax import tune
+    measure, _ = _fake({"xla": 2.0, "f2": 3.0, "f4": 1.0})
+    monkeypatch.setattr(convforms, "measure", measure)
+    monkeypatch.setenv("NST_JAX_CACHE", str(tmp_path / "cache"))
+    code, out, err = call_main(tune.main, ["--size", "64", "--content", str(CONTENT)], capsys)
+    assert code == 0 and "F(4×4)" in out and "| shape" in out
+    code, out, _ = call_main(tune.main, ["--show"], capsys)
+    assert code == 0 and "this machine" in out
+    code, out, _ = call_main(tune.main, ["--forget"], capsys)
+    assert code == 0 and "removed" in out
+    code, _, err = call_main(tune.main, ["--size", "x"], capsys)
+    assert code == 2 and err[0].startswith("error:") and len(err) == 1
