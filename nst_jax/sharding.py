@@ -8,7 +8,7 @@ Gram matrices, content and TV losses are partial sums added across devices (one 
 solver's dot products likewise — so every device computes what the single-device run computes for
 its band, and the result equals it up to the order of float additions. Two formulations the one-device
 program uses would make XLA gather the whole map on every device, so a split run goes without them:
-Winograd's tiles (`layers.prepare_params(winograd=False)`), and scatter-adds in the first
+Winograd's tiles (`planning.with_forms` gives a split run no forms), and scatter-adds in the first
 convolution's gradient (written as padded slices in `layers` for every run).
 
 The height must divide by the number of devices (each band the same size): `device_count` uses as
