@@ -109,9 +109,11 @@ class Choice(NamedTuple):
     error: dict[str, float]     # form → relative error against XLA's convolution
 
 
-def read_cache(path: Path, key: str) -> tuple[dict[str, Choice], str | None]:
-    """This machine's cached choices, and why the file was not used (None if it was, or is absent).
-    The file is untrusted: anything that does not read back as written is ignored, not trusted."""
+def read_cache(path: Path, info: dict[str, str]) -> tuple[dict[str, Choice], str | None]:
+    """The cached choices of the machine `info` describes (`machine()`), and why the file was not used
+    (None if it was, or is absent). The file is untrusted: anything that does not read back as written
+    is ignored, not trusted."""
+    key = machine_key(info)
     if not path.exists():
         return {}, None
     try:
@@ -124,7 +126,7 @@ def read_cache(path: Path, key: str) -> tuple[dict[str, Choice], str | None]:
         entry = machines.get(key)
         if entry is None:
             return {}, "written on another machine" if machines else None
-        if entry.get("machine") != machine():
+        if entry.get("machine") != info:
             return {}, "its entry for this machine does not describe it"
         found = {}
         for shape_key, c in entry["shapes"].items():
@@ -217,7 +219,7 @@ def plan(layers, height: int, width: int, *, path: Path | None = None,
     path = path or cache_path()
     info = machine()
     key = machine_key(info)
-    cached, why = read_cache(path, key)
+    cached, why = read_cache(path, info)
     if why:
         say(f"convolution forms: not using {path} ({why}); measuring on this machine")
     shapes = run_shapes(layers, height, width)

@@ -27,14 +27,14 @@ def _parser() -> ArgumentParser:
     return p
 
 
-def _show(path: Path, key: str) -> str:
+def _show(path: Path, info: dict[str, str]) -> str:
     from nst_jax import convforms
-    cached, why = convforms.read_cache(path, key)
+    cached, why = convforms.read_cache(path, info)
     if why:
         return f"{path}: not used here ({why})"
     if not cached:
         return f"{path}: nothing measured on this machine yet (python -m nst_jax.tune measures the main job's)"
-    rows = [f"{path}, this machine ({convforms.machine()['cpu']}):", "",
+    rows = [f"{path}, this machine ({info['cpu']}):", "",
             "| shape (H×W×in>out) | chosen | " + " | ".join(f"{convforms.SHORT[f]} ms" for f in convforms.FORMS)
             + " | F(4×4) error |", "|---|---|" + "---|" * (len(convforms.FORMS) + 1)]
     for shape, c in sorted(cached.items(), key=lambda kv: -int(kv[0].split("x")[0])):
@@ -49,9 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     from nst_jax import convforms, image
     args = _parser().parse_args(argv)
     path = convforms.cache_path()
-    key = convforms.machine_key(convforms.machine())
+    info = convforms.machine()
+    key = convforms.machine_key(info)
     if args.show:
-        print(_show(path, key))
+        print(_show(path, info))
         return 0
     if args.forget:
         convforms.forget(path, key)
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         h, w = image.fit_size(shape, size)
         forms = convforms.plan(layers, h, w, path=path, say=lambda line: print(line, file=sys.stderr, flush=True))
         print(f"{w}×{h} px: {convforms.describe(forms)}")
-    print(_show(path, key))
+    print(_show(path, info))
     return 0
 
 
