@@ -140,21 +140,36 @@ def read_cache(path: Path, info: dict[str, str]) -> tuple[dict[str, Choice], str
         return {}, f"unreadable ({type(err).__name__})"
 
 
-def write_cache(path: Path, key: str, info: dict[str, str], choices: dict[str, Choice]) -> None:
-    """Add this machine's choices to the cache file (atomically; other machines' entries kept)."""
-    from nst_jax.fileio import write_json
+def _machines(path: Path) -> dict:
+    """The cache file's table of machines, to be written back: empty when the file is absent,
+    unreadable or of another version (whose entries this version does not use)."""
     try:
         data = json.loads(path.read_text()) if path.exists() else {}
         machines = data.get("machines", {}) if data.get("version") == CACHE_VERSION else {}
-        if not isinstance(machines, dict):
-            machines = {}
     except (OSError, ValueError, AttributeError):
-        machines = {}
+        return {}
+    return machines if isinstance(machines, dict) else {}
+
+
+def write_cache(path: Path, key: str, info: dict[str, str], choices: dict[str, Choice]) -> None:
+    """Add this machine's choices to the cache file (atomically; other machines' entries kept)."""
+    from nst_jax.fileio import write_json
+    machines = _machines(path)
     old = machines.get(key, {}).get("shapes", {}) if isinstance(machines.get(key), dict) else {}
     shapes = {**(old if isinstance(old, dict) else {}),
               **{k: {"form": c.form, "seconds": c.seconds, "error": c.error} for k, c in choices.items()}}
     machines[key] = {"machine": info, "shapes": shapes}
     path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, {"version": CACHE_VERSION, "machines": machines})
+
+
+def forget(path: Path, key: str) -> None:
+    """Remove this machine's entry from the cache file (other machines' entries kept)."""
+    from nst_jax.fileio import write_json
+    if not path.exists():
+        return
+    machines = _machines(path)
+    machines.pop(key, None)
     write_json(path, {"version": CACHE_VERSION, "machines": machines})
 
 
@@ -258,18 +273,3 @@ def describe(forms: Forms) -> str:
              "off": "not measured (NST_JAX_TUNE=off)", "none": ""}[forms.source]
     return (f"convolutions: {', '.join(f'{SHORT[f]} × {n}' for f, n in counts.items() if n)} (forward and "
             f"gradient of each layer) — {where}")
-
-
-def forget(path: Path, key: str) -> None:
-    """Remove this machine's entry from the cache file (other machines' entries kept)."""
-    from nst_jax.fileio import write_json
-    if not path.exists():
-        return
-    try:
-        data = json.loads(path.read_text())
-        machines = data.get("machines", {}) if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        machines = {}
-    if isinstance(machines, dict):
-        machines.pop(key, None)
-    write_json(path, {"version": CACHE_VERSION, "machines": machines if isinstance(machines, dict) else {}})
