@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from nst_jax import catalogue, memory, vgg_layers
 from nst_jax.errors import NSTError
+from nst_jax.fieldtypes import coerce_value
 from nst_jax.stopping import StopRule
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -30,6 +31,7 @@ ORIGINAL_COLORS = ("none", "luminance", "histogram")
 MAX_SIZE = memory.MAX_SIZE   # the largest --size (declared beside the plan, which caps its sizes there)
 PRECISIONS = ("auto", "float32", "bfloat16")
 CONV_FORMS = ("auto", "xla", "f2", "f4")
+TEMPORAL_WEIGHT = 1e3   # calibrated on the sample clip: see docs/video/README.md
 
 # Defaults calibrated on the embedded (Caffe) weights: see README "Weights".
 PRESETS: dict[str, dict[str, Any]] = {
@@ -88,6 +90,11 @@ class Config:
                                  from_preset=True)
     content_weight: float = option(1.0, "weight of the content loss", kind="float")
     tv_weight: float = option(_P["tv_weight"], "weight of total variation", kind="float", from_preset=True)
+    temporal: str | None = option(None, "earlier stylised frames warped to this one with their consistency "
+                                  "weights, as nst_jax.video writes them (a .npy of shape (J, H, W, 4)): adds the "
+                                  "temporal loss of Ruder et al., 'Artistic style transfer for videos'", kind="path",
+                                  metavar="FILE", default_text="none")
+    temporal_weight: float = option(TEMPORAL_WEIGHT, "weight of the temporal loss (with --temporal)", kind="float")
     content_layers: tuple[str, ...] = option(_P["content_layers"], "comma-separated layer names, either "
                                              "scheme (relu4_2 or relu_10)", kind="names", from_preset=True)
     style_layers: tuple[str, ...] = option(_P["style_layers"], "comma-separated layer names, either scheme",
@@ -174,6 +181,12 @@ class Config:
         return self.style_layer_weights if self.style_layer_weights is not None else (1.0 / max(n, 1),) * n
 
     @property
+    def loss_weights(self) -> tuple[float, ...]:
+        """The weights of the objective's parts: content, style, tv, and temporal when it has one."""
+        base = (self.content_weight, self.style_weight, self.tv_weight)
+        return base + (self.temporal_weight,) if self.temporal else base
+
+    @property
     def stop_rule(self) -> StopRule:
         return StopRule(self.tol, self.tol_window)
 
@@ -192,40 +205,13 @@ def flag_of(name: str) -> str:
 # ------------------------------------------------------------------------------- checking values
 
 def coerce(name: str, value: Any, where: str = "") -> Any:
-    """`value` as field `name` holds it (lists → tuples, ints → floats where floats are meant), or an
-    NSTError naming the field (and `where` it came from, e.g. a grid file) when its type is wrong."""
+    """`value` as field `name` holds it (`fieldtypes.coerce_value`), or an NSTError naming the field
+    (and `where` it came from, e.g. a grid file) when it is unknown or its type is wrong."""
     if name not in FIELDS:
         raise NSTError(f"{where}unknown field {name!r}; valid fields: {', '.join(sorted(FIELDS))}")
-    f = FIELDS[name]
-    kind = f.metadata["kind"]
-    if value is None and f.default is None:
+    if value is None and FIELDS[name].default is None:
         return None
-    wrong = NSTError(f"{where}{name} must be {_KIND_WORDS[kind]}, got {value!r}")
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise wrong
-        return value
-    scalar = {"int": int, "float": float, "str": str, "path": str}.get(kind)
-    if scalar is not None:
-        if isinstance(value, bool) or (scalar is int and not isinstance(value, int)) or \
-                (scalar is float and not isinstance(value, (int, float))) or \
-                (scalar is str and not isinstance(value, str)):
-            raise wrong
-        return scalar(value)
-    if isinstance(value, str) and kind in ("names", "paths"):
-        value = parse_names(value) if kind == "names" else (value,)
-    if not isinstance(value, (list, tuple)):
-        raise wrong
-    item = {"names": str, "paths": str, "floats": float, "ints": int}[kind]
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int, float) if item is float else item):
-            raise wrong
-    return tuple(item(v) for v in value)
-
-
-_KIND_WORDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string", "path": "a file path (a string)",
-               "names": "a list of names", "floats": "a list of numbers", "ints": "a list of integers",
-               "paths": "a list of file paths"}
+    return coerce_value(name, FIELDS[name].metadata["kind"], value, where, parse_names)
 
 
 def with_preset(preset: str = "default", **overrides) -> Config:
@@ -268,7 +254,7 @@ def _check_fields(cfg: Config) -> None:
         raise NSTError(f"--size {cfg.size} is larger than {MAX_SIZE} pixels; use multi-scale or a smaller size")
     if cfg.iterations < 0:
         raise NSTError(f"--iterations must be ≥ 0, got {cfg.iterations}")
-    for name in ("style_weight", "content_weight", "tv_weight"):
+    for name in ("style_weight", "content_weight", "tv_weight", "temporal_weight"):
         if not getattr(cfg, name) >= 0:
             raise NSTError(f"{flag_of(name)} must be a finite number ≥ 0, got {getattr(cfg, name)}")
 
@@ -314,6 +300,8 @@ def _check_images(cfg: Config) -> None:
         for path in cfg.content_masks + (cfg.style_masks or ()):
             if not Path(path).is_file():
                 raise NSTError(f"mask {path}: not found")
+    if cfg.temporal is not None and not Path(cfg.temporal).is_file():
+        raise NSTError(f"--temporal {cfg.temporal}: not found")
     if cfg.scales is not None:
         if not cfg.scales or any(v < 1 or v > MAX_SIZE for v in cfg.scales):
             raise NSTError(f"--scales must be positive pixel sizes up to {MAX_SIZE}, got {cfg.scales}")

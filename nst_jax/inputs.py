@@ -26,6 +26,7 @@ class Inputs(NamedTuple):
     style_masks: list[np.ndarray] | None = None     # (h, w) at each style's size
     init_image: np.ndarray | None = None            # --init FILE, at the content's size
     content_shape: tuple[int, int] = (0, 0)          # the content image's size before resizing
+    temporal: np.ndarray | None = None               # --temporal FILE: (J, H, W, 4), see `load_temporal`
 
 
 
@@ -65,7 +66,32 @@ def load_inputs(cfg: Config) -> Inputs:
         if cfg.style_masks is not None:
             sm = [_load_mask(p, sp, s.shape[:2]) for p, sp, s in zip(cfg.style_masks, cfg.styles, styles)]
     init = None if cfg.init in INITS else image.resize(image.load_image(cfg.init), (h, w))
-    return Inputs(content, styles, cm, sm, init, original)
+    temporal = None if cfg.temporal is None else load_temporal(cfg.temporal, (h, w))
+    return Inputs(content, styles, cm, sm, init, original, temporal)
+
+
+MAX_TEMPORAL_FRAMES = 16
+
+
+def load_temporal(path: str, size: tuple[int, int]) -> np.ndarray:
+    """A --temporal file, checked as untrusted input: a float .npy (J, H, W, 4) at the run's size, each
+    of its J earlier frames an RGB image in [0, 1] warped to this frame and its consistency weights in
+    [0, 1] (the last channel)."""
+    try:
+        with open(path, "rb") as f:
+            data = np.load(f, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise NSTError(f"--temporal {path}: not a readable .npy array ({str(err).splitlines()[0]})") from None
+    want = f"(J, {size[0]}, {size[1]}, 4) for this run's {size[1]}×{size[0]} px"
+    if not isinstance(data, np.ndarray) or data.dtype.kind != "f" or data.ndim != 4:
+        raise NSTError(f"--temporal {path}: expected a float array {want}, got {getattr(data, 'dtype', '?')} "
+                       f"{getattr(data, 'shape', '?')}")
+    if tuple(data.shape[1:]) != (*size, 4) or not 1 <= data.shape[0] <= MAX_TEMPORAL_FRAMES:
+        raise NSTError(f"--temporal {path}: shape {data.shape}, expected {want}, 1 ≤ J ≤ {MAX_TEMPORAL_FRAMES}")
+    data = data.astype(np.float32)
+    if not np.all(np.isfinite(data)) or data.min() < 0 or data.max() > 1:
+        raise NSTError(f"--temporal {path}: values must be finite and in [0, 1]")
+    return data
 
 
 def check_sizes(cfg: Config, content: np.ndarray, styles: list[np.ndarray]) -> None:

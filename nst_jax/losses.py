@@ -10,7 +10,11 @@ image size, and documented here because weights do not carry over between conven
 - `content_loss` = Σ_layers mean((F − P)²)   (mean over B, H, W, C).
 - `style_loss`   = Σ_layers w_l · mean((G(F) − A)²)   (mean over B, C, C); A precomputed.
 - `total_variation(x)` = mean((x[:, 1:] − x[:, :-1])²) + mean((x[:, :, 1:] − x[:, :, :-1])²).
-- The objective = content_weight·L_content + style_weight·L_style + tv_weight·TV.
+- `temporal_loss(x, T)` = Σ_j mean(c_j · (255·(x − ω_j))²) over earlier frames j warped to this one
+  (ω_j) with their consistency weights c_j (Ruder et al., *Artistic style transfer for videos*): pixel
+  levels 0–255, as the network sees them.
+- The objective = content_weight·L_content + style_weight·L_style + tv_weight·TV
+  (+ temporal_weight·L_temporal when the targets hold earlier frames).
 
 `make_objective(spec)` is the closure every solver optimises: `fun(x, aux) -> (total, parts)` with
 `aux` an `ObjectiveAux` (parameters, targets, loss weights, PRNG key) — the arrays that may change
@@ -64,6 +68,19 @@ def style_loss(features: Mapping[str, jnp.ndarray], target_grams: Mapping[str, j
     return total
 
 
+def temporal_loss(x: jnp.ndarray, frames: jnp.ndarray) -> jnp.ndarray:
+    """Σ_j mean(c_j (255·(x − ω_j))²) for images x (B, H, W, C) in [0, 1] and `frames` (J, H, W, C + 1):
+    earlier stylised frames warped to this one (ω_j, C channels) and their consistency weights c_j in
+    [0, 1] (the last channel); the mean is over B, H, W and C (the D of Ruder et al.)."""
+    _check_nhwc("temporal_loss", x)
+    if frames.ndim != 4 or frames.shape[1:3] != x.shape[1:3] or frames.shape[3] != x.shape[3] + 1:
+        raise ValueError(f"temporal_loss: frames {tuple(frames.shape)} do not match images {tuple(x.shape)} "
+                         f"(expected (J, H, W, C + 1))")
+    warped, c = frames[None, ..., :-1], frames[None, ..., -1:]
+    diff = (x[:, None] - warped) * 255.0
+    return jnp.sum(jnp.mean(c * jnp.square(diff), axis=(0, 2, 3, 4)))
+
+
 def total_variation(x: jnp.ndarray) -> jnp.ndarray:
     """Mean squared difference of vertically and horizontally neighbouring pixels of NHWC images."""
     _check_nhwc("total_variation", x)
@@ -92,6 +109,7 @@ class LossWeights(NamedTuple):
     content: Any
     style: Any
     tv: Any
+    temporal: Any = 0.0
 
 
 class StyleTarget(NamedTuple):
@@ -110,6 +128,7 @@ class Targets(NamedTuple):
 
     content: dict[str, jnp.ndarray]
     style: dict[str, tuple[StyleTarget, ...]]
+    temporal: Any = None   # (J, H, W, C + 1) earlier frames warped to this one, and their weights (video)
 
 
 class ObjectiveAux(NamedTuple):
@@ -201,7 +220,8 @@ def statistic_style_loss(feats: Mapping[str, jnp.ndarray], targets: Mapping[str,
 
 def objective(x: jnp.ndarray, params, targets: Targets, loss_weights: LossWeights, spec: ObjectiveSpec,
               key=None):
-    """Total loss of images x (B, H, W, 3) RGB in [0, 1] and its parts (content, style, tv).
+    """Total loss of images x (B, H, W, 3) RGB in [0, 1] and its parts (content, style, tv; temporal
+    when the targets hold earlier frames).
 
     `key` feeds the random statistics (ignored by the others)."""
     layers = tuple(dict.fromkeys(spec.content_layers + spec.style_layers))
@@ -211,7 +231,11 @@ def objective(x: jnp.ndarray, params, targets: Targets, loss_weights: LossWeight
     ls = statistic_style_loss(feats, targets.style, lw, spec.statistic, key)
     tv = total_variation(x)
     total = loss_weights.content * lc + loss_weights.style * ls + loss_weights.tv * tv
-    return total, {"content": lc, "style": ls, "tv": tv}
+    parts = {"content": lc, "style": ls, "tv": tv}
+    if targets.temporal is not None:
+        parts["temporal"] = temporal_loss(x, targets.temporal)
+        total = total + loss_weights.temporal * parts["temporal"]
+    return total, parts
 
 
 def make_objective(spec: ObjectiveSpec):

@@ -61,11 +61,16 @@ def build_problem(cfg: Config, weights: vgg_weights.Weights, inputs: Inputs, pla
     as_masks = lambda ms: None if ms is None else [jnp.asarray(m) for m in ms]
     targets = targets_fn(spec, blend)(params, jnp.asarray(content[None]), [jnp.asarray(s[None]) for s in styles],
                                       as_masks(inputs.content_masks), as_masks(inputs.style_masks))
+    if inputs.temporal is not None:
+        frames = inputs.temporal
+        if chroma is not None:
+            frames = np.concatenate([image.rgb_to_yiq(frames[..., :3])[..., :1], frames[..., 3:]], axis=-1)
+        targets = targets._replace(temporal=jnp.asarray(frames))
     x0 = initial_image(cfg, content, styles, weights.preprocessing, inputs.init_image)
     if chroma is not None and x0.shape[-1] == 3:
         x0 = image.rgb_to_yiq(x0)[..., :1]
-    loss_weights = losses.LossWeights(jnp.float32(cfg.content_weight), jnp.float32(cfg.style_weight),
-                                      jnp.float32(cfg.tv_weight))
+    loss_weights = losses.LossWeights(*(jnp.float32(v) for v in (cfg.content_weight, cfg.style_weight,
+                                                                  cfg.tv_weight, cfg.temporal_weight)))
     return Problem(content, styles, x0, spec, params, targets, loss_weights, weights.info, chroma)
 
 

@@ -35,15 +35,17 @@ def human_seconds(s: float) -> str:
     return f"{h} h {m:02d} min"
 
 
-def weighted_parts(parts: dict, weights: tuple[float, float, float]) -> dict[str, float]:
-    """The parts of the objective as they enter the total: content·w_c, style·k, tv·w_tv."""
-    wc, ws, wt = weights
-    return {"content": wc * parts["content"], "style": ws * parts["style"], "tv": wt * parts["tv"]}
+def weighted_parts(parts: dict, weights: tuple[float, ...]) -> dict[str, float]:
+    """The parts of the objective as they enter the total: content·w_c, style·k, tv·w_tv (and
+    temporal·w_t when the run has a temporal term; `weights` then has a fourth value)."""
+    names = ("content", "style", "tv", "temporal")
+    return {n: w * parts[n] for n, w in zip(names, weights) if n in parts}
 
 
-def loss_text(value: float, parts: dict, weights: tuple[float, float, float]) -> str:
+def loss_text(value: float, parts: dict, weights: tuple[float, ...]) -> str:
     w = weighted_parts(parts, weights)
-    return f"loss {value:.4g} = content {w['content']:.4g} + style {w['style']:.4g} + tv {w['tv']:.4g}"
+    temporal = f" + temporal {w['temporal']:.4g}" if "temporal" in w else ""
+    return f"loss {value:.4g} = content {w['content']:.4g} + style {w['style']:.4g} + tv {w['tv']:.4g}{temporal}"
 
 
 def memory_in_use() -> int:

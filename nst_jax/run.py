@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     stopped = f" (stopped early: {cfg.stop_rule.describe()})" if result.converged else ""
     print(f"wrote {result.paths['image']} after {result.iteration} iterations in {result.seconds:.1f} s{stopped}: "
-          f"{loss_text(result.loss, result.parts, (cfg.content_weight, cfg.style_weight, cfg.tv_weight))}")
+          f"{loss_text(result.loss, result.parts, cfg.loss_weights)}")
     return 0
 
 

@@ -78,7 +78,7 @@ def xla_memory(cfg: Config, plan: RunPlan, loaded_weights: vgg_weights.Weights |
     blend = None if cfg.style_blend_weights is None else tuple(cfg.style_blend_weights)
     targets = jax.eval_shape(lambda p, c, s: losses.compute_targets(p, spec, c, s, blend), params,
                              f32(1, height, width, channels), styles)
-    aux = losses.ObjectiveAux(params, targets, losses.LossWeights(f32(), f32(), f32()),
+    aux = losses.ObjectiveAux(params, targets, losses.LossWeights(f32(), f32(), f32(), f32()),
                               jax.eval_shape(lambda: step_key(cfg, 0)))
     compiled = compiled_solver(spec, cfg.optimizer, cfg.lr, cfg.history, False, plan.history_dtype, plan.step_layout)
     state = jax.eval_shape(compiled.init, f32(1, *image_shape), aux)

@@ -120,7 +120,7 @@ def _reporter(cfg: Config, plan: RunPlan, problem, inputs, batch: Batch, start: 
     if cfg.iterations <= start:
         return None
     reporter = Reporter(Path(cfg.output).name, start, cfg.iterations, cfg.print_every,
-                        (cfg.content_weight, cfg.style_weight, cfg.tv_weight))
+                        cfg.loss_weights)
     for line in header(cfg, plan, problem, inputs.content_shape, start,
                        planning.checkpoint_bytes(batch.template, cfg.light_checkpoint)):
         reporter.say(line)

@@ -121,3 +121,61 @@ def test_a_killed_driver_leaves_no_ray_process(tmp_path):
     while time.time() < deadline and any(alive(p, s) for p, s in started.items()):
         time.sleep(0.5)
     assert not [p for p, s in started.items() if alive(p, s)]
+
+
+def test_a_video_on_ray_computes_its_flows_and_first_pass_there_with_the_same_frames(tmp_path):
+    """--engine ray: the flows and the independent first pass of the multi-pass method as Ray tasks;
+    the frames equal a local run's."""
+    pytest.importorskip("av", reason="video needs PyAV: pip install 'nst_jax[video]'")
+    pytest.importorskip("cv2", reason="video needs OpenCV: pip install 'nst_jax[video]'")
+    from fractions import Fraction
+    from nst_jax.config import with_preset
+    from nst_jax.video import sample
+    from nst_jax.video.driver import Options, run_video
+    from nst_jax.video.files import VideoFiles
+    from nst_jax.video.frames import Clip, frame_size
+    from nst_jax.video.methods import Method
+    frames = [image.resize(f, frame_size(f.shape[:2], 32)) for f in sample.frames(sample.PAN_ZOOM, 3)]
+    clip = Clip(frames, Fraction(12), "pan_zoom", [0, 1, 2])
+    cfg = with_preset("default", content="clip", styles=(str(STYLE),), size=32, iterations=3, print_every=0,
+                      checkpoint_every=2, content_layers=("relu3_2",), style_layers=("relu1_1", "relu2_1"))
+    lines = []
+    method = Method("multipass", passes=3)
+    ray_rec = run_video(cfg, clip, str(tmp_path / "ray" / "v.mp4"), Options(method, 2, engine="ray"),
+                        say=lines.append)
+    assert any("on Ray" in line for line in lines) and any("3 independent runs as Ray tasks" in line for line in lines)
+    local_rec = run_video(cfg, clip, str(tmp_path / "local" / "v.mp4"), Options(method, 2), say=lambda line: None)
+    assert ray_rec["flow"]["computed"] == local_rec["flow"]["computed"] == 4
+    for i in range(3):
+        a = image.load_image(VideoFiles(tmp_path / "ray" / "v.mp4").frame(i))
+        b = image.load_image(VideoFiles(tmp_path / "local" / "v.mp4").frame(i))
+        np.testing.assert_allclose(a, b, atol=1.5 / 255)
+    for name in ("ray", "local"):
+        flows = sorted((tmp_path / name / "nst_jax-flows").glob("*/*.npy"))
+        assert len(flows) == 4
+    np.testing.assert_array_equal(*[np.load(sorted((tmp_path / n / "nst_jax-flows").glob("*/0001-0002.npy"))[0])
+                                    for n in ("ray", "local")])
+
+
+def test_several_clips_on_ray_run_at_once_with_the_same_frames_as_one_by_one(tmp_path, capsys):
+    pytest.importorskip("av", reason="video needs PyAV: pip install 'nst_jax[video]'")
+    pytest.importorskip("cv2", reason="video needs OpenCV: pip install 'nst_jax[video]'")
+    from fractions import Fraction
+    from nst_jax.video import sample
+    from nst_jax.video.__main__ import main
+    from nst_jax.video.frames import write_mp4
+    from conftest import call_main
+    for name, motion in (("a", sample.PAN_ZOOM), ("b", sample.DRIFT)):
+        write_mp4(tmp_path / f"{name}.mp4", sample.frames(motion, 2), Fraction(12))
+    argv = [tmp_path / "a.mp4", STYLE, "--clips", tmp_path / "b.mp4", "--size", "32", "--iterations", "3",
+            "--frame-iterations", "2", "--content-layers", "relu3_2", "--style-layers", "relu1_1,relu2_1",
+            "--print-every", "0", "--checkpoint-every", "2"]
+    code, _, err = call_main(main, [*argv, "-o", tmp_path / "ray", "--engine", "ray"], capsys)
+    assert code == 0, err
+    code, _, err = call_main(main, [*argv, "-o", tmp_path / "local"], capsys)
+    assert code == 0, err
+    for name in ("a", "b"):
+        for i in (1, 2):
+            a = image.load_image(tmp_path / "ray" / f"{name}.frames" / f"{i:04d}.png")
+            b = image.load_image(tmp_path / "local" / f"{name}.frames" / f"{i:04d}.png")
+            np.testing.assert_allclose(a, b, atol=1.5 / 255)

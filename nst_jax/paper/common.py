@@ -75,7 +75,7 @@ def scales() -> dict[str, Scale]:
     from nst_jax.config import INITS
     from nst_jax.dissect import CRITERIA
     return {
-        "toy": Scale(name="toy", size=32, pairs=diagonal()[:2], hyper_pairs=diagonal()[:2], inits=("content", "noise"),
+        "toy": Scale(name="toy", size=32, pairs=diagonal()[:1], hyper_pairs=diagonal()[:1], inits=("content", "noise"),
                      ks=(10.0, 1000.0), hyper_iterations=4, statistics=("gram", "mean_std"), statistics_iterations=3,
                      reconstruction_sets=("relu1_1", "relu2_1"), reconstruction_iterations=3,
                      criteria=("activation",), fractions=(0.0, 0.5), reduction_iterations=3, batch=2,
