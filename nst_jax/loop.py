@@ -129,15 +129,17 @@ def recent_losses(members: list[Member], rule: StopRule, iteration: int) -> list
 def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Member], target: int, *,
           batched: bool, checkpoint_every: int, save_at: Callable[[int], bool], offset: int = 0,
           elapsed: float = 0.0, on_step: Callable[[int, int, float, dict], None] | None = None,
-          stop_rule: StopRule | None = None, on_checkpoint: Callable[[int], None] | None = None) -> Outcome:
+          stop_rule: StopRule | None = None, on_checkpoint: Callable[[int], None] | None = None,
+          on_image: Callable[[int, np.ndarray], None] | None = None, image_every: int = 0) -> Outcome:
     """Step `state` until `target` iterations (see the module docstring).
 
     The run's iteration is `offset` + the solver's own count (a run continued from its image starts a
     fresh solver state at its earlier iteration). aux_at(iteration) gives the step's aux;
     save_at(iteration) chooses intermediate images; on_step(iteration, members still running, total
     loss of member 0, its parts) reports progress; on_checkpoint(iteration) follows each interval's
-    checkpoints. A member that meets `stop_rule` is finished at that iteration (its result written,
-    `converged`) and leaves the loop; the others go on."""
+    checkpoints; on_image(iteration, RGB image of member 0, a host copy) every `image_every` iterations
+    and at the last (for a live view: it must not block). A member that meets `stop_rule` is finished
+    at that iteration (its result written, `converged`) and leaves the loop; the others go on."""
     run = _Loop(members, batched, offset, elapsed, stop_rule, state)
     stop = _GracefulInterrupt()
     try:
@@ -159,6 +161,8 @@ def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Mem
             if on_step is not None:
                 on_step(run.it, len(members) - len(run.skip), float(values[0]),
                         {k: float(v[0]) for k, v in parts.items()})
+            if on_image is not None and image_every and (run.it % image_every == 0 or run.it >= target or not run.alive):
+                on_image(run.it, members[0].to_rgb(run.last_good[0][0]))
             if stop.requested:
                 raise KeyboardInterrupt
     except KeyboardInterrupt as interrupt:

@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(p)
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start over")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--web", nargs="?", const=0, type=int, metavar="PORT",
+                   help="serve a live page of the run on 127.0.0.1 (the image at each --print-every, the losses, "
+                        "the header, rate and ETA; PORT default: any free one); needs nst_jax[studio]")
     hosts = p.add_argument_group("one run across several processes or GPU nodes (jax.distributed; see the "
                                  "README's cluster section)")
     hosts.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0, the same for every process")
@@ -72,10 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         print(main_report(cfg, args.plan))
         return 0
     from nst_jax.transfer import run, run_multiscale  # imports the solvers' programs: after the checks
-    if cfg.scales:
-        result = run_multiscale(cfg, progress=not args.quiet, restart=args.restart)[-1]
-    else:
-        result = run(cfg, progress=not args.quiet, restart=args.restart)
+    from nst_jax.web import watching
+    with watching(args.web, cfg.output) as watch:
+        if cfg.scales:
+            result = run_multiscale(cfg, progress=not args.quiet, restart=args.restart, watch=watch)[-1]
+        else:
+            result = run(cfg, progress=not args.quiet, restart=args.restart, watch=watch)
     if args.coordinator and args.process_id != 0:
         return 0  # process 0 reports
     if result.note:

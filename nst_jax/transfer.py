@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -46,6 +46,7 @@ class Hooks(NamedTuple):
     on_step: Callable | None = None
     on_checkpoint: Callable[[int], None] | None = None
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
+    watch: Any = None   # a live view (`web.live.LiveState`): header(lines), step(...), image(iteration, rgb)
 
 
 def batch_key(cfg: Config) -> tuple:
@@ -56,12 +57,12 @@ def batch_key(cfg: Config) -> tuple:
 def run_many(cfgs: list[Config], progress: bool = False, restart: bool = False,
              loaded_weights: vgg_weights.Weights | None = None, save_at: Callable[[int], bool] | None = None,
              on_step: Callable | None = None, say: Callable[[str], None] | None = None,
-             on_checkpoint: Callable[[int], None] | None = None) -> list[RunResult]:
+             on_checkpoint: Callable[[int], None] | None = None, watch=None) -> list[RunResult]:
     """Optimise runs that differ only in their initial image and loss weights (`BATCHABLE`), as one
     vmapped batch when they start alike (afresh, or from checkpoints at one iteration), else one by
     one; see `Hooks` for the callbacks and `resume` for where each starts. A single run whose loss
     becomes NaN raises NSTError; in a batch, the failed run's RunResult carries the error."""
-    hooks = Hooks(save_at, on_step, on_checkpoint, say or Hooks().say)
+    hooks = Hooks(save_at, on_step, on_checkpoint, say or Hooks().say, watch)
     if len({batch_key(c) for c in cfgs}) > 1 or len({c.iterations for c in cfgs}) > 1:
         raise ValueError("run_many: the runs of one batch may differ only in " + ", ".join(sorted(BATCHABLE)))
     files = [RunFiles(c.output) for c in cfgs]
@@ -101,36 +102,48 @@ def _run_batch(cfgs: list[Config], files: list[RunFiles], found: list[Start], pl
                       finish.finisher(c, plan, p, f, h, begun.offset, n), c.light_checkpoint, plan.forms.by_layer)
                for f, h, c, p in zip(files, hashes, cfgs, problems)]
     start = begun.offset + int(np.reshape(np.asarray(begun.state.iteration), (-1,))[0])
-    reporter = _reporter(c0, plan, problems[0], inputs[0], batch, start) if progress and not batched else None
+    reporter = _reporter(c0, plan, problems[0], inputs[0], batch, start, hooks.watch, progress) \
+        if (progress or hooks.watch is not None) and not batched else None
     save_at = hooks.save_at or (lambda it: bool(c0.save_every) and it % c0.save_every == 0)
+    watch = hooks.watch
+    on_step = [f for f in (reporter.on_step if reporter and progress else None, hooks.on_step,
+                           watch.step if watch is not None else None) if f is not None]
     try:
         outcome = drive(compiled.step, begun.state, batch.aux_at, members, c0.iterations, batched=batched,
                         checkpoint_every=c0.checkpoint_every, save_at=save_at, offset=begun.offset,
-                        elapsed=begun.elapsed, on_step=reporter.on_step if reporter else hooks.on_step,
-                        stop_rule=c0.stop_rule, on_checkpoint=hooks.on_checkpoint)
+                        elapsed=begun.elapsed, on_step=(lambda *a: [f(*a) for f in on_step]) if on_step else None,
+                        stop_rule=c0.stop_rule, on_checkpoint=hooks.on_checkpoint,
+                        on_image=watch.image if watch is not None else None,
+                        image_every=max(c0.print_every, 1) if watch is not None else 0)
     finally:
         if reporter is not None:
             reporter.close()
     return finish.results(outcome, problems, files, members, batched, compiled.traces[0] - traces_before)
 
 
-def _reporter(cfg: Config, plan: RunPlan, problem, inputs, batch: Batch, start: int):
-    """The progress lines of a single run that has iterations to do: its header, then one per step."""
+def _reporter(cfg: Config, plan: RunPlan, problem, inputs, batch: Batch, start: int, watch=None,
+              show: bool = True):
+    """The progress lines of a single run that has iterations to do: its header (also to a live view),
+    then one per step."""
     from nst_jax.progress import Reporter, header
     if cfg.iterations <= start:
         return None
     reporter = Reporter(Path(cfg.output).name, start, cfg.iterations, cfg.print_every,
                         cfg.loss_weights)
-    for line in header(cfg, plan, problem, inputs.content_shape, start,
-                       planning.checkpoint_bytes(batch.template, cfg.light_checkpoint)):
+    lines = header(cfg, plan, problem, inputs.content_shape, start,
+                   planning.checkpoint_bytes(batch.template, cfg.light_checkpoint))
+    if watch is not None:
+        watch.header(lines, start, cfg.iterations, cfg.loss_weights)
+    for line in lines if show else ():
         reporter.say(line)
     return reporter
 
 
 def run(cfg: Config, progress: bool = True, restart: bool = False,
-        loaded_weights: vgg_weights.Weights | None = None, save_at=None, on_step=None, say=None) -> RunResult:
+        loaded_weights: vgg_weights.Weights | None = None, save_at=None, on_step=None, say=None,
+        watch=None) -> RunResult:
     """Optimise the image for cfg, continuing what an earlier run left when it can (see `run_many`)."""
-    result = run_many([cfg], progress, restart, loaded_weights, save_at, on_step, say)[0]
+    result = run_many([cfg], progress, restart, loaded_weights, save_at, on_step, say, watch=watch)[0]
     if result.error is not None:
         raise NSTError(result.error)
     return result
@@ -153,11 +166,11 @@ def scale_configs(cfg: Config) -> list[Config]:
 
 
 def run_multiscale(cfg: Config, progress: bool = True, restart: bool = False,
-                   loaded_weights: vgg_weights.Weights | None = None) -> list[RunResult]:
+                   loaded_weights: vgg_weights.Weights | None = None, watch=None) -> list[RunResult]:
     """Coarse to fine (Gatys' high-resolution procedure): run each scale, the upsampled result of one
     initialising the next. Every scale is an ordinary resumable run with its own files."""
     cfgs = scale_configs(cfg)
     for c in cfgs:  # every scale is planned before the first one runs: no work lost to a scale too large
         planning.check_memory(c, f"scale {c.size} of {cfg.output}")
     weights = loaded_weights if loaded_weights is not None else vgg_weights.load(cfg.weights)
-    return [run(c, progress=progress, restart=restart, loaded_weights=weights) for c in cfgs]
+    return [run(c, progress=progress, restart=restart, loaded_weights=weights, watch=watch) for c in cfgs]

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--restart", action="store_true", help="ignore the frames' checkpoints and results and "
                    "start over")
     v.add_argument("--quiet", action="store_true", help="no progress lines")
+    v.add_argument("--web", nargs="?", const=0, type=int, metavar="PORT", help="serve a live page on 127.0.0.1: "
+                   "the frame being made, its losses and the frames done so far (PORT default: any free one); "
+                   "needs nst_jax[studio]")
     for name in FIELDS:
         if name not in LEFT_OUT:
             add_argument(p, name, DEFAULTS[name]) if name in DEFAULTS else add_argument(p, name)
@@ -89,6 +92,7 @@ def parse(argv: list[str] | None = None):
 @cli(interrupted="the frames done so far and the last checkpoint are kept; run the same command to continue")
 def main(argv: list[str] | None = None) -> int:
     import sys
+    from nst_jax.errors import NSTError
     cfg, opts, args = parse(argv)
     from nst_jax.video.clips import outputs, run_clips
     from nst_jax.video.files import VideoFiles
@@ -100,10 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     clips = [read_clip(i, cfg.size, args.start, args.frames, args.every, args.fps) for i in inputs]
     say = lambda line: print(line, file=sys.stderr, flush=True)
     if args.clips:
+        if args.web is not None:
+            raise NSTError("--web shows one video; leave it out with --clips")
         records = run_clips(cfg, clips, outs, opts, args.restart, not args.quiet, say)
     else:
         from nst_jax.video.driver import run_video
-        records = [run_video(cfg, clips[0], outs[0], opts, restart=args.restart, progress=not args.quiet)]
+        from nst_jax.web import watching
+        with watching(args.web, outs[0]) as watch:
+            records = [run_video(cfg, clips[0], outs[0], opts, restart=args.restart, progress=not args.quiet,
+                                 watch=watch)]
     for out, record in zip(outs, records):
         print(f"wrote {out}: {record['frames']} frames at {record['fps']} fps, {record['method']['name']} "
               f"method, {record['seconds']['per frame']:.1f} s per frame; warping error "

@@ -65,6 +65,7 @@ class Video:
 
     def __init__(self, cfg: Config, clip: Clip, files: VideoFiles, opts: Options, say: Callable[[str], None]):
         self.cfg, self.clip, self.files, self.opts, self.say = cfg, clip, files, opts, say
+        self.watch = None
         n = len(clip.frames)
         frame_its = cfg.iterations if opts.frame_iterations is None else opts.frame_iterations
         self.passes = methods.schedule(opts.method, n, cfg.iterations, frame_its)
@@ -108,8 +109,9 @@ class Video:
 
 
 def run_video(cfg: Config, clip: Clip, output: str, opts: Options = Options(), restart: bool = False,
-              progress: bool = True, weights=None, say: Callable[[str], None] | None = None) -> dict:
-    """Stylise `clip` into `output` (.mp4) and its frames folder; returns the video's sidecar record."""
+              progress: bool = True, weights=None, say: Callable[[str], None] | None = None, watch=None) -> dict:
+    """Stylise `clip` into `output` (.mp4) and its frames folder; returns the video's sidecar record.
+    `watch`: a live page's state (`web.live.LiveState`), shown each frame's run and the frames done."""
     from nst_jax import weights as vgg_weights
     from nst_jax.video import summary
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -122,6 +124,7 @@ def run_video(cfg: Config, clip: Clip, output: str, opts: Options = Options(), r
         w = weights if weights is not None or remote else vgg_weights.load(cfg.weights)
         tracker = VideoProgress(video.passes, cfg.print_every if progress else 0, say if progress else (lambda line: None))
         t0 = time.perf_counter()
+        video.watch = watch
         for steps in video.passes:
             _run_pass(video, steps, w, restart, progress, tracker)
         last = video.passes[-1]
@@ -145,12 +148,16 @@ def _run_pass(video: Video, steps: list[Step], w, restart: bool, progress: bool,
         cfg = video.config(step)
         tracker.begin(step)
         first = step is video.passes[0][0]
+        if video.watch is not None:
+            video.watch.update(frame=f"{step.frame + 1} of {len(video.frames)}, pass {step.pass_number}")
         try:
             result = transfer.run(cfg, progress=progress and first, restart=restart, loaded_weights=w,
-                                  on_step=None if first else tracker.on_step, say=tracker.say)
+                                  on_step=None if first else tracker.on_step, say=tracker.say, watch=video.watch)
         except NSTError as err:
             raise NSTError(f"frame {step.frame + 1} (pass {step.pass_number}): {err}") from None
         tracker.end(step, result.iteration, result.seconds, result.note is not None)
+        if video.watch is not None and step.pass_number == len(video.passes):
+            video.watch.frame_done(step.frame + 1, result.image)
         video.files.log_run(step, RunFiles(cfg.output).read_sidecar(), result.note is not None)
 
 

@@ -1,0 +1,188 @@
+"""The live page (`--web`): its state's values exactly, the Starlette app's routes and events, a CLI run
+and a video whose pages update while they run, and (with Chromium) the page in a real browser."""
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette", reason="the live page needs Starlette: pip install 'nst_jax[studio]'")
+pytest.importorskip("uvicorn", reason="the live page needs uvicorn: pip install 'nst_jax[studio]'")
+
+from nst_jax.web.live import LiveState  # noqa: E402
+
+from conftest import CONTENT, ROOT, STYLE, SMALL_FLAGS, call_main  # noqa: E402
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_state_weighs_the_losses_counts_the_rate_and_encodes_off_the_step():
+    s = LiveState("r.png")
+    s.header(["nst_jax: a → b"], 10, 110, (1.0, 100.0, 10.0))
+    s.step(11, 1, 5.0, {"content": 1.0, "style": 0.02, "tv": 0.1})
+    version, d = s.snapshot()
+    assert d["status"] == "running" and d["iteration"] == 11 and d["rate"] is None   # the first step compiles
+    assert d["losses"] == [[11, 5.0, 1.0, 2.0, 1.0]]
+    time.sleep(0.05)
+    s.step(21, 1, 4.0, {"content": 1.0, "style": 0.01, "tv": 0.1})
+    d = s.snapshot()[1]
+    assert 10 / 0.2 < d["rate"] < 10 / 0.04 and d["eta"] == pytest.approx(89 / d["rate"])
+    t0 = time.perf_counter()
+    s.image(21, np.full((8, 12, 3), 0.5, np.float32))
+    assert time.perf_counter() - t0 < 0.01                      # queued, not encoded here
+    s.finish("finished")
+    d = s.snapshot()[1]
+    assert d["status"] == "finished" and d["image"] == 1 and d["image_iteration"] == 21
+    assert s.images["image"][:8] == b"\x89PNG\r\n\x1a\n"
+    for i in range(2500):                                       # a long run's history is thinned
+        s.step(22 + i, 1, 1.0, {"content": 1.0, "style": 0.0, "tv": 0.0})
+    assert len(s.snapshot()[1]["losses"]) <= 2000
+
+
+def test_the_app_serves_the_page_its_state_images_and_events():
+    from starlette.testclient import TestClient
+    from nst_jax.web.server import app
+    s = LiveState("<script>alert(1)</script>.png")
+    client = TestClient(app(s, poll=0.01))
+    page = client.get("/")
+    assert page.status_code == 200 and "EventSource" in page.text and "<script>alert" not in page.text
+    assert "innerHTML" not in page.text                          # every value is set as text
+    assert client.get("/image.png").status_code == 404
+    s.header(["line"], 0, 5, (1.0, 1.0, 1.0))
+    s.image(1, np.zeros((4, 4, 3), np.float32))
+    s.finish("finished")
+    got = client.get("/image.png")
+    assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+    assert client.get("/state.json").json()["title"] == "<script>alert(1)</script>.png"
+    assert client.get("/../x.png").status_code == 404
+    with client.stream("GET", "/events") as events:
+        lines = [line for line in events.iter_lines() if line.startswith("data: ")]
+    assert json.loads(lines[-1][6:])["status"] == "finished"     # the stream ends with the final state
+
+
+def _poll(port: int, seen: list, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/state.json", timeout=1) as r:
+                seen.append(json.loads(r.read()))
+        except OSError:
+            pass
+        time.sleep(0.05)
+
+
+def test_a_cli_run_with_web_updates_its_page_while_it_runs(tmp_path, capsys):
+    from nst_jax.run import main
+    port, seen, stop = _port(), [], threading.Event()
+    poller = threading.Thread(target=_poll, args=(port, seen, stop), daemon=True)
+    poller.start()
+    code, out, err = call_main(main, [CONTENT, STYLE, *SMALL_FLAGS, "--iterations", "30", "--print-every", "5",
+                                      "-o", tmp_path / "r.png", "--web", port], capsys)
+    stop.set()
+    poller.join()
+    assert code == 0, err
+    assert any(f"live page: http://127.0.0.1:{port}/" in line for line in err)
+    running = [d for d in seen if d["status"] == "running"]
+    assert len({d["iteration"] for d in running}) >= 3 and len({d["image"] for d in running}) >= 2
+    assert seen[-1]["status"] == "finished" and seen[-1]["iteration"] == 30
+    assert seen[-1]["header"][0].startswith("nst_jax: chelsea.png")
+
+
+def test_a_video_page_shows_the_frames_done_so_far(tmp_path, capsys):
+    pytest.importorskip("av", reason="video needs PyAV: pip install 'nst_jax[video]'")
+    pytest.importorskip("cv2", reason="video needs OpenCV: pip install 'nst_jax[video]'")
+    from fractions import Fraction
+    from nst_jax.video import sample
+    from nst_jax.video.__main__ import main
+    from nst_jax.video.frames import write_mp4
+    write_mp4(tmp_path / "c.mp4", sample.frames(sample.PAN_ZOOM, 3), Fraction(12))
+    port, seen, stop = _port(), [], threading.Event()
+    poller = threading.Thread(target=_poll, args=(port, seen, stop), daemon=True)
+    poller.start()
+    code, _, err = call_main(main, [tmp_path / "c.mp4", STYLE, "--size", "32", "--content-layers", "relu3_2",
+                                    "--style-layers", "relu1_2,relu2_1", "--iterations", "4", "--frame-iterations",
+                                    "3", "--print-every", "1", "-o", tmp_path / "v.mp4", "--web", port], capsys)
+    stop.set()
+    poller.join()
+    assert code == 0, err
+    assert [len(d["frames"]) for d in seen][-1] == 3 and any(len(d["frames"]) == 1 for d in seen)
+    assert seen[-1]["status"] == "finished"
+
+
+def _browser():
+    chrome = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not chrome or not driver:
+        pytest.skip("Chromium and its driver are not installed (Debian packages `chromium`, `chromium-driver`)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = chrome
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def test_the_live_page_of_a_cli_run_updates_in_a_real_browser(tmp_path):
+    browser = _browser()
+    port = _port()
+    run = subprocess.Popen([sys.executable, "-m", "nst_jax.run", str(CONTENT), str(STYLE), *SMALL_FLAGS,
+                            "--size", "64", "--iterations", "80", "--print-every", "5", "-o", str(tmp_path / "r.png"),
+                            "--web", str(port), "--quiet"], env={"PYTHONPATH": str(ROOT), **_env()},
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/state.json", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        browser.get(f"http://127.0.0.1:{port}/")
+        iterations, images = set(), set()
+        while time.time() < deadline:
+            status = browser.find_element("id", "status").text
+            iterations.add(int(browser.find_element("id", "iteration").text or 0))
+            images.add(browser.find_element("id", "image").get_attribute("src"))
+            if status == "finished":
+                break
+            time.sleep(0.05)
+        assert status == "finished" and max(iterations) == 80
+        assert len([i for i in iterations if 0 < i < 80]) >= 3          # it moved while the run went on
+        assert len({src for src in images if src}) >= 2
+        assert browser.execute_script("return document.getElementById('image').naturalWidth") > 0
+        assert browser.find_elements("css selector", "#plot polyline")   # the loss plot is drawn
+        assert "nst_jax: chelsea.png" in browser.find_element("id", "header").text
+    finally:
+        browser.quit()
+        run.wait(timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+def _env():
+    import os
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def test_a_port_in_use_is_one_error_line(tmp_path, capsys):
+    from conftest import one_error_line
+    from nst_jax.run import main
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        line = one_error_line(main, [CONTENT, STYLE, *SMALL_FLAGS, "--iterations", "1", "-o", tmp_path / "r.png",
+                                     "--web", port], capsys)
+    assert f"--web {port}" in line and "cannot listen" in line
+    line = one_error_line(main, [CONTENT, STYLE, *SMALL_FLAGS, "-o", tmp_path / "r.png", "--web", "70000"], capsys)
+    assert "--web 70000" in line
