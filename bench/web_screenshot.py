@@ -21,8 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv: list[str] | None = None) -> int:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from bench.browser import chromium
     p = argparse.ArgumentParser(prog="python -m bench.web_screenshot", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(ROOT / "docs" / "web" / "live.png"))
     p.add_argument("--at", type=int, default=60)
@@ -35,10 +34,7 @@ def main(argv: list[str] | None = None) -> int:
                             str(samples / "starry_night.jpg"), "--size", "256", "--iterations", "300",
                             "-o", str(Path(tempfile.mkdtemp()) / "r.png"), "--web", str(port), "--quiet"],
                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    browser = chromium(window=(1280, 900))
     try:
         while True:
             try:

@@ -2,7 +2,6 @@
 and a video whose pages update while they run, and (with Chromium) the page in a real browser."""
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -120,17 +119,11 @@ def test_a_video_page_shows_the_frames_done_so_far(tmp_path, capsys):
 
 
 def _browser():
-    chrome = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if not chrome or not driver:
-        pytest.skip("Chromium and its driver are not installed (Debian packages `chromium`, `chromium-driver`)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = chrome
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(driver), options=options)
+    from bench import browser
+    why = browser.missing()
+    if why:
+        pytest.skip(why)
+    return browser.chromium()
 
 
 def test_the_live_page_of_a_cli_run_updates_in_a_real_browser(tmp_path):

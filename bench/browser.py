@@ -1,0 +1,30 @@
+"""Headless Chromium through Selenium, from the Debian packages `chromium` and `chromium-driver` (no
+driver is downloaded): for the tests that open pages and for the README's screenshots."""
+
+from __future__ import annotations
+
+import shutil
+
+
+def missing() -> str | None:
+    """Why a browser cannot be started here, or None."""
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")) or not shutil.which("chromedriver"):
+        return "Chromium and its driver are not installed (Debian packages `chromium`, `chromium-driver`)"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed"
+    return None
+
+
+def chromium(window: tuple[int, int] | None = None):
+    """A headless Chromium driven by Selenium (`missing()` must be None)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    if window:
+        options.add_argument(f"--window-size={window[0]},{window[1]}")
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
