@@ -28,3 +28,17 @@ def chromium(window: tuple[int, int] | None = None):
     if window:
         options.add_argument(f"--window-size={window[0]},{window[1]}")
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+def wait_for(url: str, seconds: float = 120.0) -> bool:
+    """Poll `url` until it answers (a page whose process is still starting); False after `seconds`."""
+    import time
+    import urllib.request
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False

@@ -14,14 +14,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.browser import chromium
+    from bench.browser import chromium, wait_for
     p = argparse.ArgumentParser(prog="python -m bench.web_screenshot", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(ROOT / "docs" / "web" / "live.png"))
     p.add_argument("--at", type=int, default=60)
@@ -36,12 +35,7 @@ def main(argv: list[str] | None = None) -> int:
                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
     browser = chromium(window=(1280, 900))
     try:
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/state.json", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_for(f"http://127.0.0.1:{port}/state.json")
         browser.get(f"http://127.0.0.1:{port}/")
         while int(browser.find_element("id", "iteration").text or 0) < args.at:
             time.sleep(0.2)

@@ -134,13 +134,9 @@ def test_the_live_page_of_a_cli_run_updates_in_a_real_browser(tmp_path):
                             "--web", str(port), "--quiet"], env={"PYTHONPATH": str(ROOT), **_env()},
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        from bench.browser import wait_for
+        assert wait_for(f"http://127.0.0.1:{port}/state.json")
         deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/state.json", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         browser.get(f"http://127.0.0.1:{port}/")
         iterations, images = set(), set()
         while time.time() < deadline:
