@@ -14,6 +14,8 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from bench import write_results
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -58,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         "All convolutions of one value+grad (forward and input gradient, timed layers only): " + "; ".join(
             f"{s} px: XLA's {1000 * t['xla']:.0f} ms, the kept forms {1000 * t['chosen']:.0f} ms "
             f"({t['xla'] / t['chosen']:.2f}×)" for s, t in totals.items()) + "."]) + "\n"
-    print(text)
-    (ROOT / "bench" / "results" / f"conv-forms-cpu-{dt.date.today().isoformat()}.md").write_text(text)
+    write_results("conv-forms-cpu", text)
     return 0
 
 

@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import write_results
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -61,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             f"bundles ({returned / max(len(bundles), 1) / 1e3:.0f} kB each, checkpoints included); each task "
             f"is sent its input images and the run's files so far."]
     text = "\n".join(rows) + "\n"
-    print(text)
-    (ROOT / "bench" / "results" / f"engines-cpu-{dt.date.today().isoformat()}.md").write_text(text)
+    write_results("engines-cpu", text)
     return 0
 
 

@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import write_results
+
 from nst_jax import image, transfer, weights
 from nst_jax.config import SAMPLES, with_preset
 
@@ -62,9 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {r['schedule']} | {r['seconds']:.0f} | {r['loss']:.6g} | {r['loss'] / plain['loss'] - 1:+.1%} | "
                      f"{image.psnr(image.load_image(r['image']), ref):.1f} |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    results = ROOT / "bench" / "results"
-    (results / f"main-job-cpu-{dt.date.today().isoformat()}.md").write_text(text)
+    write_results("main-job-cpu", text)
     return 0
 
 

@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench import write_results
+
 import numpy as np
 
 from nst_jax.hardware import describe_cpu
@@ -164,8 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         lines += [f"- {p}" for p in r["problems"]]
     text = "\n".join(lines) + "\n"
-    print(text)
-    (ROOT / "bench" / "results" / f"soak-{dt.date.today().isoformat()}.md").write_text(text)
+    write_results("soak", text)
     return 0 if all(not r["problems"] for r in rows) else 1
 
 

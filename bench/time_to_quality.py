@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import write_results
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -89,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {label} | {wall:.1f} | {'—' if reached is None else f'{reached:.1f}'} | {loss:.6g} | "
                      f"{100 * (loss / target - 1):+.2f} % |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    (ROOT / "bench" / "results" / f"time-to-quality-cpu-{dt.date.today().isoformat()}.md").write_text(text)
+    write_results("time-to-quality-cpu", text)
     return 0
 
 

@@ -19,6 +19,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from bench import write_results
+
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,12 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.docs and name == "pan_zoom":
             from bench.video_figures import write_previews
             write_previews(clip, rows, Path(args.docs))
-    text = markdown(results, args, describe_cpu(), load)
-    out = Path(args.results_dir) / f"video-cpu-{dt.date.today().isoformat()}.md"
-    out.write_text(text + "\n")
+    text = markdown(results, args, describe_cpu(), load) + "\n"
+    write_results("video-cpu", text, args.results_dir)
     if args.docs:
-        (Path(args.docs) / "consistency.md").write_text(text + "\n")
-    print(text)
+        (Path(args.docs) / "consistency.md").write_text(text)
     return 0
 
 

@@ -16,6 +16,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from bench import write_results
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -80,9 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| without --web | {off:.4f} | {', '.join(f'{t:.4f}' for t in times[False])} |",
         f"| with --web | {on:.4f} | {', '.join(f'{t:.4f}' for t in times[True])} |", "",
         f"With the page: {100 * (on / off - 1):+.1f} % per iteration.", ""])
-    path = Path(args.results_dir) / f"web-overhead-cpu-{dt.date.today().isoformat()}.md"
-    path.write_text(text)
-    print(text)
+    write_results("web-overhead-cpu", text, args.results_dir)
     return 0
 
 

@@ -116,3 +116,11 @@ def test_loop_overhead_bench_runs(tmp_path):
     row = measure(size=32, iterations=2, rounds=1, out_dir=str(tmp_path))
     assert row["bare_step_s"] > 0 and row["run_loop_step_s"] > 0 and set(row["parts_s"]) == {
         "host read of value and parts", "host copy of x (last good image)", "log line (json + write)"}
+
+
+def test_benches_write_their_tables_through_one_helper(tmp_path, capsys):
+    import datetime as dt
+    from bench import write_results
+    path = write_results("thing-cpu", "| a |\n", tmp_path)
+    assert path == tmp_path / f"thing-cpu-{dt.date.today().isoformat()}.md" and path.read_text() == "| a |\n"
+    assert "| a |" in capsys.readouterr().out
