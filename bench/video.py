@@ -134,20 +134,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def rows_input(clip, work: Path) -> float:
-    """The input clip's own warping error (the pairs from the flow cache the runs filled)."""
-    from nst_jax.video import flowcache
+    """The input clip's own warping error: its frames as a video's runs read them, with their flows
+    (from the cache the methods' runs filled)."""
+    from nst_jax.config import with_preset
+    from nst_jax.video.driver import Options, Video
     from nst_jax.video.files import VideoFiles
-    from nst_jax.video.driver import png_bytes, write_if_changed
+    from nst_jax.video.methods import Method
     files = VideoFiles(work / "input" / "v.mp4")
     files.check()
-    paths = [files.input_frame(i) for i in range(len(clip.frames))]
-    for path, f in zip(paths, clip.frames):
-        write_if_changed(path, png_bytes(f))
-    from nst_jax import image
-    frames = [image.load_image(p) for p in paths]
-    pairs, _ = flowcache.load_pairs(files, paths, frames, [(i - 1, i) for i in range(1, len(frames))], "medium",
-                                    say=lambda line: None)
-    return input_error(clip._replace(frames=frames), pairs)
+    files.claim()
+    cfg = with_preset("default", content="clip", styles=("style",), iterations=0)
+    video = Video(cfg, clip, files, Options(Method("independent")), say=lambda line: None)
+    return input_error(clip._replace(frames=video.frames), video.pairs)
 
 
 if __name__ == "__main__":

@@ -118,6 +118,16 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     return (np.clip(np.asarray(img, np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def png_bytes(img: np.ndarray, compress_level: int | None = None) -> bytes:
+    """Float RGB in [0, 1] (clipped) as PNG bytes, no text chunks: the same image gives the same bytes
+    (`compress_level` None: Pillow's default; 1 is fast, for a live view)."""
+    import io
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(img)).save(buf, format="PNG",
+                                        **({} if compress_level is None else {"compress_level": compress_level}))
+    return buf.getvalue()
+
+
 def save_image(path: str | os.PathLike, img: np.ndarray, text: Mapping[str, str] | None = None) -> None:
     """Save float RGB in [0, 1] (clipped) atomically; PNG files get `text` as tEXt chunks."""
     path = Path(path)

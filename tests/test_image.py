@@ -81,3 +81,14 @@ def test_resize_and_save_roundtrip(tmp_path):
     assert np.abs(back - x).max() <= 0.5 / 255 + 1e-6
     assert Image.open(tmp_path / "r.png").text["nst_jax"] == "{\"a\": 1}"
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
+
+
+def test_png_bytes_are_the_image_and_the_same_for_the_same_image(tmp_path):
+    import io
+    from PIL import Image
+    img = np.random.default_rng(0).random((5, 7, 3)).astype(np.float32)
+    data = image.png_bytes(img)
+    assert data == image.png_bytes(img.copy()) and data[:8] == b"\x89PNG\r\n\x1a\n"
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), image.to_uint8(img))
+    fast = image.png_bytes(img, compress_level=1)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(fast))), image.to_uint8(img))

@@ -10,7 +10,6 @@ first pass of `independent` and `multipass`) run as Ray tasks with `--engine ray
 from __future__ import annotations
 
 import dataclasses
-import io
 import sys
 import time
 from pathlib import Path
@@ -43,13 +42,6 @@ class Options(NamedTuple):
     remote: bool = False                   # with engine 'ray': every run a Ray task (several clips at once)
 
 
-def png_bytes(img: np.ndarray) -> bytes:
-    from PIL import Image
-    buf = io.BytesIO()
-    Image.fromarray(image.to_uint8(img)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def write_if_changed(path: Path, data: bytes) -> None:
     """Write `data` unless the file already holds exactly it (so its digest, and a run's hash, stay)."""
     try:
@@ -71,7 +63,7 @@ class Video:
         self.passes = methods.schedule(opts.method, n, cfg.iterations, frame_its)
         self.inputs = [files.input_frame(i) for i in range(n)]
         for path, frame in zip(self.inputs, clip.frames):
-            write_if_changed(path, png_bytes(frame))
+            write_if_changed(path, image.png_bytes(frame))
         self.frames = [image.load_image(p) for p in self.inputs]   # exactly what each run reads
         self.shape = self.frames[0].shape[:2]
         self.pairs, self.flow_info = flowcache.load_pairs(
@@ -94,7 +86,7 @@ class Video:
         elif step.init == "own":
             init = str(f.run_image(p - 1, i))
         if step.init in ("warp", "blend"):
-            write_if_changed(f.init_image(p, i), png_bytes(init_img))
+            write_if_changed(f.init_image(p, i), image.png_bytes(init_img))
             init = str(f.init_image(p, i))
         held = None
         if self.opts.method.slots:

@@ -5,7 +5,6 @@ of its own, which keeps only the latest one waiting, so a step never waits for a
 
 from __future__ import annotations
 
-import io
 import queue
 import threading
 import time
@@ -13,17 +12,15 @@ from typing import Any
 
 import numpy as np
 
+from nst_jax import image
+from nst_jax.progress import weighted_parts
+
 FINAL = ("finished", "interrupted", "failed")
 MAX_POINTS = 2000   # loss history points kept (older ones thinned), so a long run's events stay small
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
-    from PIL import Image
-
-    from nst_jax import image
-    buf = io.BytesIO()
-    Image.fromarray(image.to_uint8(rgb)).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+    return image.png_bytes(rgb, compress_level=1)
 
 
 class LiveState:
@@ -60,8 +57,7 @@ class LiveState:
         else:
             done = iteration - self._t[0]
             rate = done / (now - self._t[1]) if done > 0 and now > self._t[1] else None
-        names = ("content", "style", "tv", "temporal")
-        weighted = [w * parts[n] for n, w in zip(names, self._weights) if n in parts]
+        weighted = list(weighted_parts(parts, self._weights).values())
         with self._lock:
             losses = self.data["losses"]
             losses.append([iteration, value, *weighted])
