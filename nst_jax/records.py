@@ -50,6 +50,8 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "PARTS": (lambda v: isinstance(v, dict) and all(k in v and _is_number(v[k]) for k in ("content", "style", "tv")),
               "an object with the numbers content, style and tv"),
     "TABLE": (lambda v: isinstance(v, dict), "an object"),
+    "NAMES": (lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(s, str) for s in v),
+              "a non-empty list of strings"),
     "RULE": (lambda v: isinstance(v, dict) and _is_number(v.get("tol")) and v["tol"] > 0 and _is_int(v.get("window"))
              and v["window"] >= 1, "an object with a tol > 0 and a window ≥ 1"),
     "RELATIVE": (_relative, "an object of names and relative paths inside the folder"),

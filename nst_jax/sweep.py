@@ -45,7 +45,7 @@ class Tracker:
     the ETA counts only the steps after it."""
 
     def __init__(self, out: Path, runs, iterations: int, show_progress: bool, report: bool,
-                 report_every: float = 20.0, line_every: float = 30.0, stream=None):
+                 report_every: float = 20.0, line_every: float = 30.0, stream=None, watch=None):
         self.out, self.iterations, self.report, self.report_every = out, iterations, report, report_every
         self.stream = stream if stream is not None else sys.stderr
         self.names = [n for n, _ in runs]
@@ -60,6 +60,11 @@ class Tracker:
         self.bar = None
         reached, total = self.progress()
         self.show = show_progress and reached < total
+        self.watch = None
+        if watch is not None:  # the live page (--web)
+            from nst_jax.web.sweepview import SweepWatch
+            self.watch = SweepWatch(watch, runs, iterations, out)
+            self.watch.update(self, force=True)
 
     def progress(self) -> tuple[int, int]:
         """(iterations reached, iterations in all); a finished run counts as its target (the stopping rule
@@ -98,6 +103,8 @@ class Tracker:
             self._first_step(name)
         self._show()
         self.write_report()
+        if self.watch is not None:
+            self.watch.update(self)
 
     def _first_step(self, name: str) -> None:
         self.first = (time.perf_counter(), self.progress()[0])
@@ -141,6 +148,8 @@ class Tracker:
             print(f"warning: {name}: {error}", file=sys.stderr)
         self._show(force=True)
         self.write_report()
+        if self.watch is not None:
+            self.watch.update(self, force=True)
 
     def write_report(self, force: bool = False, finished: bool = False) -> None:
         if not self.report or (not force and time.perf_counter() - self.last_report < self.report_every):
@@ -165,11 +174,12 @@ def check_inputs(runs) -> None:
 def sweep(iterations: int, grid: dict[str, list], out: Path, base: dict[str, Any], batch: int = 1,
           show_progress: bool = True, engine: str = "local", address: str | None = None,
           cpus_per_task: float = 1.0, gpus_per_task: float | None = None, report: bool = False,
-          on_bundle=None) -> list[tuple[str, Config]]:
+          on_bundle=None, watch=None) -> list[tuple[str, Config]]:
     """Run (or continue) every grid point to `iterations` with the local or the Ray engine; returns
     the runs. A run that fails is recorded in its folder (`result.error.txt`) and in the report, and
     does not stop the others; NSTError at the end lists the failed runs. One process per sweep folder
-    at a time (`sweep.lock`). `report`: keep out/index.html up to date while the sweep runs."""
+    at a time (`sweep.lock`). `report`: keep out/index.html up to date while the sweep runs; `watch`: a
+    live page's `web.live.LiveState` to show each run's state and thumbnail on."""
     if engine not in ENGINES:
         raise NSTError(f"unknown --engine {engine!r}; choose one of {', '.join(ENGINES)}")
     runs = expand(grid, {"keep_checkpoint": True, **base, "iterations": iterations}, out)  # continuable
@@ -185,7 +195,7 @@ def sweep(iterations: int, grid: dict[str, list], out: Path, base: dict[str, Any
         write_json(out / MANIFEST, {"grid": grid, "base": base, "iterations": iterations,
                                     "runs": {name: str(Path(cfg.output).relative_to(out)) for name, cfg in runs}})
         from nst_jax import transfer
-        tracker = Tracker(out, runs, iterations, show_progress, report)
+        tracker = Tracker(out, runs, iterations, show_progress, report, watch=watch)
         todo = [(n, c) for n, c in runs if n not in tracker.done]
         groups: dict[tuple, list] = {}
         for n, c in todo:
@@ -281,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "instead of exactly (default: keep them)")
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--web", nargs="?", const=0, type=int, metavar="PORT",
+                   help="serve a live page of the sweep on 127.0.0.1: each run's state and thumbnail, the "
+                        "iterations, rate and ETA (PORT default: any free one); needs nst_jax[studio]")
     return p
 
 
@@ -299,10 +312,12 @@ def main(argv: list[str] | None = None) -> int:
             "checkpoint_every": args.checkpoint_every, "keep_checkpoint": not args.drop_checkpoints,
             "print_every": 0, "tol": args.tol, "tol_window": args.tol_window}
     failed = None
+    from nst_jax.web import watching
     try:
-        sweep(args.iterations, grid, out, base, args.batch, not args.quiet, engine=args.engine,
-              address=args.address, cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
-              report=not args.no_report)
+        with watching(args.web, str(out)) as watch:
+            sweep(args.iterations, grid, out, base, args.batch, not args.quiet, engine=args.engine,
+                  address=args.address, cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
+                  report=not args.no_report, watch=watch)
     except RunsFailed as err:  # the report still shows what ran
         failed = err
     if not args.no_report and (out / MANIFEST).exists():

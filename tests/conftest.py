@@ -100,3 +100,24 @@ def pytest_collection_modifyitems(session, config, items):
         return
     from nst_jax import ray_engine
     ray_engine.connect(None, num_cpus=2)
+
+
+def browser_or_skip():
+    """A headless Chromium (`bench.browser`), or the test is skipped with the reason there is none."""
+    from bench import browser
+    why = browser.missing()
+    if why:
+        pytest.skip(why)
+    return browser.chromium()
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def python_env() -> dict:
+    """The environment of a `python -m nst_jax…` subprocess that imports this checkout."""
+    return {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONPATH": str(ROOT)}

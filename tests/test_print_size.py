@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import CONTENT, ROOT, STYLE, SMALL_FLAGS, call_main, one_error_line, run_cli, small_cfg
+from conftest import CONTENT, ROOT, STYLE, SMALL_FLAGS, call_main, one_error_line, run_cli, small_cfg, free_port
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYERS = ("relu4_2",)
@@ -189,13 +189,6 @@ def test_uneven_bands_give_the_same_objective_and_first_steps(tmp_path):
         assert b == pytest.approx(a, rel=1e-5)
 
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_split_one_image_and_continue_from_process_0s_checkpoint(tmp_path):
     """jax.distributed on localhost: two processes with one CPU device each optimise one image in two
     bands (process 0 writes the files); the result equals a one-process run, and a rerun with more
@@ -213,7 +206,7 @@ def test_two_processes_split_one_image_and_continue_from_process_0s_checkpoint(t
     env.pop("XLA_FLAGS", None)
     for iterations in (6, 9):
         one = transfer.run(Config(output=str(tmp_path / "one.png"), iterations=iterations, **common), progress=False)
-        port = _free_port()
+        port = free_port()
         argv = [sys.executable, "-m", "nst_jax.run", str(tmp_path / "c.png"), style, "--size", "96",
                 "--iterations", str(iterations), "--checkpoint-every", "3", "--keep-checkpoint", "--style-layers",
                 "relu1_1,relu2_1,relu3_1,relu4_1", "--devices", "2", "-o", str(tmp_path / "two.png"),

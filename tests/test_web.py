@@ -1,6 +1,7 @@
 """The live page (`--web`): its state's values exactly, the Starlette app's routes and events, a CLI run
 and a video whose pages update while they run, and (with Chromium) the page in a real browser."""
 
+import io
 import json
 import socket
 import subprocess
@@ -17,13 +18,7 @@ pytest.importorskip("uvicorn", reason="the live page needs uvicorn: pip install 
 
 from nst_jax.web.live import LiveState  # noqa: E402
 
-from conftest import CONTENT, ROOT, STYLE, SMALL_FLAGS, call_main  # noqa: E402
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import CONTENT, STYLE, SMALL_FLAGS, browser_or_skip, call_main, free_port, python_env  # noqa: E402
 
 
 def test_the_state_weighs_the_losses_counts_the_rate_and_encodes_off_the_step():
@@ -70,11 +65,17 @@ def test_the_app_serves_the_page_its_state_images_and_events():
     assert json.loads(lines[-1][6:])["status"] == "finished"     # the stream ends with the final state
 
 
-def _poll(port: int, seen: list, stop: threading.Event) -> None:
+def _poll(port: int, seen: list, stop: threading.Event, thumbnails: dict | None = None) -> None:
+    """Read the page's state until `stop`; with `thumbnails`, fetch a sweep's run thumbnails too (their sizes)."""
+    from PIL import Image
     while not stop.is_set():
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/state.json", timeout=1) as r:
                 seen.append(json.loads(r.read()))
+            for row in seen[-1]["runs"] if thumbnails is not None else ():
+                if row["image"]:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/{row['thumb']}.png", timeout=1) as r:
+                        thumbnails[row["image"]] = Image.open(io.BytesIO(r.read())).size
         except OSError:
             pass
         time.sleep(0.05)
@@ -82,7 +83,7 @@ def _poll(port: int, seen: list, stop: threading.Event) -> None:
 
 def test_a_cli_run_with_web_updates_its_page_while_it_runs(tmp_path, capsys):
     from nst_jax.run import main
-    port, seen, stop = _port(), [], threading.Event()
+    port, seen, stop = free_port(), [], threading.Event()
     poller = threading.Thread(target=_poll, args=(port, seen, stop), daemon=True)
     poller.start()
     code, out, err = call_main(main, [CONTENT, STYLE, *SMALL_FLAGS, "--iterations", "30", "--print-every", "5",
@@ -97,6 +98,27 @@ def test_a_cli_run_with_web_updates_its_page_while_it_runs(tmp_path, capsys):
     assert seen[-1]["header"][0].startswith("nst_jax: chelsea.png")
 
 
+def test_a_sweep_page_shows_each_runs_state_and_thumbnail(tmp_path, capsys):
+    from nst_jax.sweep import main
+    grid = tmp_path / "g.json"
+    grid.write_text(json.dumps({"init": ["content", "noise"], "content_layers": [["relu3_2"]],
+                                "style_layers": [["relu1_1", "relu2_1"]]}))
+    port, seen, stop, thumbnails = free_port(), [], threading.Event(), {}
+    poller = threading.Thread(target=_poll, args=(port, seen, stop, thumbnails), daemon=True)
+    poller.start()
+    code, _, err = call_main(main, ["12", "--grid", grid, "--out", tmp_path / "o", "--size", "32", "--style", STYLE,
+                                    "--no-report", "--web", port], capsys)
+    stop.set()
+    poller.join()
+    assert code == 0, err
+    assert {tuple(r["status"] for r in d["runs"]) for d in seen} >= {("running", "waiting"), ("done", "done")}
+    final = seen[-1]
+    assert final["status"] == "finished" and final["iteration"] == final["target"] == 24
+    assert [r["name"] for r in final["runs"]] == ["init-content", "init-noise"]
+    assert all(r["image"].startswith("result.png@") for r in final["runs"])   # each run's thumbnail is its result
+    assert thumbnails and all(size == (32, 21) for size in thumbnails.values()), thumbnails
+
+
 def test_a_video_page_shows_the_frames_done_so_far(tmp_path, capsys):
     pytest.importorskip("av", reason="video needs PyAV: pip install 'nst_jax[video]'")
     pytest.importorskip("cv2", reason="video needs OpenCV: pip install 'nst_jax[video]'")
@@ -105,7 +127,7 @@ def test_a_video_page_shows_the_frames_done_so_far(tmp_path, capsys):
     from nst_jax.video.__main__ import main
     from nst_jax.video.frames import write_mp4
     write_mp4(tmp_path / "c.mp4", sample.frames(sample.PAN_ZOOM, 3), Fraction(12))
-    port, seen, stop = _port(), [], threading.Event()
+    port, seen, stop = free_port(), [], threading.Event()
     poller = threading.Thread(target=_poll, args=(port, seen, stop), daemon=True)
     poller.start()
     code, _, err = call_main(main, [tmp_path / "c.mp4", STYLE, "--size", "32", "--content-layers", "relu3_2",
@@ -118,20 +140,12 @@ def test_a_video_page_shows_the_frames_done_so_far(tmp_path, capsys):
     assert seen[-1]["status"] == "finished"
 
 
-def _browser():
-    from bench import browser
-    why = browser.missing()
-    if why:
-        pytest.skip(why)
-    return browser.chromium()
-
-
 def test_the_live_page_of_a_cli_run_updates_in_a_real_browser(tmp_path):
-    browser = _browser()
-    port = _port()
+    browser = browser_or_skip()
+    port = free_port()
     run = subprocess.Popen([sys.executable, "-m", "nst_jax.run", str(CONTENT), str(STYLE), *SMALL_FLAGS,
                             "--size", "64", "--iterations", "80", "--print-every", "5", "-o", str(tmp_path / "r.png"),
-                            "--web", str(port), "--quiet"], env={"PYTHONPATH": str(ROOT), **_env()},
+                            "--web", str(port), "--quiet"], env=python_env(),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         from bench.browser import wait_for
@@ -156,11 +170,6 @@ def test_the_live_page_of_a_cli_run_updates_in_a_real_browser(tmp_path):
         browser.quit()
         run.wait(timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
-
-
-def _env():
-    import os
-    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
 def test_a_port_in_use_is_one_error_line(tmp_path, capsys):

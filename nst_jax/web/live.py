@@ -31,7 +31,7 @@ class LiveState:
         self.version = 0
         self.data: dict[str, Any] = {"title": title, "status": "starting", "header": [], "iteration": 0,
                                      "start": 0, "target": 0, "rate": None, "eta": None, "losses": [],
-                                     "image": 0, "frames": [], "frame": None, "note": ""}
+                                     "image": 0, "frames": [], "frame": None, "note": "", "runs": []}
         self.images: dict[str, bytes] = {}
         self._queue: queue.Queue = queue.Queue(maxsize=1)
         self._weights: tuple[float, ...] = (1.0, 1.0, 1.0)
@@ -118,4 +118,5 @@ class LiveState:
     def snapshot(self) -> tuple[int, dict]:
         with self._lock:
             return self.version, {**self.data, "losses": list(self.data["losses"]),
-                                  "frames": list(self.data["frames"]), "header": list(self.data["header"])}
+                                  "frames": list(self.data["frames"]), "header": list(self.data["header"]),
+                                  "runs": list(self.data["runs"])}

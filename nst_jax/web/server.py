@@ -16,6 +16,7 @@ from nst_jax.errors import NSTError
 from nst_jax.web.live import FINAL, LiveState
 
 PAGE = Path(__file__).with_name("live.html")
+PLOT = Path(__file__).with_name("plot.js")
 HOST = "127.0.0.1"
 
 
@@ -38,6 +39,9 @@ def app(state: LiveState, poll: float = 0.25):
 
     async def page(request):
         return HTMLResponse(PAGE.read_text(), headers={"Cache-Control": "no-store"})
+
+    async def plot_js(request):
+        return Response(PLOT.read_text(), media_type="text/javascript")
 
     async def snapshot(request):
         return JSONResponse(state.snapshot()[1])
@@ -64,7 +68,8 @@ def app(state: LiveState, poll: float = 0.25):
             return Response("no such image yet", status_code=404)
         return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
 
-    return Starlette(routes=[Route("/", page), Route("/events", events), Route("/state.json", snapshot),
+    return Starlette(routes=[Route("/", page), Route("/plot.js", plot_js), Route("/events", events),
+                             Route("/state.json", snapshot),
                              Route("/{name:str}.png", picture)])
 
 
@@ -73,26 +78,20 @@ class LiveServer:
 
     def __init__(self, state: LiveState, port: int = 0):
         uvicorn = modules()
-        if not 0 <= port < 65536:
-            raise NSTError(f"--web {port}: a port from 1 to 65535 (0: any free one)")
-        self.port = port or _free_port()
+        self.socket = bound_socket(HOST, port, "--web")
+        self.port = self.socket.getsockname()[1]
         self.state = state
         # log_config None: uvicorn leaves the process's logging as it is (its dictConfig would replace handlers)
-        config = uvicorn.Config(app(state), host=HOST, port=self.port, log_level="warning", lifespan="off",
-                                log_config=None, access_log=False)
+        config = uvicorn.Config(app(state), log_level="warning", lifespan="off", log_config=None, access_log=False)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="nst_jax-live-server", daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]},
+                                       name="nst_jax-live-server", daemon=True)
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}/"
 
     def __enter__(self) -> "LiveServer":
-        try:
-            with socket.create_server((HOST, self.port)):
-                pass
-        except OSError as err:
-            raise NSTError(f"--web {self.port}: cannot listen on {HOST}:{self.port} ({err.strerror})") from None
         self.thread.start()
         deadline = time.time() + 10
         while not self.server.started and time.time() < deadline:
@@ -103,9 +102,15 @@ class LiveServer:
         time.sleep(1.5)   # a page still connected gets the final event and fetches the final image
         self.server.should_exit = True
         self.thread.join(timeout=5)
+        self.socket.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+def bound_socket(host: str, port: int, flag: str) -> socket.socket:
+    """A listening socket on host:port (0: a free port) for uvicorn; NSTError naming `flag` if it cannot be."""
+    if not 0 <= port < 65536:
+        raise NSTError(f"{flag} {port}: a port from 1 to 65535 (0: any free one)")
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family)
+    except OSError as err:
+        raise NSTError(f"{flag} {port}: cannot listen on {host}:{port} ({err.strerror or err})") from None
