@@ -111,7 +111,8 @@ def test_a_sweep_page_shows_each_runs_state_and_thumbnail(tmp_path, capsys):
     stop.set()
     poller.join()
     assert code == 0, err
-    assert {tuple(r["status"] for r in d["runs"]) for d in seen} >= {("running", "waiting"), ("done", "done")}
+    states = {tuple(r["status"] for r in d["runs"]) for d in seen}
+    assert ("done", "done") in states and any("running" in s for s in states), states   # seen while it ran
     final = seen[-1]
     assert final["status"] == "finished" and final["iteration"] == final["target"] == 24
     assert [r["name"] for r in final["runs"]] == ["init-content", "init-noise"]
