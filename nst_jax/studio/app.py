@@ -18,9 +18,9 @@ from nst_jax.studio import request as requests
 from nst_jax.studio import uploads, view
 from nst_jax.studio.folder import StudioFolder
 from nst_jax.studio.jobs import Runner
+from nst_jax.web.server import PLOT
 
 PAGE = Path(__file__).with_name("studio.html")
-PLOT = Path(__file__).parents[1] / "web" / "plot.js"
 HEADER = "x-nst-jax-studio"   # a header a plain cross-site form or image cannot send
 COOKIE = "nst_jax_studio"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

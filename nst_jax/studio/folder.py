@@ -108,10 +108,12 @@ class StudioFolder:
         folder = self.run_folder(run_id)
         return None if folder is None else _read_record(folder / "studio.json", REQUEST_RECORD, "request")
 
-    def run_ids(self) -> list[str]:
-        """The runs in the folder, oldest first (their folders are the studio's; links are skipped)."""
+    def requests(self) -> list[tuple[str, dict | None]]:
+        """(id, request record or None if it does not check) of every run in the folder, oldest first (their
+        folders are the studio's; links are skipped)."""
         ids = [p.name for p in self.runs.iterdir() if RUN_ID.fullmatch(p.name) and p.is_dir() and not p.is_symlink()]
-        return sorted(ids, key=lambda i: ((self.read_request(i) or {}).get("created", 0), i))
+        found = [(i, self.read_request(i)) for i in ids]
+        return sorted(found, key=lambda pair: ((pair[1] or {}).get("created", 0), pair[0]))
 
 
 SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp", "WEBP": ".webp", "GIF": ".gif"}

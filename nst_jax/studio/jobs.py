@@ -130,11 +130,11 @@ class Runner:
             live.finish("finished", result.note or "")
 
 
-def status(folder: StudioFolder, run_id: str) -> tuple[str, dict | None]:
+def status(folder: StudioFolder, run_id: str, record: dict | None = None) -> tuple[str, dict | None]:
     """(status, sidecar) of a run from its files: 'finished', 'stopped', 'failed', 'unreadable' (a file that
-    does not check) or 'new' (never started)."""
+    does not check) or 'new' (never started). `record`: its request, if the caller has read it already."""
     files = folder.run_files(run_id)
-    record = folder.read_request(run_id)
+    record = record if record is not None else folder.read_request(run_id)
     if files is None or record is None:
         return "unreadable", None
     try:
