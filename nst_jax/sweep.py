@@ -72,13 +72,17 @@ class Tracker:
         now = sum(self.iterations if n in self.done else min(v, self.iterations) for n, v in self.reached.items())
         return now, len(self.names) * self.iterations
 
-    def eta(self) -> float | None:
-        now, total = self.progress()
+    def rate(self) -> float | None:
+        """Iterations per second since the first step (None before it)."""
         if self.first is None:
             return None
         t_first, at_first = self.first
-        rate = (now - at_first) / max(time.perf_counter() - t_first, 1e-9)
-        return (total - now) / rate if rate > 0 else None
+        return (self.progress()[0] - at_first) / max(time.perf_counter() - t_first, 1e-9)
+
+    def eta(self) -> float | None:
+        now, total = self.progress()
+        rate = self.rate()
+        return (total - now) / rate if rate else None
 
     def _desc(self) -> str:
         return f"sweep: {len(self.done)}/{len(self.names)} runs done" + \
@@ -130,8 +134,7 @@ class Tracker:
         if self.first is None or not (force or t - self.last_line >= self.line_every):
             return
         self.last_line = t
-        eta = self.eta()
-        rate = (now - self.first[1]) / max(t - self.first[0], 1e-9)
+        eta, rate = self.eta(), self.rate()
         running = f", running {', '.join(sorted(self.running))}" if self.running else ""
         self.say(f"{self._desc()}{running}; {now} / {total} iterations ({rate:.3g} it/s"
                  f"{f', ETA {human_seconds(eta)}' if eta is not None else ''})")

@@ -28,14 +28,13 @@ class SweepWatch:
         now, total = tracker.progress()
         if force or time.perf_counter() - self.last >= self.every:
             self.last = time.perf_counter()
-            for name in tracker.names:
-                self._thumbnail(name)
+            for i, name in enumerate(tracker.names):
+                self._thumbnail(i, name)
         rows = [{"name": n, "status": self._status(tracker, n), "iteration": min(tracker.reached.get(n, 0),
                  self.iterations), "thumb": f"run-{i}", "image": self.shown.get(n, "")}
                 for i, n in enumerate(tracker.names)]
-        eta = tracker.eta()
-        self.state.update(runs=rows, iteration=now, target=total, status="running", eta=eta,
-                          rate=(total - now) / eta if eta else None)
+        self.state.update(runs=rows, iteration=now, target=total, status="running", eta=tracker.eta(),
+                          rate=tracker.rate() or None)
 
     @staticmethod
     def _status(tracker, name: str) -> str:
@@ -45,7 +44,7 @@ class SweepWatch:
             return "done"
         return "running" if name in tracker.running else "waiting"
 
-    def _thumbnail(self, name: str) -> None:
+    def _thumbnail(self, index: int, name: str) -> None:
         files = self.files[name]
         found = files.intermediates()
         newest = files.image if files.image.is_file() else (found[max(found)] if found else None)
@@ -59,6 +58,5 @@ class SweepWatch:
         except (OSError, NSTError):
             return
         small = image.resize(rgb, image.fit_size(rgb.shape[:2], min(THUMBNAIL, max(rgb.shape[:2]))))
-        self.state.images[f"run-{list(self.files).index(name)}"] = image.png_bytes(small, compress_level=1)
+        self.state.images[f"run-{index}"] = image.png_bytes(small, compress_level=1)
         self.shown[name] = key
-
