@@ -25,7 +25,6 @@ class Runner:
         self.current: str | None = None
         self.stopping: set[str] = set()
         self.live: dict = {}                 # run id → its web.live.LiveState, for runs of this session
-        self.version = 0                     # counts the queue's changes (the page's events look at it)
         self._cv = threading.Condition()
         self._weights = None
         self._thread = threading.Thread(target=self._work, name="nst_jax-studio-runner", daemon=True)
@@ -43,13 +42,11 @@ class Runner:
             if status(self.folder, run_id)[0] == "finished":
                 return "finished already"
             self.queue.append(run_id)
-            self.version += 1
             self._cv.notify()
             return "queued"
 
     def stop(self, run_id: str) -> str:
         with self._cv:
-            self.version += 1
             if run_id in self.queue:
                 self.queue.remove(run_id)
                 return "taken off the queue"
@@ -89,14 +86,12 @@ class Runner:
                 while not self.queue:
                     self._cv.wait()
                 self.current = self.queue.popleft()
-                self.version += 1
             try:
                 self._run(self.current)
             finally:
                 with self._cv:
                     self.stopping.discard(self.current)
                     self.current = None
-                    self.version += 1
 
     def _run(self, run_id: str) -> None:
         from nst_jax import transfer, weights
