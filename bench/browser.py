@@ -30,15 +30,38 @@ def chromium(window: tuple[int, int] | None = None):
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
 
-def wait_for(url: str, seconds: float = 120.0) -> bool:
-    """Poll `url` until it answers (a page whose process is still starting); False after `seconds`."""
+def until(condition, seconds: float = 180.0, every: float = 0.05, what: str = "the page"):
+    """Call `condition` every `every` seconds until it returns something true, and return that;
+    TimeoutError after `seconds`."""
     import time
-    import urllib.request
     deadline = time.time() + seconds
     while time.time() < deadline:
+        got = condition()
+        if got:
+            return got
+        time.sleep(every)
+    raise TimeoutError(f"timed out after {seconds:g} s waiting for {what}")
+
+
+def fill(browser, values: dict) -> None:
+    """Type each value into the page's input of that id (its earlier text cleared)."""
+    for name, value in values.items():
+        box = browser.find_element("id", name)
+        box.clear()
+        box.send_keys(str(value))
+
+
+def wait_for(url: str, seconds: float = 120.0) -> bool:
+    """Poll `url` until it answers (a page whose process is still starting); False after `seconds`."""
+    import urllib.request
+
+    def answers() -> bool:
         try:
             urllib.request.urlopen(url, timeout=1).close()
             return True
         except OSError:
-            time.sleep(0.1)
-    return False
+            return False
+    try:
+        return until(answers, seconds, every=0.1, what=url)
+    except TimeoutError:
+        return False

@@ -20,25 +20,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _until(condition, seconds: float = 900.0):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise TimeoutError("the studio page did not get there")
-
-
 def _start(browser, k: float, size: int, iterations: int) -> None:
-    for name, value in (("style_weight", k), ("size", size), ("iterations", iterations)):
-        box = browser.find_element("id", f"opt-{name}")
-        box.clear()
-        box.send_keys(str(value))
+    from bench.browser import fill
+    fill(browser, {"opt-style_weight": k, "opt-size": size, "opt-iterations": iterations})
     browser.find_element("id", "start").click()
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.browser import chromium, wait_for
+    from bench.browser import chromium, until, wait_for
     p = argparse.ArgumentParser(prog="python -m bench.studio_screenshots", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(ROOT / "docs" / "studio"))
     p.add_argument("--at", type=int, default=80)
@@ -56,17 +45,17 @@ def main(argv: list[str] | None = None) -> int:
         assert wait_for(f"http://127.0.0.1:{port}/api/state")
         browser.get(f"http://127.0.0.1:{port}/")
         browser.find_element("id", "content-file").send_keys(str(samples / "chelsea.png"))
-        _until(lambda: "chelsea" in browser.find_element("id", "message").text)
+        until(lambda: "chelsea" in browser.find_element("id", "message").text, 900, 0.2)
         browser.find_element("id", "style-files").send_keys(str(samples / "starry_night.jpg"))
-        _until(lambda: "starry" in browser.find_element("id", "message").text)
+        until(lambda: "starry" in browser.find_element("id", "message").text, 900, 0.2)
         _start(browser, 100, args.size, args.iterations)
-        _until(lambda: int(browser.find_element("id", "live-iteration").text or 0) >= args.at)
+        until(lambda: int(browser.find_element("id", "live-iteration").text or 0) >= args.at, 900, 0.2)
         time.sleep(1.0)
         browser.save_screenshot(str(out / "running.png"))
         print(f"wrote {out / 'running.png'}")
         _start(browser, 1000, args.size, args.iterations)
-        _until(lambda: [c.get_attribute("data-status") for c in browser.find_elements("css selector", ".card")]
-               == ["finished", "finished"])
+        until(lambda: [c.get_attribute("data-status") for c in browser.find_elements("css selector", ".card")]
+              == ["finished", "finished"], 900, 0.2)
         for box in browser.find_elements("css selector", ".pick"):
             box.click()
         browser.find_element("id", "compare-button").click()

@@ -226,19 +226,9 @@ class Studio:
         return err
 
 
-def _until(condition, seconds=180.0, every=0.05):
-    import time
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        got = condition()
-        if got:
-            return got
-        time.sleep(every)
-    raise AssertionError("timed out waiting in the page")
-
-
 def _message(browser, words):
-    return _until(lambda: words in browser.find_element("id", "message").text and browser.find_element("id", "message").text)
+    from bench.browser import until
+    return until(lambda: words in browser.find_element("id", "message").text and browser.find_element("id", "message").text)
 
 
 def _card(browser, run_id):
@@ -246,16 +236,15 @@ def _card(browser, run_id):
 
 
 def _start(browser, seed, iterations):
-    for name, value in (("size", 64), ("iterations", iterations), ("seed", seed)):
-        box = browser.find_element("id", f"opt-{name}")
-        box.clear()
-        box.send_keys(str(value))
+    from bench.browser import fill
+    fill(browser, {"opt-size": 64, "opt-iterations": iterations, "opt-seed": seed})
     browser.execute_script("document.getElementById('message').textContent = ''")
     browser.find_element("id", "start").click()
     return _message(browser, "run ").split()[1].rstrip(":")
 
 
 def test_the_studio_in_a_real_browser(tmp_path):
+    from bench.browser import until as _until
     from conftest import browser_or_skip
     browser = browser_or_skip()
     folder = tmp_path / "studio"
