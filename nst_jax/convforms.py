@@ -5,7 +5,8 @@ mode and FFTW's wisdom do: XLA's convolution ('xla'), Winograd F(2×2, 3×3) ('f
 For every convolution shape a run needs (height × width × input → output channels; the input gradient
 is a convolution of the same size with the channels swapped), the candidate forms are compiled and
 timed in turns on random data, and checked against XLA's convolution: the fastest within the error
-budget wins. The choices are cached per machine (CPU model and flags, jax and jaxlib versions, the
+budget wins. With `bf16` (`--conv-forms auto-bf16`) and a CPU with bfloat16 units, F(2×2) with
+bfloat16 products ('f2b') is a candidate too, within a budget of its own. The choices are cached per machine (CPU model and flags, jax and jaxlib versions, the
 backend), under the user's cache folder; a cache written on another machine, or one that does not
 read back, is not used. Tuning costs seconds, once per machine and size; `python -m nst_jax.tune`
 prepares or shows the cache.
@@ -27,9 +28,11 @@ from typing import Callable, NamedTuple
 
 from nst_jax import vgg_layers
 
-FORMS = ("xla", "f2", "f4")
-TITLES = {"xla": "XLA's convolution", "f2": "Winograd F(2×2, 3×3)", "f4": "Winograd F(4×4, 3×3)"}
+FORMS = ("xla", "f2", "f4", "f2b")
+TITLES = {"xla": "XLA's convolution", "f2": "Winograd F(2×2, 3×3)", "f4": "Winograd F(4×4, 3×3)",
+          "f2b": "Winograd F(2×2, 3×3) with bfloat16 products"}
 ERROR_BUDGET = 1e-4          # relative error against XLA's convolution (the tests' tolerance)
+BF16_BUDGET = 1e-2           # the same for 'f2b' (bfloat16 rounds to 2⁻⁹; measured ~4e-3 on VGG19's shapes)
 # Smaller maps and fewer channels get XLA's convolution untimed: the gain is a fraction of a millisecond
 # and each Winograd layer costs ~0.1 s of compile time (the RGB layer's gradient has a form of its own).
 MIN_POSITIONS = 16 * 32
@@ -56,12 +59,19 @@ class Shape(NamedTuple):
         return self.height * self.width >= MIN_POSITIONS and min(self.cin, self.cout) >= MIN_CHANNELS
 
 
-def candidates(shape: Shape) -> tuple[str, ...]:
-    """The forms worth timing for a shape (F(2×2) needs an even height and width)."""
+def candidates(shape: Shape, bf16: bool = False) -> tuple[str, ...]:
+    """The forms worth timing for a shape (F(2×2) needs an even height and width); `bf16`: with
+    F(2×2)'s bfloat16 products."""
     if not shape.tuned:
         return ("xla",)
     even = shape.height % 2 == 0 and shape.width % 2 == 0
-    return ("xla", "f2", "f4") if even else ("xla", "f4")
+    return (("xla", "f2", "f4") + (("f2b",) if bf16 else ())) if even else ("xla", "f4")
+
+
+def bf16_units() -> bool:
+    """Whether this CPU has bfloat16 units XLA's matrix products can use (AMX or AVX512-BF16)."""
+    from nst_jax import hardware
+    return hardware.bfloat16_unit(hardware.bfloat16_flags()) is not None
 
 
 def run_shapes(layers, height: int, width: int) -> dict[str, tuple[Shape, Shape | None]]:
@@ -185,9 +195,9 @@ def measure(shape: Shape, forms: tuple[str, ...], rounds: int = 3) -> Choice:
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((1, shape.height, shape.width, shape.cin)), jnp.float32)
     k = jnp.asarray(rng.standard_normal((3, 3, shape.cin, shape.cout)) / np.sqrt(9 * shape.cin), jnp.float32)
-    kernels = {"xla": k, "f2": winograd.kernel_f2(k), "f4": winograd.kernel_f4(k)}
+    kernels = {"xla": k, "f2": winograd.kernel_f2(k), "f4": winograd.kernel_f4(k), "f2b": winograd.kernel_f2b(k)}
     fns = {"xla": compiler.jit(layers.xla_conv), "f2": compiler.jit(winograd.conv_f2),
-           "f4": compiler.jit(winograd.conv_f4)}
+           "f4": compiler.jit(winograd.conv_f4), "f2b": compiler.jit(winograd.conv_f2)}
     outputs = {f: jax.block_until_ready(fns[f](x, kernels[f])) for f in forms}
     reference = outputs["xla"]
     norm = float(jnp.linalg.norm(reference)) or 1.0
@@ -203,9 +213,10 @@ def measure(shape: Shape, forms: tuple[str, ...], rounds: int = 3) -> Choice:
 
 
 def choose(seconds: dict[str, float], error: dict[str, float]) -> str:
-    """The fastest form within the error budget; a Winograd form only when it beats XLA's convolution
+    """The fastest form within its error budget; a Winograd form only when it beats XLA's convolution
     by `MARGIN` (so timing noise does not flip a layer between forms from one measurement to the next)."""
-    ok = [f for f in seconds if f != "xla" and error.get(f, float("inf")) <= ERROR_BUDGET
+    budget = lambda f: BF16_BUDGET if f == "f2b" else ERROR_BUDGET
+    ok = [f for f in seconds if f != "xla" and error.get(f, float("inf")) <= budget(f)
           and seconds[f] <= MARGIN * seconds["xla"]]
     return min(ok, key=lambda f: seconds[f]) if ok else "xla"
 
@@ -226,9 +237,10 @@ NONE = Forms((), "none")
 
 def plan(layers, height: int, width: int, *, path: Path | None = None,
          measure_fn: Callable[[Shape, tuple[str, ...]], Choice] | None = None,
-         say: Callable[[str], None] = lambda line: None) -> Forms:
+         say: Callable[[str], None] = lambda line: None, bf16: bool = False) -> Forms:
     """The forms of a run at height × width (see the module docstring): cached choices where this
-    machine has them, the rest measured now and added to the cache."""
+    machine has them, the rest measured now and added to the cache. `bf16`: 'f2b' is a candidate too
+    (on CPUs with bfloat16 units; `bf16_units`)."""
     if os.environ.get("NST_JAX_TUNE", "").strip().lower() in ("0", "off", "no", "false"):
         return Forms(tuple((name, "xla", "xla") for name in run_shapes(layers, height, width)), "off")
     path = path or cache_path()
@@ -239,18 +251,23 @@ def plan(layers, height: int, width: int, *, path: Path | None = None,
         say(f"convolution forms: not using {path} ({why}); measuring on this machine")
     shapes = run_shapes(layers, height, width)
     needed = {s.key: s for pair in shapes.values() for s in pair if s is not None and s.tuned}
-    missing = [s for k, s in needed.items() if k not in cached]
+    has_all = lambda s: s.key in cached and all(f in cached[s.key].seconds for f in candidates(s, bf16))
+    missing = [s for s in needed.values() if not has_all(s)]
     t0 = time.perf_counter()
     if missing:
         say(f"convolution forms: measuring {len(missing)} layer shape{'s' if len(missing) > 1 else ''} on this "
             f"machine (once; cached in {path})")
-        new = {s.key: (measure_fn or measure)(s, candidates(s)) for s in missing}
+        new = {s.key: (measure_fn or measure)(s, candidates(s, bf16)) for s in missing}
         cached = {**cached, **new}
         try:
             write_cache(path, key, info, new)
         except OSError as err:
             say(f"convolution forms: could not write the cache {path} ({err.strerror or err}); measured again next time")
-    pick = lambda s: "xla" if s is None or not s.tuned else cached[s.key].form
+    def pick(s):
+        if s is None or not s.tuned:
+            return "xla"
+        c = cached[s.key]
+        return choose({f: c.seconds[f] for f in candidates(s, bf16)}, c.error)
     by_layer = tuple((name, pick(f), pick(b)) for name, (f, b) in shapes.items())
     return Forms(by_layer, "measured" if missing else "cache", time.perf_counter() - t0)
 
@@ -258,11 +275,11 @@ def plan(layers, height: int, width: int, *, path: Path | None = None,
 def uniform(layers, height: int, width: int, form: str) -> Forms:
     """One form wherever it applies (`--conv-forms f4`), XLA's convolution elsewhere."""
     shapes = run_shapes(layers, height, width)
-    fits = lambda s: form if s is not None and form in candidates(s) else "xla"
+    fits = lambda s: form if s is not None and form in candidates(s, bf16=True) else "xla"
     return Forms(tuple((name, fits(f), fits(b)) for name, (f, b) in shapes.items()), "asked")
 
 
-SHORT = {"xla": "XLA's", "f2": "F(2×2)", "f4": "F(4×4)"}
+SHORT = {"xla": "XLA's", "f2": "F(2×2)", "f4": "F(4×4)", "f2b": "F(2×2) bf16"}
 
 
 def describe(forms: Forms) -> str:

@@ -159,7 +159,7 @@ def prepare_params(params: Mapping[str, Any], forms: Mapping[str, tuple[str, str
     `kernel_wino_bwd`. Without `forms`, XLA's convolution everywhere. dtype bfloat16: the kernels
     stored in bfloat16 (biases stay float32) and no Winograd kernels (bfloat16 has one form)."""
     dtype = jnp.dtype(dtype)
-    make = {"f2": winograd.kernel_f2, "f4": winograd.kernel_f4}
+    make = {"f2": winograd.kernel_f2, "f2b": winograd.kernel_f2b, "f4": winograd.kernel_f4}
     out = {}
     for name, p in params.items():
         q = {key: jnp.asarray(v) for key, v in p.items()}

@@ -129,15 +129,19 @@ def check_disk(cfg: Config, mem: memory.Plan, runs: int = 1) -> None:
 def with_forms(cfg: Config, plan: RunPlan, recorded: list | None = None,
                say=lambda line: None) -> RunPlan:
     """The plan with its convolution forms (`convforms`): none to choose off one float32 CPU device;
-    `--conv-forms xla|f2|f4` as asked; 'auto': the forms a continued run recorded, else this
-    machine's measured ones (measured now where the cache has none)."""
+    `--conv-forms xla|f2|f4|f2b` as asked; 'auto' (and 'auto-bf16', with bfloat16 products a candidate
+    where the CPU has bfloat16 units): the forms a continued run recorded, else this machine's measured
+    ones (measured now where the cache has none)."""
     from nst_jax import convforms
     height, width, _ = plan.layout.image_shape
     layers = cfg.content_layers + cfg.style_layers
     if plan.layout.split or plan.precision != "float32" or jax.default_backend() != "cpu":
         return plan._replace(forms=convforms.NONE)
-    if cfg.conv_forms != "auto":
+    if cfg.conv_forms not in ("auto", "auto-bf16"):
         return plan._replace(forms=convforms.uniform(layers, height, width, cfg.conv_forms))
     if recorded:
         return plan._replace(forms=convforms.Forms(tuple(tuple(r) for r in recorded), "recorded"))
-    return plan._replace(forms=convforms.plan(layers, height, width, say=say))
+    bf16 = cfg.conv_forms == "auto-bf16" and convforms.bf16_units()
+    if cfg.conv_forms == "auto-bf16" and not bf16:
+        say("convolution forms: this CPU has no bfloat16 units; auto-bf16 chooses among the float32 forms")
+    return plan._replace(forms=convforms.plan(layers, height, width, say=say, bf16=bf16))

@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any, Callable
 
 from nst_jax.errors import NSTError
+from nst_jax.convforms import FORMS as _FORMS
 
 SETTINGS_HASH = re.compile(r"[0-9a-f]{16}")   # `identity.settings_hash`
 
@@ -56,7 +57,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
              and v["window"] >= 1, "an object with a tol > 0 and a window ≥ 1"),
     "RELATIVE": (_relative, "an object of names and relative paths inside the folder"),
     "FORMS": (lambda v: isinstance(v, list) and all(isinstance(r, list) and len(r) == 3 and isinstance(r[0], str)
-                                                   and r[1] in ("xla", "f2", "f4") and r[2] in ("xla", "f2", "f4")
+                                                   and r[1] in _FORMS and r[2] in _FORMS
                                                    for r in v), "a list of [layer, forward form, gradient form]"),
     "GRID": (lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, list) and x for k, x in v.items()),
              "an object of field names and non-empty lists"),

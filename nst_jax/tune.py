@@ -22,6 +22,8 @@ def _parser() -> ArgumentParser:
     p.add_argument("--size", default="512", help="comma-separated --size values to prepare (default: 512)")
     p.add_argument("--content", default=SAMPLE_CONTENT,
                    help=f"an image of the shape to prepare for (default: the sample {Path(SAMPLE_CONTENT).name})")
+    p.add_argument("--bf16", action="store_true",
+                   help="also measure F(2×2) with bfloat16 products (what --conv-forms auto-bf16 chooses among)")
     p.add_argument("--show", action="store_true", help="show this machine's cached forms and timings")
     p.add_argument("--forget", action="store_true", help="remove this machine's entry from the cache")
     return p
@@ -36,10 +38,10 @@ def _show(path: Path, info: dict[str, str]) -> str:
         return f"{path}: nothing measured on this machine yet (python -m nst_jax.tune measures the main job's)"
     rows = [f"{path}, this machine ({info['cpu']}):", "",
             "| shape (H×W×in>out) | chosen | " + " | ".join(f"{convforms.SHORT[f]} ms" for f in convforms.FORMS)
-            + " | F(4×4) error |", "|---|---|" + "---|" * (len(convforms.FORMS) + 1)]
+            + " | F(4×4) error | F(2×2) bf16 error |", "|---|---|" + "---|" * (len(convforms.FORMS) + 2)]
     for shape, c in sorted(cached.items(), key=lambda kv: -int(kv[0].split("x")[0])):
         ms = " | ".join(f"{1000 * c.seconds[f]:.1f}" if f in c.seconds else "—" for f in convforms.FORMS)
-        err = f"{c.error['f4']:.1e}" if "f4" in c.error else "—"
+        err = " | ".join(f"{c.error[f]:.1e}" if f in c.error else "—" for f in ("f4", "f2b"))
         rows.append(f"| {shape} | {convforms.SHORT[c.form]} | {ms} | {err} |")
     return "\n".join(rows)
 
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     layers = PRESETS["default"]["content_layers"] + PRESETS["default"]["style_layers"]
     for size in sizes:
         h, w = image.fit_size(shape, size)
-        forms = convforms.plan(layers, h, w, path=path, say=lambda line: print(line, file=sys.stderr, flush=True))
+        forms = convforms.plan(layers, h, w, path=path, say=lambda line: print(line, file=sys.stderr, flush=True),
+                               bf16=args.bf16 and convforms.bf16_units())
         print(f"{w}×{h} px: {convforms.describe(forms)}")
     print(_show(path, info))
     return 0

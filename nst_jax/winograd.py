@@ -12,6 +12,11 @@ Each is Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per tile: the kernel is transformed
 (fused by XLA), and the products become (m+2)² batched (tiles × C)·(C × O) matrix products. The input
 gradient of a 3×3 'same' convolution is itself one (with `layers.backward_kernel`), so the same forms
 serve the backward pass. Which form each layer uses is measured per machine (`convforms`).
+
+F(2×2) also comes with its products in bfloat16 ('f2b': `kernel_f2b`, the transformed input rounded to
+bfloat16, each product accumulated in float32), for CPUs whose bfloat16 units (AMX, AVX512-BF16) XLA's
+matrix products reach: a relative error of about 4e-3 against XLA's float32 convolution, so only where
+asked (`--conv-forms auto-bf16`). F(4×4)'s larger transform coefficients make its bfloat16 error ~3e-2.
 """
 
 from __future__ import annotations
@@ -45,6 +50,11 @@ def kernel_f4(kernel) -> jnp.ndarray:
     return _kernel(_G4, kernel)
 
 
+def kernel_f2b(kernel) -> jnp.ndarray:
+    """`kernel_f2` stored in bfloat16: F(2×2, 3×3) with bfloat16 products."""
+    return kernel_f2(kernel).astype(jnp.bfloat16)
+
+
 def _input_f2(x):
     """Bᵀ d B for every 4×4 tile (stride 2) of the zero-padded x (B, H, W, C), H and W even: (16, T, C)."""
     b, h, w, c = x.shape
@@ -65,9 +75,15 @@ def _output_f2(m, b, h, w):
 
 
 def conv_f2(x, u, precision=None):
-    """The 3×3 'same' convolution of x (B, H, W, C), H and W even, with U = kernel_f2(k)."""
+    """The 3×3 'same' convolution of x (B, H, W, C), H and W even, with U = kernel_f2(k) (or
+    kernel_f2b(k): the products in bfloat16, accumulated and returned in float32)."""
     b, h, w, _ = x.shape
-    m = lax.dot_general(_input_f2(x), u, (((2,), (1,)), ((0,), (0,))), precision=precision)
+    v = _input_f2(x)
+    if u.dtype == jnp.bfloat16:
+        m = lax.dot_general(v.astype(jnp.bfloat16), u, (((2,), (1,)), ((0,), (0,))),
+                            preferred_element_type=jnp.float32)
+    else:
+        m = lax.dot_general(v, u, (((2,), (1,)), ((0,), (0,))), precision=precision)
     return _output_f2(m, b, h, w)
 
 
@@ -116,15 +132,17 @@ def conv_f4(x, u, precision=None):
 
 
 def applies(form: str, shape) -> bool:
-    """Whether `form` ('f2', 'f4') can convolve an input of this shape (B, H, W, C)."""
+    """Whether `form` ('f2', 'f2b', 'f4') can convolve an input of this shape (B, H, W, C)."""
     _, h, w, _ = shape
-    return form == "f4" or (form == "f2" and h % 2 == 0 and w % 2 == 0)
+    return form == "f4" or (form in ("f2", "f2b") and h % 2 == 0 and w % 2 == 0)
 
 
 def conv(x, u, precision=None):
-    """The Winograd form whose kernel U is given (16 positions: F(2×2), 36: F(4×4))."""
+    """The Winograd form whose kernel U is given (16 positions: F(2×2), in bfloat16: 'f2b'; 36: F(4×4))."""
     return conv_f2(x, u, precision) if u.shape[0] == 16 else conv_f4(x, u, precision)
 
 
 def form_of(u) -> str:
-    return "f2" if u.shape[0] == 16 else "f4"
+    if u.shape[0] == 16:
+        return "f2b" if u.dtype == jnp.bfloat16 else "f2"
+    return "f4"

@@ -34,6 +34,14 @@ def test_the_fastest_form_within_the_error_budget_wins():
     assert convforms.choose({"xla": 1.0, "f4": 0.97}, {"xla": 0, "f4": 0}) == "xla"  # within the margin: XLA's
 
 
+def test_bfloat16_products_are_a_candidate_only_when_asked_and_within_their_own_budget():
+    assert convforms.candidates(Shape(32, 48, 64, 128), bf16=True) == ("xla", "f2", "f4", "f2b")
+    assert convforms.candidates(Shape(33, 48, 64, 128), bf16=True) == ("xla", "f4")
+    seconds = {"xla": 3.0, "f2": 2.0, "f4": 1.5, "f2b": 1.0}
+    assert convforms.choose(seconds, {"xla": 0, "f2": 1e-6, "f4": 1e-6, "f2b": 4e-3}) == "f2b"
+    assert convforms.choose(seconds, {"xla": 0, "f2": 1e-6, "f4": 1e-6, "f2b": 3e-2}) == "f4"  # over 1e-2
+
+
 @pytest.fixture(autouse=True)
 def measuring(monkeypatch):
     """These tests measure (the rest of the suite runs with NST_JAX_TUNE=off)."""
@@ -79,6 +87,20 @@ def forms_seconds(_):
     return pytest.approx(0.0, abs=0.5)
 
 
+def test_auto_bf16_measures_what_the_cache_lacks_and_plain_auto_reads_the_same_entries(tmp_path):
+    path = tmp_path / "forms.json"
+    measure, _ = _fake({"xla": 2.0, "f2": 3.0, "f4": 1.5, "f2b": 1.0})
+    exact = convforms.plan(LAYERS, 64, 96, path=path, measure_fn=measure)
+    assert exact.as_dict()["conv2_1"] == ("f4", "f4")
+    measure, asked = _fake({"xla": 2.0, "f2": 3.0, "f4": 1.5, "f2b": 1.0})
+    fast = convforms.plan(LAYERS, 64, 96, path=path, measure_fn=measure, bf16=True)
+    assert asked and fast.source == "measured" and fast.as_dict()["conv2_1"] == ("f2b", "f2b")
+    assert convforms.plan(LAYERS, 64, 96, path=path, measure_fn=lambda *a: pytest.fail("measured")).by_layer \
+        == exact.by_layer                                   # the f2b timings are cached, not chosen without bf16
+    assert "F(2×2) bf16 × " in convforms.describe(fast)
+    assert convforms.uniform(LAYERS, 64, 96, "f2b").as_dict()["conv2_1"] == ("f2b", "f2b")
+
+
 def test_a_cache_from_another_machine_or_unreadable_is_not_used(tmp_path):
     path = tmp_path / "forms.json"
     other = {"version": 1, "machines": {"0123456789abcdef": {"machine": {"cpu": "elsewhere"}, "shapes": {
@@ -101,9 +123,10 @@ def test_a_cache_from_another_machine_or_unreadable_is_not_used(tmp_path):
 
 
 def test_the_measured_forms_are_real_and_within_the_budget():
-    choice = convforms.measure(Shape(32, 32, 64, 64), ("xla", "f2", "f4"), rounds=1)
-    assert set(choice.seconds) == {"xla", "f2", "f4"} and all(v > 0 for v in choice.seconds.values())
+    choice = convforms.measure(Shape(32, 32, 64, 64), ("xla", "f2", "f4", "f2b"), rounds=1)
+    assert set(choice.seconds) == {"xla", "f2", "f4", "f2b"} and all(v > 0 for v in choice.seconds.values())
     assert choice.error["xla"] == 0 and all(choice.error[f] < convforms.ERROR_BUDGET for f in ("f2", "f4"))
+    assert convforms.ERROR_BUDGET < choice.error["f2b"] < convforms.BF16_BUDGET     # bfloat16's rounding
 
 
 def test_a_run_records_its_forms_and_a_continued_run_keeps_them(tmp_path, monkeypatch):
