@@ -251,12 +251,12 @@ def coarse_to_fine(w, problem: JaxProblem, size, x0, iterations, coarse_iteratio
             "fine_iteration_s": fine["iteration_s"], "image": fine["image"]}
 
 
-def run_size(w, size, iterations, repeats, device, solver_names, batches, fuse=1, coarse=0):
+def run_size(w, size, iterations, repeats, device, solver_names, batches, fuse=1, coarse=0, conv_forms="auto"):
     content, style = _images(size)
     x0 = np.asarray(jax.random.uniform(jax.random.PRNGKey(0), content.shape, jnp.float32))
     row = {"size": size, "iterations": iterations}
     t = time.perf_counter()
-    problem = jax_problem(w, content, style, fuse=fuse)
+    problem = jax_problem(w, content, style, fuse=fuse, conv_forms=conv_forms)
     jax.block_until_ready(problem.value_and_grad(jnp.asarray(x0), problem.aux))
     row["jax_compile_eval_s"] = time.perf_counter() - t
     evals = {"jax": lambda: jax.block_until_ready(problem.value_and_grad(jnp.asarray(x0), problem.aux))}
@@ -265,6 +265,10 @@ def run_size(w, size, iterations, repeats, device, solver_names, batches, fuse=1
         xla = jax_problem(w, content, style, fuse=fuse, conv_forms="xla")  # its own parameters: no Winograd kernels
         jax.block_until_ready(xla.value_and_grad(jnp.asarray(x0), xla.aux))
         evals["jax_xla_conv"] = lambda: jax.block_until_ready(xla.value_and_grad(jnp.asarray(x0), xla.aux))
+    if conv_forms != "auto":  # the float32 planner's forms beside the ones asked for
+        exact = jax_problem(w, content, style, fuse=fuse)
+        jax.block_until_ready(exact.value_and_grad(jnp.asarray(x0), exact.aux))
+        evals["jax_auto"] = lambda: jax.block_until_ready(exact.value_and_grad(jnp.asarray(x0), exact.aux))
     if problem.value_and_grad_xla_defaults is not None:
         vg0 = problem.value_and_grad_xla_defaults
         jax.block_until_ready(vg0(jnp.asarray(x0), problem.aux))
@@ -280,6 +284,7 @@ def run_size(w, size, iterations, repeats, device, solver_names, batches, fuse=1
     row["jax_eval_gflops_per_s"] = row["value_and_grad_gflop"] / medians["jax"]
     row["jax_eval_xla_defaults_s"] = medians.get("jax_xla_defaults")
     row["jax_eval_xla_conv_s"] = medians.get("jax_xla_conv")
+    row["jax_eval_auto_s"] = medians.get("jax_auto")
     target = None
     if device != "none":
         ref = torch_run(obj, x0, iterations, ref_device)
@@ -343,6 +348,10 @@ def markdown(result: dict) -> str:
              f"{result.get('load_after', '—')}.", "",
              "Convolution forms (`nst_jax.convforms`, measured on this machine): " +
              "; ".join(f"{r['size']}²: {r.get('conv_forms', '—')}" for r in result["rows"]) + ".", "",
+             *([f"nst_jax ran with `--conv-forms {result['conv_forms_asked']}`; the value+grad with the float32 "
+                "forms (`--conv-forms auto`) timed in the same turns: " + "; ".join(
+                    f"{r['size']}²: {_fmt(r.get('jax_eval_auto_s'))} s" for r in result["rows"]) + ".", ""]
+               if result.get("conv_forms_asked", "auto") != "auto" else []),
              "| size | iters | eval s (jax / torch) | eval s, jax with XLA's convolutions only / with XLA defaults | iter s (jax / torch) | "
              "compile s | final loss (jax / torch) | gap | time to torch's loss s (jax / torch) | jax iters to it | "
              "speed-up eval / iter / to loss | PSNR dB | SSIM | peak RSS MB |",
@@ -407,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fuse", type=int, default=1, help="L-BFGS steps per compiled call (try 10 on GPU)")
     p.add_argument("--coarse", type=int, default=60,
                    help="iterations at half size for the coarse-to-fine row (0: no such row)")
+    p.add_argument("--conv-forms", default="auto", help="nst_jax's --conv-forms (e.g. auto-bf16; then the "
+                   "float32 planner's value+grad is timed beside it)")
     p.add_argument("--json", default=None, help="also write the JSON here")
     p.add_argument("--results-dir", default=str(ROOT / "bench" / "results"))
     args = p.parse_args(argv)
@@ -427,13 +438,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"size {size}…", file=sys.stderr, flush=True)
         rows.append(run_size(w, size, args.iterations, args.repeats, device,
                              [s for s in args.solvers.split(",") if s], [int(b) for b in args.batch.split(",") if b], args.fuse,
-                             args.coarse))
+                             args.coarse, args.conv_forms))
     date = dt.date.today().isoformat()
     dev_name = jax.devices()[0].device_kind if platform_name == "gpu" else f"{os.cpu_count()} cores"
     result = {"device": f"{platform_name} ({dev_name})", "date": date, "machine": platform.platform(),
               "command": "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv),
               "versions": versions, "compiler_options": compiler.compiler_options(), "rows": rows,
-              "cpu": describe_cpu(), "load_before": load_before,
+              "cpu": describe_cpu(), "load_before": load_before, "conv_forms_asked": args.conv_forms,
               "load_after": " ".join(f"{v:.2f}" for v in os.getloadavg())}
     md = markdown(result)
     print(md)

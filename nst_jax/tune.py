@@ -2,6 +2,7 @@
 
     python -m nst_jax.tune                      # measure the forms the main job needs (512 px), once
     python -m nst_jax.tune --size 256,1024      # and at other sizes (of the content image's shape)
+    python -m nst_jax.tune --bf16               # also F(2×2) with bfloat16 products (--conv-forms auto-bf16)
     python -m nst_jax.tune --show               # this machine's cached choices and timings
     python -m nst_jax.tune --forget             # drop this machine's entry (the next run measures again)
 
