@@ -239,10 +239,13 @@ def plan(layers, height: int, width: int, *, path: Path | None = None,
          measure_fn: Callable[[Shape, tuple[str, ...]], Choice] | None = None,
          say: Callable[[str], None] = lambda line: None, bf16: bool = False) -> Forms:
     """The forms of a run at height × width (see the module docstring): cached choices where this
-    machine has them, the rest measured now and added to the cache. `bf16`: 'f2b' is a candidate too
-    (on CPUs with bfloat16 units; `bf16_units`)."""
+    machine has them, the rest measured now and added to the cache. `bf16` (asked for): 'f2b' is a
+    candidate too, where the CPU has bfloat16 units (`bf16_units`)."""
     if os.environ.get("NST_JAX_TUNE", "").strip().lower() in ("0", "off", "no", "false"):
         return Forms(tuple((name, "xla", "xla") for name in run_shapes(layers, height, width)), "off")
+    if bf16 and not bf16_units():
+        say("convolution forms: this CPU has no bfloat16 units; choosing among the float32 forms")
+        bf16 = False
     path = path or cache_path()
     info = machine()
     key = machine_key(info)

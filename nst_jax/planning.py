@@ -141,7 +141,4 @@ def with_forms(cfg: Config, plan: RunPlan, recorded: list | None = None,
         return plan._replace(forms=convforms.uniform(layers, height, width, cfg.conv_forms))
     if recorded:
         return plan._replace(forms=convforms.Forms(tuple(tuple(r) for r in recorded), "recorded"))
-    bf16 = cfg.conv_forms == "auto-bf16" and convforms.bf16_units()
-    if cfg.conv_forms == "auto-bf16" and not bf16:
-        say("convolution forms: this CPU has no bfloat16 units; auto-bf16 chooses among the float32 forms")
-    return plan._replace(forms=convforms.plan(layers, height, width, say=say, bf16=bf16))
+    return plan._replace(forms=convforms.plan(layers, height, width, say=say, bf16=cfg.conv_forms == "auto-bf16"))

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in sizes:
         h, w = image.fit_size(shape, size)
         forms = convforms.plan(layers, h, w, path=path, say=lambda line: print(line, file=sys.stderr, flush=True),
-                               bf16=args.bf16 and convforms.bf16_units())
+                               bf16=args.bf16)
         print(f"{w}×{h} px: {convforms.describe(forms)}")
     print(_show(path, info))
     return 0

@@ -78,12 +78,8 @@ def conv_f2(x, u, precision=None):
     """The 3×3 'same' convolution of x (B, H, W, C), H and W even, with U = kernel_f2(k) (or
     kernel_f2b(k): the products in bfloat16, accumulated and returned in float32)."""
     b, h, w, _ = x.shape
-    v = _input_f2(x)
-    if u.dtype == jnp.bfloat16:
-        m = lax.dot_general(v.astype(jnp.bfloat16), u, (((2,), (1,)), ((0,), (0,))),
-                            preferred_element_type=jnp.float32)
-    else:
-        m = lax.dot_general(v, u, (((2,), (1,)), ((0,), (0,))), precision=precision)
+    v = _input_f2(x).astype(u.dtype)   # float32 unchanged (the same program as without the cast)
+    m = lax.dot_general(v, u, (((2,), (1,)), ((0,), (0,))), precision=precision, preferred_element_type=jnp.float32)
     return _output_f2(m, b, h, w)
 
 

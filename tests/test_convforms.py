@@ -87,8 +87,9 @@ def forms_seconds(_):
     return pytest.approx(0.0, abs=0.5)
 
 
-def test_auto_bf16_measures_what_the_cache_lacks_and_plain_auto_reads_the_same_entries(tmp_path):
+def test_auto_bf16_measures_what_the_cache_lacks_and_plain_auto_reads_the_same_entries(tmp_path, monkeypatch):
     path = tmp_path / "forms.json"
+    monkeypatch.setattr(convforms, "bf16_units", lambda: True)         # as on a CPU with AMX or AVX512-BF16
     measure, _ = _fake({"xla": 2.0, "f2": 3.0, "f4": 1.5, "f2b": 1.0})
     exact = convforms.plan(LAYERS, 64, 96, path=path, measure_fn=measure)
     assert exact.as_dict()["conv2_1"] == ("f4", "f4")
@@ -99,6 +100,11 @@ def test_auto_bf16_measures_what_the_cache_lacks_and_plain_auto_reads_the_same_e
         == exact.by_layer                                   # the f2b timings are cached, not chosen without bf16
     assert "F(2×2) bf16 × " in convforms.describe(fast)
     assert convforms.uniform(LAYERS, 64, 96, "f2b").as_dict()["conv2_1"] == ("f2b", "f2b")
+    monkeypatch.setattr(convforms, "bf16_units", lambda: False)        # a CPU without: the float32 forms, said
+    said = []
+    assert convforms.plan(LAYERS, 64, 96, path=path, measure_fn=lambda *a: pytest.fail("measured"), bf16=True,
+                          say=said.append).by_layer == exact.by_layer
+    assert said == ["convolution forms: this CPU has no bfloat16 units; choosing among the float32 forms"]
 
 
 def test_a_cache_from_another_machine_or_unreadable_is_not_used(tmp_path):
