@@ -135,8 +135,9 @@ def lbfgs(fun: Fun, history: int = 100, lr: float = 1.0, safeguard: bool = True,
         # rejected — x, value and history stay, and later steps are damped ×0.1 (recovering ×2 per
         # good step), a backtracking spread over iterations that keeps one evaluation per step.
         # torch.optim.LBFGS takes such steps and then stalls or returns NaN (e.g. from the flat 'mean'
-        # image with k = 1000). Normal runs never trigger it (their worst increase is ~1.2×), so they
-        # match torch step for step.
+        # image with k = 1000). The README's main job triggers it at steps 2–5 (its first full steps are
+        # ~10⁴× too long) and recovers in ~14 steps; faster recoveries (an interpolated shrink, a reset
+        # after a good step) save ~3 % of its iterations (time-to-quality-cpu-2026-12-03-xeon-amx.md).
         blown = ~jnp.isfinite(value) | (value > BLOWUP * jnp.abs(st.value) + 1e-30)
         blown = blown & safeguard
         accept = (ys > 1e-10) & ~blown
