@@ -4,7 +4,9 @@ to call the command-line mains in-process."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -17,7 +19,17 @@ sys.path.insert(0, str(ROOT))  # for `bench` (the reference lives outside the pa
 # runs leave every convolution to XLA without measuring (test_convforms measures, in caches of its own),
 # and nothing goes to the user's cache (`convforms`)
 os.environ["NST_JAX_TUNE"] = "off"
-os.environ["NST_JAX_CACHE"] = tempfile.mkdtemp(prefix="nst_jax_test_cache_")
+_MADE = [tempfile.mkdtemp(prefix="nst_jax_test_cache_")]
+os.environ["NST_JAX_CACHE"] = _MADE[0]
+# XLA's compiled programs are kept for the session, so that the many small runs of the same program (in
+# this process, in the parallel test processes that inherit it and in the command-line subprocesses)
+# compile it once; what a run computes and how often it traces (`compiles`) stay the same
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _MADE.append(tempfile.mkdtemp(prefix="nst_jax_test_xla_"))
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _MADE[-1]
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+# removed when the process that made them ends (the parallel test processes inherit them and end first)
+atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in _MADE])
 
 SAMPLES = ROOT / "nst_jax" / "samples"
 CONTENT = SAMPLES / "chelsea.png"
@@ -91,7 +103,8 @@ def one_error_line(main, argv, capsys) -> str:
 def pytest_collection_modifyitems(session, config, items):
     """Start the local Ray cluster of the `ray` tests before any test has run JAX: `ray.init` starts the
     cluster's processes with fork() and a pre-exec hook, and a fork after JAX has started its threads may
-    deadlock (JAX warns). The command-line tools join Ray before they compute anything."""
+    deadlock (JAX warns). The command-line tools join Ray before they compute anything. With two test
+    processes each starts one, as which of them runs the `ray` tests is settled only after collection."""
     if not any(item.get_closest_marker("ray") for item in items):
         return
     try:

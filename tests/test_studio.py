@@ -271,9 +271,9 @@ def test_the_studio_in_a_real_browser(tmp_path):
         assert _tree(tmp_path) == before and not (tmp_path / "x").exists()
         assert not browser.find_elements("css selector", "#message b, #message script")    # shown as text
         # a run started from the page finishes, and its image appears on the page
-        whole = _start(browser, 1, 120)
+        whole = _start(browser, 1, 60)
         assert browser.find_element("id", "message").text.endswith(": queued")
-        assert _start(browser, 1, 120) == whole                                           # a second click
+        assert _start(browser, 1, 60) == whole                                           # a second click
         assert browser.find_element("id", "message").text.split(": ")[1] in ("queued already", "running already")
         _until(lambda: not browser.find_element("id", "live").get_attribute("hidden")
                and browser.execute_script("return document.getElementById('live-image').naturalWidth") > 0)
@@ -281,13 +281,13 @@ def test_the_studio_in_a_real_browser(tmp_path):
         _until(lambda: browser.execute_script(
             f"return document.querySelector('.card[data-id=\"{whole}\"] img.result').naturalWidth") == 64)
         # stop, then continue: the same image as the uninterrupted run
-        part = _start(browser, 0, 120)
+        part = _start(browser, 0, 60)
         _until(lambda: _card(browser, part).get_attribute("data-status") == "running"
                and int(browser.find_element("id", "live-iteration").text or 0) >= 10, every=0.02)
         _card(browser, part).find_element("css selector", ".stop").click()
         _until(lambda: _card(browser, part).get_attribute("data-status") == "stopped")
         stopped_at = json.loads((folder / "runs" / part / "result.json").read_text())["iteration"]
-        assert 10 <= stopped_at < 120
+        assert 10 <= stopped_at < 60
         _card(browser, part).find_element("css selector", ".continue").click()
         _until(lambda: _card(browser, part).get_attribute("data-status") == "finished")
         a, b = (np.asarray(Image.open(folder / "runs" / r / "result.png")) for r in (whole, part))
