@@ -1,6 +1,8 @@
 """Property tests of every style statistic: zero at the target, invariant to spatial permutations,
 finite gradients on random, constant and all-zero maps, hand-computed values, Li et al.'s identity."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -134,3 +136,24 @@ def test_gram_gradient_equals_autodiff_of_the_product():
     ours = jax.vjp(statistics.gram_matrix, f)[1](g)[0]
     ref = jax.vjp(lambda f: f.T @ f / f.size, f)[1](g)[0]
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_gram_reads_features_without_a_transposed_copy():
+    """The Gram style loss's value+grad, as the objective computes it (vmapped over the batch, after a
+    convolution and a ReLU), compiles to no transposed (C, M) copy of the features: written as
+    `fᵀ @ f`, XLA-CPU wrote one for every style layer."""
+    from nst_jax import compiler, layers, losses
+
+    c, hw = 16, 32
+    k = jnp.asarray(np.random.default_rng(0).standard_normal((3, 3, 3, c)), jnp.float32)
+    stat = statistics.get("gram")
+    s = jnp.asarray(_features(3, m=hw * hw, c=c))
+    targets = {"relu1_1": (losses.StyleTarget(1.0, stat.target(s, KEY)),)}
+
+    def loss(x):
+        f = jax.nn.relu(layers.xla_conv(x, k) + 0.1)
+        return losses.statistic_style_loss({"relu1_1": f}, targets, {"relu1_1": 1.0}, "gram", KEY)
+
+    x = jnp.ones((1, hw, hw, 3))
+    hlo = compiler.jit(jax.value_and_grad(loss)).lower(x).compile().as_text()
+    assert not re.search(rf"f32\[(1,)?{c},{hw * hw}\]", hlo)

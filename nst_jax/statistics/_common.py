@@ -12,6 +12,14 @@ def mm(a, b):
     return jnp.matmul(a, b, precision=HIGHEST)
 
 
+def tmm(a, b):
+    """aᵀ·b for a (M, K), b (M, N), contracting the positions' axis in place. Written as `mm(a.T, b)`,
+    XLA-CPU fuses the transpose into the op that produces `a` and writes a transposed copy of every
+    feature map (with the ReLU computed once more for it): 6–8 % of a Gatys value+grad at 256² and 512²
+    on a 2-core AMD EPYC; as one dot_general the product reads the features where they are."""
+    return jax.lax.dot_general(a, b, (((0,), (0,)), ((), ())), precision=HIGHEST)
+
+
 def check(f):
     """Features (M, C) as float32; ValueError for any other rank."""
     if f.ndim != 2:

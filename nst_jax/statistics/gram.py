@@ -6,16 +6,16 @@ import jax
 import jax.numpy as jnp
 
 from nst_jax.statistics._base import Statistic, register
-from nst_jax.statistics._common import check, mm
+from nst_jax.statistics._common import check, mm, tmm
 
 
 @jax.custom_vjp
 def _gram(f):
-    return mm(f.T, f)
+    return tmm(f, f)
 
 
 def _gram_fwd(f):
-    return mm(f.T, f), f
+    return tmm(f, f), f
 
 
 def _gram_bwd(f, g):
@@ -39,7 +39,7 @@ def masked_gram_matrix(f, m):
     (Gatys et al. 2017, "Controlling Perceptual Factors"); equals `gram_matrix` for m = 1."""
     f = check(f)
     m = m.reshape(-1).astype(jnp.float32)
-    return mm((f * m[:, None]).T, f) / (f.shape[1] * jnp.maximum(jnp.sum(m), 1e-6))
+    return tmm(f * m[:, None], f) / (f.shape[1] * jnp.maximum(jnp.sum(m), 1e-6))
 
 
 def _target(s, key, mask=None):
