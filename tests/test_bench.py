@@ -46,3 +46,14 @@ def test_flop_count_matches_the_known_figure():
     grams = sum(2 * 2 * (size // d) ** 2 * c * c for d, c in [(1, 64), (2, 128), (4, 256), (8, 512), (16, 512)])
     assert value_and_grad_flops(size) == conv + grams
     assert abs(value_and_grad_flops(512) / 1e9 - 397) < 1  # the issue's "≈ 380 GFLOP" plus the Grams
+
+
+def test_conv_forms_table_has_a_cell_for_every_column(tmp_path):
+    """bench.conv_forms at a small size: every row of its per-layer table has the header's columns."""
+    from bench import conv_forms
+
+    assert conv_forms.main(["--size", "48", "--rounds", "1", "--results-dir", str(tmp_path)]) == 0
+    (table,) = tmp_path.glob("conv-forms-cpu-*.md")
+    rows = [line for line in table.read_text().splitlines() if line.startswith("|")]
+    header, timed = rows[0], [r for r in rows[2:] if "conv1_2" in r]
+    assert timed and all(r.count("|") == header.count("|") for r in rows[2:]), rows
