@@ -145,10 +145,13 @@ def jax_problem(w, content, style, solver_name="lbfgs", batch=1, fuse=1, conv_fo
     return JaxProblem(solver_name, batch, fuse, aux, init, step, vg, vg0, convforms.describe(plan.forms))
 
 
-def jax_run(problem: JaxProblem, x0, iterations: int, target: float | None = None,
-            max_iterations: int | None = None) -> dict:
+def jax_run(problem: JaxProblem, x0, iterations: int, target=None,
+            max_iterations: int | None = None, turn: Callable[[], None] | None = None) -> dict:
     """Run `iterations` steps from x0 (then, if `target` is not reached yet, on up to `max_iterations`
-    until it is). Times include the host sync per call that the run loop does for its progress bar."""
+    until it is). Times include the host sync per call that the run loop does for its progress bar.
+    `turn` (optional) is called after each of the first `iterations` steps, outside nst_jax's time: the
+    reference's iteration, so that the two are timed in turns; `target` may then be a callable, asked
+    once those turns are done."""
     aux, fuse, batch = problem.aux, problem.fuse, problem.batch
     x = jnp.asarray(x0)
     if batch > 1:
@@ -162,22 +165,27 @@ def jax_run(problem: JaxProblem, x0, iterations: int, target: float | None = Non
     out["compile_step_s"] = time.perf_counter() - t
     curve, per_it = [(0.0, float(jnp.mean(state.value)))], []
     limit = max(iterations, max_iterations or 0)
-    start = time.perf_counter()
+    own = 0.0   # nst_jax's own time: the turns of the reference are not counted
     done = 0
     while done < limit:
-        if done >= iterations and (target is None or curve[-1][1] <= target):
-            break
+        if done >= iterations:
+            target = target() if callable(target) else target
+            if target is None or curve[-1][1] <= target:
+                break
         t = time.perf_counter()
         state = compiled(state, aux)
         loss = float(jnp.mean(state.value))  # one host sync per call, as the run loop does per step
         done += fuse
+        own += time.perf_counter() - t
         per_it.append((time.perf_counter() - t) / fuse)
-        curve.append((time.perf_counter() - start, loss))
+        curve.append((own, loss))
         if "final_loss" not in out and done >= iterations:  # the result after N iterations
             out["final_loss"] = loss
             out["image"] = np.asarray(state.x if batch == 1 else state.x[0])[0]
             out["evaluations_per_iteration"] = float(jnp.mean(state.evaluations - 1)) / max(done, 1)
-            out["total_s"] = time.perf_counter() - start
+            out["total_s"] = own
+        if turn is not None and done <= iterations:
+            turn()
     if iterations == 0:
         out.update(final_loss=curve[0][1], image=np.asarray(x if batch == 1 else x[0])[0],
                    evaluations_per_iteration=0.0, total_s=0.0)
@@ -209,30 +217,46 @@ def torch_eval_fn(obj, x0, device):
     return eval_once
 
 
-def torch_run(obj, x0, iterations, device) -> dict:
-    import torch
-    from bench.torch_reference import run_lbfgs
+class TorchTurns:
+    """The reference's L-BFGS one iteration per call (`torch_reference.LBFGSSteps`), each call timed on its
+    own: `jax_run(..., turn=TorchTurns(...))` times the two optimizers' iterations in turns, so a machine
+    whose speed drifts slows both alike. `result()` after the turns: the reference's curve (its own time,
+    the loss after i iterations), final loss, image and median time per iteration."""
 
-    torch.manual_seed(0)
-    sync = (lambda: torch.cuda.synchronize()) if device == "cuda" else (lambda: None)
-    times = []
-    start = [0.0]
+    def __init__(self, obj, x0, device):
+        import torch
+        from bench.torch_reference import LBFGSSteps
 
-    def callback(i, loss):
-        sync()
-        times.append((time.perf_counter() - start[0], loss))
+        torch.manual_seed(0)
+        self.sync = (lambda: torch.cuda.synchronize()) if device == "cuda" else (lambda: None)
+        self.device = device
+        self.steps = LBFGSSteps(obj, x0[0])
+        self.own, self.curve, self.durations, self._result = 0.0, [], [], None
 
-    start[0] = time.perf_counter()
-    img, curve = run_lbfgs(obj, x0[0], iterations, callback=callback)
-    total = time.perf_counter() - start[0]
-    # times[i] is when the loss after i iterations was known; the final one is computed after the loop
-    times.append((total, curve[-1]))
-    steps = np.diff([t for t, _ in times[1:]])
-    out = {"curve": times, "final_loss": curve[-1], "total_s": total,
-           "iteration_s": float(np.median(steps)) if len(steps) else None, "image": img}
-    if device == "cuda":
-        out["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
-    return out
+    def __call__(self) -> None:
+        t = time.perf_counter()
+        loss = self.steps.step()  # the loss before this step: after len(self.curve) iterations
+        self.sync()
+        self.durations.append(time.perf_counter() - t)
+        self.own += self.durations[-1]
+        self.curve.append((self.own, loss))
+
+    def result(self) -> dict:
+        if self._result is None:
+            t = time.perf_counter()
+            img, final = self.steps.final()
+            self.sync()
+            self.own += time.perf_counter() - t
+            self._result = {"curve": self.curve + [(self.own, final)], "final_loss": final, "total_s": self.own,
+                            "iteration_s": float(np.median(self.durations)) if self.durations else None,
+                            "image": img}
+            if self.device == "cuda":
+                import torch
+                self._result["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+        return self._result
+
+    def final_loss(self) -> float:
+        return self.result()["final_loss"]
 
 
 def coarse_to_fine(w, problem: JaxProblem, size, x0, iterations, coarse_iterations, target) -> dict:
@@ -288,15 +312,14 @@ def run_size(w, size, iterations, repeats, device, solver_names, batches, fuse=1
     row["jax_eval_xla_defaults_s"] = medians.get("jax_xla_defaults")
     row["jax_eval_xla_conv_s"] = medians.get("jax_xla_conv")
     row["jax_eval_auto_s"] = medians.get("jax_auto")
-    target = None
-    if device != "none":
-        ref = torch_run(obj, x0, iterations, ref_device)
-        row["torch_peak_rss_mb"] = peak_rss_mb()
-        target = ref["final_loss"]
-    # nst_jax runs on past N iterations, up to 2N, if it has not reached the reference's loss at N
-    ours = jax_run(problem, x0, iterations, target, 2 * iterations if target is not None else None)
+    # the two optimizers' iterations in turns; nst_jax runs on past N iterations, up to 2N, if it has not
+    # reached the reference's loss at N
+    turns = TorchTurns(obj, x0, ref_device) if device != "none" else None
+    ours = jax_run(problem, x0, iterations, turns and turns.final_loss, 2 * iterations if turns else None, turns)
     row["jax_peak_rss_mb"] = peak_rss_mb()
     if device != "none":
+        ref, target = turns.result(), turns.final_loss()
+        row["torch_peak_rss_mb"] = peak_rss_mb()
         t_ours, t_ref = _time_to_loss(ours["curve"], target), _time_to_loss(ref["curve"], target)
         row.update({
             "torch_eval_s": medians["torch"], "torch_iteration_s": ref["iteration_s"],
@@ -345,7 +368,8 @@ def markdown(result: dict) -> str:
              f"Objective: content {','.join(CONTENT_LAYERS)}, style "
              f"{','.join(STYLE_LAYERS)}, k={STYLE_WEIGHT:g}, tv={TV_WEIGHT:g}; both from the same noise image; "
              f"L-BFGS history 100, no line search (torch.optim.LBFGS for the reference). Evaluation times are "
-             f"medians of nst_jax and the reference timed in turns; nst_jax runs past N iterations (up to 2N) "
+             f"medians of nst_jax and the reference timed in turns; so are the iterations (one of nst_jax's, then "
+             f"one of the reference's, each timed on its own); nst_jax runs past N iterations (up to 2N) "
              f"if it has not reached the reference's loss at N.", "",
              f"Machine: {result.get('cpu', '—')}; load average before {result.get('load_before', '—')}, after "
              f"{result.get('load_after', '—')}.", "",

@@ -92,31 +92,47 @@ class Objective:
         return self.cw * lc + self.sw * ls + self.tw * tv, (lc, ls, tv)
 
 
+class LBFGSSteps:
+    """torch.optim.LBFGS (history 100, no line search, tolerances off) one iteration per call, so that a
+    bench can time it in turns with another optimizer. With max_iter=1 each `step()` evaluates the
+    objective once, at the current image, and takes one step from it; the optimizer's state carries the
+    history between calls, so N calls do the arithmetic of one call of N iterations (tested).
+    `step()` returns the loss it evaluated (before its step)."""
+
+    def __init__(self, objective: Objective, x0: np.ndarray, history: int = 100, lr: float = 1.0):
+        self.objective = objective
+        self.x = objective.to_tensor(x0).requires_grad_(True)
+        self.opt = torch.optim.LBFGS([self.x], lr=lr, max_iter=1, history_size=history,
+                                     tolerance_grad=-1, tolerance_change=-1, line_search_fn=None)
+
+    def _closure(self):
+        self.opt.zero_grad()
+        loss, _ = self.objective(self.x)
+        loss.backward()
+        return loss
+
+    def step(self) -> float:
+        return float(self.opt.step(self._closure).detach())
+
+    def final(self) -> tuple[np.ndarray, float]:
+        """The image (H, W, 3) and its loss after the steps taken (torch does not evaluate after a step)."""
+        with torch.no_grad():
+            loss, _ = self.objective(self.x)
+        return self.x.detach().cpu().numpy()[0].transpose(1, 2, 0), float(loss)
+
+
 def run_lbfgs(objective: Objective, x0: np.ndarray, iterations: int, history: int = 100, lr: float = 1.0,
               callback=None):
     """torch.optim.LBFGS as neural-style-pt runs it; returns (final image (H, W, 3), losses per iteration).
 
     losses[i] is the loss after i iterations (losses[0] at x0). `callback(i, loss)` after each one.
     """
-    x = objective.to_tensor(x0).requires_grad_(True)
-    opt = torch.optim.LBFGS([x], lr=lr, max_iter=iterations, history_size=history,
-                            tolerance_grad=-1, tolerance_change=-1, line_search_fn=None)
+    steps = LBFGSSteps(objective, x0, history, lr)
     losses: list[float] = []
-
-    def closure():
-        opt.zero_grad()
-        loss, _ = objective(x)
-        loss.backward()
-        losses.append(float(loss.detach()))
+    for i in range(iterations):
+        losses.append(steps.step())
         if callback is not None:
-            callback(len(losses) - 1, losses[-1])
-        return loss
-
-    if iterations > 0:
-        opt.step(closure)
-    # torch does not evaluate after the last step: do it here so losses has iterations + 1 entries
-    with torch.no_grad():
-        final_loss, _ = objective(x)
-    losses.append(float(final_loss))
-    img = x.detach().cpu().numpy()[0].transpose(1, 2, 0)
+            callback(i, losses[-1])
+    img, final_loss = steps.final()
+    losses.append(final_loss)
     return img, losses

@@ -57,3 +57,38 @@ def test_conv_forms_table_has_a_cell_for_every_column(tmp_path):
     rows = [line for line in table.read_text().splitlines() if line.startswith("|")]
     header, timed = rows[0], [r for r in rows[2:] if "conv1_2" in r]
     assert timed and all(r.count("|") == header.count("|") for r in rows[2:]), rows
+
+
+def test_jax_run_takes_turns_with_the_reference():
+    """The bench times nst_jax's iterations and the reference's in turns: one step of each, the
+    reference's outside nst_jax's time; past N iterations nst_jax goes on alone towards the target."""
+    from typing import NamedTuple
+
+    import jax.numpy as jnp
+    import numpy as np
+    from bench.run import JaxProblem, jax_run
+
+    class State(NamedTuple):
+        x: object
+        value: object
+        evaluations: object
+
+    order = []
+
+    def step(st, aux):
+        order.append("nst_jax")
+        return State(st.x, st.value / 2, st.evaluations + 1)
+
+    class Compiled:
+        def lower(self, *args):
+            return self
+
+        def compile(self):
+            return step
+
+    init = lambda x, aux: State(x, jnp.float32(8.0), jnp.int32(1))
+    problem = JaxProblem("lbfgs", 1, 1, None, init, Compiled(), None, None)
+    out = jax_run(problem, np.zeros((1, 2, 2, 3), np.float32), 3, target=lambda: 0.1, max_iterations=6,
+                  turn=lambda: order.append("reference"))
+    assert order == ["nst_jax", "reference"] * 3 + ["nst_jax"] * 3
+    assert out["final_loss"] == 1.0 and [v for _, v in out["curve"]] == [8, 4, 2, 1, 0.5, 0.25, 0.125]

@@ -148,6 +148,34 @@ def test_lbfgs_transfer_tracks_torch(embedded, small_images):
     assert ours[50] < 0.2 * ours[0]
 
 
+def test_torch_reference_steps_equal_one_call(embedded, small_images):
+    """The bench's torch reference one iteration per call (`LBFGSSteps`, so that the bench can time it in
+    turns with nst_jax) does the same arithmetic as torch.optim.LBFGS run for all iterations in one call."""
+    torch = torch_or_skip()
+    from bench.torch_reference import LBFGSSteps, Objective
+
+    content, style = small_images
+    obj = Objective(embedded, content[0], style[0], ("relu4_2",), ("relu1_1", "relu3_1"), (0.5, 0.5), 1.0, 100.0, 1000.0)
+    x0 = np.random.default_rng(0).random(content.shape[1:]).astype(np.float32)
+    x = obj.to_tensor(x0).requires_grad_(True)
+    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=12, history_size=100, tolerance_grad=-1, tolerance_change=-1,
+                            line_search_fn=None)
+    whole = []
+
+    def closure():
+        opt.zero_grad()
+        loss, _ = obj(x)
+        loss.backward()
+        whole.append(float(loss.detach()))
+        return loss
+
+    opt.step(closure)
+    steps = LBFGSSteps(obj, x0)
+    assert [steps.step() for _ in range(12)] == whole
+    image, _ = steps.final()
+    np.testing.assert_array_equal(image, x.detach().numpy()[0].transpose(1, 2, 0))
+
+
 def test_lbfgs_safeguard_recovers_from_a_blown_up_step(embedded, tmp_path):
     """From the flat 'mean' image with k = 1000, the classic rule's second step explodes the loss
     (torch.optim.LBFGS then stalls or returns NaN); the safeguard rejects such steps and damps, so the
