@@ -149,8 +149,8 @@ def jax_run(problem: JaxProblem, x0, iterations: int, target=None,
             max_iterations: int | None = None, turn: Callable[[], None] | None = None) -> dict:
     """Run `iterations` steps from x0 (then, if `target` is not reached yet, on up to `max_iterations`
     until it is). Times include the host sync per call that the run loop does for its progress bar.
-    `turn` (optional) is called after each of the first `iterations` steps, outside nst_jax's time: the
-    reference's iteration, so that the two are timed in turns; `target` may then be a callable, asked
+    `turn` (optional) is called once per iteration after each call, for the first `iterations`, outside
+    nst_jax's time: the reference's iteration, so that the two are timed in turns; `target` may then be a callable, asked
     once those turns are done."""
     aux, fuse, batch = problem.aux, problem.fuse, problem.batch
     x = jnp.asarray(x0)
@@ -166,7 +166,7 @@ def jax_run(problem: JaxProblem, x0, iterations: int, target=None,
     curve, per_it = [(0.0, float(jnp.mean(state.value)))], []
     limit = max(iterations, max_iterations or 0)
     own = 0.0   # nst_jax's own time: the turns of the reference are not counted
-    done = 0
+    done = turns = 0
     while done < limit:
         if done >= iterations:
             target = target() if callable(target) else target
@@ -176,16 +176,18 @@ def jax_run(problem: JaxProblem, x0, iterations: int, target=None,
         state = compiled(state, aux)
         loss = float(jnp.mean(state.value))  # one host sync per call, as the run loop does per step
         done += fuse
-        own += time.perf_counter() - t
-        per_it.append((time.perf_counter() - t) / fuse)
+        seconds = time.perf_counter() - t
+        own += seconds
+        per_it.append(seconds / fuse)
         curve.append((own, loss))
         if "final_loss" not in out and done >= iterations:  # the result after N iterations
             out["final_loss"] = loss
             out["image"] = np.asarray(state.x if batch == 1 else state.x[0])[0]
             out["evaluations_per_iteration"] = float(jnp.mean(state.evaluations - 1)) / max(done, 1)
             out["total_s"] = own
-        if turn is not None and done <= iterations:
+        while turn is not None and turns < min(done, iterations):  # one of the reference's per iteration
             turn()
+            turns += 1
     if iterations == 0:
         out.update(final_loss=curve[0][1], image=np.asarray(x if batch == 1 else x[0])[0],
                    evaluations_per_iteration=0.0, total_s=0.0)

@@ -92,3 +92,6 @@ def test_jax_run_takes_turns_with_the_reference():
                   turn=lambda: order.append("reference"))
     assert order == ["nst_jax", "reference"] * 3 + ["nst_jax"] * 3
     assert out["final_loss"] == 1.0 and [v for _, v in out["curve"]] == [8, 4, 2, 1, 0.5, 0.25, 0.125]
+    order.clear()   # K steps per call (--fuse K): K of the reference's turns after each call
+    jax_run(problem._replace(fuse=2), np.zeros((1, 2, 2, 3), np.float32), 4, turn=lambda: order.append("reference"))
+    assert order == ["nst_jax", "reference", "reference"] * 2
