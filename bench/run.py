@@ -205,10 +205,15 @@ def torch_objective(w, content, style, device):
                      (1 / len(STYLE_LAYERS),) * len(STYLE_LAYERS), 1.0, STYLE_WEIGHT, TV_WEIGHT, device=device)
 
 
-def torch_eval_fn(obj, x0, device):
+def torch_sync(device):
+    """A function that waits for torch's queued work on `device` ('cuda' or 'cpu', where nothing is queued)."""
     import torch
 
-    sync = (lambda: torch.cuda.synchronize()) if device == "cuda" else (lambda: None)
+    return (lambda: torch.cuda.synchronize()) if device == "cuda" else (lambda: None)
+
+
+def torch_eval_fn(obj, x0, device):
+    sync = torch_sync(device)
     x = obj.to_tensor(x0[0]).requires_grad_(True)
 
     def eval_once():
@@ -230,7 +235,7 @@ class TorchTurns:
         from bench.torch_reference import LBFGSSteps
 
         torch.manual_seed(0)
-        self.sync = (lambda: torch.cuda.synchronize()) if device == "cuda" else (lambda: None)
+        self.sync = torch_sync(device)
         self.device = device
         self.steps = LBFGSSteps(obj, x0[0])
         self.own, self.curve, self.durations, self._result = 0.0, [], [], None
@@ -320,7 +325,8 @@ def run_size(w, size, iterations, repeats, device, solver_names, batches, fuse=1
     ours = jax_run(problem, x0, iterations, turns and turns.final_loss, 2 * iterations if turns else None, turns)
     row["jax_peak_rss_mb"] = peak_rss_mb()
     if device != "none":
-        ref, target = turns.result(), turns.final_loss()
+        ref = turns.result()
+        target = ref["final_loss"]
         row["torch_peak_rss_mb"] = peak_rss_mb()
         t_ours, t_ref = _time_to_loss(ours["curve"], target), _time_to_loss(ref["curve"], target)
         row.update({
