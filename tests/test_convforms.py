@@ -1,16 +1,22 @@
 """The convolution planner on its own: shapes of a run, candidates, choosing by (fake) timings and the
 error budget, the per-machine cache (another machine's or an unreadable one is not used), a plan's
-forms in the run's parameters and records, and a continued run keeping the forms it started with."""
+forms in the run's parameters and records, and a continued run keeping the forms it started with (also
+after a real kill -9, with this machine's cache changed in between)."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
-from conftest import CONTENT, call_main, small_cfg
-from nst_jax import convforms
+from conftest import CONTENT, ROOT, STYLE, call_main, run_cli, small_cfg
+from nst_jax import convforms, image
 from nst_jax.convforms import Choice, Shape
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_2")
@@ -168,3 +174,54 @@ def test_tune_prepares_and_shows_the_cache(tmp_path, capsys, monkeypatch):
     assert code == 0 and "removed" in out
     code, _, err = call_main(tune.main, ["--size", "x"], capsys)
     assert code == 2 and err[0].startswith("error:") and len(err) == 1
+
+
+def _cache_choosing(folder, form: str, layers, height: int, width: int) -> None:
+    """A cache of this machine in which `form` is the fastest for every tuned shape of such a run."""
+    seconds = {"xla": 2.0, "f2": 3.0, "f4": 3.0, form: 1.0}
+    choices = {s.key: Choice(form, {f: seconds[f] for f in convforms.candidates(s)}, {f: 0.0 for f in seconds})
+               for pair in convforms.run_shapes(layers, height, width).values() for s in pair if s and s.tuned}
+    info = convforms.machine()
+    convforms.write_cache(folder / convforms.CACHE_FILE, convforms.machine_key(info), info, choices)
+
+
+def test_a_run_killed_and_continued_keeps_its_recorded_forms_bit_for_bit(tmp_path):
+    """kill -9 mid-run with Winograd F(4×4) from this machine's cache; the cache then says XLA's everywhere;
+    rerunning the same command continues with the recorded forms and ends on the uninterrupted run's image."""
+    from nst_jax.runfiles import RunFiles
+    layers = ("relu1_1", "relu2_1", "relu3_1", "relu3_2")
+    height, width = image.fit_size(image.image_size(CONTENT), 48)
+    f4, xla = tmp_path / "f4-cache", tmp_path / "xla-cache"
+    _cache_choosing(f4, "f4", layers, height, width)
+    _cache_choosing(xla, "xla", layers, height, width)
+    args = ["-m", "nst_jax.run", str(CONTENT), str(STYLE), "--size", "48", "--iterations", "60",
+            "--content-layers", "relu3_2", "--style-layers", "relu1_1,relu2_1,relu3_1", "--checkpoint-every", "3",
+            "--quiet"]
+    env = {k: v for k, v in os.environ.items() if k != "NST_JAX_TUNE"}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("NST_JAX_TUNE", raising=False)
+        mp.setenv("NST_JAX_CACHE", str(f4))
+        ref = run_cli(*args, "-o", "ref.png", cwd=tmp_path)
+        assert ref.returncode == 0, ref.stderr
+        proc = subprocess.Popen([sys.executable, *args, "-o", "killed.png"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=dict(env, NST_JAX_CACHE=str(f4), PYTHONPATH=str(ROOT)))
+        ckpt = tmp_path / "killed.ckpt.npz"
+        deadline = time.time() + 300
+        while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait() == -signal.SIGKILL and ckpt.exists()
+        mp.setenv("NST_JAX_CACHE", str(xla))                 # this machine's cache now says XLA's everywhere
+        again = run_cli(*args, "-o", "killed.png", cwd=tmp_path)
+        other = run_cli(*args, "-o", "other.png", cwd=tmp_path)   # a new run takes the new cache's forms
+    assert again.returncode == 0 and other.returncode == 0, again.stderr + other.stderr
+    sidecar = lambda name: json.loads((tmp_path / f"{name}.json").read_text())
+    recorded = sidecar("ref")["conv_forms"]
+    assert recorded["source"] == "cache" and ["conv1_2", "f4", "f4"] in recorded["forms"]   # the 48 px run's one tuned layer
+    assert sidecar("killed")["conv_forms"] == {"forms": recorded["forms"], "source": "recorded"}
+    assert all(fwd == bwd == "xla" for _, fwd, bwd in sidecar("other")["conv_forms"]["forms"])
+    iterations = [r["iteration"] for r in RunFiles(tmp_path / "killed.png").read_log()]
+    assert iterations == list(range(61))                       # resumed: no gap and no repeat
+    assert sidecar("killed")["loss"] == sidecar("ref")["loss"]  # bit for bit …
+    np.testing.assert_array_equal(image.load_image(tmp_path / "killed.png"), image.load_image(tmp_path / "ref.png"))
+    assert sidecar("other")["loss"] != sidecar("ref")["loss"]   # … where XLA's forms would not have been
