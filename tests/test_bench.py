@@ -95,3 +95,20 @@ def test_jax_run_takes_turns_with_the_reference():
     order.clear()   # K steps per call (--fuse K): K of the reference's turns after each call
     jax_run(problem._replace(fuse=2), np.zeros((1, 2, 2, 3), np.float32), 4, turn=lambda: order.append("reference"))
     assert order == ["nst_jax", "reference", "reference"] * 2
+
+
+def test_main_job_bench_runs_the_plain_job_once_per_forms_setting(tmp_path):
+    """bench.main_job at a small size: a plain run per --conv-forms setting and a coarse-to-fine
+    schedule, each row with its forms as the run recorded them, the machine and the load average."""
+    from bench import main_job
+    assert main_job.main(["--size", "64", "--plain", "2", "--conv-forms", "f4", "xla", "--schedules", "32,64:1,1",
+                          "--out", str(tmp_path / "images"), "--results-dir", str(tmp_path)]) == 0
+    text = next(tmp_path.glob("main-job-cpu-*.md")).read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| 2 at 64") or line.startswith("| 1 at 32")]
+    assert [r.split(" | ")[0] for r in rows] == ["| 2 at 64, --conv-forms f4", "| 2 at 64, XLA's convolutions only",
+                                                 "| 1 at 32 → 1 at 64, --conv-forms f4"]
+    assert "F(4×4) × " in rows[0] and "F(4×4)" not in rows[1] and "XLA's × " in rows[1]
+    first = [c.strip() for c in rows[0].split("|")]
+    assert first[4] == "+0.00%" and float(first[5]) > 0 and first[6] == "inf"   # the first reached its own loss
+    assert "Machine: " in text and "load average before" in text
+    assert len({r.count("|") for r in rows}) == 1
