@@ -1,10 +1,18 @@
-"""nst_jax's compiler options: passed per program on CPU, switchable off, absent elsewhere."""
+"""nst_jax's compiler options: passed per program on CPU, switchable off, absent elsewhere; the commands'
+compiled programs kept across runs, per machine."""
+
+import json
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
-from nst_jax import compiler, layers
+from conftest import CONTENT, ROOT, SMALL_FLAGS, STYLE
+from nst_jax import compiler, convforms, image, layers
 
 
 @pytest.fixture
@@ -33,3 +41,39 @@ def test_options_switch_off_and_stay_per_program(fresh_options):
     assert compiler.compiler_options("gpu") is None
     # switched off, nst_jax's programs compile as plain jax.jit's do
     assert ("ynn" in _conv_program(jax.jit)) == ("ynn" in _conv_program(compiler.jit))
+
+
+def test_commands_keep_their_compiled_programs_per_machine(tmp_path):
+    """A command's second run of the same settings loads its programs from the user's cache folder (one
+    folder per machine) and ends on the same image; NST_JAX_COMPILE_CACHE=off or an unusable folder:
+    every run compiles, as before. In child processes: JAX takes its cache folder once per process."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR", "NST_JAX_COMPILE_CACHE")}
+    env.update(PYTHONPATH=str(ROOT), NST_JAX_CACHE=str(tmp_path / "cache"))
+
+    def run(name, **extra):
+        args = [sys.executable, "-m", "nst_jax.run", str(CONTENT), str(STYLE), *SMALL_FLAGS, "--iterations", "3",
+                "--quiet", "-o", str(tmp_path / f"{name}.png")]
+        done = subprocess.run(args, env=dict(env, **extra), capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return json.loads((tmp_path / f"{name}.json").read_text())["seconds"]
+
+    folder = tmp_path / "cache" / "compiled" / convforms.machine_key(convforms.machine())
+    first = run("first")
+    kept = sorted(p.name for p in folder.iterdir() if p.name.endswith("-cache"))
+    assert any(n.startswith("jit_counted_step") for n in kept)             # the step, at least
+    second = run("second")
+    assert sorted(p.name for p in folder.iterdir() if p.name.endswith("-cache")) == kept   # loaded, not added
+    assert second < first                                                  # the first step compiled nothing
+    np.testing.assert_array_equal(image.load_image(tmp_path / "second.png"), image.load_image(tmp_path / "first.png"))
+    run("off", NST_JAX_COMPILE_CACHE="off", NST_JAX_CACHE=str(tmp_path / "other"))
+    assert not (tmp_path / "other" / "compiled").exists()
+    (tmp_path / "blocked").mkdir()
+    (tmp_path / "blocked" / "compiled").write_text("a file where the folder would be")
+    run("blocked", NST_JAX_CACHE=str(tmp_path / "blocked"))                # runs, compiling as without the cache
+
+
+def test_the_compiled_programs_folder_is_left_alone_when_jax_has_one(monkeypatch):
+    given = jax.config.jax_compilation_cache_dir      # this suite's own (conftest), as a user's would be
+    assert given and compiler.keep_compiled_programs() is None and jax.config.jax_compilation_cache_dir == given
+    monkeypatch.setenv("NST_JAX_COMPILE_CACHE", "off")
+    assert compiler.keep_compiled_programs() is None

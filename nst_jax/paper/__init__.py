@@ -44,6 +44,8 @@ def build_parser():
 @cli(interrupted="rerun the same command to continue")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from nst_jax import compiler
+    compiler.keep_compiled_programs()   # before anything compiles
     table = scales()
     if args.scale not in table:
         raise NSTError(f"unknown --scale {args.scale!r}; choose one of {', '.join(table)}")

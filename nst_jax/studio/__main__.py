@@ -32,6 +32,8 @@ def build_parser():
 @cli()
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from nst_jax import compiler
+    compiler.keep_compiled_programs()   # before anything compiles
     from nst_jax.web.server import bound_socket, modules
     uvicorn = modules()
     if not 0 < args.max_upload <= 1024:

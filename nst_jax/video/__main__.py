@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     import sys
     from nst_jax.errors import NSTError
     cfg, opts, args = parse(argv)
+    from nst_jax import compiler
+    compiler.keep_compiled_programs()   # before anything compiles
     from nst_jax.video.clips import outputs, run_clips
     from nst_jax.video.files import VideoFiles
     from nst_jax.video.frames import read_clip
