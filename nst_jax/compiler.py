@@ -68,7 +68,9 @@ def keep_compiled_programs() -> Path | None:
     if jax.config.jax_compilation_cache_dir:
         return None
     from nst_jax import convforms
-    folder = convforms.cache_path().parent / "compiled" / convforms.machine_key(convforms.machine())
+    # JAX's key names the platform; asking for the backend here would start it (before jax.distributed, or
+    # a sweep's Ray cluster forking its workers)
+    folder = convforms.cache_path().parent / "compiled" / convforms.machine_key(convforms.machine(backend=False))
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if folder.is_symlink() or not os.access(folder, os.W_OK):

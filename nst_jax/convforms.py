@@ -91,15 +91,16 @@ def run_shapes(layers, height: int, width: int) -> dict[str, tuple[Shape, Shape 
 
 # ----------------------------------------------------------------------------- this machine
 
-def machine() -> dict[str, str]:
-    """What a measured choice depends on: the CPU, its flags, the JAX versions and the backend."""
+def machine(backend: bool = True) -> dict[str, str]:
+    """What a measured choice depends on: the CPU, its flags, the JAX versions and the backend
+    (`backend=False`: without it, so that JAX's backend is not started, as before `jax.distributed` or a fork)."""
     import jax
     import jaxlib
     from nst_jax import hardware
     flags = sorted(f for f in hardware.cpu_flags() if f.startswith(("avx", "fma", "amx", "sse")))
-    return {"cpu": hardware.describe_cpu(), "flags": " ".join(flags), "jax": jax.__version__,
-            "jaxlib": jaxlib.__version__, "backend": jax.default_backend(),
-            "xla_flags": os.environ.get("XLA_FLAGS", "")}
+    info = {"cpu": hardware.describe_cpu(), "flags": " ".join(flags), "jax": jax.__version__,
+            "jaxlib": jaxlib.__version__, "xla_flags": os.environ.get("XLA_FLAGS", "")}
+    return {**info, "backend": jax.default_backend()} if backend else info
 
 
 def machine_key(info: dict[str, str]) -> str:
