@@ -185,7 +185,7 @@ def _cache_choosing(folder, form: str, layers, height: int, width: int) -> None:
     convforms.write_cache(folder / convforms.CACHE_FILE, convforms.machine_key(info), info, choices)
 
 
-def test_a_run_killed_and_continued_keeps_its_recorded_forms_bit_for_bit(tmp_path):
+def test_a_run_killed_and_continued_keeps_its_recorded_forms_bit_for_bit(tmp_path, monkeypatch):
     """kill -9 mid-run with Winograd F(4×4) from this machine's cache; the cache then says XLA's everywhere;
     rerunning the same command continues with the recorded forms and ends on the uninterrupted run's image."""
     from nst_jax.runfiles import RunFiles
@@ -197,23 +197,20 @@ def test_a_run_killed_and_continued_keeps_its_recorded_forms_bit_for_bit(tmp_pat
     args = ["-m", "nst_jax.run", str(CONTENT), str(STYLE), "--size", "48", "--iterations", "60",
             "--content-layers", "relu3_2", "--style-layers", "relu1_1,relu2_1,relu3_1", "--checkpoint-every", "3",
             "--quiet"]
-    env = {k: v for k, v in os.environ.items() if k != "NST_JAX_TUNE"}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("NST_JAX_TUNE", raising=False)
-        mp.setenv("NST_JAX_CACHE", str(f4))
-        ref = run_cli(*args, "-o", "ref.png", cwd=tmp_path)
-        assert ref.returncode == 0, ref.stderr
-        proc = subprocess.Popen([sys.executable, *args, "-o", "killed.png"], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=dict(env, NST_JAX_CACHE=str(f4), PYTHONPATH=str(ROOT)))
-        ckpt = tmp_path / "killed.ckpt.npz"
-        deadline = time.time() + 300
-        while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait() == -signal.SIGKILL and ckpt.exists()
-        mp.setenv("NST_JAX_CACHE", str(xla))                 # this machine's cache now says XLA's everywhere
-        again = run_cli(*args, "-o", "killed.png", cwd=tmp_path)
-        other = run_cli(*args, "-o", "other.png", cwd=tmp_path)   # a new run takes the new cache's forms
+    monkeypatch.setenv("NST_JAX_CACHE", str(f4))            # (the module's fixture has turned measuring on)
+    ref = run_cli(*args, "-o", "ref.png", cwd=tmp_path)
+    assert ref.returncode == 0, ref.stderr
+    proc = subprocess.Popen([sys.executable, *args, "-o", "killed.png"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    ckpt = tmp_path / "killed.ckpt.npz"
+    deadline = time.time() + 300
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL and ckpt.exists()
+    monkeypatch.setenv("NST_JAX_CACHE", str(xla))           # this machine's cache now says XLA's everywhere
+    again = run_cli(*args, "-o", "killed.png", cwd=tmp_path)
+    other = run_cli(*args, "-o", "other.png", cwd=tmp_path)   # a new run takes the new cache's forms
     assert again.returncode == 0 and other.returncode == 0, again.stderr + other.stderr
     sidecar = lambda name: json.loads((tmp_path / f"{name}.json").read_text())
     recorded = sidecar("ref")["conv_forms"]
