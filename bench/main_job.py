@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench import write_results
-from bench.time_to_quality import _reached
+from bench.time_to_quality import first_reached
 
 from nst_jax import convforms, image, transfer, weights
 from nst_jax.config import SAMPLES, with_preset
@@ -98,7 +98,7 @@ def table(args, rows: list[dict], load_before, load_after) -> str:
              "convolution forms |", "|---|---|---|---|---|---|---|"]
     ref = image.load_image(plain["image"])
     for r in rows:
-        reached = _reached(Path(r["log"]), plain["loss"], r["before"])
+        reached = first_reached(Path(r["log"]), plain["loss"], r["before"])
         lines.append(f"| {r['schedule']} | {r['seconds']:.0f} | {r['loss']:.6g} | {r['loss'] / plain['loss'] - 1:+.2%} | "
                      f"{'—' if reached is None else f'{reached:.0f}'} | {image.psnr(image.load_image(r['image']), ref):.1f} | "
                      f"{r['forms']} |")

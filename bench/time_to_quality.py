@@ -24,7 +24,8 @@ from bench import write_results
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _reached(log_path: Path, target: float, before: float = 0.0) -> float | None:
+def first_reached(log_path: Path, target: float, before: float = 0.0) -> float | None:
+    """Seconds (plus `before`) at which a run's loss log first reached `target`; None if it never did."""
     for line in log_path.read_text().splitlines():
         r = json.loads(line)
         if r["loss"] <= target:
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         results = transfer.run_multiscale(c, progress=False, loaded_weights=w)
         wall = time.perf_counter() - t
         before = sum(r.seconds for r in results[:-1])
-        reached = _reached(Path(results[-1].paths["log"]), target, before)
+        reached = first_reached(Path(results[-1].paths["log"]), target, before)
         label = "nst_jax plain" if len(sizes) == 1 else "nst_jax " + " → ".join(f"{n} at {s}" for s, n in zip(sizes, its))
         rows.append((label, wall, reached, results[-1].loss))
     lines = [f"# Time to quality — cpu, {dt.date.today().isoformat()}", "",
