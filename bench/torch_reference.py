@@ -121,18 +121,13 @@ class LBFGSSteps:
         return self.x.detach().cpu().numpy()[0].transpose(1, 2, 0), float(loss)
 
 
-def run_lbfgs(objective: Objective, x0: np.ndarray, iterations: int, history: int = 100, lr: float = 1.0,
-              callback=None):
+def run_lbfgs(objective: Objective, x0: np.ndarray, iterations: int, history: int = 100, lr: float = 1.0):
     """torch.optim.LBFGS as neural-style-pt runs it; returns (final image (H, W, 3), losses per iteration).
 
-    losses[i] is the loss after i iterations (losses[0] at x0). `callback(i, loss)` after each one.
+    losses[i] is the loss after i iterations (losses[0] at x0).
     """
     steps = LBFGSSteps(objective, x0, history, lr)
-    losses: list[float] = []
-    for i in range(iterations):
-        losses.append(steps.step())
-        if callback is not None:
-            callback(i, losses[-1])
+    losses = [steps.step() for _ in range(iterations)]
     img, final_loss = steps.final()
     losses.append(final_loss)
     return img, losses
