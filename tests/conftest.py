@@ -60,6 +60,18 @@ def torch_or_skip():
     return pytest.importorskip("torch", reason=TORCH_REASON)
 
 
+def kill_when(proc, path: Path, timeout: float = 300) -> int:
+    """kill -9 the child `proc` as soon as `path` exists (or it has ended, or `timeout` s have passed);
+    its return code (−9 when it was killed)."""
+    import signal
+    import time
+    deadline = time.time() + timeout
+    while not path.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    return proc.wait()
+
+
 def run_cli(*args, cwd=None, timeout=600):
     """Run `python -m nst_jax.run …` in a subprocess; returns CompletedProcess (text)."""
     import subprocess

@@ -10,12 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from conftest import CONTENT, ROOT, STYLE, call_main, run_cli, small_cfg
+from conftest import CONTENT, ROOT, STYLE, call_main, kill_when, run_cli, small_cfg
 from nst_jax import convforms, image
 from nst_jax.convforms import Choice, Shape
 
@@ -203,11 +202,7 @@ def test_a_run_killed_and_continued_keeps_its_recorded_forms_bit_for_bit(tmp_pat
     proc = subprocess.Popen([sys.executable, *args, "-o", "killed.png"], cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     ckpt = tmp_path / "killed.ckpt.npz"
-    deadline = time.time() + 300
-    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL and ckpt.exists()
+    assert kill_when(proc, ckpt) == -signal.SIGKILL and ckpt.exists()
     monkeypatch.setenv("NST_JAX_CACHE", str(xla))           # this machine's cache now says XLA's everywhere
     again = run_cli(*args, "-o", "killed.png", cwd=tmp_path)
     other = run_cli(*args, "-o", "other.png", cwd=tmp_path)   # a new run takes the new cache's forms

@@ -17,7 +17,7 @@ from nst_jax.run import main
 from nst_jax.runfiles import RunFiles
 from nst_jax.transfer import run
 
-from conftest import CONTENT, ROOT, SMALL_FLAGS, STYLE, call_main, one_error_line, run_cli, small_cfg
+from conftest import CONTENT, ROOT, SMALL_FLAGS, STYLE, call_main, kill_when, one_error_line, run_cli, small_cfg
 from nst_jax.identity import settings_hash
 
 
@@ -166,11 +166,7 @@ def test_sigkill_then_rerun_gives_same_image(tmp_path):
     proc = subprocess.Popen([sys.executable, *args, "-o", "killed.png"], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = tmp_path / "killed.ckpt.npz"
-    deadline = time.time() + 300
-    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when(proc, ckpt)
     assert ckpt.exists()
     assert not (tmp_path / "killed.png").exists() or proc.returncode == 0
     again = run_cli(*args, "-o", "killed.png", cwd=tmp_path)

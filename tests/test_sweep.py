@@ -3,10 +3,8 @@
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,7 @@ from nst_jax.report import write_report
 from nst_jax.grid import expand, load_grid, run_name
 from nst_jax.sweep import sweep
 
-from conftest import CONTENT, ROOT, STYLE
+from conftest import CONTENT, ROOT, STYLE, kill_when
 
 GRID = {"init": ["noise", "content"], "style_weight": [10.0, 1000.0],
         "content_layers": [["relu3_2"]], "style_layers": [["relu1_1", "relu2_1"]]}
@@ -94,11 +92,7 @@ def test_sigkill_mid_sweep_then_rerun_matches(tmp_path):
     proc = subprocess.Popen(args + ["--out", "killed"], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     second = tmp_path / "killed" / "init-noise_k-1000" / "result.ckpt.npz"
-    deadline = time.time() + 300
-    while not second.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when(proc, second)
     assert not (tmp_path / "killed" / "init-content_k-1000" / "result.png").exists()
     again = subprocess.run(args + ["--out", "killed"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
