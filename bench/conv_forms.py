@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--results-dir", default=None, help="where the table goes (default bench/results)")
     args = p.parse_args(argv)
+    fused = convforms.fused_ready(print)
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     layers = PRESETS["default"]["content_layers"] + PRESETS["default"]["style_layers"]
     rows, totals = [], {}
@@ -40,12 +41,12 @@ def main(argv: list[str] | None = None) -> int:
                 if shape is None:
                     continue
                 if shape.key not in seen:
-                    seen[shape.key] = convforms.measure(shape, convforms.candidates(shape), args.rounds)
+                    seen[shape.key] = convforms.measure(shape, convforms.candidates(shape, fused=fused), args.rounds)
                 c = seen[shape.key]
                 total["xla"] += c.seconds["xla"]
                 total["chosen"] += c.seconds[c.form]
-                ms = " | ".join(f"{1000 * c.seconds[f]:.1f}" if f in c.seconds else "—" for f in ("xla", "f2", "f4"))
-                err = " / ".join(f"{c.error[f]:.1e}" for f in ("f2", "f4") if f in c.error) or "—"
+                ms = " | ".join(f"{1000 * c.seconds[f]:.1f}" if f in c.seconds else "—" for f in ("xla", "f2", "f4", "f4f"))
+                err = " / ".join(f"{c.error[f]:.1e}" if f in c.error else "—" for f in ("f2", "f4", "f4f"))
                 rows.append(f"| {w}×{h} | {name} | {direction} | {shape.width}×{shape.height}×{shape.cin}→{shape.cout} "
                             f"| {ms} | {err} | {convforms.SHORT[c.form]} |")
         totals[size] = total
@@ -56,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         "forms timed in turns; error: relative to XLA's convolution (the planner's budget is "
         f"{convforms.ERROR_BUDGET:g}); maps under {convforms.MIN_POSITIONS} positions and the RGB layer are left to "
         "XLA's convolution untimed.", "",
-        "| image | layer | direction | input W×H×C→O | XLA's ms | F(2×2) ms | F(4×4) ms | error F(2×2) / F(4×4) | kept |",
-        "|---|---|---|---|---|---|---|---|---|", *rows, "",
+        "| image | layer | direction | input W×H×C→O | XLA's ms | F(2×2) ms | F(4×4) ms | F(4×4) fused ms "
+        "| error F(2×2) / F(4×4) / fused | kept |",
+        "|---|---|---|---|---|---|---|---|---|---|", *rows, "",
         "All convolutions of one value+grad (forward and input gradient, timed layers only): " + "; ".join(
             f"{s} px: XLA's {1000 * t['xla']:.0f} ms, the kept forms {1000 * t['chosen']:.0f} ms "
             f"({t['xla'] / t['chosen']:.2f}×)" for s, t in totals.items()) + "."]) + "\n"

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plain", type=int, default=300, help="iterations of the plain run at --size")
     p.add_argument("--schedules", nargs="*", default=["128,256,512:200,150,60", "256,512:200,70"],
                    help="scales:iterations per stage")
-    p.add_argument("--conv-forms", nargs="+", default=["auto"], choices=("auto", "xla", "f2", "f4"),
+    p.add_argument("--conv-forms", nargs="+", default=["auto"], choices=("auto", "xla", "f2", "f4", "f4f"),
                    help="the plain run once per convolution form setting (auto: the planner's)")
     p.add_argument("--out", default=None, help="folder of the images (default: a temporary folder)")
     p.add_argument("--results-dir", default=None, help="folder of the table (default: bench/results)")

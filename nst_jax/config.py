@@ -30,7 +30,7 @@ INITS = ("noise", "white", "black", "mean", "content", "style", "average")
 ORIGINAL_COLORS = ("none", "luminance", "histogram")
 MAX_SIZE = memory.MAX_SIZE   # the largest --size (declared beside the plan, which caps its sizes there)
 PRECISIONS = ("auto", "float32", "bfloat16")
-CONV_FORMS = ("auto", "auto-bf16", "xla", "f2", "f4", "f2b")
+CONV_FORMS = ("auto", "auto-bf16", "xla", "f2", "f4", "f2b", "f4f")
 TEMPORAL_WEIGHT = 1e3   # calibrated on the sample clip: see docs/video/README.md
 
 # Defaults calibrated on the embedded (Caffe) weights: see README "Weights".
@@ -143,8 +143,9 @@ class Config:
                              "bfloat16 products as a candidate too, on CPUs with bfloat16 units (AMX, "
                              "AVX512-BF16; a relative error of about 4e-3 per convolution); or one form wherever "
                              "it applies: 'xla' (XLA's convolution), 'f2' or 'f4' (Winograd F(2×2, 3×3) or "
-                             "F(4×4, 3×3)), 'f2b' (F(2×2) with bfloat16 products); float32 on one CPU device "
-                             "only, elsewhere XLA's", kind="str", choices=lambda: CONV_FORMS,
+                             "F(4×4, 3×3)), 'f2b' (F(2×2) with bfloat16 products), 'f4f' (F(4×4) as one fused "
+                             "kernel compiled for this CPU, where a C++ compiler is found); float32 on one CPU "
+                             "device only, elsewhere XLA's", kind="str", choices=lambda: CONV_FORMS,
                              result=False)
     memory: str = option("auto", "how the run fits in memory: 'plain'; 'remat' recomputes each VGG19 block in "
                          "the backward pass (about a third less memory for the activations, about a third more "

@@ -1,6 +1,8 @@
 """Which form computes each 3×3 convolution of a run, measured on this machine, as cuDNN's benchmark
 mode and FFTW's wisdom do: XLA's convolution ('xla'), Winograd F(2×2, 3×3) ('f2') or F(4×4, 3×3)
-('f4'), for the forward pass and for the input gradient of each layer at the run's size.
+('f4') written in XLA's operations, or F(4×4) as one fused kernel compiled for this CPU ('f4f', `fused`;
+where a C++ compiler is found), for the forward pass and for the input gradient of each layer at the
+run's size.
 
 For every convolution shape a run needs (height × width × input → output channels; the input gradient
 is a convolution of the same size with the channels swapped), the candidate forms are compiled and
@@ -28,9 +30,10 @@ from typing import Callable, NamedTuple
 
 from nst_jax import vgg_layers
 
-FORMS = ("xla", "f2", "f4", "f2b")
+FORMS = ("xla", "f2", "f4", "f2b", "f4f")
 TITLES = {"xla": "XLA's convolution", "f2": "Winograd F(2×2, 3×3)", "f4": "Winograd F(4×4, 3×3)",
-          "f2b": "Winograd F(2×2, 3×3) with bfloat16 products"}
+          "f2b": "Winograd F(2×2, 3×3) with bfloat16 products",
+          "f4f": "Winograd F(4×4, 3×3), fused kernel compiled for this CPU"}
 ERROR_BUDGET = 1e-4          # relative error against XLA's convolution (the tests' tolerance)
 BF16_BUDGET = 1e-2           # the same for 'f2b' (bfloat16 rounds to 2⁻⁹; measured ~4e-3 on VGG19's shapes)
 # Smaller maps and fewer channels get XLA's convolution untimed: the gain is a fraction of a millisecond
@@ -59,13 +62,29 @@ class Shape(NamedTuple):
         return self.height * self.width >= MIN_POSITIONS and min(self.cin, self.cout) >= MIN_CHANNELS
 
 
-def candidates(shape: Shape, bf16: bool = False) -> tuple[str, ...]:
+def candidates(shape: Shape, bf16: bool = False, fused: bool = False) -> tuple[str, ...]:
     """The forms worth timing for a shape (F(2×2) needs an even height and width); `bf16`: with
-    F(2×2)'s bfloat16 products."""
+    F(2×2)'s bfloat16 products; `fused`: with the fused F(4×4) kernel where it takes the channels."""
     if not shape.tuned:
         return ("xla",)
     even = shape.height % 2 == 0 and shape.width % 2 == 0
-    return (("xla", "f2", "f4") + (("f2b",) if bf16 else ())) if even else ("xla", "f4")
+    found = (("xla", "f2", "f4") + (("f2b",) if bf16 else ())) if even else ("xla", "f4")
+    return found + (("f4f",) if fused and _fused_fits(shape) else ())
+
+
+def _fused_fits(shape: Shape) -> bool:
+    from nst_jax import fused
+    return fused.fits(shape.cin, shape.cout)
+
+
+def fused_ready(say: Callable[[str], None] = lambda line: None) -> bool:
+    """Whether the fused F(4×4) kernel is a candidate here (built now if need be); says why not, unless
+    turned off (NST_JAX_FUSED=off)."""
+    from nst_jax import fused
+    why = fused.why_unavailable()
+    if why and not fused.turned_off():
+        say(f"convolution forms: the fused F(4×4) kernel is not available ({why}); choosing among the others")
+    return why is None
 
 
 def bf16_units() -> bool:
@@ -196,9 +215,12 @@ def measure(shape: Shape, forms: tuple[str, ...], rounds: int = 3) -> Choice:
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((1, shape.height, shape.width, shape.cin)), jnp.float32)
     k = jnp.asarray(rng.standard_normal((3, 3, shape.cin, shape.cout)) / np.sqrt(9 * shape.cin), jnp.float32)
-    kernels = {"xla": k, "f2": winograd.kernel_f2(k), "f4": winograd.kernel_f4(k), "f2b": winograd.kernel_f2b(k)}
+    make = {"xla": lambda k: k, "f2": winograd.kernel_f2, "f4": winograd.kernel_f4, "f2b": winograd.kernel_f2b,
+            "f4f": winograd.kernel_f4f}
+    kernels = {f: make[f](k) for f in forms}
     fns = {"xla": compiler.jit(layers.xla_conv), "f2": compiler.jit(winograd.conv_f2),
-           "f4": compiler.jit(winograd.conv_f4), "f2b": compiler.jit(winograd.conv_f2)}
+           "f4": compiler.jit(winograd.conv_f4), "f2b": compiler.jit(winograd.conv_f2),
+           "f4f": compiler.jit(winograd.conv)}
     outputs = {f: jax.block_until_ready(fns[f](x, kernels[f])) for f in forms}
     reference = outputs["xla"]
     norm = float(jnp.linalg.norm(reference)) or 1.0
@@ -238,15 +260,17 @@ NONE = Forms((), "none")
 
 def plan(layers, height: int, width: int, *, path: Path | None = None,
          measure_fn: Callable[[Shape, tuple[str, ...]], Choice] | None = None,
-         say: Callable[[str], None] = lambda line: None, bf16: bool = False) -> Forms:
+         say: Callable[[str], None] = lambda line: None, bf16: bool = False, fused: bool | None = None) -> Forms:
     """The forms of a run at height × width (see the module docstring): cached choices where this
     machine has them, the rest measured now and added to the cache. `bf16` (asked for): 'f2b' is a
-    candidate too, where the CPU has bfloat16 units (`bf16_units`)."""
+    candidate too, where the CPU has bfloat16 units (`bf16_units`); `fused`: whether 'f4f' is (default:
+    where it can be built, `fused_ready`)."""
     if os.environ.get("NST_JAX_TUNE", "").strip().lower() in ("0", "off", "no", "false"):
         return Forms(tuple((name, "xla", "xla") for name in run_shapes(layers, height, width)), "off")
     if bf16 and not bf16_units():
         say("convolution forms: this CPU has no bfloat16 units; choosing among the float32 forms")
         bf16 = False
+    fused = fused_ready(say) if fused is None else fused
     path = path or cache_path()
     info = machine()
     key = machine_key(info)
@@ -255,13 +279,13 @@ def plan(layers, height: int, width: int, *, path: Path | None = None,
         say(f"convolution forms: not using {path} ({why}); measuring on this machine")
     shapes = run_shapes(layers, height, width)
     needed = {s.key: s for pair in shapes.values() for s in pair if s is not None and s.tuned}
-    has_all = lambda s: s.key in cached and all(f in cached[s.key].seconds for f in candidates(s, bf16))
+    has_all = lambda s: s.key in cached and all(f in cached[s.key].seconds for f in candidates(s, bf16, fused))
     missing = [s for s in needed.values() if not has_all(s)]
     t0 = time.perf_counter()
     if missing:
         say(f"convolution forms: measuring {len(missing)} layer shape{'s' if len(missing) > 1 else ''} on this "
             f"machine (once; cached in {path})")
-        new = {s.key: (measure_fn or measure)(s, candidates(s, bf16)) for s in missing}
+        new = {s.key: (measure_fn or measure)(s, candidates(s, bf16, fused)) for s in missing}
         cached = {**cached, **new}
         try:
             write_cache(path, key, info, new)
@@ -271,7 +295,7 @@ def plan(layers, height: int, width: int, *, path: Path | None = None,
         if s is None or not s.tuned:
             return "xla"
         c = cached[s.key]
-        return choose({f: c.seconds[f] for f in candidates(s, bf16)}, c.error)
+        return choose({f: c.seconds[f] for f in candidates(s, bf16, fused)}, c.error)
     by_layer = tuple((name, pick(f), pick(b)) for name, (f, b) in shapes.items())
     return Forms(by_layer, "measured" if missing else "cache", time.perf_counter() - t0)
 
@@ -279,11 +303,11 @@ def plan(layers, height: int, width: int, *, path: Path | None = None,
 def uniform(layers, height: int, width: int, form: str) -> Forms:
     """One form wherever it applies (`--conv-forms f4`), XLA's convolution elsewhere."""
     shapes = run_shapes(layers, height, width)
-    fits = lambda s: form if s is not None and form in candidates(s, bf16=True) else "xla"
+    fits = lambda s: form if s is not None and form in candidates(s, bf16=True, fused=form == "f4f") else "xla"
     return Forms(tuple((name, fits(f), fits(b)) for name, (f, b) in shapes.items()), "asked")
 
 
-SHORT = {"xla": "XLA's", "f2": "F(2×2)", "f4": "F(4×4)", "f2b": "F(2×2) bf16"}
+SHORT = {"xla": "XLA's", "f2": "F(2×2)", "f4": "F(4×4)", "f2b": "F(2×2) bf16", "f4f": "F(4×4) fused"}
 
 
 def describe(forms: Forms) -> str:

@@ -126,10 +126,23 @@ def check_disk(cfg: Config, mem: memory.Plan, runs: int = 1) -> None:
                        f"--checkpoint-every 0 writes none")
 
 
+def _need_fused(recorded: bool) -> None:
+    """NSTError unless the fused F(4×4) kernel can be had here (`fused`), for a run asked or recorded to use it."""
+    from nst_jax import fused
+    missing = fused.why_unavailable()
+    if missing and recorded:
+        raise NSTError(f"this run was started with the fused Winograd F(4×4, 3×3) kernel, which is not available "
+                       f"here ({missing}); a continued run keeps its forms so that it continues bit for bit: make "
+                       f"the kernel available (a C++ compiler, CXX), or start a new run with another -o")
+    if missing:
+        raise NSTError(f"--conv-forms f4f: the fused Winograd F(4×4, 3×3) kernel is not available here ({missing}); "
+                       f"--conv-forms auto chooses among the forms this machine has")
+
+
 def with_forms(cfg: Config, plan: RunPlan, recorded: list | None = None,
                say=lambda line: None) -> RunPlan:
     """The plan with its convolution forms (`convforms`): none to choose off one float32 CPU device;
-    `--conv-forms xla|f2|f4|f2b` as asked; 'auto' (and 'auto-bf16', with bfloat16 products a candidate
+    `--conv-forms xla|f2|f4|f2b|f4f` as asked; 'auto' (and 'auto-bf16', with bfloat16 products a candidate
     where the CPU has bfloat16 units): the forms a continued run recorded, else this machine's measured
     ones (measured now where the cache has none)."""
     from nst_jax import convforms
@@ -138,7 +151,11 @@ def with_forms(cfg: Config, plan: RunPlan, recorded: list | None = None,
     if plan.layout.split or plan.precision != "float32" or jax.default_backend() != "cpu":
         return plan._replace(forms=convforms.NONE)
     if cfg.conv_forms not in ("auto", "auto-bf16"):
+        if cfg.conv_forms == "f4f":
+            _need_fused(recorded=False)
         return plan._replace(forms=convforms.uniform(layers, height, width, cfg.conv_forms))
     if recorded:
+        if any("f4f" in r[1:] for r in recorded):
+            _need_fused(recorded=True)
         return plan._replace(forms=convforms.Forms(tuple(tuple(r) for r in recorded), "recorded"))
     return plan._replace(forms=convforms.plan(layers, height, width, say=say, bf16=cfg.conv_forms == "auto-bf16"))

@@ -13,6 +13,9 @@ Each is Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per tile: the kernel is transformed
 gradient of a 3×3 'same' convolution is itself one (with `layers.backward_kernel`), so the same forms
 serve the backward pass. Which form each layer uses is measured per machine (`convforms`).
 
+F(4×4) also comes as one fused kernel compiled for this CPU ('f4f', `fused`): the same arithmetic with the
+transforms and products done block by block in cache, its kernel U packed in the kernel's panels.
+
 F(2×2) also comes with its products in bfloat16 ('f2b': `kernel_f2b`, the transformed input rounded to
 bfloat16, each product accumulated in float32), for CPUs whose bfloat16 units (AMX, AVX512-BF16) XLA's
 matrix products reach: a relative error of about 4e-3 against XLA's float32 convolution, so only where
@@ -48,6 +51,12 @@ def kernel_f2(kernel) -> jnp.ndarray:
 def kernel_f4(kernel) -> jnp.ndarray:
     """U = G g Gᵀ of F(4×4, 3×3) for a kernel (3, 3, I, O): (36, I, O), the 6×6 positions flattened."""
     return _kernel(_G4, kernel)
+
+
+def kernel_f4f(kernel) -> jnp.ndarray:
+    """`kernel_f4` packed for the fused kernel (`fused.pack`): (36, O / panel, I, panel)."""
+    from nst_jax import fused
+    return fused.pack(kernel_f4(kernel))
 
 
 def kernel_f2b(kernel) -> jnp.ndarray:
@@ -128,17 +137,26 @@ def conv_f4(x, u, precision=None):
 
 
 def applies(form: str, shape) -> bool:
-    """Whether `form` ('f2', 'f2b', 'f4') can convolve an input of this shape (B, H, W, C)."""
-    _, h, w, _ = shape
+    """Whether `form` ('f2', 'f2b', 'f4', 'f4f') can convolve an input of this shape (…, H, W, C)."""
+    h, w, c = shape[-3:]
+    if form == "f4f":
+        from nst_jax import fused
+        return c % fused.library().lanes == 0
     return form == "f4" or (form in ("f2", "f2b") and h % 2 == 0 and w % 2 == 0)
 
 
 def conv(x, u, precision=None):
-    """The Winograd form whose kernel U is given (16 positions: F(2×2), in bfloat16: 'f2b'; 36: F(4×4))."""
+    """The Winograd form whose kernel U is given (16 positions: F(2×2), in bfloat16: 'f2b'; 36: F(4×4);
+    packed in panels: the fused F(4×4), float32 whatever `precision`)."""
+    if u.ndim == 4:
+        from nst_jax import fused
+        return fused.conv(x, u)
     return conv_f2(x, u, precision) if u.shape[0] == 16 else conv_f4(x, u, precision)
 
 
 def form_of(u) -> str:
+    if u.ndim == 4:
+        return "f4f"
     if u.shape[0] == 16:
         return "f2b" if u.dtype == jnp.bfloat16 else "f2"
     return "f4"

@@ -49,8 +49,10 @@ def test_bfloat16_products_are_a_candidate_only_when_asked_and_within_their_own_
 
 @pytest.fixture(autouse=True)
 def measuring(monkeypatch):
-    """These tests measure (the rest of the suite runs with NST_JAX_TUNE=off)."""
+    """These tests measure (the rest of the suite runs with NST_JAX_TUNE=off), among the forms written in XLA's
+    operations: the fused kernel's planning is tested in test_fused."""
     monkeypatch.delenv("NST_JAX_TUNE", raising=False)
+    monkeypatch.setenv("NST_JAX_FUSED", "off")
 
 
 def test_tuning_off_leaves_every_convolution_to_xla(monkeypatch, tmp_path):
