@@ -7,9 +7,10 @@ products back for the inverse transform; the fused kernel transforms, multiplies
 one block of tiles at a time while it is in cache, with a matrix micro-kernel of the CPU's vector width.
 
 The kernel is built once per machine with the C++ compiler found ($CXX, else g++, c++ or clang++), with
-`-O3 -march=native` (or the architecture $NST_JAX_FUSED_ARCH names), into the user's cache folder (one file
-per source, compiler, flags and machine: a library built for another CPU is never loaded). Without a compiler, or with `NST_JAX_FUSED=off`, the form
-is not offered and the planner chooses among the others (`why_unavailable` says why). CPU only.
+`-O3 -march=native` (or the architecture $NST_JAX_FUSED_ARCH names), into the user's cache folder: one file
+per source, compiler, flags and machine, so a library built for another CPU is never loaded. Without a
+compiler, or with `NST_JAX_FUSED=off`, the form is not offered and the planner chooses among the others
+(`why_unavailable` says why). CPU only.
 """
 
 from __future__ import annotations

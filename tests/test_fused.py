@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(fused.why_unavailable() is not None,
 
 
 @pytest.fixture
-def fresh_library(monkeypatch):
+def fresh_library():
     """The library looked up afresh in this test (and again after it, as it was)."""
     fused._library.cache_clear()
     yield
