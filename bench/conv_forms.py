@@ -41,11 +41,13 @@ def main(argv: list[str] | None = None) -> int:
                 if shape is None:
                     continue
                 if shape.key not in seen:
-                    seen[shape.key] = convforms.measure(shape, convforms.candidates(shape, fused=fused), args.rounds)
+                    forms = convforms.candidates(shape, fused=fused)
+                    seen[shape.key] = convforms.measure(shape, forms, args.rounds)
                 c = seen[shape.key]
                 total["xla"] += c.seconds["xla"]
                 total["chosen"] += c.seconds[c.form]
-                ms = " | ".join(f"{1000 * c.seconds[f]:.1f}" if f in c.seconds else "—" for f in ("xla", "f2", "f4", "f4f"))
+                ms = " | ".join(f"{1000 * c.seconds[f]:.1f}" if f in c.seconds else "—"
+                                for f in ("xla", "f2", "f4", "f4f"))
                 err = " / ".join(f"{c.error[f]:.1e}" if f in c.error else "—" for f in ("f2", "f4", "f4f"))
                 rows.append(f"| {w}×{h} | {name} | {direction} | {shape.width}×{shape.height}×{shape.cin}→{shape.cout} "
                             f"| {ms} | {err} | {convforms.SHORT[c.form]} |")

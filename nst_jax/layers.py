@@ -57,9 +57,9 @@ def conv3x3(x, kernel, kernel_bwd, u=None, u_bwd=None, precision=None):
     """3×3 convolution with one pixel of zero padding, NHWC × HWIO → NHWC.
 
     `kernel_bwd` must be `backward_kernel(kernel)`; `u`, `u_bwd` (optional) a Winograd kernel
-    (`winograd.kernel_f2`, `kernel_f4` or `kernel_f4f`) of `kernel` and of `kernel_bwd`: the forward pass and the
-    input gradient are then computed in that form (F(2×2) only on even sizes), else by XLA's
-    convolution. The input cotangent is the plain convolution of the output cotangent with
+    (`winograd.kernel_f2`, `kernel_f4` or `kernel_f4f`) of `kernel` and of `kernel_bwd`: the forward
+    pass and the input gradient are then computed in that form (F(2×2) only on even sizes), else by
+    XLA's convolution. The input cotangent is the plain convolution of the output cotangent with
     `kernel_bwd`, so precomputing it (`prepare_params`) saves XLA from flipping and transposing every
     kernel on every gradient — on XLA-CPU that was ~10 % of a value+grad at 256². The kernel's
     cotangent is exact (and pruned by XLA when, as in style transfer, only the image's gradient is
@@ -159,7 +159,8 @@ def prepare_params(params: Mapping[str, Any], forms: Mapping[str, tuple[str, str
     `kernel_wino_bwd`. Without `forms`, XLA's convolution everywhere. dtype bfloat16: the kernels
     stored in bfloat16 (biases stay float32) and no Winograd kernels (bfloat16 has one form)."""
     dtype = jnp.dtype(dtype)
-    make = {"f2": winograd.kernel_f2, "f2b": winograd.kernel_f2b, "f4": winograd.kernel_f4, "f4f": winograd.kernel_f4f}
+    make = {"f2": winograd.kernel_f2, "f2b": winograd.kernel_f2b, "f4": winograd.kernel_f4,
+            "f4f": winograd.kernel_f4f}
     out = {}
     for name, p in params.items():
         q = {key: jnp.asarray(v) for key, v in p.items()}

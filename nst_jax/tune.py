@@ -39,7 +39,8 @@ def _show(path: Path, info: dict[str, str]) -> str:
         return f"{path}: nothing measured on this machine yet (python -m nst_jax.tune measures the main job's)"
     rows = [f"{path}, this machine ({info['cpu']}):", "",
             "| shape (H×W×in>out) | chosen | " + " | ".join(f"{convforms.SHORT[f]} ms" for f in convforms.FORMS)
-            + " | F(4×4) error | F(2×2) bf16 error | F(4×4) fused error |", "|---|---|" + "---|" * (len(convforms.FORMS) + 3)]
+            + " | F(4×4) error | F(2×2) bf16 error | F(4×4) fused error |",
+            "|---|---|" + "---|" * (len(convforms.FORMS) + 3)]
     for shape, c in sorted(cached.items(), key=lambda kv: -int(kv[0].split("x")[0])):
         ms = " | ".join(f"{1000 * c.seconds[f]:.1f}" if f in c.seconds else "—" for f in convforms.FORMS)
         err = " | ".join(f"{c.error[f]:.1e}" if f in c.error else "—" for f in ("f4", "f2b", "f4f"))

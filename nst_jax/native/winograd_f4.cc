@@ -216,7 +216,8 @@ static ffi::Error conv(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xb, ffi::Buff
             if (oy + i >= H) break;
             vf o[4];
             at(s[i], o);
-            for (int k = 0; k < 4 && ox + k < W; ++k) store(yn + ((size_t)(oy + i) * W + ox + k) * O + j * NR + q, o[k]);
+            float* row = yn + ((size_t)(oy + i) * W + ox) * O + (size_t)j * NR + q;
+            for (int k = 0; k < 4 && ox + k < W; ++k) store(row + (size_t)k * O, o[k]);
           }
         }
       }
