@@ -101,7 +101,9 @@ def test_it_is_built_once_per_machine_and_rebuilt_when_damaged(tmp_path, monkeyp
     fused._library.cache_clear()
     monkeypatch.setattr(fused, "_build", lambda *a: pytest.fail("built again"))
     assert fused.library().path == path                                     # found, not built again
-    path.write_bytes(b"not a library")                                      # damaged: a new process builds it again
+    damaged = path.with_name("damaged")                 # a new file, not written over the one this process mapped
+    damaged.write_bytes(b"not a library")
+    os.replace(damaged, path)                                               # damaged: a new process builds it again
     code = "from nst_jax import fused; print(fused.why_unavailable(), fused.library().path)"
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
