@@ -26,7 +26,7 @@ from bench import write_results
 from bench.time_to_quality import first_reached
 
 from nst_jax import convforms, image, transfer, weights
-from nst_jax.config import SAMPLES, with_preset
+from nst_jax.config import CONV_FORMS, SAMPLES, with_preset
 from nst_jax.hardware import describe_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plain", type=int, default=300, help="iterations of the plain run at --size")
     p.add_argument("--schedules", nargs="*", default=["128,256,512:200,150,60", "256,512:200,70"],
                    help="scales:iterations per stage")
-    p.add_argument("--conv-forms", nargs="+", default=["auto"], choices=("auto", "xla", "f2", "f4", "f4f"),
+    p.add_argument("--conv-forms", nargs="+", default=["auto"], choices=CONV_FORMS,
                    help="the plain run once per convolution form setting (auto: the planner's)")
     p.add_argument("--out", default=None, help="folder of the images (default: a temporary folder)")
     p.add_argument("--results-dir", default=None, help="folder of the table (default: bench/results)")

@@ -123,15 +123,20 @@ def _library() -> tuple[Library | None, str | None]:
     return None, f"the built library does not load ({last})"
 
 
+def _state() -> tuple[Library | None, str | None]:
+    """The loaded kernel and why not (`_library`), unless turned off."""
+    return (None, "NST_JAX_FUSED=off") if turned_off() else _library()
+
+
 def why_unavailable() -> str | None:
     """None when the fused kernel is ready on this machine (built now if need be), else why not."""
-    return "NST_JAX_FUSED=off" if turned_off() else _library()[1]
+    return _state()[1]
 
 
 def library() -> Library:
     """The loaded kernel; NSTError when it cannot be had here."""
     from nst_jax.errors import NSTError
-    lib, why = (None, "NST_JAX_FUSED=off") if turned_off() else _library()
+    lib, why = _state()
     if lib is None:
         raise NSTError(f"the fused Winograd F(4×4, 3×3) kernel is not available here: {why}")
     return lib
@@ -139,7 +144,7 @@ def library() -> Library:
 
 def fits(cin: int, cout: int) -> bool:
     """Whether the kernel takes these channel counts (false when it is unavailable)."""
-    lib = None if turned_off() else _library()[0]
+    lib = _state()[0]
     return lib is not None and cin % lib.lanes == 0 and cout % lib.panel == 0
 
 
