@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from nst_jax import records
+from nst_jax import records, untrusted
 from nst_jax.errors import NSTError
 from nst_jax.fileio import atomic_write_bytes
 
@@ -42,11 +42,26 @@ def read_meta(path: Path) -> dict | None:
     """The checkpoint's metadata alone, checked (`records.checkpoint_meta`; NSTError naming the field);
     None if there is no readable checkpoint."""
     try:
-        with np.load(path) as data:
-            meta = json.loads(bytes(data["meta"]).decode())
-    except Exception:  # noqa: BLE001 - missing or broken: the run itself reports a broken one
+        with untrusted.Archive(path, "checkpoint") as data:
+            meta = _meta(data)
+    except NSTError:  # missing or broken: the run itself reports a broken one
         return None
     return records.checkpoint_meta(meta, path)
+
+
+def _meta(data: "untrusted.Archive") -> Any:
+    raw = data.array("meta", lambda dtype, shape: None if dtype == np.uint8 and len(shape) == 1
+                     else "its metadata is not a byte string")
+    return untrusted.parse_json(raw.tobytes(), data.where)
+
+
+def _matching(want):
+    """The header check of a stored leaf: this run's shape and dtype (bfloat16 is stored as raw 2-byte records)."""
+    def accept(dtype, shape):
+        same = dtype == want.dtype or (dtype.kind == "V" and dtype.itemsize == want.dtype.itemsize)
+        return None if same and shape == tuple(want.shape) else \
+            "state shapes differ from this run's; delete it or pass --restart"
+    return accept
 
 
 def load(path: Path, template, config_hash: str, leaves_of=None) -> tuple[Any, dict]:
@@ -56,29 +71,26 @@ def load(path: Path, template, config_hash: str, leaves_of=None) -> tuple[Any, d
     import jax
     import jax.numpy as jnp
     try:
-        with np.load(path) as data:
-            meta = records.checkpoint_meta(json.loads(bytes(data["meta"]).decode()), path)
+        with untrusted.Archive(path, "checkpoint") as data:
+            meta = records.checkpoint_meta(_meta(data), path)
+            if meta.get("config_hash") != config_hash:
+                raise NSTError(f"checkpoint {path} was made with other settings; pass --restart to start over "
+                               f"or choose another -o/--output")
             if leaves_of is None:
                 leaves_t, treedef = jax.tree.flatten(template)
                 rebuild = lambda leaves: jax.tree.unflatten(treedef, leaves)
             else:
                 leaves_t, rebuild = leaves_of(template)
-            leaves = [data[f"leaf{i:03d}"] for i in range(len(leaves_t))]
+            leaves = [data.array(f"leaf{i:03d}", _matching(t)) for i, t in enumerate(leaves_t)]
     except NSTError:
         raise
     except Exception as err:  # noqa: BLE001 - zip, CRC, JSON and key errors alike mean: broken
         raise NSTError(f"checkpoint {path}: unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
                        f"delete it to start over") from None
-    if meta.get("config_hash") != config_hash:
-        raise NSTError(f"checkpoint {path} was made with other settings; pass --restart to start over "
-                       f"or choose another -o/--output")
     # numpy stores bfloat16 (an L-BFGS history under --memory remat-bf16) as raw 2-byte records
     leaves = [a.view(t.dtype) if a.dtype.kind == "V" and a.dtype.itemsize == t.dtype.itemsize else a
               for a, t in zip(leaves, leaves_t)]
-    for got, want in zip(leaves, leaves_t):
-        if got.shape != want.shape or got.dtype != want.dtype:
-            raise NSTError(f"checkpoint {path}: state shapes differ from this run's; delete it or pass "
-                           f"--restart")
+    for got in leaves:
         if got.dtype.kind == "f" and not np.isfinite(got).all():
             raise NSTError(f"checkpoint {path}: holds values that are not finite (NaN or inf); the file was "
                            f"edited or is corrupt: delete it or pass --restart")

@@ -13,13 +13,16 @@ jaxlib drops the option: an unknown option is detected once and then not passed)
 
 nst_jax's commands also keep their compiled programs across runs (`keep_compiled_programs`): compiling a
 512 px run's programs takes ~25 s on a 2-core CPU, about 6 % of the README's main job, and a run of the
-same settings and size again then loads them instead.
+same settings and size again then loads them instead. Each kept program is bound to its key
+(`_BoundEntries`): a program file copied over another's, or damaged, is dropped and compiled again, never run.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import Any, Callable
 
@@ -77,7 +80,81 @@ def keep_compiled_programs() -> Path | None:
             return None
     except OSError:
         return None
+    if not _bind_entries(folder):
+        return None
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     jax.config.update("jax_compilation_cache_max_size", COMPILED_CACHE_BYTES)
     return folder
+
+
+_MAGIC = b"nst_jax compiled program 1\n"
+
+
+def _seal(key: str, value: bytes) -> bytes:
+    return hashlib.sha256(key.encode() + b"\0" + value).digest()
+
+
+class _BoundEntries:
+    """JAX's file cache of compiled programs with each entry bound to its key: written as a mark, the
+    SHA-256 of key and entry, and the entry; read back only when that holds. JAX finds a program by its
+    file's name alone and runs what the file holds, so a program file copied over another's would run in
+    its place (an error deep in the loop on every run, or other numbers), and a damaged one would not
+    load. Such a file, one without the mark or one larger than the whole cache may be, is dropped, and
+    the program is compiled again and kept anew. A file that is not a regular file (a named pipe would
+    block the read) is passed over, never opened."""
+
+    def __init__(self, base, folder: Path):
+        self._base, self._folder = base, folder
+
+    @property
+    def _path(self):   # JAX logs the cache's path
+        return self._base._path
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            found = os.stat(self._folder / f"{key}-cache")
+        except OSError:
+            return None
+        if not stat.S_ISREG(found.st_mode):
+            return None
+        value = self._base.get(key) if found.st_size <= COMPILED_CACHE_BYTES else None
+        head, body = (value[:len(_MAGIC) + 32], value[len(_MAGIC) + 32:]) if value else (b"", b"")
+        if value and head == _MAGIC + _seal(key, body):
+            return body
+        try:                                     # not what was written under this key: compiled again
+            for suffix in ("-cache", "-atime"):
+                (self._folder / f"{key}{suffix}").unlink(missing_ok=True)
+        except OSError:                          # not removable: compiled again on every run, never run
+            pass
+        return None
+
+    def put(self, key: str, value: bytes) -> None:
+        self._base.put(key, _MAGIC + _seal(key, value) + value)
+
+    def clear(self):
+        return self._base.clear()
+
+
+_BOUND: set[Path] = set()
+
+
+def _bind_entries(folder: Path) -> bool:
+    """Have JAX's file cache for `folder` bind its entries to their keys (`_BoundEntries`); False (the
+    programs are then not kept) where this JAX does not have the file cache nst_jax wraps."""
+    try:
+        from jax._src import compilation_cache
+        plain = compilation_cache.get_file_cache
+    except (ImportError, AttributeError):
+        return False
+    if folder in _BOUND:
+        return True
+
+    def file_cache(path):
+        made = plain(path)
+        if made is not None and Path(path) == folder:
+            made = (_BoundEntries(made[0], folder), made[1])
+        return made
+    compilation_cache.get_file_cache = file_cache
+    _BOUND.add(folder)
+    return True

@@ -32,6 +32,9 @@ MAX_SIZE = memory.MAX_SIZE   # the largest --size (declared beside the plan, whi
 PRECISIONS = ("auto", "float32", "bfloat16")
 CONV_FORMS = ("auto", "auto-bf16", "xla", "f2", "f4", "f2b", "f4f")
 TEMPORAL_WEIGHT = 1e3   # calibrated on the sample clip: see docs/video/README.md
+# float32 (largest 3.4e38) computes the objective: a weight ≤ MAX_WEIGHT leaves 3.4e18 for a loss part (the
+# samples' are < 1e6), a step size must be a float32; the stopping rule keeps --tol-window losses per run
+MAX_WEIGHT, MAX_LR, MAX_TOL_WINDOW = 1e20, 3.4e38, 10**6
 
 # Defaults calibrated on the embedded (Caffe) weights: see README "Weights".
 PRESETS: dict[str, dict[str, Any]] = {
@@ -258,9 +261,12 @@ def _check_fields(cfg: Config) -> None:
         raise NSTError(f"--size {cfg.size} is larger than {MAX_SIZE} pixels; use multi-scale or a smaller size")
     if cfg.iterations < 0:
         raise NSTError(f"--iterations must be ≥ 0, got {cfg.iterations}")
-    for name in ("style_weight", "content_weight", "tv_weight", "temporal_weight"):
-        if not getattr(cfg, name) >= 0:
-            raise NSTError(f"{flag_of(name)} must be a finite number ≥ 0, got {getattr(cfg, name)}")
+    for name in ("style_weight", "content_weight", "tv_weight", "temporal_weight", "style_layer_weights"):
+        values = getattr(cfg, name)
+        for v in values if isinstance(values, tuple) else () if values is None else (values,):
+            if not 0 <= v <= MAX_WEIGHT:
+                raise NSTError(f"{flag_of(name)} must be a finite number ≥ 0 and ≤ {MAX_WEIGHT:g} (a larger weight "
+                               f"times a loss overflows float32, in which the objective is computed), got {v:g}")
 
 
 def _check_layers(cfg: Config) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -319,12 +325,16 @@ def _check_numbers(cfg: Config) -> None:
     """The initial image, the solver's and the stopping rule's numbers, devices, seed, intervals."""
     if cfg.init not in INITS and not Path(cfg.init).is_file():
         raise NSTError(f"--init {cfg.init!r} is neither one of {', '.join(INITS)} nor an existing file")
-    if cfg.lr is not None and not cfg.lr > 0:
-        raise NSTError(f"--lr must be positive, got {cfg.lr}")
+    if cfg.lr is not None and not 0 < cfg.lr <= MAX_LR:
+        raise NSTError(f"--lr must be positive and at most {MAX_LR:g} (the largest float32: the solver computes in "
+                       f"float32), got {cfg.lr:g}")
     if cfg.tol < 0:
         raise NSTError(f"--tol must be ≥ 0 (0: no stopping rule), got {cfg.tol}")
     if cfg.tol_window < 1:
         raise NSTError(f"--tol-window must be ≥ 1, got {cfg.tol_window}")
+    if cfg.tol_window > MAX_TOL_WINDOW:
+        raise NSTError(f"--tol-window must be at most {MAX_TOL_WINDOW} iterations (the stopping rule keeps that "
+                       f"many losses of each run in memory), got {cfg.tol_window}")
     if cfg.history < 1:
         raise NSTError(f"--history must be ≥ 1, got {cfg.history}")
     if cfg.memory == "remat-bf16" and cfg.optimizer != "lbfgs":

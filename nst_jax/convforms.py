@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from nst_jax import vgg_layers
+from nst_jax import untrusted, vgg_layers
+from nst_jax.errors import NSTError
 
 FORMS = ("xla", "f2", "f4", "f2b", "f4f")
 TITLES = {"xla": "XLA's convolution", "f2": "Winograd F(2×2, 3×3)", "f4": "Winograd F(4×4, 3×3)",
@@ -147,7 +148,7 @@ def read_cache(path: Path, info: dict[str, str]) -> tuple[dict[str, Choice], str
     if not path.exists():
         return {}, None
     try:
-        data = json.loads(path.read_text())
+        data = untrusted.read_json(path, "convolution forms cache")
         if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
             return {}, "another version"
         machines = data.get("machines")
@@ -166,7 +167,9 @@ def read_cache(path: Path, info: dict[str, str]) -> tuple[dict[str, Choice], str
             found[shape_key] = Choice(c["form"], {f: float(s) for f, s in c["seconds"].items()},
                                       {f: float(e) for f, e in c.get("error", {}).items()})
         return found, None
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+    except NSTError as err:
+        return {}, str(err).removeprefix(f"convolution forms cache {path}: ")
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
         return {}, f"unreadable ({type(err).__name__})"
 
 
@@ -174,9 +177,9 @@ def _machines(path: Path) -> dict:
     """The cache file's table of machines, to be written back: empty when the file is absent,
     unreadable or of another version (whose entries this version does not use)."""
     try:
-        data = json.loads(path.read_text()) if path.exists() else {}
+        data = untrusted.read_json(path, "convolution forms cache") if path.exists() else {}
         machines = data.get("machines", {}) if data.get("version") == CACHE_VERSION else {}
-    except (OSError, ValueError, AttributeError):
+    except (NSTError, AttributeError):
         return {}
     return machines if isinstance(machines, dict) else {}
 
@@ -289,8 +292,9 @@ def plan(layers, height: int, width: int, *, path: Path | None = None,
         cached = {**cached, **new}
         try:
             write_cache(path, key, info, new)
-        except OSError as err:
-            say(f"convolution forms: could not write the cache {path} ({err.strerror or err}); measured again next time")
+        except (OSError, NSTError) as err:   # caches are optional: the run goes on
+            reason = err.strerror if isinstance(err, OSError) else str(err).removeprefix(f"cannot write {path}: ")
+            say(f"convolution forms: could not write the cache {path} ({reason}); measured again next time")
     def pick(s):
         if s is None or not s.tuned:
             return "xla"

@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from nst_jax import vgg
+from nst_jax import untrusted, vgg
 from nst_jax.config import with_preset
 from nst_jax.options import add_argument, add_common_arguments
 from nst_jax.errors import ArgumentParser, NSTError, cli
@@ -52,7 +52,7 @@ def _record(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     line = "python -m nst_jax.dissect " + " ".join(sys.argv[1:]) + "\n"
     path = out / "commands.txt"
-    old = path.read_text() if path.exists() else ""
+    old = untrusted.read_bytes(path, "command record").decode(errors="replace") if path.exists() else ""
     if line not in old:
         write_text(path, old + line)
 

@@ -18,6 +18,12 @@ class NSTError(Exception):
     """A problem with the user's input, reported as one clear line."""
 
 
+def one_line(message: str) -> str:
+    """`message` on one line: line breaks and other control characters (from a file name, or a value read
+    from a file) written as escapes, so a name cannot print a second line that looks like nst_jax's own."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 def _terminate(signum, frame):
     raise KeyboardInterrupt
 
@@ -36,7 +42,7 @@ def cli(main=None, *, interrupted: str | None = None, interrupted_early: str | N
             try:
                 return main(*args, **kwargs)
             except NSTError as err:
-                print(f"error: {err}", file=sys.stderr)
+                print(f"error: {one_line(str(err))}", file=sys.stderr)
                 return 2
             except KeyboardInterrupt as err:
                 if interrupted is None:
@@ -55,7 +61,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a usage error is one `error: …` line (and exit 2) instead of the whole usage."""
 
     def error(self, message):
-        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        print(f"error: {one_line(message)} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
 
 

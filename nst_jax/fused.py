@@ -11,6 +11,12 @@ The kernel is built once per machine with the C++ compiler found ($CXX, else g++
 per source, compiler, flags and machine, so a library built for another CPU is never loaded. Without a
 compiler, or with `NST_JAX_FUSED=off`, the form is not offered and the planner chooses among the others
 (`why_unavailable` says why). CPU only.
+
+The library in the cache is untrusted like everything read back: its SHA-256 is recorded beside it when it
+is built (`<name>.sha256.json`) and it is loaded only when it is a regular file whose bytes match that
+record. A truncated library would end the process with SIGBUS inside `ctypes.CDLL`, and another library
+put in its place would run other code; either, or a missing or damaged record, means: built again once,
+else the form is not offered.
 """
 
 from __future__ import annotations
@@ -75,27 +81,62 @@ def _build(cxx: str, target: Path) -> str | None:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         return f"cannot create {target.parent} ({err.strerror or err})"
+    from nst_jax import fileio
+    from nst_jax.errors import NSTError
     partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+    command = [cxx, *FLAGS, *_arch_flags(), "-I", jax.ffi.include_dir(), str(SOURCE), "-o", str(partial)]
     try:
-        command = [cxx, *FLAGS, *_arch_flags(), "-I", jax.ffi.include_dir(), str(SOURCE), "-o", str(partial)]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.SubprocessError) as err:
+            return f"{Path(cxx).name} could not run ({type(err).__name__}: {err})"
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no message"])[-1]
             return f"{Path(cxx).name} failed ({last[:200]})"
+        # the record first: a library is never in place without it
+        fileio.write_json(_record_path(target), {"sha256": hashlib.sha256(partial.read_bytes()).hexdigest()})
         os.replace(partial, target)
         return None
-    except (OSError, subprocess.SubprocessError) as err:
-        return f"{Path(cxx).name} could not run ({type(err).__name__}: {err})"
+    except OSError as err:
+        return f"cannot put the built library at {target} ({err.strerror or err})"
+    except NSTError as err:
+        return str(err)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _record_path(library: Path) -> Path:
+    return library.with_name(library.name + ".sha256.json")
+
+
+def _checked_load(path: Path) -> tuple[Library | None, str | None]:
+    """The library loaded when `path` is a regular file whose SHA-256 is the one recorded when it was
+    built, else why not. It is hashed and loaded through one open descriptor (/proc/self/fd on Linux),
+    so a file put in its place in between is not the one loaded."""
+    from nst_jax import untrusted
+    from nst_jax.errors import NSTError
+    try:
+        record = untrusted.read_json(_record_path(path), "the kernel's digest record", limit=4096)
+        wanted = record.get("sha256") if isinstance(record, dict) else None
+        with untrusted.open_regular(path, "the kernel library") as f:
+            data = f.read(untrusted.MAX_BYTES + 1)
+            if not isinstance(wanted, str) or wanted != hashlib.sha256(data).hexdigest():
+                return None, f"the kernel library {path} is not the one built here (not the SHA-256 it was built with)"
+            held = f"/proc/self/fd/{f.fileno()}"
+            return _load(path, held if os.path.exists(held) else str(path)), None
+    except NSTError as err:
+        return None, str(err)
+    except (OSError, AttributeError) as err:   # unreadable or not ours
+        return None, str(err)
 
 
 _REGISTERED: list[Library] = []   # XLA takes one handler per name and process: the first library loaded
 
 
-def _load(path: Path) -> Library:
+def _load(path: Path, opened: str) -> Library:
+    """The library at `path`, loaded from `opened` (the same file)."""
     import jax
-    lib = ctypes.CDLL(str(path))
+    lib = ctypes.CDLL(opened)
     found = Library(path, int(lib.nst_winograd_f4_panel()), int(lib.nst_winograd_f4_lanes()))
     if not _REGISTERED:
         jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(lib.NstWinogradF4), platform="cpu")
@@ -112,14 +153,13 @@ def _library() -> tuple[Library | None, str | None]:
         return None, "no C++ compiler found (set CXX, or install g++)"
     path = _build_path(cxx)
     for attempt in range(2):
-        if not path.exists() or attempt:
+        if not os.path.lexists(path) or attempt:
             why = _build(cxx, path)
             if why:
                 return None, why
-        try:
-            return _load(path), None
-        except (OSError, AttributeError) as err:   # unreadable or not ours: built again once
-            last = err
+        lib, last = _checked_load(path)     # damaged, replaced or unrecorded: built again once
+        if lib is not None:
+            return lib, None
     return None, f"the built library does not load ({last})"
 
 

@@ -9,12 +9,12 @@ in one place.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from nst_jax.config import FIELDS, INITS, Config, coerce, with_preset
+from nst_jax import untrusted
 from nst_jax.errors import NSTError
 
 # Dissecting Neural Style Transfer's hyper-parameter experiment: 7 initial images × 3 style weights
@@ -40,16 +40,9 @@ def load_grid(path: str | None) -> dict[str, list]:
     if path is None:
         return {k: list(v) for k, v in DEFAULT_GRID.items()}
     p = Path(path)
-    try:
-        if p.suffix == ".toml":
-            import tomllib
-            grid = tomllib.loads(p.read_text())
-        else:
-            grid = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise NSTError(f"grid {p}: not found") from None
-    except (ValueError, OSError, UnicodeDecodeError) as err:
-        raise NSTError(f"grid {p}: unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+    if not p.exists():
+        raise NSTError(f"grid {p}: not found")
+    grid = (untrusted.read_toml if p.suffix == ".toml" else untrusted.read_json)(p, "grid")
     if not isinstance(grid, dict):
         raise NSTError(f"grid {p}: must be an object of field = [values], got a {type(grid).__name__}")
     fields = sorted(set(FIELDS) - set(NOT_GRID_FIELDS))

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nst_jax import image, vgg_layers as vgg
+from nst_jax import image, untrusted, vgg_layers as vgg
 from nst_jax.config import INITS, Config
 from nst_jax.errors import NSTError
 from nst_jax.preprocessing import mean_rgb
@@ -77,18 +77,15 @@ def load_temporal(path: str, size: tuple[int, int]) -> np.ndarray:
     """A --temporal file, checked as untrusted input: a float .npy (J, H, W, 4) at the run's size, each
     of its J earlier frames an RGB image in [0, 1] warped to this frame and its consistency weights in
     [0, 1] (the last channel)."""
-    try:
-        with open(path, "rb") as f:
-            data = np.load(f, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
-        raise NSTError(f"--temporal {path}: not a readable .npy array ({str(err).splitlines()[0]})") from None
     want = f"(J, {size[0]}, {size[1]}, 4) for this run's {size[1]}×{size[0]} px"
-    if not isinstance(data, np.ndarray) or data.dtype.kind != "f" or data.ndim != 4:
-        raise NSTError(f"--temporal {path}: expected a float array {want}, got {getattr(data, 'dtype', '?')} "
-                       f"{getattr(data, 'shape', '?')}")
-    if tuple(data.shape[1:]) != (*size, 4) or not 1 <= data.shape[0] <= MAX_TEMPORAL_FRAMES:
-        raise NSTError(f"--temporal {path}: shape {data.shape}, expected {want}, 1 ≤ J ≤ {MAX_TEMPORAL_FRAMES}")
-    data = data.astype(np.float32)
+
+    def accept(dtype, shape):
+        if dtype.kind != "f" or len(shape) != 4:
+            return f"expected a float array {want}, got {dtype} {shape}"
+        if shape[1:] != (*size, 4) or not 1 <= shape[0] <= MAX_TEMPORAL_FRAMES:
+            return f"shape {shape}, expected {want}, 1 ≤ J ≤ {MAX_TEMPORAL_FRAMES}"
+        return None
+    data = untrusted.load_npy(path, "--temporal", accept).astype(np.float32)
     if not np.all(np.isfinite(data)) or data.min() < 0 or data.max() > 1:
         raise NSTError(f"--temporal {path}: values must be finite and in [0, 1]")
     return data

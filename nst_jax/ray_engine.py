@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+from nst_jax import untrusted
 from nst_jax.config import Config
 from nst_jax.identity import INPUT_FIELDS, input_files
 from nst_jax.errors import NSTError
@@ -164,7 +165,7 @@ def _driver_bytes(path: Path, mapping: dict[str, str], command: str, where: str)
     data = path.read_bytes()
     kind = carries_record(path.name)
     if kind == "sidecar":
-        record = _relocate(json.loads(data), mapping) | {"command": command, "worker": where}
+        record = _relocate(untrusted.parse_json(data, f"sidecar {path}"), mapping) | {"command": command, "worker": where}
         return json.dumps(record, indent=2, default=str).encode()
     if kind == "result":
         from PIL import Image, PngImagePlugin
@@ -172,7 +173,7 @@ def _driver_bytes(path: Path, mapping: dict[str, str], command: str, where: str)
             text = im.text.get("nst_jax") if hasattr(im, "text") else None
             if text is None:
                 return data
-            record = _relocate(json.loads(text), mapping) | {"command": command, "worker": where}
+            record = _relocate(untrusted.parse_json(text, f"result {path}"), mapping) | {"command": command, "worker": where}
             info = PngImagePlugin.PngInfo()
             info.add_itxt("nst_jax", json.dumps(record, default=str))
             buffer = io.BytesIO()

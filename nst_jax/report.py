@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import html
 import itertools
-import json
 import re
 import sys
 from pathlib import Path
 
-from nst_jax import records
+from nst_jax import records, untrusted
 from nst_jax.errors import ArgumentParser, NSTError, cli
 from nst_jax.grid import label, run_name
 from nst_jax.fileio import atomic_write_bytes, save_figure
@@ -149,9 +148,9 @@ def _manifest(out: Path) -> dict:
     if not manifest_path.exists():
         raise NSTError(f"{out}: no {SWEEP_MANIFEST} here; run `python -m nst_jax.sweep` first")
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as err:
-        raise NSTError(f"{manifest_path}: unreadable ({err}); rerun the sweep to rewrite it") from None
+        manifest = untrusted.read_json(manifest_path, "sweep manifest")
+    except NSTError as err:
+        raise NSTError(f"{err}; rerun the sweep to rewrite it") from None
     return records.manifest(manifest, manifest_path)
 
 

@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "VGG19 features match the content image and its Gram matrices match the style image(s).")
     add_run_arguments(p)
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start over")
+    p.add_argument("--overwrite", action="store_true", help="replace files at the output's names that nst_jax did "
+                   "not write (without it such a run is refused before it starts); the run starts over")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--web", nargs="?", const=0, type=int, metavar="PORT",
                    help="serve a live page of the run on 127.0.0.1 (the image at each --print-every, the losses, "
@@ -80,9 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     from nst_jax.web import watching
     with watching(args.web, cfg.output) as watch:
         if cfg.scales:
-            result = run_multiscale(cfg, progress=not args.quiet, restart=args.restart, watch=watch)[-1]
+            result = run_multiscale(cfg, progress=not args.quiet, restart=args.restart, watch=watch,
+                                    overwrite=args.overwrite)[-1]
         else:
-            result = run(cfg, progress=not args.quiet, restart=args.restart, watch=watch)
+            result = run(cfg, progress=not args.quiet, restart=args.restart, watch=watch, overwrite=args.overwrite)
     if args.coordinator and args.process_id != 0:
         return 0  # process 0 reports
     if result.note:

@@ -15,6 +15,8 @@ A run writing `out.png` owns, beside it:
 
 A sweep folder holds `sweep.json` (its grid and runs) and one folder per run with `result.png`.
 
+Before any work, a run is refused if one of these files exists and nst_jax did not write it (`check_ours`,
+evidence read by `ownership`), unless --overwrite.
 Every write is atomic (`fileio`), so an interrupted run never leaves a half-written file. The run
 loop, the sweep and the report all go through `RunFiles`; nothing else builds these paths.
 """
@@ -29,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from nst_jax import checkpoints, image, records
+from nst_jax import checkpoints, image, ownership, records, untrusted
 from nst_jax.errors import NSTError
 from nst_jax.fileio import (TEMP_PART, Lock, open_append, probe_writable, stale_temps,
                             write_error, write_json, write_text)
@@ -53,11 +55,7 @@ def carries_record(name: str) -> str | None:
 def read_log(path: str | Path) -> list[dict]:
     """The records of a JSONL loss log, each checked (`records.log_record`); NSTError if unreadable."""
     path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-        parsed = [(i, json.loads(line)) for i, line in enumerate(lines, start=1) if line.strip()]
-    except (OSError, ValueError) as err:
-        raise NSTError(f"loss log {path}: unreadable ({err})") from None
+    parsed = untrusted.json_lines(untrusted.read_bytes(path, "loss log").decode(errors="replace"), f"loss log {path}")
     return [records.log_record(r, path, i) for i, r in parsed]
 
 
@@ -96,15 +94,19 @@ class RunFiles:
         written = "|".join(names)
         return re.fullmatch(rf"(?:{written})|\.(?:{written})\.{TEMP_PART.pattern}\.tmp", path.name) is not None
 
-    def check_output(self, inputs: list[str]) -> None:
+    def check_output(self, inputs: list[str], overwrite: bool = False) -> bool:
         """NSTError if the output is not an image name, if any file the run may write is one of the inputs,
-        or if its sidecar and log belong to a result of the same name with another extension."""
+        if one exists that nst_jax did not write (`check_ours`), or if its sidecar and log belong to a result
+        of the same name with another extension. True if `overwrite` lets the run replace such files."""
         if self.image.suffix.lower() not in IMAGE_SUFFIXES:
             raise NSTError(f"output {self.image}: use an image extension such as .png")
         for p in inputs:
             if self.owns(p):
                 raise NSTError(f"output {self.image} would overwrite an input image: the run writes {Path(p).name} "
                                f"beside it; choose another -o/--output")
+        self._not_a_folder()
+        if self.check_ours(overwrite):
+            return True
         others = [self.image.with_suffix(s) for s in IMAGE_SUFFIXES if self.image.with_suffix(s).name != self.image.name]
         record = self.read_sidecar() if any(o.exists() for o in others) else None
         owner = Path(str(record["config"].get("output", ""))).name if record is not None else None
@@ -112,6 +114,33 @@ class RunFiles:
             if other.exists() and owner == other.name:
                 raise NSTError(f"output {self.image}: {self.sidecar.name} and {self.log.name} belong to {other}; "
                                f"give this result another name (or move {other.name} away)")
+        return False
+
+    def check_ours(self, overwrite: bool = False) -> bool:
+        """NSTError now, before any work, if a file this run may write exists and nst_jax did not write it
+        (`ownership`), unless `overwrite`; then True: the run starts over, replacing it."""
+        h = records.SETTINGS_HASH.pattern
+        set_aside = re.compile(re.escape(self.image.stem) + rf"\.(?:ckpt-{h}\.npz|losses-{h}\.jsonl)")
+        try:
+            names = os.listdir(self.image.parent)
+        except OSError:  # no folder yet (or none to read): nothing there to replace
+            names = []
+        others = [(self.checkpoint, ownership.is_checkpoint, "a checkpoint")]
+        for n in names:
+            if set_aside.fullmatch(n):
+                others.append((self.image.parent / n, *((ownership.is_checkpoint, "a checkpoint") if n.endswith(".npz")
+                                                        else (ownership.is_loss_log, "a loss log"))))
+            elif self._intermediate.fullmatch(n):
+                others.append((self.image.parent / n, None, "an intermediate image"))
+        found = ownership.foreign(self.image, self.sidecar, self.log, self.lock_file, others)
+        if found and not overwrite:
+            raise NSTError(f"output {self.image}: {found[0]} {found[1]}; nst_jax replaces no file it did not "
+                           f"write: choose another -o/--output, or pass --overwrite to replace it")
+        return found is not None
+
+    def _not_a_folder(self) -> None:
+        if self.image.is_dir():
+            raise NSTError(f"output {self.image}: is a folder; give an image file name")
 
     def lock(self) -> Lock:
         """The run's lock (one process per output at a time); entering it also removes the temporary
@@ -130,8 +159,7 @@ class RunFiles:
         """NSTError now, before any work, if the output cannot be written (a folder in its place, a
         file where its folder should be, no permission). Returns the folders it had to create, deepest
         first, so that a run that fails before it writes anything can remove them again."""
-        if self.image.is_dir():
-            raise NSTError(f"output {self.image}: is a folder; give an image file name")
+        self._not_a_folder()
         created, folder = [], self.image.parent.absolute()
         while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
             created.append(folder)
@@ -177,16 +205,12 @@ class RunFiles:
     def read_sidecar(self) -> dict | None:
         """The sidecar's record, checked (`records.sidecar`), or None if there is none; NSTError naming the
         file and the field if it is unreadable or has a wrong field."""
-        try:
-            text = self.sidecar.read_text()
-        except FileNotFoundError:
+        if not self.sidecar.exists():
             return None
-        except OSError as err:
-            raise NSTError(f"sidecar {self.sidecar}: unreadable ({err.strerror or err})") from None
         try:
-            record = json.loads(text)
-        except ValueError as err:
-            raise NSTError(f"sidecar {self.sidecar}: unreadable ({err}); delete it or pass --restart") from None
+            record = untrusted.read_json(self.sidecar, "sidecar")
+        except NSTError as err:
+            raise NSTError(f"{err}; delete it or pass --restart") from None
         return records.sidecar(record, self.sidecar)
 
     def finished(self, target: int, rule: StopRule | None = None) -> bool:
@@ -205,8 +229,8 @@ class RunFiles:
 
     def read_error(self) -> str | None:
         try:
-            return self.error.read_text().strip()
-        except OSError:
+            return untrusted.read_bytes(self.error, "error record", 2**16).decode(errors="replace").strip()
+        except NSTError:
             return None
 
     # --------------------------------------------------------------------------------- log
@@ -218,11 +242,12 @@ class RunFiles:
         if not self.log.exists():
             return
         kept = []
-        for line in self.log.read_text().splitlines():
+        for line in untrusted.read_bytes(self.log, "loss log").decode(errors="replace").splitlines():
             try:
-                if json.loads(line)["iteration"] <= upto:
+                record = untrusted.parse_json(line, f"loss log {self.log}")
+                if record["iteration"] <= upto:
                     kept.append(line)
-            except (ValueError, KeyError):
+            except (NSTError, KeyError, TypeError):
                 break
         write_text(self.log, "\n".join(kept) + ("\n" if kept else ""))
 

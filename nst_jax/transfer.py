@@ -57,18 +57,22 @@ def batch_key(cfg: Config) -> tuple:
 def run_many(cfgs: list[Config], progress: bool = False, restart: bool = False,
              loaded_weights: vgg_weights.Weights | None = None, save_at: Callable[[int], bool] | None = None,
              on_step: Callable | None = None, say: Callable[[str], None] | None = None,
-             on_checkpoint: Callable[[int], None] | None = None, watch=None) -> list[RunResult]:
+             on_checkpoint: Callable[[int], None] | None = None, watch=None,
+             overwrite: bool = False) -> list[RunResult]:
     """Optimise runs that differ only in their initial image and loss weights (`BATCHABLE`), as one
     vmapped batch when they start alike (afresh, or from checkpoints at one iteration), else one by
     one; see `Hooks` for the callbacks and `resume` for where each starts. A single run whose loss
-    becomes NaN raises NSTError; in a batch, the failed run's RunResult carries the error."""
+    becomes NaN raises NSTError; in a batch, the failed run's RunResult carries the error. A file at an
+    output that nst_jax did not write is refused before anything runs, or with `overwrite` replaced by
+    runs that start over (`RunFiles.check_output`)."""
     hooks = Hooks(save_at, on_step, on_checkpoint, say or Hooks().say, watch)
     if len({batch_key(c) for c in cfgs}) > 1 or len({c.iterations for c in cfgs}) > 1:
         raise ValueError("run_many: the runs of one batch may differ only in " + ", ".join(sorted(BATCHABLE)))
     files = [RunFiles(c.output) for c in cfgs]
     created = []
-    for c, f in zip(cfgs, files):
-        f.check_output(input_files(c))
+    replacing = [f.check_output(input_files(c), overwrite) for c, f in zip(cfgs, files)]
+    restart = restart or any(replacing)
+    for f in files:
         created += f.check_writable()
     try:
         with contextlib.ExitStack() as locks:  # one process per output; stale temporary files removed
@@ -141,9 +145,10 @@ def _reporter(cfg: Config, plan: RunPlan, problem, inputs, batch: Batch, start: 
 
 def run(cfg: Config, progress: bool = True, restart: bool = False,
         loaded_weights: vgg_weights.Weights | None = None, save_at=None, on_step=None, say=None,
-        watch=None) -> RunResult:
+        watch=None, overwrite: bool = False) -> RunResult:
     """Optimise the image for cfg, continuing what an earlier run left when it can (see `run_many`)."""
-    result = run_many([cfg], progress, restart, loaded_weights, save_at, on_step, say, watch=watch)[0]
+    result = run_many([cfg], progress, restart, loaded_weights, save_at, on_step, say, watch=watch,
+                      overwrite=overwrite)[0]
     if result.error is not None:
         raise NSTError(result.error)
     return result
@@ -166,11 +171,14 @@ def scale_configs(cfg: Config) -> list[Config]:
 
 
 def run_multiscale(cfg: Config, progress: bool = True, restart: bool = False,
-                   loaded_weights: vgg_weights.Weights | None = None, watch=None) -> list[RunResult]:
+                   loaded_weights: vgg_weights.Weights | None = None, watch=None,
+                   overwrite: bool = False) -> list[RunResult]:
     """Coarse to fine (Gatys' high-resolution procedure): run each scale, the upsampled result of one
     initialising the next. Every scale is an ordinary resumable run with its own files."""
     cfgs = scale_configs(cfg)
-    for c in cfgs:  # every scale is planned before the first one runs: no work lost to a scale too large
+    for c in cfgs:  # every scale is planned and its files checked before the first one runs
         planning.check_memory(c, f"scale {c.size} of {cfg.output}")
+        RunFiles(c.output).check_ours(overwrite)
     weights = loaded_weights if loaded_weights is not None else vgg_weights.load(cfg.weights)
-    return [run(c, progress=progress, restart=restart, loaded_weights=weights, watch=watch) for c in cfgs]
+    return [run(c, progress=progress, restart=restart, loaded_weights=weights, watch=watch, overwrite=overwrite)
+            for c in cfgs]

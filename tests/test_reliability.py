@@ -144,7 +144,7 @@ CASES = [
     (RUN, [C, S, "-o", "result.txt"], ["image extension"]),
     (RUN, [C, S, "-o", "{dir.png}"], ["dir.png", "is a folder"]),
     (RUN, [C, S, "-o", "{afile}/out.png"], ["cannot write", "afile", "not a folder"]),
-    (RUN, [C, S, "-o", "{corrupt.png}"], ["corrupt.ckpt.npz", "unreadable", "--restart"]),
+    (RUN, [C, S, "-o", "{corrupt.png}"], ["corrupt.ckpt.npz", "unreadable", "--overwrite"]),   # not nst_jax's
     (RUN, [C, S, "-o", "{busy_out.png}"], ["in use by process", "busy_out.lock"]),
     # sweep
     (SWEEP, ["1", "--grid", "{g_str_k.json}", "--out", "{new}"], ["g_str_k.json", "style_weight must be a number"]),

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from nst_jax import convert, paper, report
+from nst_jax.errors import NSTError
 from nst_jax.run import main as run_main
 from nst_jax.runfiles import RunFiles
 
@@ -103,8 +104,10 @@ def test_a_sidecar_missing_a_field_or_not_an_object(finished, tmp_path, capsys):
     files.sidecar.write_text(json.dumps(record))
     argv = [CONTENT, STYLE, *SMALL_FLAGS, "--iterations", "6", "-o", files.image]
     assert "'parts' is missing" in one_error_line(run_main, argv, capsys)
-    files.sidecar.write_text("[1, 2]")
-    assert "expected a JSON object, got list" in one_error_line(run_main, argv, capsys)
+    files.sidecar.write_text("[1, 2]")     # names no output: not nst_jax's, so the run refuses to replace it
+    with pytest.raises(NSTError, match="expected a JSON object, got list"):
+        files.read_sidecar()
+    assert "--overwrite" in one_error_line(run_main, argv, capsys)
 
 
 @pytest.mark.parametrize("change, fragment", [

@@ -48,7 +48,7 @@ def test_the_app_serves_the_page_its_state_images_and_events():
     from starlette.testclient import TestClient
     from nst_jax.web.server import app
     s = LiveState("<script>alert(1)</script>.png")
-    client = TestClient(app(s, poll=0.01))
+    client = TestClient(app(s, 8000, poll=0.01), base_url="http://127.0.0.1:8000")
     page = client.get("/")
     assert page.status_code == 200 and "EventSource" in page.text and "<script>alert" not in page.text
     assert "innerHTML" not in page.text                          # every value is set as text

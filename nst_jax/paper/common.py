@@ -5,10 +5,10 @@ time per experiment (`Timer`)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
+from nst_jax import untrusted
 from nst_jax.config import SAMPLES
 from nst_jax.errors import NSTError
 from nst_jax.fileio import write_json
@@ -134,9 +134,9 @@ class Timer:
         self.seconds = {}
         if path.exists():
             try:
-                self.seconds = json.loads(path.read_text())
-            except (OSError, ValueError) as err:
-                raise NSTError(f"{path}: unreadable ({err}); delete it (only the recorded times are lost)") from None
+                self.seconds = untrusted.read_json(path, "timing file")
+            except NSTError as err:
+                raise NSTError(f"{err}; delete it (only the recorded times are lost)") from None
             if not (isinstance(self.seconds, dict) and all(isinstance(k, str) and isinstance(v, (int, float))
                                                            and not isinstance(v, bool) for k, v in self.seconds.items())):
                 raise NSTError(f"{path}: expected an object of experiment names and seconds; delete it (only the "

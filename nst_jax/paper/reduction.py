@@ -3,10 +3,11 @@ pair, resumable per pair), and the section."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
+from nst_jax import untrusted
+from nst_jax.errors import NSTError
 from nst_jax.fileio import write_json
 from nst_jax.paper.common import Scale, pair_name
 from nst_jax.paper.tables import markdown_table, not_run, spread, write_csv
@@ -23,8 +24,11 @@ def run(scale: Scale, runs: Path, progress: bool) -> list[dict]:
     for content, style in scale.hyper_pairs:
         name = pair_name(content, style)
         done = runs / "reduction" / f"{name}.json"
-        written = json.loads(done.read_text()) if done.exists() else {}
-        if written.get("settings") == settings:
+        try:
+            written = untrusted.read_json(done, "reduction rows") if done.exists() else {}
+        except NSTError:   # a damaged record of finished work: computed again
+            written = {}
+        if isinstance(written, dict) and written.get("settings") == settings and isinstance(written.get("rows"), list):
             rows += written["rows"]
             continue
         if progress:

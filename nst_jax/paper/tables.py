@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
+from nst_jax import untrusted
 from nst_jax.fileio import write_text
 
 COLUMNS_AT = (1, 10, 100, 1000, 5000)
@@ -59,4 +59,4 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def read_json(path: Path):
-    return json.loads(path.read_text()) if path.exists() else None
+    return untrusted.read_json(path, "study record") if path.exists() else None

@@ -1,14 +1,16 @@
 """`python -m nst_jax.studio [FOLDER]`: the studio, served by uvicorn on 127.0.0.1 (see the package's
-docstring). `--host` listens beyond this machine; then every request needs the printed token."""
+docstring). `--host` listens beyond this machine; then every request needs the printed token. One studio
+serves a folder at a time (it holds the folder's lock)."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import sys
 
 from nst_jax.errors import ArgumentParser, NSTError, cli, exit_with
 from nst_jax.studio import uploads
-from nst_jax.studio.app import LOOPBACK
+from nst_jax.web.guard import LOOPBACK, canonical, host_port
 
 DEFAULT_PORT = 8765
 
@@ -35,30 +37,37 @@ def main(argv: list[str] | None = None) -> int:
     from nst_jax import compiler
     compiler.keep_compiled_programs()   # before anything compiles
     from nst_jax.web.server import bound_socket, modules
-    uvicorn = modules()
+    modules()
     if not 0 < args.max_upload <= 1024:
         raise NSTError("--max-upload: from above 0 to 1024 MB")
-    wide = args.host not in LOOPBACK
+    wide = canonical(args.host) not in LOOPBACK
     token = (args.token or secrets.token_urlsafe(18)) if wide else None
     if args.token and not wide:
         raise NSTError("--token goes with --host (on 127.0.0.1 no token is needed)")
-    from nst_jax.studio.app import app
     from nst_jax.studio.folder import StudioFolder
-    from nst_jax.studio.jobs import Runner
-    sock = bound_socket(args.host, args.port, "--port")
-    try:
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(bound_socket(args.host, args.port, "--port"))
         folder = StudioFolder(args.folder).prepare()
-    except NSTError:
-        sock.close()
-        raise
-    port = sock.getsockname()[1]
+        stack.enter_context(folder.lock())   # one studio per folder
+        stopped = serve(args, folder, sock, token)
+    print(f"studio: closed{f'; run {stopped} was stopped and continues when you press continue' if stopped else ''}",
+          file=sys.stderr)
+    return 0
+
+
+def serve(args, folder, sock, token: str | None) -> str | None:
+    """Serve the studio on `sock` until Ctrl-C; returns the id of the run that was stopped, if any."""
+    import uvicorn
+    from nst_jax.studio.app import app
+    from nst_jax.studio.jobs import Runner
+    address, port = sock.getsockname()[:2]
     runner = Runner(folder)
-    asgi = app(folder, runner, token, int(args.max_upload * 2**20), closing=lambda: server.should_exit)
-    shown = "127.0.0.1" if not wide else args.host
-    url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
-    if wide:
-        print(f"studio: listening on {args.host}:{port}, reachable from other machines; every request needs the "
-              f"token, so open {url}", file=sys.stderr, flush=True)
+    asgi = app(folder, runner, token, int(args.max_upload * 2**20), closing=lambda: server.should_exit,
+               port=port, host=args.host if token else None)
+    url = f"http://{host_port(address, port)}/" + (f"?token={token}" if token else "")
+    if token:
+        print(f"studio: listening on {host_port(address, port)}, reachable from other machines; every request needs "
+              f"the token, so open {url}", file=sys.stderr, flush=True)
     print(f"studio: {url} (folder {folder.root})", file=sys.stderr, flush=True)
     # a page's open event stream would hold a graceful shutdown forever: it gets 2 s
     server = uvicorn.Server(uvicorn.Config(asgi, log_level="warning", lifespan="off", log_config=None,
@@ -69,9 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         stopped = runner.close()
-    print(f"studio: closed{f'; run {stopped} was stopped and continues when you press continue' if stopped else ''}",
-          file=sys.stderr)
-    return 0
+    return stopped
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""The studio's Starlette app. Pages and images are read through `StudioFolder` by id only; every
-change (uploads, starts, stops) is a POST that must carry the page's own header and origin, so another
-site open in the same browser cannot start or stop anything; when the studio listens beyond this
-machine, every request must also carry its token (a query parameter once, then a cookie).
+"""The studio's Starlette app, behind `web.guard.Guard`: it answers only to the addresses it listens on
+(port included); every change (uploads, starts, stops) is a POST that must carry the page's own header
+and origin, so another site open in the same browser cannot start or stop anything; when the studio
+listens beyond this machine, every request must also carry its token (a query parameter once, then a
+cookie). Pages and images are read through `StudioFolder` by id only and sent by `guard.send_file`
+(never through a link); POST bodies are bounded and parsed by `untrusted.parse_json`.
 """
 
 from __future__ import annotations
@@ -9,27 +11,39 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import secrets
 import zipfile
 from pathlib import Path
 
+from nst_jax import untrusted
 from nst_jax.errors import NSTError
 from nst_jax.studio import request as requests
 from nst_jax.studio import uploads, view
 from nst_jax.studio.folder import StudioFolder
 from nst_jax.studio.jobs import Runner
+from nst_jax.web.guard import COOKIE, Guard, read_inside, send_file
 from nst_jax.web.server import PLOT
 
 PAGE = Path(__file__).with_name("studio.html")
 HEADER = "x-nst-jax-studio"   # a header a plain cross-site form or image cannot send
-COOKIE = "nst_jax_studio"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MAX_REQUEST = 2**20           # a run's request is a few hundred bytes
+
+
+async def read_body(request, limit: int) -> tuple[bytes, int]:
+    """The first `limit` bytes of a request's body and its whole size, read to the end (a browser takes
+    an early answer as a failure) without keeping more than `limit`."""
+    data, size = bytearray(), 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= limit:
+            data += chunk
+    return bytes(data), size
 
 
 def app(folder: StudioFolder, runner: Runner, token: str | None = None, max_upload: int = uploads.MAX_BYTES,
-        poll: float = 0.3, closing=lambda: False):
+        poll: float = 0.3, closing=lambda: False, *, port: int, host: str | None = None):
+    """The studio served on `port` (and `host` with its token, beyond this machine)."""
     from starlette.applications import Starlette
-    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+    from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
     from starlette.routing import Route
 
     no_store = {"Cache-Control": "no-store"}
@@ -61,25 +75,22 @@ def app(folder: StudioFolder, runner: Runner, token: str | None = None, max_uplo
         return StreamingResponse(stream(), media_type="text/event-stream", headers=no_store)
 
     async def upload(request):
-        data, size = bytearray(), 0
-        async for chunk in request.stream():   # read to the end (a browser takes an early answer as a failure)
-            size += len(chunk)
-            if size <= max_upload:
-                data += chunk
+        data, size = await read_body(request, max_upload)
         if size > max_upload:
             return refuse(f"refused: {size / 2**20:.1f} MB is over the studio's limit of {max_upload / 2**20:.0f} MB", 413)
         try:
             got = await asyncio.to_thread(uploads.accept, folder, request.query_params.get("name", ""),
-                                          bytes(data), max_upload)
+                                          data, max_upload)
         except NSTError as err:
             return refuse(str(err))
         return JSONResponse({"ok": True, "upload": got})
 
     async def start(request):
+        data, size = await read_body(request, MAX_REQUEST)
+        if size > MAX_REQUEST:
+            return refuse(f"refused: a request of {size} bytes; a run's request is under {MAX_REQUEST} bytes", 413)
         try:
-            asked = requests.parse(folder, await request.json())
-        except ValueError:
-            return refuse("the request is not JSON")
+            asked = requests.parse(folder, untrusted.parse_json(data, "the request"))
         except NSTError as err:
             return refuse(str(err))
         folder.write_request(asked.id, asked.record())
@@ -95,9 +106,9 @@ def app(folder: StudioFolder, runner: Runner, token: str | None = None, max_uplo
 
     async def result(request):
         files = folder.run_files(request.path_params["id"])
-        if files is None or not files.image.is_file():
+        if files is None:
             return Response("no image yet", status_code=404)
-        return FileResponse(files.image, media_type="image/png", headers=no_store)
+        return send_file(folder.root, files.image, "image/png", no_store, "no image yet")
 
     async def live_image(request):
         live = runner.live.get(request.path_params["id"])
@@ -108,18 +119,20 @@ def app(folder: StudioFolder, runner: Runner, token: str | None = None, max_uplo
 
     async def upload_image(request):
         path = folder.upload_path(request.path_params["id"])
-        return Response("no such upload", status_code=404) if path is None else FileResponse(path)
+        return Response("no such upload", status_code=404) if path is None else send_file(folder.root, path)
 
     async def download(request):
         run_id = request.path_params["id"]
         files = folder.run_files(run_id)
-        if files is None or not files.image.is_file() or not files.sidecar.is_file():
+        paths = () if files is None else (files.image, files.sidecar, files.image.parent / "studio.json")
+        found = {path.name: read_inside(folder.root, path) for path in paths}
+        if files is None or found[files.image.name] is None or found[files.sidecar.name] is None:
             return Response("no result yet", status_code=404)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as z:
-            for path in (files.image, files.sidecar, files.image.parent / "studio.json"):
-                if path.is_file() and not path.is_symlink():
-                    z.write(path, f"nst_jax-{run_id}/{path.name}")
+            for name, data in found.items():
+                if data is not None:
+                    z.writestr(f"nst_jax-{run_id}/{name}", data)
         return Response(buffer.getvalue(), media_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="nst_jax-{run_id}.zip"'})
 
@@ -129,36 +142,5 @@ def app(folder: StudioFolder, runner: Runner, token: str | None = None, max_uplo
               Route("/api/runs/{id:str}/continue", run_action(runner.submit), methods=["POST"]),
               Route("/runs/{id:str}/result.png", result), Route("/runs/{id:str}/live.png", live_image),
               Route("/runs/{id:str}/download", download), Route("/uploads/{id:str}", upload_image)]
-    return Guard(Starlette(routes=routes), token)
+    return Guard(Starlette(routes=routes), port, host, token, HEADER)
 
-
-class Guard:
-    """ASGI middleware: POSTs need the page's header and, if the browser names one, the page's own origin;
-    with a token, every request needs it (as ?token= or the cookie the page sets)."""
-
-    def __init__(self, inner, token: str | None):
-        self.inner, self.token = inner, token
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            why = self.refusal(scope)
-            if why is not None:
-                from starlette.responses import JSONResponse
-                await JSONResponse({"ok": False, "message": why}, status_code=403)(scope, receive, send)
-                return
-        await self.inner(scope, receive, send)
-
-    def refusal(self, scope) -> str | None:
-        from starlette.requests import Request
-        r = Request(scope)
-        if self.token is None and r.url.hostname not in LOOPBACK:   # a page of another name (DNS rebinding)
-            return "refused: this studio answers only to 127.0.0.1 and localhost"
-        if self.token is not None:
-            given = r.query_params.get("token") or r.cookies.get(COOKIE) or ""
-            if not secrets.compare_digest(given.encode(), self.token.encode()):
-                return "this studio needs its token: open the address it printed"
-        if r.method != "GET":
-            origin = r.headers.get("origin")
-            if r.headers.get(HEADER) != "1" or (origin is not None and origin.split("://")[-1] != r.headers.get("host")):
-                return "refused: not sent by the studio's page"
-        return None

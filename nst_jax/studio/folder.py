@@ -2,6 +2,7 @@
 
     FOLDER/nst_jax-studio.json          marks the folder as the studio's (a folder with other files and
                                         without it is refused, so nothing a user had is touched)
+    FOLDER/nst_jax-studio.lock          held by the studio serving the folder (a second one is refused)
     FOLDER/uploads/<digest><suffix>     an uploaded image, named by its contents (never by the browser)
     FOLDER/uploads/<digest>.json        {"name": the name shown, "height", "width"}
     FOLDER/runs/<id>/result.png …       an ordinary nst_jax run: its sidecar, loss log, checkpoint
@@ -14,17 +15,17 @@ symbolic link nst_jax did not make is refused or skipped.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
 
-from nst_jax import records
+from nst_jax import records, untrusted
 from nst_jax.errors import NSTError
-from nst_jax.fileio import write_bytes, write_json
+from nst_jax.fileio import Lock, write_bytes, write_json
 from nst_jax.runfiles import RunFiles
 
 MARKER = "nst_jax-studio.json"
+LOCK = "nst_jax-studio.lock"
 UPLOAD_ID = re.compile(r"[0-9a-f]{16}")
 RUN_ID = re.compile(r"[0-9a-f]{12}")
 UPLOAD_RECORD = {"name": "TEXT", "height": "COUNT", "width": "COUNT", "suffix": "TEXT"}
@@ -57,6 +58,10 @@ class StudioFolder:
         except OSError as err:
             raise NSTError(f"studio folder {self.root}: cannot write ({err.strerror or err})") from None
         return self
+
+    def lock(self) -> Lock:
+        """The folder's lock, held for a studio's lifetime: two studios on one folder would run its queue twice."""
+        return Lock(self.root / LOCK, f"studio folder {self.root}")
 
     # ---------------------------------------------------------------- uploads
     def upload_path(self, upload_id: str) -> Path | None:
@@ -124,6 +129,6 @@ def _read_record(path: Path, schema: dict, what: str) -> dict | None:
     try:
         if path.is_symlink():
             return None
-        return records.check(json.loads(path.read_text()), schema, f"{what} {path}")
-    except (OSError, ValueError, NSTError):
+        return records.check(untrusted.read_json(path, what), schema, f"{what} {path}")
+    except NSTError:
         return None

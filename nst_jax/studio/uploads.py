@@ -1,14 +1,19 @@
-"""An image sent by the page, checked before it is kept: its size is capped, its name is only shown
-(never used as a path, and refused if it looks like one or holds markup), and its bytes must decode
-with the same loader as the command line's (`image.load_image`). It is stored under its digest.
+"""An image sent by the page, checked before it is kept: its size is capped in bytes and, read from its
+header before anything is decoded, in pixels (a small PNG can claim 9400×9400 pixels, gigabytes once
+decoded); at most `DECODERS` uploads are decoded at once; its name is only shown (never used as a path,
+and refused if it looks like one or holds markup), and its bytes must decode with the same loader as
+the command line's (`image.load_image`). It is stored under its digest.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import tempfile
+import threading
+import warnings
 
 from PIL import Image
 
@@ -17,6 +22,8 @@ from nst_jax.image import load_image
 from nst_jax.studio.folder import SUFFIXES, StudioFolder
 
 MAX_BYTES = 32 * 2**20
+MAX_PIXELS = 40_000_000        # 40 megapixels: about 0.5 GB once decoded as float32 RGB
+DECODERS = threading.BoundedSemaphore(2)
 NAME = re.compile(r"[^\x00-\x1f\x7f/\\<>:\"|?*]{1,120}")
 
 
@@ -27,6 +34,23 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_pixels(data: bytes) -> None:
+    """Refuse an image whose header claims more than `MAX_PIXELS` (nothing is decoded here; bytes that are not
+    an image Pillow knows are left to the loader, which says so)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                size = "{}×{} pixels".format(*im.size) if im.size[0] * im.size[1] > MAX_PIXELS else None
+    except Image.DecompressionBombError:   # Pillow's own cap, far above this one
+        size = "its size"
+    except Exception:   # noqa: BLE001 - not an image, or a damaged header: the loader gives its message
+        return
+    if size is not None:
+        raise NSTError(f"refused: {size} is over the studio's limit of {MAX_PIXELS // 10**6} megapixels; "
+                       f"resize it first")
+
+
 def accept(folder: StudioFolder, name: str, data: bytes, max_bytes: int = MAX_BYTES) -> dict:
     """Keep an uploaded image; returns {"id", "name", "height", "width"}; NSTError (a sentence for the page)
     if it is refused."""
@@ -35,12 +59,14 @@ def accept(folder: StudioFolder, name: str, data: bytes, max_bytes: int = MAX_BY
         raise NSTError(f"refused: {len(data) / 2**20:.1f} MB is over the studio's limit of {max_bytes / 2**20:.0f} MB")
     if not data:
         raise NSTError("refused: the file is empty")
+    check_pixels(data)
     fd, tmp = tempfile.mkstemp(prefix=".upload.", suffix=".tmp", dir=folder.uploads)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         try:
-            rgb = load_image(tmp)
+            with DECODERS:
+                rgb = load_image(tmp)
             with Image.open(tmp) as im:
                 kind = im.format
         except NSTError as err:

@@ -6,6 +6,7 @@ Every run option of `python -m nst_jax.run` applies to each frame.
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from nst_jax.config import FIELDS
 from nst_jax.errors import ArgumentParser, cli, exit_with
@@ -82,8 +83,9 @@ def parse(argv: list[str] | None = None):
         raise NSTError("--passes must be ≥ 1, --blend in [0, 1], and --long-term positive frame counts")
     if args.frame_tol is not None and not args.frame_tol >= 0:
         raise NSTError("--frame-tol must be ≥ 0")
-    if args.fps is not None and not args.fps > 0:
-        raise NSTError("--fps must be positive")
+    if args.fps is not None:
+        from nst_jax.video.frames import check_rate
+        check_rate(args.fps, "--fps")
     method = Method(args.method, tuple(sorted(set(args.long_term))), args.passes, args.blend)
     return cfg, Options(method, args.frame_iterations, args.flow_preset, args.engine, args.address,
                         frame_tol=args.frame_tol), args
@@ -97,24 +99,27 @@ def main(argv: list[str] | None = None) -> int:
     from nst_jax import compiler
     compiler.keep_compiled_programs()   # before anything compiles
     from nst_jax.video.clips import outputs, run_clips
+    from nst_jax.video.driver import check_inputs, run_video
     from nst_jax.video.files import VideoFiles
     from nst_jax.video.frames import read_clip
+    if args.clips and args.web is not None:
+        raise NSTError("--web shows one video; leave it out with --clips")
     inputs = [args.input, *(args.clips or [])]
     outs = outputs(inputs, args.output) if args.clips else [args.output]
-    for out in outs:
-        VideoFiles(out).check(inputs)
     clips = [read_clip(i, cfg.size, args.start, args.frames, args.every, args.fps) for i in inputs]
+    for clip in clips:   # every input, before anything is made
+        check_inputs(cfg, clip, opts)
     say = lambda line: print(line, file=sys.stderr, flush=True)
-    if args.clips:
-        if args.web is not None:
-            raise NSTError("--web shows one video; leave it out with --clips")
-        records = run_clips(cfg, clips, outs, opts, args.restart, not args.quiet, say)
-    else:
-        from nst_jax.video.driver import run_video
-        from nst_jax.web import watching
-        with watching(args.web, outs[0]) as watch:
-            records = [run_video(cfg, clips[0], outs[0], opts, restart=args.restart, progress=not args.quiet,
-                                 watch=watch)]
+    with contextlib.ExitStack() as made:   # a refused command leaves none of the folders it made
+        for out in outs:
+            made.enter_context(VideoFiles(out).discarded_if_refused()).check(inputs)
+        if args.clips:
+            records = run_clips(cfg, clips, outs, opts, args.restart, not args.quiet, say)
+        else:
+            from nst_jax.web import watching
+            with watching(args.web, outs[0]) as watch:
+                records = [run_video(cfg, clips[0], outs[0], opts, restart=args.restart, progress=not args.quiet,
+                                     watch=watch)]
     for out, record in zip(outs, records):
         print(f"wrote {out}: {record['frames']} frames at {record['fps']} fps, {record['method']['name']} "
               f"method, {record['seconds']['per frame']:.1f} s per frame; warping error "

@@ -100,6 +100,24 @@ class Video:
                                    **later)
 
 
+def check_inputs(cfg: Config, clip: Clip, opts: Options) -> None:
+    """NSTError before anything is computed or written, for an input the runs would refuse later (after
+    the flows, or frames into the video): frames too small for the optical flow, a style that is not an
+    image or too small for its layers, an --init file that is not an image. The frame rate is checked as
+    the clip is read (`frames.read_clip`)."""
+    from nst_jax.config import INITS
+    from nst_jax.inputs import check_sizes
+    frame = clip.frames[0]
+    if len(clip.frames) > 1:
+        flow.check_size(frame.shape, opts.flow_preset, clip.source)
+    longest = max(1, round(max(frame.shape[:2]) * cfg.style_scale))
+    styles = [image.load_image(path) for path in cfg.styles]
+    check_sizes(dataclasses.replace(cfg, content=clip.source), frame,
+                [image.resize(s, image.fit_size(s.shape[:2], longest)) for s in styles])
+    if cfg.init not in INITS:
+        image.load_image(cfg.init)
+
+
 def run_video(cfg: Config, clip: Clip, output: str, opts: Options = Options(), restart: bool = False,
               progress: bool = True, weights=None, say: Callable[[str], None] | None = None, watch=None) -> dict:
     """Stylise `clip` into `output` (.mp4) and its frames folder; returns the video's sidecar record.
@@ -107,13 +125,14 @@ def run_video(cfg: Config, clip: Clip, output: str, opts: Options = Options(), r
     from nst_jax import weights as vgg_weights
     from nst_jax.video import summary
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
+    check_inputs(cfg, clip, opts)
+    remote = opts.engine == "ray" and opts.remote
+    w = weights if weights is not None or remote else vgg_weights.load(cfg.weights)
     files = VideoFiles(output)
     files.check([clip.source])
-    with files.lock():
+    with files.lock(), files.discarded_if_refused():
         files.claim()
         video = Video(cfg, clip, files, opts, say)
-        remote = opts.engine == "ray" and opts.remote
-        w = weights if weights is not None or remote else vgg_weights.load(cfg.weights)
         tracker = VideoProgress(video.passes, cfg.print_every if progress else 0, say if progress else (lambda line: None))
         t0 = time.perf_counter()
         video.watch = watch

@@ -11,17 +11,22 @@
                               same frames (a rerun, or a second style, computes none again)
 
 Every folder here is made by nst_jax inside the output's folder; one that is a symbolic link (which
-nst_jax did not make) is refused, so nothing is written outside it.
+nst_jax did not make) is refused, so nothing is written outside it. A command refused before any frame
+run finished removes the folders it made (`discarded_if_refused`), and nothing that was there before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 
+from nst_jax import untrusted
 from nst_jax.errors import NSTError
 from nst_jax.fileio import Lock, open_append, probe_writable, write_error
 
@@ -38,6 +43,8 @@ class VideoFiles:
         self.frames = Path(f"{stem}.frames")
         self.work = Path(f"{stem}.work")
         self.lock_file = Path(f"{stem}.lock")
+        self.made: list[tuple[Path, Path, bool]] = []   # (outermost made, folder asked for, all of it ours)
+        self.finished = False                           # a frame run finished in this process
 
     def check(self, inputs: list[str] = ()) -> None:
         """NSTError now, before any work, for an output that is not an .mp4, cannot be written, is one of
@@ -56,6 +63,7 @@ class VideoFiles:
         if theirs and not self.ours():
             raise NSTError(f"output {self.video}: {theirs[0]} exists and was not written by nst_jax.video for "
                            f"this output; choose another -o or move it away")
+        self._made(self.root, None, whole=False)       # may hold others' files: only emptied folders go
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             probe_writable(self.root, self.video.name)
@@ -73,8 +81,8 @@ class VideoFiles:
         or the marker its work folder gets first), so that they may be replaced."""
         for path in (self.sidecar, self.marker):
             try:
-                record = json.loads(path.read_text())
-            except (OSError, ValueError, UnicodeDecodeError):
+                record = untrusted.read_json(path, "video record")
+            except NSTError:
                 continue
             if isinstance(record, dict) and record.get("video") == self.video.name and not path.is_symlink():
                 return True
@@ -93,6 +101,7 @@ class VideoFiles:
         """`path` (inside the output's folder) made if needed; NSTError if it or a folder between it and
         the output's folder is a symbolic link or not a folder."""
         _not_a_link(path, self.root)
+        self._made(path, self.root, whole=True)
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -120,10 +129,43 @@ class VideoFiles:
     def flows(self, key: str) -> Path:
         return self.folder(self.root / "nst_jax-flows" / key)
 
+    def _made(self, path: Path, stop: Path | None, whole: bool) -> None:
+        """Note the folders that making `path` (up to `stop`) creates, before they are made."""
+        top, p, stop = None, path.absolute(), stop.absolute() if stop else None
+        while not os.path.lexists(p) and p != p.parent and p != stop:
+            top, p = p, p.parent
+        if top is not None:
+            self.made.append((top, path.absolute(), whole))
+
+    @contextlib.contextmanager
+    def discarded_if_refused(self):
+        """On an NSTError before any frame run finished here, remove the folders made here (`discard`)."""
+        try:
+            yield self
+        except NSTError:
+            if not self.finished:
+                self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Remove the folders this object made, newest first: a folder asked for inside the output's
+        folder with all it holds (only this video's runs write there, under its lock); then each folder
+        made on the way to it, and the output's folder and those above it that it made, when empty."""
+        while self.made:
+            top, leaf, whole = self.made.pop()
+            if whole and leaf.is_dir() and not leaf.is_symlink():
+                shutil.rmtree(leaf, ignore_errors=True)
+            for p in ([leaf] if not whole else []) + [q for q in leaf.parents if q.is_relative_to(top)]:
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
+
     def log_run(self, step, record: dict | None, already: bool) -> None:
         """One line in the progress log for a run that finished in this process."""
         if already or not record:
             return
+        self.finished = True
         line = {"pass": step.pass_number, "frame": step.frame + 1, "iteration": record.get("iteration"),
                 "seconds": record.get("seconds"), "loss": record.get("loss"), "parts": record.get("parts")}
         with open_append(self.log) as f:
@@ -154,11 +196,9 @@ def read_pair_file(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
     """A cached pair (H, W, 3) read as untrusted input: None (compute it again) unless it is a finite
     float array of this frame size with weights in [0, 1]."""
     try:
-        with open(path, "rb") as f:
-            a = np.load(f, allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        return None
-    if not isinstance(a, np.ndarray) or a.dtype != np.float32 or a.shape != (*shape, 3):
+        a = untrusted.load_npy(path, "flow cache entry", lambda dtype, got: None if dtype == np.float32
+                               and got == (*shape, 3) else f"expected float32 {(*shape, 3)}")
+    except NSTError:
         return None
     if not np.all(np.isfinite(a)) or np.abs(a[..., :2]).max(initial=0) > 4 * max(shape) \
             or not np.all((a[..., 2] == 0) | (a[..., 2] == 1)):

@@ -16,6 +16,10 @@ import numpy as np
 from nst_jax.errors import NSTError
 
 PRESETS = ("ultrafast", "fast", "medium")
+# the shortest frame side DIS takes at each preset, at any aspect ratio: its image pyramid must reach
+# the preset's finest scale, and below this OpenCV raises or ends the process with SIGSEGV (measured
+# on OpenCV 5.1 for every even side up to 64 against long sides up to 8192)
+MIN_SIDE = {"ultrafast": 32, "fast": 32, "medium": 16}
 
 
 def cv2_module():
@@ -46,8 +50,19 @@ def grey(img: np.ndarray) -> np.ndarray:
     return np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def check_size(shape: tuple[int, ...], preset: str, what: str) -> None:
+    """NSTError for frames (H, W, …) too small for DIS at `preset` (`MIN_SIDE`)."""
+    need = MIN_SIDE[preset]
+    if min(shape[:2]) < need:
+        other = [p for p in PRESETS if MIN_SIDE[p] <= min(shape[:2])]
+        raise NSTError(f"{what}: its frames are {shape[1]}×{shape[0]} px at this --size, but the optical flow "
+                       f"(--flow-preset {preset}) needs at least {need} px on each side; raise --size"
+                       + (f" or use --flow-preset {other[-1]}" if other else ""))
+
+
 def dis_flow(a: np.ndarray, b: np.ndarray, preset: str = "medium") -> np.ndarray:
     """The flow from frame a to frame b (float RGB images), OpenCV's DIS with variational refinement."""
+    check_size(a.shape, preset, "optical flow")
     cv2 = cv2_module()
     cv2.setNumThreads(1)  # one thread: the same numbers on every machine and in every worker
     dis = cv2.DISOpticalFlow_create({"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,

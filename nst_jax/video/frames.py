@@ -19,6 +19,9 @@ from nst_jax.fileio import atomic_write_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MAX_FRAMES = 100_000
+# the frame rates an mp4 is written at and read back: PyAV takes the rate as a C long (1e308 overflows
+# it) and H.264 at 10 000 fps gives an mp4 with no frames it can decode
+MIN_FPS, MAX_FPS = 0.001, 1000.0
 
 
 class Clip(NamedTuple):
@@ -45,6 +48,17 @@ def frame_size(shape: tuple[int, int], longest: int) -> tuple[int, int]:
     return max(2, h - h % 2), max(2, w - w % 2)
 
 
+def check_rate(fps, what: str) -> None:
+    """NSTError, before any work, for a frame rate that cannot be written (`MIN_FPS` … `MAX_FPS`)."""
+    try:
+        value = float(fps)
+    except (OverflowError, ValueError):
+        value = float("inf")
+    if not MIN_FPS <= value <= MAX_FPS:
+        raise NSTError(f"{what}: {value:g} fps cannot be written as an mp4; it must be between {MIN_FPS:g} and "
+                       f"{MAX_FPS:g} fps")
+
+
 def pick(available: int | None, start: int, count: int | None, every: int, source: str) -> range:
     """The frame numbers of --start, --frames and --every; NSTError when the range passes the end
     (`available` None: not known yet)."""
@@ -68,6 +82,8 @@ def read_clip(path: str, size: int, start: int = 0, count: int | None = None, ev
     """The picked frames of a video, an animated GIF or a folder of images, at `size` (longest side).
     `fps`: a folder's frame rate (default 25); a video's own rate otherwise."""
     p = Path(path)
+    if fps is not None:
+        check_rate(fps, "--fps")
     if p.is_dir():
         return _read_folder(p, size, start, count, every, Fraction(fps or 25).limit_denominator(1001))
     if not p.is_file():
@@ -83,6 +99,7 @@ def _read_folder(folder: Path, size: int, start: int, count: int | None, every: 
     names = sorted((f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()),
                    key=lambda f: _natural(f.name))
     numbers = pick(len(names), start, count, every, f"folder {folder}")
+    check_rate(fps / every, f"folder {folder} at --every {every}")
     first = image.image_size(names[numbers[0]])
     frames = []
     for n in numbers:
@@ -106,6 +123,7 @@ def _read_video(path: Path, size: int, start: int, count: int | None, every: int
         stream = container.streams.video[0]
         rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(stream.average_rate or stream.guessed_rate or 25)
         wanted, frames, numbers, seen = pick(None, start, count, every, str(path)), [], [], 0
+        check_rate(rate / every, f"{path}: its frame rate at --every {every} (give --fps)")
         try:
             sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
             for frame in container.decode(stream):

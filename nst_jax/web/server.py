@@ -1,6 +1,7 @@
 """The live page's server: a Starlette app (the page, its events, its images) served by uvicorn in a
-thread of the running process, on 127.0.0.1 only. The page gets every change as a server-sent event
-(no reloading); once the run has ended it has its final state and keeps showing it.
+thread of the running process, on 127.0.0.1 only, behind `guard.Guard` (it answers only to the loopback
+names at its port). The page gets every change as a server-sent event (no reloading); once the run has
+ended it has its final state and keeps showing it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 from nst_jax.errors import NSTError
+from nst_jax.web.guard import Guard, host_port
 from nst_jax.web.live import FINAL, LiveState
 
 PAGE = Path(__file__).with_name("live.html")
@@ -29,10 +31,10 @@ def modules():
     return uvicorn
 
 
-def app(state: LiveState, poll: float = 0.25):
-    """The ASGI app of one live state: / (the page), /events (server-sent events: the state, at most
-    every `poll` seconds, so a fast run does not spend its time on the page), /state.json and the
-    images (/image.png, /frame<N>.png)."""
+def app(state: LiveState, port: int, poll: float = 0.25):
+    """The ASGI app of one live state served on `port`: / (the page), /events (server-sent events: the
+    state, at most every `poll` seconds, so a fast run does not spend its time on the page), /state.json
+    and the images (/image.png, /frame<N>.png)."""
     from starlette.applications import Starlette
     from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
     from starlette.routing import Route
@@ -68,13 +70,12 @@ def app(state: LiveState, poll: float = 0.25):
             return Response("no such image yet", status_code=404)
         return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
 
-    return Starlette(routes=[Route("/", page), Route("/plot.js", plot_js), Route("/events", events),
-                             Route("/state.json", snapshot),
-                             Route("/{name:str}.png", picture)])
+    return Guard(Starlette(routes=[Route("/", page), Route("/plot.js", plot_js), Route("/events", events),
+                                   Route("/state.json", snapshot), Route("/{name:str}.png", picture)]), port)
 
 
 class LiveServer:
-    """uvicorn serving `app(state)` on 127.0.0.1:port (0: a free one) in a daemon thread."""
+    """uvicorn serving `app(state, port)` on 127.0.0.1:port (0: a free one) in a daemon thread."""
 
     def __init__(self, state: LiveState, port: int = 0):
         uvicorn = modules()
@@ -82,14 +83,15 @@ class LiveServer:
         self.port = self.socket.getsockname()[1]
         self.state = state
         # log_config None: uvicorn leaves the process's logging as it is (its dictConfig would replace handlers)
-        config = uvicorn.Config(app(state), log_level="warning", lifespan="off", log_config=None, access_log=False)
+        config = uvicorn.Config(app(state, self.port), log_level="warning", lifespan="off", log_config=None,
+                                access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]},
                                        name="nst_jax-live-server", daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}/"
+        return f"http://{host_port(HOST, self.port)}/"
 
     def __enter__(self) -> "LiveServer":
         self.thread.start()
