@@ -14,9 +14,11 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from nst_jax import losses, statistics, steps, transfer, weights
-from nst_jax.inputs import load_inputs
-from nst_jax.config import with_preset
+from nst_jax.objective import losses, statistics
+from nst_jax.transfer import steps, runs as transfer
+from nst_jax.model import weights
+from nst_jax.transfer.inputs import load_inputs
+from nst_jax.transfer.config import with_preset
 
 from bench.run import CONTENT, STYLE
 

@@ -20,9 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nst_jax import convforms, image
-    from nst_jax.config import PRESETS, SAMPLE_CONTENT
-    from nst_jax.hardware import describe_cpu
+    from nst_jax.model import convforms
+    from nst_jax.model.layers import FORMS as FORM_TABLE
+    from nst_jax.files import image
+    from nst_jax.transfer.config import PRESETS, SAMPLE_CONTENT
+    from nst_jax.machine.hardware import describe_cpu
     p = argparse.ArgumentParser(prog="python -m bench.conv_forms", description=__doc__.split("\n\n")[0])
     p.add_argument("--size", default="256,512")
     p.add_argument("--rounds", type=int, default=5)
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                                 for f in ("xla", "f2", "f4", "f4f"))
                 err = " / ".join(f"{c.error[f]:.1e}" if f in c.error else "—" for f in ("f2", "f4", "f4f"))
                 rows.append(f"| {w}×{h} | {name} | {direction} | {shape.width}×{shape.height}×{shape.cin}→{shape.cout} "
-                            f"| {ms} | {err} | {convforms.SHORT[c.form]} |")
+                            f"| {ms} | {err} | {FORM_TABLE[c.form].short} |")
         totals[size] = total
     text = "\n".join([
         f"# Convolution forms per layer — cpu, {dt.date.today().isoformat()}", "",

@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nst_jax import ray_engine
-    from nst_jax.config import SAMPLE_CONTENT, SAMPLE_STYLE
-    from nst_jax.sweep import sweep
+    from nst_jax.studies import ray_engine
+    from nst_jax.transfer.config import SAMPLE_CONTENT, SAMPLE_STYLE
+    from nst_jax.studies.sweep import sweep
 
     p = argparse.ArgumentParser(prog="python -m bench.engines", description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=8)
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     returned = sum(len(d) for _, b in bundles for files in b["files"].values() for d in files.values())
     workers = sorted({b["worker"] for _, b in bundles})
     first = min(s for s, _ in bundles)
-    from nst_jax.hardware import describe_cpu
+    from nst_jax.machine.hardware import describe_cpu
     rows = [f"# Sweep engines — cpu, {dt.date.today().isoformat()}", "",
             f"`python -m bench.engines --runs {args.runs} --size {args.size} --iterations {args.iterations}`: "
             f"{args.runs} runs, checkpoint every 10 iterations (each checkpoint's files streamed back from the one "

@@ -23,10 +23,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from nst_jax import steps, transfer, weights
-from nst_jax.config import with_preset
-from nst_jax.loop import host_values, log_record
-from nst_jax.runfiles import RunFiles
+from nst_jax.transfer import steps, runs as transfer
+from nst_jax.transfer.problem import prepare
+from nst_jax.model import weights
+from nst_jax.transfer.config import with_preset
+from nst_jax.transfer.loop import host_values, log_record
+from nst_jax.files.runfiles import RunFiles
 
 from bench.run import CONTENT, STYLE
 
@@ -46,7 +48,7 @@ def measure(size: int = 256, iterations: int = 20, rounds: int = 3, out_dir: str
     out = Path(out_dir or tempfile.mkdtemp()) / "loop.png"
     cfg = with_preset("default", content=str(CONTENT), styles=(str(STYLE),), size=size, iterations=0,
                       output=str(out), checkpoint_every=50, print_every=10)
-    problem = transfer.prepare(cfg, w)
+    problem = prepare(cfg, w)
     compiled = steps.compiled_solver(problem.spec, cfg.optimizer, cfg.lr, cfg.history)
     aux = problem.aux(steps.step_key(cfg, 0))
     state = compiled.init(jax.numpy.asarray(problem.x0[None]), aux)

@@ -25,9 +25,12 @@ from pathlib import Path
 from bench import write_results
 from bench.time_to_quality import first_reached
 
-from nst_jax import convforms, image, transfer, weights
-from nst_jax.config import CONV_FORMS, SAMPLES, with_preset
-from nst_jax.hardware import describe_cpu
+from nst_jax.model import convforms
+from nst_jax.files import image
+from nst_jax.transfer import runs as transfer
+from nst_jax.model import weights
+from nst_jax.transfer.config import CONV_FORMS, SAMPLES, with_preset
+from nst_jax.machine.hardware import describe_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
 

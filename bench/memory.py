@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nst_jax.config import Config
+from nst_jax.transfer.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = str(ROOT / "nst_jax/samples/chelsea.png")
@@ -49,7 +49,7 @@ def measure(size: int, way: str, folder: Path, iterations: int = 5) -> dict:
 
 
 def planned(size: int, way: str) -> dict:
-    from nst_jax import planning, steps
+    from nst_jax.transfer import planning, steps
     cfg = Config(content=CONTENT, styles=(STYLE,), size=size, memory=way)
     run_plan = planning.plan_run(cfg)
     plan = run_plan.figure
@@ -60,10 +60,12 @@ def planned(size: int, way: str) -> dict:
 
 def largest(way: str) -> int:
     import functools
-    from nst_jax import image, memory, planning
+    from nst_jax.files import image
+    from nst_jax.scale import memory
+    from nst_jax.transfer import planning
     cfg = Config(content=CONTENT, styles=(STYLE,), memory=way)
     p = planning.plan_run(cfg).figure
-    return memory.largest_size(functools.partial(planning.plan_at, cfg, p.devices, way),
+    return memory.largest_size(functools.partial(planning.needs_at, cfg, p.devices, way),
                                functools.partial(image.fit_size, image.image_size(CONTENT)))
 
 

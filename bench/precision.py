@@ -28,7 +28,7 @@ PAIRS = {"chelsea+starry": (SAMPLES / "chelsea.png", SAMPLES / "starry_night.jpg
 
 
 def _cfg(size, precision, pair="chelsea+starry", **kw):
-    from nst_jax.config import Config
+    from nst_jax.transfer.config import Config
     content, style = PAIRS[pair]
     return Config(content=str(content), styles=(str(style),), size=size, precision=precision, **kw)
 
@@ -36,9 +36,12 @@ def _cfg(size, precision, pair="chelsea+starry", **kw):
 def value_and_grad(size: int, precision: str, form: str = "conv"):
     """A timed callable for nst_jax's value+grad at the content's size, and its problem."""
     import jax
-    from nst_jax import compiler, layers, losses, transfer
+    from nst_jax.machine import compiler
+    from nst_jax.model import layers
+    from nst_jax.objective import losses
+    from nst_jax.transfer.problem import prepare
     layers.BF16_FORM = form
-    problem = transfer.prepare(_cfg(size, precision, memory="plain"))
+    problem = prepare(_cfg(size, precision, memory="plain"))
     fun = losses.make_objective(problem.spec)
     f = compiler.jit(lambda x, aux: jax.value_and_grad(lambda x: fun(x, aux)[0])(x),
                      xla_defaults=precision == "bfloat16")
@@ -50,7 +53,7 @@ def value_and_grad(size: int, precision: str, form: str = "conv"):
 def torch_value_and_grad(problem, autocast: bool):
     import torch
     from bench.torch_reference import Objective
-    from nst_jax import weights
+    from nst_jax.model import weights
     spec = problem.spec
     obj = Objective(weights.load(), problem.content, problem.styles[0], spec.content_layers, spec.style_layers,
                     spec.style_layer_weights, 1.0, float(problem.loss_weights.style), float(problem.loss_weights.tv))
@@ -92,7 +95,8 @@ def layer_timing(size: int, repeats: int) -> list[dict]:
     import jax
     import jax.numpy as jnp
     from bench.run import interleaved_medians
-    from nst_jax import compiler, layers, vgg
+    from nst_jax.machine import compiler
+    from nst_jax.model import layers, vgg
     rows = []
     rng = np.random.default_rng(0)
     for name in vgg.CONV_NAMES[:13]:
@@ -123,7 +127,11 @@ def layer_timing(size: int, repeats: int) -> list[dict]:
 
 def quality(sizes, iterations: int, pairs, out: Path, form: str = "conv") -> list[dict]:
     import jax
-    from nst_jax import image, layers, losses, transfer
+    from nst_jax.files import image
+    from nst_jax.model import layers
+    from nst_jax.objective import losses
+    from nst_jax.transfer import runs as transfer
+    from nst_jax.transfer.problem import prepare
     layers.BF16_FORM = form
     rows = []
     out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +146,7 @@ def quality(sizes, iterations: int, pairs, out: Path, form: str = "conv") -> lis
                 t = time.perf_counter()
                 r = transfer.run(cfg, progress=False, restart=True)
                 results[precision] = (r, time.perf_counter() - t)
-            problem = transfer.prepare(_cfg(size, "float32", pair))  # the float32 objective measures both
+            problem = prepare(_cfg(size, "float32", pair))  # the float32 objective measures both
             fun = jax.jit(losses.make_objective(problem.spec))
             aux = problem.aux(jax.random.PRNGKey(0))
             measured = {p: float(fun(jax.numpy.asarray(r.image[None]), aux)[0]) for p, (r, _) in results.items()}
@@ -200,7 +208,7 @@ def main(argv=None) -> int:
     ap.add_argument("--images", default=str(ROOT / "docs" / "precision"))
     args = ap.parse_args(argv)
     import jax
-    from nst_jax import hardware
+    from nst_jax.machine import hardware
     sizes = [int(s) for s in args.sizes.split(",") if s]
     result = {"device": jax.default_backend(), "date": time.strftime("%Y-%m-%d"),
               "command": "python -m bench.precision " + " ".join(argv if argv is not None else sys.argv[1:]),

@@ -27,10 +27,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nst_jax import compiler, image, losses, solvers, steps, transfer, vgg, weights
-from nst_jax.inputs import Inputs
-from nst_jax.config import PRESETS, with_preset
-from nst_jax.image import psnr
+from nst_jax.machine import compiler
+from nst_jax.files import image
+from nst_jax.objective import losses
+from nst_jax import solvers
+from nst_jax.transfer import steps, runs as transfer
+from nst_jax.model import vgg, weights
+from nst_jax.transfer.inputs import Inputs
+from nst_jax.transfer.config import PRESETS, with_preset
+from nst_jax.files.image import psnr
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "nst_jax" / "samples" / "chelsea.png"
@@ -120,11 +125,11 @@ class JaxProblem(NamedTuple):
 def jax_problem(w, content, style, solver_name="lbfgs", batch=1, fuse=1, conv_forms="auto") -> JaxProblem:
     """The run's own problem (`transfer.build_problem`, default settings) on these square images, with
     the convolution forms a run would have here (`planning.with_forms`: measured and cached)."""
-    from nst_jax import planning, runplan
-    from nst_jax.sharding import Layout
+    from nst_jax.transfer import planning
+    from nst_jax.scale.sharding import Layout
     cfg = with_preset("default", content=str(CONTENT), styles=(str(STYLE),), size=content.shape[1],
                       optimizer=solver_name, conv_forms=conv_forms)
-    plan = runplan.plain(cfg)._replace(layout=Layout(1, tuple(content.shape[1:])))
+    plan = planning.plain(cfg)._replace(layout=Layout(1, tuple(content.shape[1:])))
     plan = planning.with_forms(cfg, plan, say=lambda line: print(line, file=sys.stderr, flush=True))
     problem = transfer.build_problem(cfg, w, Inputs(content[0], [style[0]]), plan)
     fun = losses.make_objective(problem.spec)
@@ -141,7 +146,7 @@ def jax_problem(w, content, style, solver_name="lbfgs", batch=1, fuse=1, conv_fo
         init, step = compiler.jit(one_init), compiler.jit(one_step, donate_argnums=0)
     vg = compiler.jit(jax.value_and_grad(fun, has_aux=True))
     vg0 = jax.jit(jax.value_and_grad(fun, has_aux=True)) if compiler.compiler_options() else None
-    from nst_jax import convforms
+    from nst_jax.model import convforms
     return JaxProblem(solver_name, batch, fuse, aux, init, step, vg, vg0, convforms.describe(plan.forms))
 
 
@@ -461,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --device gpu but JAX runs on {platform_name}", file=sys.stderr)
         return 2
     w = weights.load()
-    from nst_jax.hardware import describe_cpu
+    from nst_jax.machine.hardware import describe_cpu
     load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     versions = {"jax": jax.__version__}
     if not args.no_torch:

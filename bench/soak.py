@@ -27,7 +27,7 @@ from bench import write_results
 
 import numpy as np
 
-from nst_jax.hardware import describe_cpu
+from nst_jax.machine.hardware import describe_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "nst_jax" / "samples"
@@ -36,7 +36,7 @@ RUN_ARGS = ["-m", "nst_jax.run", str(SAMPLES / "chelsea.png"), str(SAMPLES / "ih
             "--checkpoint-every", "3", "--quiet", "-o", "out.png"]
 GRID = {"init": ["noise", "content"], "style_weight": [10.0, 1000.0], "content_layers": [["relu3_2"]],
         "style_layers": [["relu1_1", "relu2_1"]]}
-SWEEP_ARGS = ["-m", "nst_jax.sweep", "30", "--grid", "grid.json", "--size", "32", "--checkpoint-every", "2",
+SWEEP_ARGS = ["-m", "nst_jax", "sweep", "30", "--grid", "grid.json", "--size", "32", "--checkpoint-every", "2",
               "--batch", "2", "--quiet", "--no-report", "--out", "out"]
 
 
@@ -85,7 +85,7 @@ def _results(folder: Path) -> dict[str, Path]:
 
 def _check(folder: Path, reference: Path, target: int) -> list[str]:
     """What is wrong with a finished trial (empty if nothing)."""
-    from nst_jax import image
+    from nst_jax.files import image
     problems = []
     ref, got = _results(reference), _results(folder)
     if ref.keys() != got.keys():

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     port = 8700 + os.getpid() % 200
     samples = ROOT / "nst_jax" / "samples"
-    studio = subprocess.Popen([sys.executable, "-m", "nst_jax.studio", str(Path(tempfile.mkdtemp()) / "studio"),
+    studio = subprocess.Popen([sys.executable, "-m", "nst_jax", "studio", str(Path(tempfile.mkdtemp()) / "studio"),
                                "--port", str(port)], env=dict(os.environ, PYTHONPATH=str(ROOT)))
     browser = chromium(window=(1400, 1100))
     try:

@@ -35,10 +35,11 @@ def first_reached(log_path: Path, target: float, before: float = 0.0) -> float |
 
 def main(argv: list[str] | None = None) -> int:
     from bench.torch_reference import Objective, run_lbfgs
-    from nst_jax import transfer, weights
-    from nst_jax.config import SAMPLES, with_preset
-    from nst_jax.hardware import describe_cpu
-    from nst_jax.inputs import load_inputs
+    from nst_jax.transfer import runs as transfer
+    from nst_jax.model import weights
+    from nst_jax.transfer.config import SAMPLES, with_preset
+    from nst_jax.machine.hardware import describe_cpu
+    from nst_jax.transfer.inputs import load_inputs
     p = argparse.ArgumentParser(prog="python -m bench.time_to_quality", description=__doc__.split("\n\n")[0])
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--iterations", type=int, default=300)

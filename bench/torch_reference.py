@@ -13,8 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nst_jax import vgg
-from nst_jax.weights import Weights
+from nst_jax.model import vgg
+from nst_jax.model.weights import Weights
 
 
 def torch_params(w: Weights, device: str = "cpu") -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def rows_for(args) -> list[tuple[str, dict]]:
     """(label, how) for each method: Options fields and Config overrides."""
-    from nst_jax.video.methods import Method
+    from nst_jax.apps.video.methods import Method
     fi = args.frame_iterations
     return [("independent", dict(method=Method("independent"), frame_iterations=None, cfg={})),
             ("short-term", dict(method=Method("short"), frame_iterations=fi, cfg={})),
@@ -40,8 +40,8 @@ def rows_for(args) -> list[tuple[str, dict]]:
 
 
 def measure(clip, label: str, how: dict, args, work: Path, w) -> dict:
-    from nst_jax.config import SAMPLES, with_preset
-    from nst_jax.video.driver import Options, run_video
+    from nst_jax.transfer.config import SAMPLES, with_preset
+    from nst_jax.apps.video.driver import Options, run_video
     cfg = with_preset("default", content="clip", styles=(str(SAMPLES / "starry_night.jpg"),), size=args.size,
                       iterations=args.iterations, print_every=0, checkpoint_every=0, **how["cfg"])
     out = work / label.split(" ")[0].replace(",", "") / f"{len(list(work.glob('*')))}" / "v.mp4"
@@ -58,7 +58,7 @@ def measure(clip, label: str, how: dict, args, work: Path, w) -> dict:
 def warm_up(clip, args, work: Path, w) -> None:
     """Compile every program the methods use (no temporal term; one and three earlier frames) on two
     frames, so that no method's seconds include compiling."""
-    from nst_jax.video.methods import Method
+    from nst_jax.apps.video.methods import Method
     two = clip._replace(frames=clip.frames[:2], numbers=clip.numbers[:2])
     few = argparse.Namespace(**{**vars(args), "iterations": 2})
     for i, method in enumerate((Method("independent"), Method("short"), Method("long", long_term=(1, 2, 4)))):
@@ -66,7 +66,7 @@ def warm_up(clip, args, work: Path, w) -> None:
 
 
 def input_error(clip, pairs) -> float:
-    from nst_jax.video.summary import consistency
+    from nst_jax.apps.video.summary import consistency
     return float(np.mean(consistency(clip.frames, pairs)))
 
 
@@ -94,10 +94,10 @@ def markdown(results: dict, args, machine: str, load: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nst_jax import weights
-    from nst_jax.config import SAMPLES, TEMPORAL_WEIGHT
-    from nst_jax.hardware import describe_cpu
-    from nst_jax.video.frames import read_clip
+    from nst_jax.model import weights
+    from nst_jax.transfer.config import SAMPLES, TEMPORAL_WEIGHT
+    from nst_jax.machine.hardware import describe_cpu
+    from nst_jax.apps.video.frames import read_clip
     p = argparse.ArgumentParser(prog="python -m bench.video", description=__doc__.split("\n\n")[0])
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--frames", type=int, default=8)
@@ -136,10 +136,10 @@ def main(argv: list[str] | None = None) -> int:
 def rows_input(clip, work: Path) -> float:
     """The input clip's own warping error: its frames as a video's runs read them, with their flows
     (from the cache the methods' runs filled)."""
-    from nst_jax.config import with_preset
-    from nst_jax.video.driver import Options, Video
-    from nst_jax.video.files import VideoFiles
-    from nst_jax.video.methods import Method
+    from nst_jax.transfer.config import with_preset
+    from nst_jax.apps.video.driver import Options, Video
+    from nst_jax.apps.video.files import VideoFiles
+    from nst_jax.apps.video.methods import Method
     files = VideoFiles(work / "input" / "v.mp4")
     files.check()
     files.claim()

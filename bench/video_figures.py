@@ -11,7 +11,7 @@ SHOWN = ("independent", "short-term", "long-term", "multi-pass")
 
 
 def _frames(row: dict) -> list[np.ndarray]:
-    from nst_jax import image
+    from nst_jax.files import image
     return [image.load_image(p) for p in sorted(Path(row["frames_dir"]).glob("*.png"))]
 
 
@@ -22,9 +22,9 @@ def _pick(rows: list[dict]) -> list[dict]:
 def write_previews(clip, rows: list[dict], folder: Path) -> None:
     from PIL import Image
 
-    from nst_jax import image
-    from nst_jax.figures import pyplot
-    from nst_jax.fileio import save_figure
+    from nst_jax.files import image
+    from nst_jax.studies.figures import pyplot
+    from nst_jax.files.fileio import save_figure
     folder.mkdir(parents=True, exist_ok=True)
     shown = _pick(rows)
     frames = {r["label"]: _frames(r) for r in shown}

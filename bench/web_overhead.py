@@ -33,8 +33,8 @@ def _client(url: str):
 
 
 def one(cfg, w, web: bool) -> float:
-    from nst_jax import transfer
-    from nst_jax.runfiles import RunFiles
+    from nst_jax.transfer import runs as transfer
+    from nst_jax.files.runfiles import RunFiles
     from nst_jax.web.live import LiveState
     from nst_jax.web.server import LiveServer
     if not web:
@@ -50,9 +50,9 @@ def one(cfg, w, web: bool) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nst_jax import weights
-    from nst_jax.config import SAMPLES, with_preset
-    from nst_jax.hardware import describe_cpu
+    from nst_jax.model import weights
+    from nst_jax.transfer.config import SAMPLES, with_preset
+    from nst_jax.machine.hardware import describe_cpu
     p = argparse.ArgumentParser(prog="python -m bench.web_overhead", description=__doc__.split("\n\n")[0])
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--iterations", type=int, default=60)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from nst_jax.options import add_run_arguments, config_from_args
-from nst_jax.errors import ArgumentParser, cli, exit_with
-from nst_jax.progress import loss_text
+from nst_jax.transfer.options import add_run_arguments, config_from_args
+from nst_jax.base.errors import ArgumentParser, cli, exit_with
+from nst_jax.transfer.progress import loss_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,24 +19,25 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m nst_jax.run",
         description="Neural style transfer (Gatys et al. 2016) in JAX: optimise an image so that its "
                     "VGG19 features match the content image and its Gram matrices match the style image(s).")
-    add_run_arguments(p)
-    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start over")
-    p.add_argument("--overwrite", action="store_true", help="replace files at the output's names that nst_jax did "
-                   "not write (without it such a run is refused before it starts); the run starts over")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--web", nargs="?", const=0, type=int, metavar="PORT",
-                   help="serve a live page of the run on 127.0.0.1 (the image at each --print-every, the losses, "
-                        "the header, rate and ETA; PORT default: any free one); needs nst_jax[studio]")
-    hosts = p.add_argument_group("one run across several processes or GPU nodes (jax.distributed; see the "
-                                 "README's cluster section)")
-    hosts.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0, the same for every process")
-    hosts.add_argument("--processes", type=int, default=1, help="how many processes take part (default 1)")
-    hosts.add_argument("--process-id", type=int, default=0, help="this process's number, 0 … processes − 1; "
-                       "process 0 writes the files")
-    p.add_argument("--plan", nargs="?", const="here", metavar="DEVICES",
-                   help="print the memory plan (bytes by part for each --memory way, XLA's own figure, the "
-                        "largest size each way fits) and exit; DEVICES plans for accelerators that are not "
-                        "here, e.g. 8x80GB")
+    groups = add_run_arguments(p)
+    out, devices = groups["output and resume"], groups["memory and devices"]
+    out.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start over")
+    out.add_argument("--overwrite", action="store_true", help="replace files at the output's names that nst_jax "
+                     "did not write (without it such a run is refused before it starts); the run starts over")
+    out.add_argument("--quiet", action="store_true", help="no progress bar")
+    out.add_argument("--web", nargs="?", const=0, type=int, metavar="PORT",
+                     help="serve a live page of the run on 127.0.0.1 (the image at each --print-every, the losses, "
+                          "the header, rate and ETA; PORT default: any free one); needs nst_jax[studio]")
+    devices.add_argument("--plan", nargs="?", const="here", metavar="DEVICES",
+                         help="print the memory plan (bytes by part for each --memory way, XLA's own figure, the "
+                              "largest size each way fits) and exit; DEVICES plans for accelerators that are not "
+                              "here, e.g. 8x80GB")
+    devices.add_argument("--coordinator", metavar="HOST:PORT", help="one run across several processes or GPU "
+                         "nodes (jax.distributed; see the docs' print-size page): the address of process 0, the "
+                         "same for every process")
+    devices.add_argument("--processes", type=int, default=1, help="how many processes take part (default 1)")
+    devices.add_argument("--process-id", type=int, default=0, help="this process's number, 0 … processes − 1; "
+                         "process 0 writes the files")
     return p
 
 
@@ -49,8 +50,8 @@ def join_processes(args, cfg):
     import tempfile
     from pathlib import Path
 
-    from nst_jax import hosts
-    from nst_jax.errors import NSTError
+    from nst_jax.scale import hosts
+    from nst_jax.base.errors import NSTError
     if not args.coordinator:
         raise NSTError("--processes needs --coordinator HOST:PORT (the address of process 0)")
     hosts.initialize(args.coordinator, args.processes, args.process_id)
@@ -68,17 +69,17 @@ def join_processes(args, cfg):
                        "is kept); run the same command to start or continue")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from nst_jax import compiler
+    from nst_jax.machine import compiler
     compiler.keep_compiled_programs()   # before anything compiles
     if args.coordinator or args.processes > 1:
         cfg = join_processes(args, config_from_args(args))
     else:
         cfg = config_from_args(args)
     if args.plan:
-        from nst_jax.plan import main_report
+        from nst_jax.transfer.plan_table import main_report
         print(main_report(cfg, args.plan))
         return 0
-    from nst_jax.transfer import run, run_multiscale  # imports the solvers' programs: after the checks
+    from nst_jax.transfer.runs import run, run_multiscale  # imports the solvers' programs: after the checks
     from nst_jax.web import watching
     with watching(args.web, cfg.output) as watch:
         if cfg.scales:

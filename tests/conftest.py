@@ -10,6 +10,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -38,14 +39,14 @@ STYLE = SAMPLES / "ihc.png"
 
 @pytest.fixture(scope="session")
 def embedded():
-    from nst_jax import weights
+    from nst_jax.model import weights
     return weights.load()
 
 
 @pytest.fixture(scope="session")
 def small_images():
     """(content, style) as float32 (1, 48, 64, 3) / (1, 64, 64, 3) arrays from the sample images."""
-    from nst_jax import image
+    from nst_jax.files import image
     c = image.load_image(CONTENT)
     s = image.load_image(STYLE)
     return image.resize(c, (48, 64))[None], image.resize(s, (64, 64))[None]
@@ -88,7 +89,7 @@ SMALL_FLAGS = ["--size", "48", "--style-layers", "relu1_1,relu2_1,relu3_1", "--c
 
 def small_cfg(output, **kw):
     """A validated small Config on the sample images writing `output`; keywords override."""
-    from nst_jax.config import with_preset
+    from nst_jax.transfer.config import with_preset
     values = dict(SMALL, content=str(CONTENT), styles=(str(STYLE),), output=str(output), iterations=6)
     values.update(kw)
     return with_preset(values.pop("preset", "default"), **values)
@@ -134,7 +135,7 @@ def pytest_collection_modifyitems(session, config, items):
         import ray  # noqa: F401
     except ImportError:
         return
-    from nst_jax import ray_engine
+    from nst_jax.studies import ray_engine
     ray_engine.connect(None, num_cpus=2)
 
 
@@ -157,3 +158,22 @@ def free_port() -> int:
 def python_env() -> dict:
     """The environment of a `python -m nst_jax…` subprocess that imports this checkout."""
     return {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONPATH": str(ROOT)}
+
+
+# A solver state without a solver, for the loop, start and file tests
+HASH = "0123456789abcdef"
+
+
+class FakeState(NamedTuple):
+    x: Any
+    value: Any
+    parts: dict
+    iteration: Any
+    evaluations: Any
+
+
+def fake_state(value=100.0) -> FakeState:
+    import jax.numpy as jnp
+    return FakeState(jnp.full((1, 4, 4, 3), 0.5), jnp.float32(value),
+                     {"content": jnp.float32(value), "style": jnp.float32(0.0), "tv": jnp.float32(0.0)},
+                     jnp.int32(0), jnp.int32(1))

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from bench.torch_reference import features, preprocess, torch_params
-from nst_jax import vgg, weights
+from nst_jax.model import vgg, weights
 
 
 def main():

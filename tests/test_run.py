@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst_jax import image
+from nst_jax.files import image
 from nst_jax.run import main
-from nst_jax.runfiles import RunFiles
-from nst_jax.transfer import run
+from nst_jax.files.runfiles import RunFiles
+from nst_jax.transfer.runs import run
 
 from conftest import CONTENT, ROOT, SMALL_FLAGS, STYLE, call_main, kill_when, one_error_line, run_cli, small_cfg
-from nst_jax.identity import settings_hash
+from nst_jax.transfer.identity import settings_hash
 
 
 def test_run_writes_everything_and_compiles_once(tmp_path, embedded):
@@ -220,7 +220,7 @@ def test_nan_stops_and_keeps_last_good_image(tmp_path, capsys):
 
 
 def test_help_documents_every_option(capsys):
-    from nst_jax.config import FIELDS, flag_of
+    from nst_jax.transfer.config import FIELDS, flag_of
     code, stdout, _ = call_main(main, ["--help"], capsys)
     assert code == 0
     for name, f in FIELDS.items():

@@ -1,5 +1,7 @@
-"""The package's shape: modules short enough to read in one sitting, functions short enough to follow,
-and no import cycle between modules (what each imports at its top)."""
+"""The package's shape: folders that show the architecture (each package with one job, said in its
+docstring, and imports pointing one way, from the interfaces down to the numeric core), no import cycle
+between modules (every import counted, those inside functions too), modules short enough to read in one
+sitting and functions short enough to follow."""
 
 from __future__ import annotations
 
@@ -56,10 +58,15 @@ def test_own_lines_counts_a_body_without_its_docstring_and_inner_functions():
     assert _own_lines(fn) == 3   # def f, a = 1, return a
 
 
-def _top_level_imports(path: Path) -> set[str]:
-    """The nst_jax modules a module imports at its top (imports inside functions are lazy by design)."""
+# the packages from the bottom up: a module may import from its own package and from those below it
+LAYERS = ("base", "files", "machine", "model", "objective", "solvers", "scale", "transfer", "web", "studies", "apps")
+COMMAND_MODULES = ("run", "__main__")   # the command line, above every package
+
+
+def _imports(path: Path) -> set[str]:
+    """Every nst_jax module a module imports, at its top or inside a function."""
     found = set()
-    for node in ast.parse(path.read_text()).body:
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("nst_jax"):
             found.add(node.module)
             found |= {f"{node.module}.{a.name}" for a in node.names}
@@ -68,16 +75,21 @@ def _top_level_imports(path: Path) -> set[str]:
     return found
 
 
-def _graph() -> dict[str, set[str]]:
+def _names() -> dict[str, Path]:
     names = {}
     for p in _modules():
         rel = p.relative_to(PACKAGE.parent).with_suffix("")
         parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
         names[".".join(parts)] = p
-    return {m: {i for i in _top_level_imports(p) if i in names and i != m} for m, p in names.items()}
+    return names
 
 
-def test_no_import_cycle():
+def _graph() -> dict[str, set[str]]:
+    names = _names()
+    return {m: {i for i in _imports(p) if i in names and i != m} for m, p in names.items()}
+
+
+def test_no_import_cycle_counting_imports_inside_functions():
     graph = _graph()
     state: dict[str, int] = {}
 
@@ -97,9 +109,37 @@ def test_no_import_cycle():
         visit(m, [])
 
 
-def test_the_run_layer_keeps_its_order():
-    """What was asked (config) imports nothing of the run; the plan does not import the run's steps."""
-    graph = _graph()
-    assert not {m for m in graph["nst_jax.config"] if m.rsplit(".", 1)[-1] in
-                ("transfer", "planning", "runplan", "starts", "resume", "loop", "finish", "identity", "options")}
-    assert "nst_jax.transfer" not in graph["nst_jax.planning"] | graph["nst_jax.runplan"] | graph["nst_jax.resume"]
+def test_the_cycle_check_reads_imports_inside_functions(tmp_path):
+    (tmp_path / "m.py").write_text("def f():\n    from nst_jax.model import vgg\n")
+    assert "nst_jax.model.vgg" in _imports(tmp_path / "m.py")
+
+
+def _layer(module: str) -> int:
+    top = module.split(".")[1] if "." in module else ""
+    return len(LAYERS) if top in COMMAND_MODULES else LAYERS.index(top)
+
+
+def test_the_folders_are_the_packages_and_imports_point_down():
+    entries = {p.name for p in PACKAGE.iterdir() if p.name != "__pycache__"}
+    assert entries == {*LAYERS, *(f"{m}.py" for m in COMMAND_MODULES), "__init__.py", "samples"}, entries
+    upward = sorted(f"{m} → {n}" for m, targets in _graph().items() if m != "nst_jax"
+                    for n in targets if n != "nst_jax" and _layer(n) > _layer(m))
+    assert not upward, upward
+
+
+def test_every_package_says_its_job_in_its_docstring():
+    for p in PACKAGE.rglob("__init__.py"):
+        doc = ast.get_docstring(ast.parse(p.read_text()))
+        assert doc and len(doc.split()) >= 6, p
+
+
+def test_importing_the_objective_loads_neither_the_kernel_builder_nor_the_caches():
+    import subprocess
+    import sys
+    code = ("import sys, nst_jax.objective.losses; "
+            "print(sorted(m for m in sys.modules if m.startswith('nst_jax')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=PACKAGE.parent).stdout
+    for module in ("nst_jax.model.fused", "nst_jax.model.convforms", "nst_jax.machine.identity",
+                   "nst_jax.files.untrusted", "nst_jax.files.fileio"):
+        assert module not in loaded, (module, loaded)

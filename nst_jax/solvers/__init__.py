@@ -27,20 +27,18 @@ assume one objective). Adding an optimizer is adding one module.
 
 from __future__ import annotations
 
-from nst_jax import catalogue
-from nst_jax.registry import import_modules
-from nst_jax.solvers._base import REGISTRY, Fun, Solver, SolverInfo, value_and_grad
+from nst_jax.base import catalogue
+from nst_jax.base.registry import import_modules
+from nst_jax.solvers._base import REGISTRY, Fun, Settings, Solver, SolverInfo, State, value_and_grad
 
 get = REGISTRY.get
 
 
 def make_solver(name: str, fun: Fun, lr: float | None = None, history: int = 100,
                 safeguard: bool = True, history_dtype: str = "float32") -> Solver:
-    """The solver called `name` for `fun`, with its default step size when lr is None;
-    `history_dtype` other than float32 only for solvers that take it (the classic L-BFGS)."""
+    """The solver called `name` for `fun`, with its default step size when lr is None."""
     info = get(name)
-    extra = {} if history_dtype == "float32" else {"history_dtype": history_dtype}
-    return info.make(fun, info.default_lr if lr is None else lr, history, safeguard, **extra)
+    return info.make(fun, Settings(info.default_lr if lr is None else lr, history, safeguard, history_dtype))
 
 
 # the classic L-BFGS first (the default), then every other module of the package in name order
@@ -49,4 +47,5 @@ NAMES = REGISTRY.names()
 if NAMES != catalogue.solver_names():  # the command line reads the names from the modules' source
     raise ImportError(f"{__name__}: registered {NAMES}, but nst_jax.catalogue reads {catalogue.solver_names()}")
 
-__all__ = ["Fun", "Solver", "SolverInfo", "REGISTRY", "NAMES", "get", "make_solver", "value_and_grad"]
+__all__ = ["Fun", "Settings", "Solver", "SolverInfo", "State", "REGISTRY", "NAMES", "get", "make_solver",
+           "value_and_grad"]

@@ -1,13 +1,18 @@
-"""The solvers' common types and the registry every solver module adds itself to."""
+"""The contract every solver meets, and the registry every solver module adds itself to.
+
+A solver module registers a `SolverInfo` whose `make(fun, settings) -> Solver` takes the objective and
+one `Settings` record, the same for every solver (each uses what applies to it: Adam keeps no history);
+the `Solver` it returns is a pure `(init, step)` pair whose states all have the fields of `State`.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 
-from nst_jax.registry import Registry
+from nst_jax.base.registry import Registry
 
 Fun = Callable[[jnp.ndarray, Any], tuple[jnp.ndarray, dict]]
 
@@ -21,11 +26,31 @@ class Solver(NamedTuple):
     step: Callable
 
 
+class State(Protocol):
+    """What every solver's state holds (the run loop, checkpoints and the tests read these fields)."""
+
+    x: jnp.ndarray            # the image
+    value: jnp.ndarray        # the objective at x
+    parts: dict               # its weighted parts by name
+    grad: jnp.ndarray         # its gradient at x
+    iteration: jnp.ndarray    # steps taken
+    evaluations: jnp.ndarray  # objective evaluations made
+
+
+class Settings(NamedTuple):
+    """What a run asks of its solver, one record for every solver."""
+
+    lr: float                       # the step size
+    history: int = 100              # L-BFGS: curvature pairs kept
+    safeguard: bool = True          # the classic L-BFGS: damp a step that blows the loss up
+    history_dtype: str = "float32"  # the classic L-BFGS: the precision its history is kept in
+
+
 class SolverInfo(NamedTuple):
     """A registry entry: how to make the solver and what the run loop needs to know about it."""
 
     name: str
-    make: Callable[..., Solver]     # (fun, lr, history, safeguard) -> Solver
+    make: Callable[[Fun, Settings], Solver]
     default_lr: float
     fresh_key_per_step: bool        # random statistics get a new key every step
     description: str

@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from nst_jax.solvers._base import Fun, Solver, SolverInfo, register, value_and_grad
+from nst_jax.solvers._base import Fun, Settings, Solver, SolverInfo, register, value_and_grad
 
 
 class AdamState(NamedTuple):
@@ -39,5 +39,9 @@ def adam(fun: Fun, lr: float = 0.02) -> Solver:
     return Solver("adam", init, step)
 
 
-register(SolverInfo("adam", lambda fun, lr, history, safeguard: adam(fun, lr), 0.02, True,
+def make(fun: Fun, settings: Settings) -> Solver:
+    return adam(fun, settings.lr)   # no history, no safeguard: Adam's steps are bounded by lr
+
+
+register(SolverInfo("adam", make, 0.02, True,
                     "Adam (optax); lr in units of the [0, 1] pixel range"))

@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from nst_jax.solvers._base import Fun, Solver, SolverInfo, register
+from nst_jax.solvers._base import Fun, Settings, Solver, SolverInfo, register
 
 
 class JaxoptState(NamedTuple):
@@ -44,5 +44,9 @@ def jaxopt_lbfgs(fun: Fun, history: int = 100, lr: float = 1.0) -> Solver:
     return Solver("jaxopt", init, step)
 
 
-register(SolverInfo("jaxopt", lambda fun, lr, history, safeguard: jaxopt_lbfgs(fun, history, lr), 1.0, False,
+def make(fun: Fun, settings: Settings) -> Solver:
+    return jaxopt_lbfgs(fun, settings.history, settings.lr)   # jaxopt's own line of steps: no safeguard
+
+
+register(SolverInfo("jaxopt", make, 1.0, False,
                     "jaxopt.LBFGS with the classic step rule"))

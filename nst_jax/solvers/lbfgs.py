@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
-from nst_jax.solvers._base import Fun, Solver, SolverInfo, register, value_and_grad
+from nst_jax.solvers._base import Fun, Settings, Solver, SolverInfo, register, value_and_grad
 
 HIGHEST = jax.lax.Precision.HIGHEST
 BLOWUP = 4.0
@@ -135,7 +135,7 @@ def lbfgs(fun: Fun, history: int = 100, lr: float = 1.0, safeguard: bool = True,
         # rejected — x, value and history stay, and later steps are damped ×0.1 (recovering ×2 per
         # good step), a backtracking spread over iterations that keeps one evaluation per step.
         # torch.optim.LBFGS takes such steps and then stalls or returns NaN (e.g. from the flat 'mean'
-        # image with k = 1000). The README's main job triggers it at steps 2–5 (its first full steps are
+        # image with k = 1000). The main job (README) triggers it at steps 2–5 (its first full steps are
         # ~10⁴× too long) and recovers in ~14 steps; faster recoveries (an interpolated shrink, a reset
         # after a good step) save ~3 % of its iterations (time-to-quality-cpu-2026-12-03-xeon-amx.md).
         blown = ~jnp.isfinite(value) | (value > BLOWUP * jnp.abs(st.value) + 1e-30)
@@ -182,6 +182,9 @@ def lbfgs(fun: Fun, history: int = 100, lr: float = 1.0, safeguard: bool = True,
     return Solver("lbfgs", init, step)
 
 
-register(SolverInfo("lbfgs", lambda fun, lr, history, safeguard, history_dtype="float32":
-                    lbfgs(fun, history, lr, safeguard, history_dtype), 1.0, False,
+def make(fun: Fun, settings: Settings) -> Solver:
+    return lbfgs(fun, settings.history, settings.lr, settings.safeguard, settings.history_dtype)
+
+
+register(SolverInfo("lbfgs", make, 1.0, False,
                     "classic L-BFGS (torch.optim.LBFGS's algorithm, no line search)"))

@@ -1,4 +1,6 @@
-"""The live page (`--web`): a run's current image, its weighted losses as a plot, its header, iteration,
+"""What nst_jax serves over HTTP: the live page (`--web`) of a run, a sweep or a video, and the one guard
+every server goes through (`guard`: the hosts a page answers to, and files sent without following
+links). The live page shows a run's current image, its weighted losses as a plot, its header, iteration,
 rate and ETA, pushed to the browser as server-sent events while the run goes on (`live`: the state and
 its image encoder, off the run's hot path; `server`: the Starlette app served by uvicorn on
 127.0.0.1). Needs the `studio` extra: pip install 'nst_jax[studio]'.

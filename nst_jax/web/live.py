@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from nst_jax import image
-from nst_jax.progress import weighted_parts
+from nst_jax.files import image
+from nst_jax.transfer.progress import weighted_parts
 
 FINAL = ("finished", "interrupted", "failed")
 MAX_POINTS = 2000   # loss history points kept (older ones thinned), so a long run's events stay small

@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from nst_jax.errors import NSTError
+from nst_jax.base.errors import NSTError
 from nst_jax.web.guard import Guard, host_port
 from nst_jax.web.live import FINAL, LiveState
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 
-from nst_jax import image
-from nst_jax.errors import NSTError
-from nst_jax.runfiles import RunFiles
+from nst_jax.files import image
+from nst_jax.base.errors import NSTError
+from nst_jax.files.runfiles import RunFiles
 
 THUMBNAIL = 160   # longest side, pixels
 

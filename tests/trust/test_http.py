@@ -28,9 +28,9 @@ from PIL import Image
 pytest.importorskip("starlette", reason="the pages need Starlette: pip install 'nst_jax[studio]'")
 pytest.importorskip("uvicorn", reason="the pages need uvicorn: pip install 'nst_jax[studio]'")
 
-from nst_jax.errors import NSTError  # noqa: E402
-from nst_jax.studio import jobs, uploads  # noqa: E402
-from nst_jax.studio.folder import StudioFolder  # noqa: E402
+from nst_jax.base.errors import NSTError  # noqa: E402
+from nst_jax.apps.studio import jobs, uploads  # noqa: E402
+from nst_jax.apps.studio.folder import StudioFolder  # noqa: E402
 from nst_jax.web import guard  # noqa: E402
 from nst_jax.web.live import LiveState  # noqa: E402
 
@@ -64,7 +64,7 @@ def _client(kind, tmp_path):
         state.finish("finished")
         asgi = app(state, PORT, poll=0.01)
     else:
-        from nst_jax.studio.app import app
+        from nst_jax.apps.studio.app import app
         folder = StudioFolder(tmp_path / "s").prepare()
         asgi = app(folder, jobs.Runner(folder, start=False), poll=0.01, closing=lambda: True, port=PORT)
     return TestClient(asgi, base_url=f"http://127.0.0.1:{PORT}")
@@ -105,7 +105,7 @@ def test_every_route_refuses_a_foreign_origin(kind, method, path, tmp_path):
 
 def test_the_studio_needs_the_page_header_for_a_change_and_its_token_beyond_loopback(tmp_path):
     from starlette.testclient import TestClient
-    from nst_jax.studio.app import app
+    from nst_jax.apps.studio.app import app
     folder = StudioFolder(tmp_path / "s").prepare()
     runner = jobs.Runner(folder, start=False)
     client = TestClient(app(folder, runner, port=PORT), base_url=f"http://127.0.0.1:{PORT}")
@@ -156,7 +156,7 @@ def _studio_with_files(tmp_path):
     """A studio folder with one upload and one finished run (image, sidecar, request), its client, and a
     folder outside it holding a secret of each name."""
     from starlette.testclient import TestClient
-    from nst_jax.studio.app import app
+    from nst_jax.apps.studio.app import app
     folder = StudioFolder(tmp_path / "s").prepare()
     upload = uploads.accept(folder, "a.png", _png())["id"]
     run = folder.runs / RUN
@@ -250,7 +250,7 @@ def test_an_upload_over_the_pixel_cap_is_refused_from_its_header_before_decoding
             uploads.accept(folder, "big.png", data)
     assert sorted(folder.uploads.iterdir()) == before
     from starlette.testclient import TestClient
-    from nst_jax.studio.app import app
+    from nst_jax.apps.studio.app import app
     client = TestClient(app(folder, jobs.Runner(folder, start=False), port=PORT), base_url=f"http://127.0.0.1:{PORT}")
     got = client.post("/api/upload?name=big.png", content=_huge_png(), headers=H)
     assert got.status_code == 400 and got.json()["message"].startswith("refused: 9400×9400 pixels is over")
@@ -316,7 +316,7 @@ class Studio:
         from bench.browser import wait_for
         self.port = free_port()
         self.url = f"http://{guard.host_port(host, self.port)}/"
-        self.proc = subprocess.Popen([sys.executable, "-m", "nst_jax.studio", str(folder), "--host", host,
+        self.proc = subprocess.Popen([sys.executable, "-m", "nst_jax", "studio", str(folder), "--host", host,
                                       "--port", str(self.port)], env=python_env(), stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         if not wait_for(self.url + "api/state", 120):
@@ -330,7 +330,7 @@ class Studio:
 
 
 def test_a_second_studio_on_the_same_folder_is_one_error_line(tmp_path, capsys):
-    from nst_jax.studio.__main__ import main
+    from nst_jax.apps.studio.__main__ import main
     first = Studio(tmp_path / "s")
     try:
         line = one_error_line(main, [tmp_path / "s", "--port", "0"], capsys)

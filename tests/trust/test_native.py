@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from conftest import CONTENT, ROOT, SMALL_FLAGS, STYLE
-from nst_jax import convforms
+from nst_jax.machine import identity
 
-_SHOW = "from nst_jax import fused; why = fused.why_unavailable(); print(why if why else fused.library().path)"
+_SHOW = "from nst_jax.model import fused; why = fused.why_unavailable(); print(why if why else fused.library().path)"
 
 
 def _child(code: str | list, cache: Path, timeout: float = 300, **extra) -> subprocess.CompletedProcess:
@@ -152,7 +152,7 @@ def test_a_kernel_that_cannot_be_built_again_is_not_offered_with_one_line_and_ne
 def _run(tmp_path: Path, name: str, size: int, cache: Path) -> None:
     args = [str(CONTENT), str(STYLE), *SMALL_FLAGS, "--size", str(size), "--iterations", "3", "--quiet",
             "-o", str(tmp_path / f"{name}.png")]
-    keep_all = ("import sys, jax; from nst_jax import compiler, run; compiler.keep_compiled_programs(); "
+    keep_all = ("import sys, jax; from nst_jax import run; from nst_jax.machine import compiler; compiler.keep_compiled_programs(); "
                 "jax.config.update('jax_persistent_cache_min_compile_time_secs', 0); sys.exit(run.main(sys.argv[1:]))")
     child = _child(["-c", keep_all, *args], cache, timeout=240, NST_JAX_TUNE="off")   # kept however fast
     assert child.returncode == 0, child.stderr[-3000:]
@@ -162,9 +162,9 @@ def test_a_compiled_program_copied_over_another_is_compiled_again_with_the_same_
     """JAX's cache finds a program by its file name alone: a program kept for 40 px copied over the 48 px
     one would run on 48 px images (an error deep in the loop on every run). It is dropped and compiled
     again, and the run ends on the same image; so is a damaged one; a named pipe in its place is not read."""
-    from nst_jax import image
+    from nst_jax.files import image
     cache = tmp_path / "cache"
-    folder = cache / "compiled" / convforms.machine_key(convforms.machine(backend=False))
+    folder = cache / "compiled" / identity.machine_key(identity.machine(backend=False))
     _run(tmp_path, "first", 48, cache)
     entry, = folder.glob("jit_counted_step-*-cache")
     _run(tmp_path, "other", 40, cache)

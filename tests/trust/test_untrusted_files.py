@@ -13,12 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nst_jax import checkpoints, convforms, grid, report, sweep, tune, untrusted
-from nst_jax.errors import NSTError
-from nst_jax.paper.common import Timer
+from nst_jax.files import checkpoints, untrusted
+from nst_jax.apps import tune
+from nst_jax.model import convforms
+from nst_jax.studies import grid, report, sweep
+from nst_jax.base.errors import NSTError
+from nst_jax.studies.paper.common import Timer
 from nst_jax.run import main as run_main
-from nst_jax.runfiles import RunFiles
-from nst_jax.video import files as video_files
+from nst_jax.files.runfiles import RunFiles
+from nst_jax.apps.video import files as video_files
 
 from conftest import CONTENT, STYLE, call_main, one_error_line
 
@@ -158,13 +161,13 @@ def test_a_forms_cache_that_is_deep_a_pipe_or_a_folder_is_measured_again_and_the
     path = tmp_path / "conv-forms.json"
     {"deep": lambda: path.write_text(DEEP), "pipe": lambda: os.mkfifo(path), "folder": path.mkdir}[plant]()
     said = []
-    forms = convforms.plan(LAYERS, 32, 32, path=path, measure_fn=_fake_measure, say=said.append, fused=False)
+    forms = convforms.choose_forms(LAYERS, 32, 32, path=path, measure_fn=_fake_measure, say=said.append, fused=False)
     assert forms.source == "measured" and forms.by_layer
     assert any("not using" in s for s in said) or plant == "folder"
     if plant == "folder":   # it cannot be written back either: said, not fatal
         assert any("could not write the cache" in s for s in said), said
     else:                   # replaced by a cache that reads back
-        assert convforms.plan(LAYERS, 32, 32, path=path, measure_fn=None, fused=False).source == "cache"
+        assert convforms.choose_forms(LAYERS, 32, 32, path=path, measure_fn=None, fused=False).source == "cache"
 
 
 def test_tune_show_and_forget_survive_a_deep_cache(tmp_path, capsys, monkeypatch):

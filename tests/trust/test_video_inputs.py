@@ -15,10 +15,10 @@ pytest.importorskip("av", reason="video needs PyAV: pip install 'nst_jax[video]'
 pytest.importorskip("cv2", reason="video needs OpenCV: pip install 'nst_jax[video]'")
 
 from conftest import STYLE, one_error_line  # noqa: E402
-from nst_jax import image  # noqa: E402
-from nst_jax.video.__main__ import main  # noqa: E402
-from nst_jax.video.files import flow_key  # noqa: E402
-from nst_jax.video.frames import read_clip, write_mp4  # noqa: E402
+from nst_jax.files import image  # noqa: E402
+from nst_jax.apps.video.__main__ import main  # noqa: E402
+from nst_jax.apps.video.files import flow_key  # noqa: E402
+from nst_jax.apps.video.frames import read_clip, write_mp4  # noqa: E402
 
 TINY = ["--size", "32", "--iterations", "2", "--quiet", "--content-layers", "relu3_2", "--style-layers",
         "relu1_2,relu2_1"]

@@ -1,0 +1,106 @@
+"""A run's solver state on disk: one `.npz` of the state's leaves (`leaf000`, …) and a JSON `meta`
+record (the settings hash, the solver, the iteration, its offset, the target, the time, light or not).
+
+Reading treats the file as untrusted: its metadata is checked (`records.checkpoint_meta`), its
+leaves must have the shapes and dtypes of the run's abstract state and hold finite values, and its
+settings hash must be the run's. numpy stores bfloat16 leaves (an L-BFGS history under --memory
+remat-bf16) as raw 2-byte records; they are viewed back as bfloat16. `RunFiles` says where the file is.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nst_jax.files import records, untrusted
+from nst_jax.base.errors import NSTError
+from nst_jax.files.fileio import atomic_write_bytes
+
+
+def save(path: Path, state, *, config_hash: str, solver: str, iteration: int, offset: int, target: int,
+         seconds: float, light: bool = False, conv_forms: list | None = None, gather=np.asarray) -> None:
+    """The solver state's leaves and its metadata, atomically: the settings hash, the solver, the run's
+    iteration (`offset` + the solver's own count, see `loop.drive`), its target and time so far.
+    `light`: the image x alone (a resumed run starts a fresh solver state from it); `conv_forms`: the
+    run's convolution forms (`convforms`), which a continued run keeps; `gather`: a leaf as a host array
+    (a state split across processes is gathered, every process saving in step: `hosts.to_host`)."""
+    import jax
+    meta = {"config_hash": config_hash, "solver": solver, "iteration": iteration, "offset": offset,
+            "target": target, "seconds": seconds, "light": light}
+    if conv_forms:
+        meta["conv_forms"] = [list(row) for row in conv_forms]
+    leaves = [state.x] if light else jax.tree.leaves(state)
+    arrays = {f"leaf{i:03d}": gather(leaf) for i, leaf in enumerate(leaves)}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
+
+
+def read_meta(path: Path) -> dict | None:
+    """The checkpoint's metadata alone, checked (`records.checkpoint_meta`; NSTError naming the field);
+    None if there is no readable checkpoint."""
+    try:
+        with untrusted.Archive(path, "checkpoint") as data:
+            meta = _meta(data)
+    except NSTError:  # missing or broken: the run itself reports a broken one
+        return None
+    return records.checkpoint_meta(meta, path)
+
+
+def _meta(data: "untrusted.Archive") -> Any:
+    raw = data.array("meta", lambda dtype, shape: None if dtype == np.uint8 and len(shape) == 1
+                     else "its metadata is not a byte string")
+    return untrusted.parse_json(raw.tobytes(), data.where)
+
+
+def _matching(want):
+    """The header check of a stored leaf: this run's shape and dtype (bfloat16 is stored as raw 2-byte records)."""
+    def accept(dtype, shape):
+        same = dtype == want.dtype or (dtype.kind == "V" and dtype.itemsize == want.dtype.itemsize)
+        return None if same and shape == tuple(want.shape) else \
+            "state shapes differ from this run's; delete it or pass --restart"
+    return accept
+
+
+def load(path: Path, template, config_hash: str, leaves_of=None) -> tuple[Any, dict]:
+    """The state stored in the checkpoint, shaped like `template` (from jax.eval_shape); NSTError if
+    it is broken, has other shapes or was made with other settings. `leaves_of(template)`:
+    (leaves, rebuild) when the stored leaves are not the template's pytree leaves."""
+    import jax
+    import jax.numpy as jnp
+    try:
+        with untrusted.Archive(path, "checkpoint") as data:
+            meta = records.checkpoint_meta(_meta(data), path)
+            if meta.get("config_hash") != config_hash:
+                raise NSTError(f"checkpoint {path} was made with other settings; pass --restart to start over "
+                               f"or choose another -o/--output")
+            if leaves_of is None:
+                leaves_t, treedef = jax.tree.flatten(template)
+                rebuild = lambda leaves: jax.tree.unflatten(treedef, leaves)
+            else:
+                leaves_t, rebuild = leaves_of(template)
+            leaves = [data.array(f"leaf{i:03d}", _matching(t)) for i, t in enumerate(leaves_t)]
+    except NSTError:
+        raise
+    except Exception as err:  # noqa: BLE001 - zip, CRC, JSON and key errors alike mean: broken
+        raise NSTError(f"checkpoint {path}: unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
+                       f"delete it to start over") from None
+    # numpy stores bfloat16 (an L-BFGS history under --memory remat-bf16) as raw 2-byte records
+    leaves = [a.view(t.dtype) if a.dtype.kind == "V" and a.dtype.itemsize == t.dtype.itemsize else a
+              for a, t in zip(leaves, leaves_t)]
+    for got in leaves:
+        if got.dtype.kind == "f" and not np.isfinite(got).all():
+            raise NSTError(f"checkpoint {path}: holds values that are not finite (NaN or inf); the file was "
+                           f"edited or is corrupt: delete it or pass --restart")
+    return rebuild([jnp.asarray(a) for a in leaves]), meta
+
+
+def load_light(path: Path, shape: tuple[int, ...], config_hash: str) -> tuple[np.ndarray, dict]:
+    """The image x of a light checkpoint, shaped `shape`, and its metadata (see `load`)."""
+    from types import SimpleNamespace
+    import jax
+    x, meta = load(path, SimpleNamespace(x=jax.ShapeDtypeStruct(shape, np.float32)), config_hash,
+                                   leaves_of=lambda t: ([t.x], lambda leaves: leaves[0]))
+    return np.asarray(x), meta

@@ -1,0 +1,203 @@
+"""Winograd F(4×4, 3×3) as one fused kernel of nst_jax's own ('f4f'), compiled on and for this machine
+and called from XLA through its foreign-function interface (`native/winograd_f4.cc`).
+
+The arithmetic is `winograd.conv_f4`'s; what differs is where the data goes. XLA's fusions write the
+transformed tiles (2.25× the input) to memory, multiply them in a separate batched product and read the
+products back for the inverse transform; the fused kernel transforms, multiplies and transforms back
+one block of tiles at a time while it is in cache, with a matrix micro-kernel of the CPU's vector width.
+
+The kernel is built once per machine with the C++ compiler found ($CXX, else g++, c++ or clang++), with
+`-O3 -march=native` (or the architecture $NST_JAX_FUSED_ARCH names), into the user's cache folder: one file
+per source, compiler, flags and machine, so a library built for another CPU is never loaded. Without a
+compiler, or with `NST_JAX_FUSED=off`, the form is not offered and the planner chooses among the others
+(`why_unavailable` says why). CPU only.
+
+The library in the cache is untrusted like everything read back: its SHA-256 is recorded beside it when it
+is built (`<name>.sha256.json`) and it is loaded only when it is a regular file whose bytes match that
+record. A truncated library would end the process with SIGBUS inside `ctypes.CDLL`, and another library
+put in its place would run other code; either, or a missing or damaged record, means: built again once,
+else the form is not offered.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import NamedTuple
+
+SOURCE = Path(__file__).resolve().parent / "native" / "winograd_f4.cc"
+TARGET = "nst_jax_winograd_f4"
+FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-ffp-contract=fast", "-w")
+
+
+def _arch_flags() -> tuple[str, ...]:
+    """-march=native, or the architecture $NST_JAX_FUSED_ARCH names (e.g. x86-64-v3: AVX2 and FMA)."""
+    return (f"-march={os.environ.get('NST_JAX_FUSED_ARCH', '').strip() or 'native'}",)
+
+
+class Library(NamedTuple):
+    path: Path
+    panel: int    # output channels per packed panel (the micro-kernel's width)
+    lanes: int    # input channels must be a multiple of this (the vector width)
+
+
+def turned_off() -> bool:
+    return os.environ.get("NST_JAX_FUSED", "").strip().lower() in ("0", "off", "no", "false")
+
+
+def _compiler() -> str | None:
+    wanted = os.environ.get("CXX")
+    for name in ([wanted] if wanted else ["g++", "c++", "clang++"]):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def _build_path(cxx: str) -> Path:
+    """The library's file in the cache: per machine (`identity.machine_key`) and per source, compiler
+    (its version text) and flags."""
+    from nst_jax.machine import identity
+    try:
+        version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        version = ""
+    described = "\0".join((cxx, version, *FLAGS, *_arch_flags())).encode()
+    digest = hashlib.sha256(SOURCE.read_bytes() + described).hexdigest()[:16]
+    machine = identity.machine_key(identity.machine(backend=False))
+    return identity.cache_folder() / "native" / machine / f"winograd_f4-{digest}.so"
+
+
+def _build(cxx: str, target: Path) -> str | None:
+    """Compile the kernel into `target` (written beside it, then renamed: a concurrent build or a killed
+    one never leaves a partial file); None, or why it failed."""
+    import jax.ffi
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"cannot create {target.parent} ({err.strerror or err})"
+    from nst_jax.files import fileio
+    from nst_jax.base.errors import NSTError
+    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+    command = [cxx, *FLAGS, *_arch_flags(), "-I", jax.ffi.include_dir(), str(SOURCE), "-o", str(partial)]
+    try:
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.SubprocessError) as err:
+            return f"{Path(cxx).name} could not run ({type(err).__name__}: {err})"
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            return f"{Path(cxx).name} failed ({last[:200]})"
+        # the record first: a library is never in place without it
+        fileio.write_json(_record_path(target), {"sha256": hashlib.sha256(partial.read_bytes()).hexdigest()})
+        os.replace(partial, target)
+        return None
+    except OSError as err:
+        return f"cannot put the built library at {target} ({err.strerror or err})"
+    except NSTError as err:
+        return str(err)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _record_path(library: Path) -> Path:
+    return library.with_name(library.name + ".sha256.json")
+
+
+def _checked_load(path: Path) -> tuple[Library | None, str | None]:
+    """The library loaded when `path` is a regular file whose SHA-256 is the one recorded when it was
+    built, else why not. It is hashed and loaded through one open descriptor (/proc/self/fd on Linux),
+    so a file put in its place in between is not the one loaded."""
+    from nst_jax.files import untrusted
+    from nst_jax.base.errors import NSTError
+    try:
+        record = untrusted.read_json(_record_path(path), "the kernel's digest record", limit=4096)
+        wanted = record.get("sha256") if isinstance(record, dict) else None
+        with untrusted.open_regular(path, "the kernel library") as f:
+            data = f.read(untrusted.MAX_BYTES + 1)
+            if not isinstance(wanted, str) or wanted != hashlib.sha256(data).hexdigest():
+                return None, f"the kernel library {path} is not the one built here (not the SHA-256 it was built with)"
+            held = f"/proc/self/fd/{f.fileno()}"
+            return _load(path, held if os.path.exists(held) else str(path)), None
+    except NSTError as err:
+        return None, str(err)
+    except (OSError, AttributeError) as err:   # unreadable or not ours
+        return None, str(err)
+
+
+_REGISTERED: list[Library] = []   # XLA takes one handler per name and process: the first library loaded
+
+
+def _load(path: Path, opened: str) -> Library:
+    """The library at `path`, loaded from `opened` (the same file)."""
+    import jax
+    lib = ctypes.CDLL(opened)
+    found = Library(path, int(lib.nst_winograd_f4_panel()), int(lib.nst_winograd_f4_lanes()))
+    if not _REGISTERED:
+        jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(lib.NstWinogradF4), platform="cpu")
+        _REGISTERED.append(found)
+    elif _REGISTERED[0][1:] != found[1:]:
+        raise OSError(f"another build of the kernel ({_REGISTERED[0].path}) is in use in this process")
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def _library() -> tuple[Library | None, str | None]:
+    cxx = _compiler()
+    if cxx is None:
+        return None, "no C++ compiler found (set CXX, or install g++)"
+    path = _build_path(cxx)
+    for attempt in range(2):
+        if not os.path.lexists(path) or attempt:
+            why = _build(cxx, path)
+            if why:
+                return None, why
+        lib, last = _checked_load(path)     # damaged, replaced or unrecorded: built again once
+        if lib is not None:
+            return lib, None
+    return None, f"the built library does not load ({last})"
+
+
+def _state() -> tuple[Library | None, str | None]:
+    """The loaded kernel and why not (`_library`), unless turned off."""
+    return (None, "NST_JAX_FUSED=off") if turned_off() else _library()
+
+
+def why_unavailable() -> str | None:
+    """None when the fused kernel is ready on this machine (built now if need be), else why not."""
+    return _state()[1]
+
+
+def library() -> Library:
+    """The loaded kernel; NSTError when it cannot be had here."""
+    from nst_jax.base.errors import NSTError
+    lib, why = _state()
+    if lib is None:
+        raise NSTError(f"the fused Winograd F(4×4, 3×3) kernel is not available here: {why}")
+    return lib
+
+
+def fits(cin: int, cout: int) -> bool:
+    """Whether the kernel takes these channel counts (false when it is unavailable)."""
+    lib = _state()[0]
+    return lib is not None and cin % lib.lanes == 0 and cout % lib.panel == 0
+
+
+def pack(u):
+    """F(4×4)'s transformed kernel U (36, C, O) in the kernel's panels: (36, O / panel, C, panel)."""
+    panel = library().panel
+    return u.reshape(u.shape[0], u.shape[1], -1, panel).transpose(0, 2, 1, 3)
+
+
+def conv(x, packed):
+    """The 3×3 'same' convolution of x (…, H, W, C) with a packed kernel (`pack`); vmaps over x."""
+    import jax
+    import jax.numpy as jnp
+    library()
+    out = jax.ShapeDtypeStruct(x.shape[:-1] + (packed.shape[1] * packed.shape[3],), jnp.float32)
+    return jax.ffi.ffi_call(TARGET, out, vmap_method="expand_dims")(x, packed)

@@ -1,0 +1,147 @@
+"""What every experiment of the study shares: the image pairs, the scale of the study (`Scale`), the
+base settings of its runs, an `Experiment` (its sweeps, run through `nst_jax.studies.sweep`), and the wall
+time per experiment (`Timer`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from nst_jax.files import untrusted
+from nst_jax.transfer.config import SAMPLES
+from nst_jax.base.errors import NSTError
+from nst_jax.files.fileio import write_json
+from nst_jax.studies.grid import expand
+
+CONTENTS = ("chelsea.png", "hubble_deep_field.jpg", "ihc.png")
+
+
+STYLES = ("starry_night.jpg", "the_scream.jpg", "shipwreck.jpg")
+
+
+STYLE_SETS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+EXPERIMENTS = ("hyper", "statistics", "gram", "reduction")
+
+
+def sample(name: str) -> str:
+    return str(SAMPLES / name)
+
+
+def pair_name(content: str, style: str) -> str:
+    return f"{Path(content).stem}+{Path(style).stem}"
+
+
+def diagonal() -> tuple[tuple[str, str], ...]:
+    """Each content with a different style: every image in one pair."""
+    return tuple((sample(c), sample(s)) for c, s in zip(CONTENTS, STYLES))
+
+
+def all_pairs() -> tuple[tuple[str, str], ...]:
+    return tuple((sample(c), sample(s)) for c in CONTENTS for s in STYLES)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Scale:
+    """How big the study is: image size, pairs, grids and iterations of each experiment."""
+
+    name: str
+    size: int
+    pairs: tuple[tuple[str, str], ...]        # the statistics' cross-evaluation and the MMD check
+    hyper_pairs: tuple[tuple[str, str], ...]  # initial images × k, and network reduction
+    inits: tuple[str, ...]
+    ks: tuple[float, ...]
+    hyper_iterations: int
+    statistics: tuple[str, ...]
+    statistics_iterations: int
+    reconstruction_sets: tuple[str, ...]
+    reconstruction_iterations: int
+    criteria: tuple[str, ...]
+    fractions: tuple[float, ...]
+    reduction_iterations: int
+    batch: int
+    noise_seeds: tuple[int, ...] = ()         # more draws of the noise initial image (3.6), besides `seed`
+    seed: int = 0
+
+    @property
+    def styles(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s for _, s in self.pairs))
+
+
+def scales() -> dict[str, Scale]:
+    from nst_jax.objective import statistics
+    from nst_jax.transfer.config import INITS
+    from nst_jax.studies.dissect import CRITERIA
+    return {
+        "toy": Scale(name="toy", size=32, pairs=diagonal()[:1], hyper_pairs=diagonal()[:1], inits=("content", "noise"),
+                     ks=(10.0, 1000.0), hyper_iterations=4, statistics=("gram", "mean_std"), statistics_iterations=3,
+                     reconstruction_sets=("relu1_1", "relu2_1"), reconstruction_iterations=3,
+                     criteria=("activation",), fractions=(0.0, 0.5), reduction_iterations=3, batch=2,
+                     noise_seeds=(1,)),
+        # about an hour on two CPU cores (0.1 s per iteration at 128 px; batching does not pay on a CPU)
+        "laptop": Scale(name="laptop", size=128, pairs=diagonal(), hyper_pairs=diagonal(), inits=INITS,
+                        ks=(10.0, 100.0, 1000.0), hyper_iterations=300, statistics=tuple(statistics.NAMES),
+                        statistics_iterations=150, reconstruction_sets=STYLE_SETS, reconstruction_iterations=150,
+                        criteria=CRITERIA, fractions=(0.0, 0.5, 0.75, 0.9), reduction_iterations=150, batch=1,
+                        noise_seeds=(1,)),
+        "cluster": Scale(name="cluster", size=512, pairs=all_pairs(), hyper_pairs=all_pairs(), inits=INITS,
+                         ks=(10.0, 100.0, 1000.0), hyper_iterations=5000, statistics=tuple(statistics.NAMES),
+                         statistics_iterations=1000, reconstruction_sets=STYLE_SETS, reconstruction_iterations=1000,
+                         criteria=CRITERIA, fractions=(0.0, 0.25, 0.5, 0.75, 0.9), reduction_iterations=1000,
+                         batch=7, noise_seeds=(1, 2)),
+    }
+
+
+def base(scale: Scale, content: str, style: str, **fields) -> dict:
+    return {"content": content, "styles": (style,), "size": scale.size, "seed": scale.seed,
+            "checkpoint_every": 100, "keep_checkpoint": False, "print_every": 0, **fields}
+
+
+class Experiment:
+    """One experiment's sweeps: (folder, grid, base, iterations) per sweep; `runs()` reads them back."""
+
+    def __init__(self, name: str, sweeps: list[tuple[str, Path, dict, dict, int]]):
+        self.name, self.sweeps = name, sweeps
+
+    def run(self, batch: int, engine: str, address: str | None, progress: bool) -> None:
+        from nst_jax.studies.sweep import sweep
+        for label, folder, grid, base, iterations in self.sweeps:
+            if progress:
+                print(f"{self.name}: {label}", file=sys.stderr, flush=True)
+            sweep(iterations, grid, folder, base, batch=batch, show_progress=progress, engine=engine,
+                  address=address, report=False)
+
+    def runs(self) -> dict[str, list[tuple[str, object]]]:
+        """Per sweep label, the (run name, Config) of every run."""
+        return {label: expand(grid, {**base, "iterations": iterations}, folder)
+                for label, folder, grid, base, iterations in self.sweeps}
+
+
+def newer_than_results(path: Path, experiment: Experiment) -> bool:
+    """True if `path` was written after every result of the experiment (its measurements are current)."""
+    outputs = [Path(cfg.output) for named in experiment.runs().values() for _, cfg in named]
+    return path.exists() and all(o.exists() for o in outputs) and \
+        path.stat().st_mtime_ns >= max(o.stat().st_mtime_ns for o in outputs)
+
+
+class Timer:
+    """Wall seconds per experiment, added up over the invocations that did its work (resumes)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.seconds = {}
+        if path.exists():
+            try:
+                self.seconds = untrusted.read_json(path, "timing file")
+            except NSTError as err:
+                raise NSTError(f"{err}; delete it (only the recorded times are lost)") from None
+            if not (isinstance(self.seconds, dict) and all(isinstance(k, str) and isinstance(v, (int, float))
+                                                           and not isinstance(v, bool) for k, v in self.seconds.items())):
+                raise NSTError(f"{path}: expected an object of experiment names and seconds; delete it (only the "
+                               f"recorded times are lost)")
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + seconds, 1)
+        write_json(self.path, self.seconds)

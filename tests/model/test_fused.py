@@ -1,0 +1,162 @@
+"""The fused Winograd F(4×4, 3×3) kernel ('f4f', `nst_jax.fused`): equal to the direct convolution,
+forward and input gradient, on odd sizes, batched and vmapped; built once per machine into the cache and
+rebuilt when the file is damaged; not offered (with the reason said) where no compiler works; and a run
+with it compiles once and continues bit for bit."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import CONTENT, ROOT, STYLE, call_main, small_cfg
+from nst_jax.model import convforms
+from nst_jax.model import fused, layers, winograd
+from nst_jax.model.convforms import Choice, Shape
+
+pytestmark = pytest.mark.skipif(fused.why_unavailable() is not None,
+                                reason=f"the fused kernel cannot be built here: {fused.why_unavailable()}")
+
+
+@pytest.fixture
+def fresh_library():
+    """The library looked up afresh in this test (and again after it, as it was)."""
+    fused._library.cache_clear()
+    yield
+    fused._library.cache_clear()
+
+
+def _rel(a, b) -> float:
+    return float(jnp.abs(a - b).max() / jnp.abs(b).max())
+
+
+@pytest.mark.parametrize("shape", [(2, 13, 11, 64, 64), (1, 16, 16, 64, 128), (1, 9, 7, 128, 64),
+                                   (1, 1, 1, 64, 64), (1, 5, 6, 64, 64)])
+def test_it_equals_the_direct_convolution_forward_and_input_gradient(shape):
+    b, h, w, c, o = shape
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((b, h, w, c)), jnp.float32)
+    k = jnp.asarray(rng.standard_normal((3, 3, c, o)) / np.sqrt(9 * c), jnp.float32)
+    kb = layers.backward_kernel(k)
+    u, ub = layers.transformed("f4f", k), layers.transformed("f4f", kb)
+    assert u.form == "f4f" and u.u.shape == (36, o // fused.library().panel, c, fused.library().panel)
+    y, vjp = jax.vjp(lambda x: layers.conv3x3(x, k, kb, u, ub), x)
+    y0, vjp0 = jax.vjp(lambda x: layers.xla_conv(x, k), x)
+    g = jnp.asarray(rng.standard_normal(y.shape), jnp.float32)
+    assert y.shape == y0.shape and _rel(y, y0) < convforms.ERROR_BUDGET
+    assert _rel(vjp(g)[0], vjp0(g)[0]) < convforms.ERROR_BUDGET
+    assert 0 < _rel(y, y0)                                   # not XLA's convolution under another name
+    per_image = jax.vmap(lambda one: winograd.conv_f4f(one[None], u.u)[0])(x)
+    np.testing.assert_array_equal(np.asarray(jax.jit(winograd.conv_f4f)(x, u.u)), np.asarray(per_image))
+
+
+_CHILD_CHECK = """
+import jax, jax.numpy as jnp, numpy as np
+from nst_jax.model import fused, layers, winograd
+lib = fused.library()
+rng = np.random.default_rng(1)
+x = jnp.asarray(rng.standard_normal((1, 11, 13, 64)), jnp.float32)
+k = jnp.asarray(rng.standard_normal((3, 3, 64, 64)) / 24, jnp.float32)
+kb = layers.backward_kernel(k)
+y, vjp = jax.vjp(lambda x: layers.conv3x3(x, k, kb, layers.transformed("f4f", k), layers.transformed("f4f", kb)), x)
+y0, vjp0 = jax.vjp(lambda x: layers.xla_conv(x, k), x)
+rel = lambda a, b: float(jnp.abs(a - b).max() / jnp.abs(b).max())
+print(lib.lanes, lib.panel, rel(y, y0), rel(vjp(y)[0], vjp0(y)[0]))
+"""
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 architecture levels")
+@pytest.mark.parametrize("arch, lanes", [("x86-64-v3", 8), ("x86-64", 4)])
+def test_built_for_narrower_vectors_it_gives_the_same_convolution(arch, lanes, tmp_path):
+    """The kernel's AVX2 (8 lanes) and SSE2 (4 lanes) builds, which this machine can run too."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NST_JAX_CACHE=str(tmp_path), NST_JAX_FUSED_ARCH=arch)
+    child = subprocess.run([sys.executable, "-c", _CHILD_CHECK], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert child.returncode == 0, child.stderr
+    got_lanes, panel, forward, gradient = child.stdout.split()
+    assert (int(got_lanes), int(panel)) == (lanes, 2 * lanes)
+    assert float(forward) < convforms.ERROR_BUDGET and float(gradient) < convforms.ERROR_BUDGET
+
+
+def test_it_takes_the_channels_its_panels_fit():
+    lib = fused.library()
+    assert fused.fits(lib.lanes * 4, lib.panel) and not fused.fits(lib.lanes * 4 + 1, lib.panel)
+    assert not fused.fits(64, lib.panel + lib.lanes)
+    assert "f4f" in convforms.candidates(Shape(32, 48, 64, 128), fused=True)
+    assert "f4f" not in convforms.candidates(Shape(32, 48, 64, 128))
+    assert "f4f" not in convforms.candidates(Shape(32, 48, 64, 3), fused=True)
+
+
+def test_it_is_built_once_per_machine_and_rebuilt_when_damaged(tmp_path, monkeypatch, fresh_library):
+    monkeypatch.setenv("NST_JAX_CACHE", str(tmp_path / "cache"))
+    assert fused.why_unavailable() is None
+    path = fused.library().path
+    assert path.is_relative_to(tmp_path / "cache" / "native") and path.exists()
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, path.name + ".sha256.json"]  # no partial
+    fused._library.cache_clear()
+    monkeypatch.setattr(fused, "_build", lambda *a: pytest.fail("built again"))
+    assert fused.library().path == path                                     # found, not built again
+    damaged = path.with_name("damaged")                 # a new file, not written over the one this process mapped
+    damaged.write_bytes(b"not a library")
+    os.replace(damaged, path)                                               # damaged: a new process builds it again
+    code = "from nst_jax.model import fused; print(fused.why_unavailable(), fused.library().path)"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert child.returncode == 0 and child.stdout.split() == ["None", str(path)], child.stderr
+    assert path.read_bytes()[:4] == b"\x7fELF"
+
+
+@pytest.mark.parametrize("cxx, why", [("/nonexistent/c++", "no C++ compiler found"), ("false", "false failed")])
+def test_without_a_working_compiler_it_is_not_offered_and_asking_for_it_is_one_error(
+        cxx, why, tmp_path, monkeypatch, capsys, fresh_library):
+    from nst_jax import run
+    monkeypatch.setenv("NST_JAX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CXX", cxx)
+    monkeypatch.delenv("NST_JAX_TUNE", raising=False)
+    assert why in fused.why_unavailable() and not fused.fits(64, 64)
+    said = []
+    measured = lambda s, forms: Choice("xla", {f: 1.0 for f in forms}, {f: 0.0 for f in forms})
+    forms = convforms.choose_forms(("relu1_1", "relu2_1"), 64, 64, measure_fn=measured, say=said.append)
+    assert all(f != "f4f" for _, a, b in forms.by_layer for f in (a, b))
+    assert any("fused F(4×4) kernel is not available" in line and why in line for line in said)
+    code, _, err = call_main(run.main, [CONTENT, STYLE, "-o", tmp_path / "o.png", "--size", "48", "--iterations", "2",
+                                        "--conv-forms", "f4f", "--quiet"], capsys)
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: --conv-forms f4f: the fused") and why in err[0]
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_run_started_with_it_is_not_continued_without_it(tmp_path, monkeypatch, fresh_library):
+    from nst_jax.base.errors import NSTError
+    from nst_jax.transfer.runs import run
+    run(small_cfg(tmp_path / "o.png", iterations=3, keep_checkpoint=True, conv_forms="f4f"), progress=False)
+    monkeypatch.setenv("NST_JAX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    fused._library.cache_clear()
+    with pytest.raises(NSTError, match="this run was started with the fused Winograd F.4×4, 3×3. kernel"):
+        run(small_cfg(tmp_path / "o.png", iterations=6, checkpoint_every=3, keep_checkpoint=True), progress=False)
+
+
+def test_turned_off_it_is_not_offered_and_nothing_is_said(monkeypatch, tmp_path):
+    monkeypatch.setenv("NST_JAX_FUSED", "off")
+    said = []
+    assert not convforms.fused_ready(said.append) and said == [] and not fused.fits(64, 64)
+
+
+def test_a_run_with_it_compiles_once_and_continues_bit_for_bit(tmp_path):
+    from nst_jax.transfer.runs import run
+    whole = run(small_cfg(tmp_path / "whole.png", iterations=6, conv_forms="f4f", size=46), progress=False)
+    forms = json.loads((tmp_path / "whole.json").read_text())["conv_forms"]
+    assert forms["source"] == "asked" and ["conv1_2", "f4f", "f4f"] in forms["forms"]
+    run(small_cfg(tmp_path / "o.png", iterations=3, keep_checkpoint=True, conv_forms="f4f", size=46), progress=False)
+    continued = run(small_cfg(tmp_path / "o.png", iterations=6, checkpoint_every=3, keep_checkpoint=True,
+                              conv_forms="f4f", size=46), progress=False)
+    np.testing.assert_array_equal(continued.image, whole.image)
+    assert whole.compiles == 1 and continued.compiles <= 1
+    xla = run(small_cfg(tmp_path / "xla.png", iterations=6, conv_forms="xla", size=46), progress=False)
+    assert abs(xla.loss - whole.loss) < 1e-3 * abs(xla.loss) and not np.array_equal(xla.image, whole.image)
