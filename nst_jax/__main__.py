@@ -43,11 +43,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     name = argv[0] if argv[0] in COMMANDS else "run"
     rest = argv[1:] if argv[0] in COMMANDS else argv
-    module = importlib.import_module(COMMANDS[name][0])
-    sys.argv[0] = f"nst-jax {name}"
-    return module.main(rest)
+    return importlib.import_module(COMMANDS[name][0]).main(rest)
+
+
+def entry() -> None:
+    """The `nst-jax` console script: `main`, ended as `exit_with` ends a command (after Ctrl-C at once)."""
+    from nst_jax.base.errors import exit_with
+    exit_with(main)
 
 
 if __name__ == "__main__":
-    from nst_jax.base.errors import exit_with
-    exit_with(main)
+    entry()

@@ -16,7 +16,7 @@ from nst_jax.transfer.progress import loss_text
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
-        prog="python -m nst_jax.run",
+        prog="nst-jax run",
         description="Neural style transfer (Gatys et al. 2016) in JAX: optimise an image so that its "
                     "VGG19 features match the content image and its Gram matrices match the style image(s).")
     groups = add_run_arguments(p)

@@ -81,7 +81,7 @@ def load(path: Path, template, config_hash: str, leaves_of=None) -> tuple[Any, d
                 rebuild = lambda leaves: jax.tree.unflatten(treedef, leaves)
             else:
                 leaves_t, rebuild = leaves_of(template)
-            leaves = [data.array(f"leaf{i:03d}", _matching(t)) for i, t in enumerate(leaves_t)]
+            leaves = [data.array(f"leaf{i:03d}", _matching(t), limit=None) for i, t in enumerate(leaves_t)]
     except NSTError:
         raise
     except Exception as err:  # noqa: BLE001 - zip, CRC, JSON and key errors alike mean: broken

@@ -34,7 +34,7 @@ import numpy as np
 from nst_jax.files import checkpoints, image, ownership, records, untrusted
 from nst_jax.base.errors import NSTError
 from nst_jax.files.fileio import (TEMP_PART, Lock, open_append, probe_writable, stale_temps,
-                            write_error, write_json, write_text)
+                                  write_error, write_json, write_text)
 
 SWEEP_MANIFEST = "sweep.json"   # a sweep folder's list of its grid and runs (beside out/<name>/result.png)
 SWEEP_LOCK = "sweep.lock"       # the pid of the process running a sweep in that folder

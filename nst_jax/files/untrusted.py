@@ -27,6 +27,10 @@ MAX_DEPTH = 64              # records nst_jax writes nest at most a few levels d
 MAX_ARRAY_BYTES = 2**31     # an .npy array larger than this is refused before it is allocated
 
 
+def _size(limit: int) -> str:
+    return f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit} bytes"
+
+
 def _first_line(err: BaseException) -> str:
     return (str(err).splitlines() or [type(err).__name__])[0][:200]
 
@@ -54,7 +58,7 @@ def read_bytes(path: str | os.PathLike, what: str, limit: int = MAX_BYTES) -> by
     with open_regular(path, what) as f:
         data = f.read(limit + 1)
     if len(data) > limit:
-        raise NSTError(f"{what} {path}: unreadable (over {limit // 2**20} MB, not a file nst_jax wrote)")
+        raise NSTError(f"{what} {path}: unreadable (over {_size(limit)}, not a file nst_jax wrote)")
     return data
 
 
@@ -74,7 +78,7 @@ def check_depth(value: Any, what: str, limit: int = MAX_DEPTH) -> Any:
 
 def _parse(parse: Callable[[str], Any], data: bytes | str, what: str, kind: str, limit: int) -> Any:
     if len(data) > limit:
-        raise NSTError(f"{what}: unreadable (over {limit // 2**20} MB, not {kind} nst_jax takes)")
+        raise NSTError(f"{what}: unreadable (over {_size(limit)}, not {kind} nst_jax takes)")
     try:
         text = data.decode() if isinstance(data, (bytes, bytearray)) else data
         value = parse(text)
@@ -110,7 +114,8 @@ def json_lines(text: str, what: str) -> list[tuple[int, Any]]:
             if line.strip()]
 
 
-def _read_npy(f, size_on_disk: int, where: str, accept: Callable[[np.dtype, tuple], str | None]) -> np.ndarray:
+def _read_npy(f, size_on_disk: int, where: str, accept: Callable[[np.dtype, tuple], str | None],
+              limit: int | None = MAX_ARRAY_BYTES) -> np.ndarray:
     try:
         version = np.lib.format.read_magic(f)
         reader = {(1, 0): np.lib.format.read_array_header_1_0,
@@ -127,7 +132,7 @@ def _read_npy(f, size_on_disk: int, where: str, accept: Callable[[np.dtype, tupl
     if why is not None:
         raise NSTError(f"{where}: {why}")
     size = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    if size > MAX_ARRAY_BYTES or size_on_disk - start != size:
+    if (limit is not None and size > limit) or size_on_disk - start != size:
         raise NSTError(f"{where}: unreadable (its header claims {size} bytes of data, which the file does not hold)")
     raw, got = bytearray(size), 0
     view = memoryview(raw)
@@ -154,18 +159,23 @@ class Archive:
         self.file = open_regular(path, what)
         try:
             self.zip = zipfile.ZipFile(self.file)
-        except (zipfile.BadZipFile, OSError, ValueError) as err:
+        except Exception as err:  # noqa: BLE001 - any archive the zip reader cannot open is damaged
             self.file.close()
             raise NSTError(f"{self.where}: unreadable (not an archive: {_first_line(err)})") from None
 
-    def array(self, name: str, accept: Callable[[np.dtype, tuple], str | None]) -> np.ndarray:
+    def array(self, name: str, accept: Callable[[np.dtype, tuple], str | None],
+              limit: int | None = MAX_ARRAY_BYTES) -> np.ndarray:
+        """A member, its header passed by `accept`; `limit` None where `accept` fixes its shape and dtype
+        (a checkpoint's leaves: as large as the run's own state)."""
         try:
             info = self.zip.getinfo(f"{name}.npy")
             with self.zip.open(info) as f:
-                return _read_npy(f, info.file_size, f"{self.where} ({name})", accept)
+                return _read_npy(f, info.file_size, f"{self.where} ({name})", accept, limit)
         except KeyError:
             raise NSTError(f"{self.where}: unreadable (it has no {name})") from None
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+        except NSTError:
+            raise
+        except Exception as err:  # noqa: BLE001 - zip, CRC, compression and encryption errors alike: damaged
             raise NSTError(f"{self.where}: unreadable ({_first_line(err)})") from None
 
     def __enter__(self) -> "Archive":
@@ -174,12 +184,3 @@ class Archive:
     def __exit__(self, *exc) -> None:
         self.zip.close()
         self.file.close()
-
-
-def is_regular(path: str | os.PathLike) -> bool:
-    """Whether `path` is a regular file (following links, as opening it would)."""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return False
-

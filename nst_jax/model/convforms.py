@@ -235,8 +235,8 @@ NONE = Forms((), "none")
 
 
 def choose_forms(layers, height: int, width: int, *, path: Path | None = None,
-         measure_fn: Callable[[Shape, tuple[str, ...]], Choice] | None = None,
-         say: Callable[[str], None] = lambda line: None, bf16: bool = False, fused: bool | None = None) -> Forms:
+                 measure_fn: Callable[[Shape, tuple[str, ...]], Choice] | None = None,
+                 say: Callable[[str], None] = lambda line: None, bf16: bool = False, fused: bool | None = None) -> Forms:
     """The forms of a run at height × width (see the module docstring): cached choices where this
     machine has them, the rest measured now and added to the cache. `bf16` (asked for): 'f2b' is a
     candidate too, where the CPU has bfloat16 units (`bf16_units`); `fused`: whether 'f4f' is (default:
@@ -282,8 +282,6 @@ def uniform(layers, height: int, width: int, form: str) -> Forms:
     shapes = run_shapes(layers, height, width)
     fits = lambda s: form if s is not None and form in candidates(s, bf16=True, fused=form == "f4f") else "xla"
     return Forms(tuple((name, fits(f), fits(b)) for name, (f, b) in shapes.items()), "asked")
-
-
 
 
 def describe(forms: Forms) -> str:

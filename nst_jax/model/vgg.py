@@ -22,8 +22,8 @@ import jax.numpy as jnp
 from nst_jax.base.errors import NSTError
 from nst_jax.model.layers import avg_pool2, backward_kernel, conv3x3, max_pool2
 from nst_jax.model.vgg_layers import (BLOCK_DEPTHS, CONV_NAMES, LAYER_NAMES, LAYERS, POOLINGS, SEQUENTIAL_NAMES,  # noqa: F401
-                                WIDTHS, depth_index, feature_shape, min_input_side, param_shapes, pools_before,
-                                resolve, resolve_all)
+                                      WIDTHS, depth_index, feature_shape, min_input_side, param_shapes, pools_before,
+                                      resolve, resolve_all)
 
 
 class Conv3x3(nn.Module):

@@ -4,7 +4,7 @@ A value+grad keeps VGG19's activations for the backward pass; an L-BFGS run hold
 image-sized vectors and a few more (x, the gradient, the new point); the targets and the network's
 weights sit beside them, and on the CPU the process itself (JAX, XLA, the runtime) shares the same
 RAM. Split across n devices along the image's height, every image-sized part is divided by n; the
-weights and targets are replicated. `plan` adds these up for one way of fitting:
+weights and targets are replicated. `needs` adds these up for one way of fitting:
 
 | way          | activations kept for the gradient              | L-BFGS history | numbers           |
 |--------------|------------------------------------------------|----------------|-------------------|

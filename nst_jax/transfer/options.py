@@ -13,7 +13,7 @@ from typing import Any
 
 from nst_jax.base import catalogue
 from nst_jax.transfer.config import (FIELDS, SAMPLE_CONTENT, SAMPLE_STYLE, Config, flag_of, parse_names, split_list,
-                            with_preset)
+                                     with_preset)
 
 
 def parse_floats(text: str) -> tuple[float, ...]:

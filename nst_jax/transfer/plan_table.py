@@ -1,4 +1,4 @@
-"""`python -m nst_jax.run … --plan [DEVICES]`: the memory plan of a run as a table, then exit.
+"""`nst-jax run … --plan [DEVICES]`: the memory a run needs, as a table, then exit.
 
 For each way of fitting (`memory.WAYS`) the bytes per device by part and whether it fits; XLA's own
 figure for the way `--memory` chooses, from the step compiled for abstract arrays (devices that are

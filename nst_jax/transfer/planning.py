@@ -25,6 +25,7 @@ from nst_jax.machine import hardware
 from nst_jax.model import convforms
 from nst_jax.model import vgg_layers as vgg
 from nst_jax.scale import hosts, memory, sharding
+from nst_jax.scale.memory import human_bytes
 from nst_jax.scale.sharding import Layout
 from nst_jax.transfer.config import Config
 
@@ -63,9 +64,8 @@ class RunPlan(NamedTuple):
 def plain(cfg: Config) -> RunPlan:
     """The one-device plan of library code that builds a problem without planning (bench, studies):
     the memory way asked for ('auto' as 'plain'), the precision resolved for the default device."""
-    from nst_jax.machine.hardware import resolve_precision
     way = "plain" if cfg.memory == "auto" else cfg.memory
-    return RunPlan(way, Layout(), resolve_precision(cfg.precision))
+    return RunPlan(way, Layout(), hardware.resolve_precision(cfg.precision))
 
 
 def sizes_that_divide(cfg: Config, count: int, around: int | None = None) -> list[int]:
@@ -106,11 +106,11 @@ def ways_to_fit(cfg: Config) -> tuple[str, ...]:
 
 
 def needs_at(cfg: Config, devices: memory.Devices, way: str, height: int, width: int, runs: int = 1,
-            history: int | None = None) -> memory.Needs:
-    """`memory.plan` for this run's settings at another size, way or history."""
+             history: int | None = None) -> memory.Needs:
+    """`memory.needs` for this run's settings at another size, way or history."""
     return memory.needs(cfg.optimizer, cfg.history if history is None else history, cfg.content_layers,
-                       cfg.style_layers, height, width, devices, way, 1 if cfg.original_colors == "luminance" else 3,
-                       runs, len(cfg.styles), cfg.light_checkpoint)
+                        cfg.style_layers, height, width, devices, way, 1 if cfg.original_colors == "luminance" else 3,
+                        runs, len(cfg.styles), cfg.light_checkpoint)
 
 
 def fitting_hints(cfg: Config, p: memory.Needs, runs: int = 1) -> list[str]:
@@ -162,7 +162,6 @@ def check_disk(cfg: Config, mem: memory.Needs, runs: int = 1) -> None:
     """Refuse a run whose checkpoints would not fit on the output's disk (a new one is written beside
     the old before it replaces it), before any work — with the lighter ways to keep going."""
     import shutil
-    from nst_jax.scale.memory import human_bytes
     if not cfg.checkpoint_every or cfg.light_checkpoint or not hosts.is_writer():
         return
     folder = Path(cfg.output).resolve().parent
@@ -195,7 +194,6 @@ def with_forms(cfg: Config, plan: RunPlan, recorded: list | None = None,
     `--conv-forms xla|f2|f4|f2b|f4f` as asked; 'auto' (and 'auto-bf16', with bfloat16 products a candidate
     where the CPU has bfloat16 units): the forms a continued run recorded, else this machine's measured
     ones (measured now where the cache has none)."""
-    from nst_jax.model import convforms
     height, width, _ = plan.layout.image_shape
     layers = cfg.content_layers + cfg.style_layers
     if plan.layout.split or plan.precision != "float32" or jax.default_backend() != "cpu":

@@ -44,6 +44,7 @@ from nst_jax.transfer.inputs import as_variable
 from nst_jax.transfer.loop import log_record
 from nst_jax.transfer.planning import RunPlan
 
+
 class Start(NamedTuple):
     kind: str            # 'fresh', 'checkpoint', 'light' (checkpoint), 'image' or 'done'
     iteration: int = 0   # the iteration the run continues from (or has reached, for 'done')
@@ -200,7 +201,7 @@ def recorded_forms(start: Start, files: RunFiles) -> list | None:
 
 
 def find_each(cfgs: list[Config], files: list[RunFiles], hashes: list[str], restart: bool,
-           say: Callable[[str], None]) -> list[Start]:
+              say: Callable[[str], None]) -> list[Start]:
     """Each run's start (`find`); in a multi-host run, every process starts where process 0's files
     say (see `hosts`)."""
     found = [find(c, f, h, restart, say) for c, f, h in zip(cfgs, files, hashes)]

@@ -10,7 +10,7 @@ import sys
 
 from nst_jax.base.errors import ArgumentParser, NSTError, cli, exit_with
 from nst_jax.apps.studio import uploads
-from nst_jax.web.guard import LOOPBACK, canonical, host_port
+from nst_jax.web.guard import LOOPBACK, WILDCARD, canonical, host_port
 
 DEFAULT_PORT = 8765
 
@@ -61,6 +61,8 @@ def serve(args, folder, sock, token: str | None) -> str | None:
     from nst_jax.apps.studio.app import app
     from nst_jax.apps.studio.jobs import Runner
     address, port = sock.getsockname()[:2]
+    if token and canonical(args.host) not in WILDCARD:
+        address = args.host   # the name it was started for: the one its guard answers to
     runner = Runner(folder)
     asgi = app(folder, runner, token, int(args.max_upload * 2**20), closing=lambda: server.should_exit,
                port=port, host=args.host if token else None)

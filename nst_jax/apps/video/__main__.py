@@ -1,6 +1,6 @@
 """`nst-jax video INPUT STYLE [STYLE …] -o out.mp4`: style transfer for a video, a GIF or a
 folder of frames, with the temporal consistency of Ruder et al., *Artistic style transfer for videos*.
-Every run option of `python -m nst_jax.run` applies to each frame.
+Every option of `nst-jax run` applies to each frame.
 """
 
 from __future__ import annotations
