@@ -14,7 +14,7 @@ from nst_jax.base import catalogue
 from nst_jax.solvers import Settings, SolverInfo, State, make_solver
 
 STATE_FIELDS = tuple(State.__annotations__)
-A = jnp.asarray([1.0, -2.0, 0.5, 3.0])
+A = np.asarray([1.0, -2.0, 0.5, 3.0], np.float32)   # numpy: no JAX backend at collection, before Ray forks
 
 
 def fun(x, aux):
