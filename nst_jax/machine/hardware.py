@@ -75,8 +75,8 @@ def choose_precision(platform: str, flags: set[str] | None = None) -> tuple[str,
     faster, source = MEASURED.get((platform, unit), (None, ""))
     if faster is None:
         where = f"{platform} with {unit}" if unit else platform
-        return "float32", (f"bfloat16 not measured on {where} yet: try --precision bfloat16 and compare "
-                           "with python -m bench.precision")
+        return "float32", (f"bfloat16 not measured on {where} yet: try --precision bfloat16 and compare the "
+                           "s/it and loss it prints with this run's")
     return ("bfloat16" if faster else "float32"), source
 
 

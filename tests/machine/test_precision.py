@@ -114,6 +114,7 @@ def test_auto_precision_takes_bfloat16_only_where_measured_faster(monkeypatch):
     assert precision == "float32" and "measured slower" in why and "precision-cpu" in why
     precision, why = hardware.choose_precision("cpu", {"amx_bf16", "amx_tile", "avx512_bf16"})
     assert precision == "float32" and "not measured on cpu with amx_bf16" in why
+    assert "bench" not in why and "--precision bfloat16" in why   # advice a user can follow outside the repository
     assert hardware.choose_precision("gpu")[0] == "float32"
     monkeypatch.setitem(hardware.MEASURED, ("cpu", "amx_bf16"), (True, "measured faster"))
     assert hardware.choose_precision("cpu", {"amx_bf16"}) == ("bfloat16", "measured faster")
