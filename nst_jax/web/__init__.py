@@ -16,21 +16,27 @@ from pathlib import Path
 @contextlib.contextmanager
 def watching(port: int | None, title: str):
     """A `live.LiveState` served on 127.0.0.1:port for the block (None: no page, yields None); its final
-    status (finished, interrupted or failed) is set when the block ends, so the page shows it."""
+    status (finished, interrupted or failed) is set when the block ends, so the page shows it, and once the
+    server has closed the user is told so (the address no longer answers)."""
     if port is None:
         yield None
         return
     from nst_jax.web.live import LiveState
     from nst_jax.web.server import LiveServer
     state = LiveState(Path(title).name)
-    with LiveServer(state, port) as server:
-        print(f"live page: {server.url}", file=sys.stderr, flush=True)
-        try:
-            yield state
-        except KeyboardInterrupt:
-            state.finish("interrupted", "stopped; run the same command to continue")
-            raise
-        except BaseException as err:
-            state.finish("failed", str(err).splitlines()[0] if str(err) else type(err).__name__)
-            raise
-        state.finish("finished")
+    server = LiveServer(state, port)
+    try:
+        with server:
+            print(f"live page: {server.url}", file=sys.stderr, flush=True)
+            try:
+                yield state
+            except KeyboardInterrupt:
+                state.finish("interrupted", "stopped; run the same command to continue")
+                raise
+            except BaseException as err:
+                state.finish("failed", str(err).splitlines()[0] if str(err) else type(err).__name__)
+                raise
+            state.finish("finished")
+    finally:
+        print(f"live page: {server.url} closed (it showed the run's final state; the result and its files stay)",
+              file=sys.stderr, flush=True)

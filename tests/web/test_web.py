@@ -92,6 +92,10 @@ def test_a_cli_run_with_web_updates_its_page_while_it_runs(tmp_path, capsys):
     poller.join()
     assert code == 0, err
     assert any(f"live page: http://127.0.0.1:{port}/" in line for line in err)
+    assert err[-1].startswith(f"live page: http://127.0.0.1:{port}/ closed")   # said once it stops answering
+    import socket
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
     running = [d for d in seen if d["status"] == "running"]
     assert len({d["iteration"] for d in running}) >= 3 and len({d["image"] for d in running}) >= 2
     assert seen[-1]["status"] == "finished" and seen[-1]["iteration"] == 30
