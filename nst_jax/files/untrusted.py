@@ -43,9 +43,15 @@ def open_regular(path: str | os.PathLike, what: str):
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as err:
         raise NSTError(f"{what} {path}: unreadable ({(err.strerror or str(err)).lower()})") from None
+    return regular_file(fd, f"{what} {path}")
+
+
+def regular_file(fd: int, where: str):
+    """The descriptor `fd` (opened with O_NONBLOCK) as a blocking binary file, when it is a regular file;
+    else it is closed and NSTError says so."""
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NSTError(f"{what} {path}: not a regular file")
+            raise NSTError(f"{where}: not a regular file")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:

@@ -20,8 +20,10 @@ import mimetypes
 import os
 import secrets
 import socket
-import stat
 from pathlib import Path
+
+from nst_jax.base.errors import NSTError
+from nst_jax.files import untrusted
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 WILDCARD = ("0.0.0.0", "::", "")
@@ -135,11 +137,10 @@ def open_inside(folder: str | os.PathLike, path: str | os.PathLike):
     finally:
         if fd is not None:
             os.close(fd)
-    if not stat.S_ISREG(os.fstat(found).st_mode):
-        os.close(found)
+    try:
+        return untrusted.regular_file(found, str(path))
+    except NSTError:
         return None
-    os.set_blocking(found, True)
-    return os.fdopen(found, "rb")
 
 
 def read_inside(folder: str | os.PathLike, path: str | os.PathLike) -> bytes | None:
