@@ -2,6 +2,7 @@
 command, each command's own `--help` works, a first argument that names no command is a run's content
 image, and `run --help` reads as sections."""
 
+import os
 import subprocess
 import sys
 
@@ -83,3 +84,24 @@ def test_run_help_reads_as_sections():
     lines = done.stdout.splitlines()
     for section in ("weights", "speed"):
         assert lines[lines.index(section + ":") + 1].lstrip().startswith("--")
+
+
+def test_a_clone_named_nst_jax_in_the_working_folder_does_not_shadow_the_package(tmp_path):
+    """`git clone` names the folder nst_jax: from its parent, `python -m nst_jax.run` must still import the
+    installed package, not the clone's root as a namespace package (its `weights/` once shadowed a module)."""
+    clone = tmp_path / "nst_jax"
+    for name in ("nst_jax", "weights", "docs", "bench", "tests"):
+        (clone / name).mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    probe = "import nst_jax, nst_jax.run; print(nst_jax.__file__, nst_jax.__version__)"
+    installed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                               cwd="/", timeout=120)
+    if installed.returncode != 0:
+        pytest.skip("nst_jax is not installed in this Python (pip install -e . puts it there)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == installed.stdout and not done.stdout.startswith("None")
+    run_help = subprocess.run([sys.executable, "-m", "nst_jax.run", "--help"], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=120)
+    assert run_help.returncode == 0 and run_help.stdout.startswith("usage: nst-jax run"), run_help.stderr
