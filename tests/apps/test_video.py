@@ -1,6 +1,7 @@
 """Video (Ruder et al.): warping and consistency weights exactly on small arrays; the flow and the
 warping against the sample clip's known motion; the temporal loss; the schedule of each method; a
-three-frame video end to end (a playable mp4, one compile), resumed exactly after kill -9; bad input."""
+three-frame video end to end (a playable mp4, one compile), resumed exactly after kill -9, its working
+files in one folder beside it until it is done; bad input."""
 
 import json
 import os
@@ -203,12 +204,51 @@ def test_a_three_frame_video_end_to_end_compiles_once_and_reruns_as_nothing_to_d
     assert steps.compiled_solver.cache_info().currsize - before <= 1          # one program for every frame
     assert sum(v.traces[0] for v in _solvers()) - traced == 1                 # its step traced once
     assert any("frame 3/3" in line and "ETA" in line for line in err)
-    stamp = (files.frames / "0003.png").stat().st_mtime_ns
-    code, _, err = call_main(main, [clip, STYLE, "-o", out, *TINY, "--iterations", "4", "--frame-iterations", "3"],
-                             capsys)
-    assert code == 0 and "computing" not in " ".join(err)                      # the flows come from the cache
-    assert (files.frames / "0003.png").stat().st_mtime_ns == stamp
-    assert len(files.log.read_text().splitlines()) == 3                        # nothing run again
+    assert sorted(os.listdir(out.parent)) == ["styled.frames", "styled.json", "styled.mp4"]   # no work folder
+    stamps = [p.stat().st_mtime_ns for p in (out, files.sidecar, files.frames / "0003.png")]
+    code, stdout, err = call_main(main, [clip, STYLE, "-o", out, *TINY, "--iterations", "4", "--frame-iterations",
+                                         "3", "--print-every", "5"], capsys)
+    assert code == 0 and stdout.startswith(f"{out} was already done: 3 frames")
+    assert err == [f"video: {out} is already done (the same frames, styles and settings); --restart makes it again"]
+    assert [p.stat().st_mtime_ns for p in (out, files.sidecar, files.frames / "0003.png")] == stamps
+    assert sorted(os.listdir(out.parent)) == ["styled.frames", "styled.json", "styled.mp4"]   # nothing run again
+
+
+def test_a_video_keeps_its_working_files_in_one_folder_named_in_its_header_until_it_is_done(
+        tmp_path, capsys, monkeypatch):
+    """Run from a working folder and stopped after its first frame: beside the output there is only the
+    work folder the header named; the same command continues there, and the finished video leaves its
+    .mp4, sidecar and frames, nothing else, in the working folder or beside the input."""
+    from nst_jax.apps.video import progress
+    from nst_jax.apps.video.__main__ import main
+    clip = _clip_file(tmp_path)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    argv = [clip, STYLE, "-o", "v.mp4", *TINY, "--iterations", "3", "--frame-iterations", "2"]
+    end = progress.VideoProgress.end
+
+    def stop_after_the_first_run(self, *args):
+        end(self, *args)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(progress.VideoProgress, "end", stop_after_the_first_run)
+    code, _, err = call_main(main, argv, capsys)
+    assert code == 130 and err[-1].startswith("interrupted:") and "work folder" in err[-1]
+    assert err[0] == f"video: 3 frames of {clip} at 32×20 px, 12 fps, short method → v.mp4"
+    assert err[1].startswith("  working files: v.work/ (frame runs, checkpoints, flows), removed when the video")
+    assert os.listdir(".") == ["v.work"]
+    assert sorted(os.listdir("v.work")) == ["flows", "input", "nst_jax-video.json", "p1"]   # the lock released
+    assert os.listdir("v.work/p1") == ["0001"]
+    monkeypatch.setattr(progress.VideoProgress, "end", end)
+    code, stdout, err = call_main(main, argv, capsys)
+    assert code == 0 and stdout.startswith("wrote v.mp4: 3 frames"), err
+    assert any(line.startswith("video: frame 1/3 already done") for line in err)   # continued, not redone
+    assert [r["iteration"] for r in json.loads(open("v.json").read())["runs"]] == [3, 2, 2]
+    assert sorted(os.listdir(".")) == ["v.frames", "v.json", "v.mp4"]
+    assert sorted(os.listdir(tmp_path)) == ["clip.mp4", "cwd"] and count_frames("v.mp4") == 3
+    code, stdout, err = call_main(main, [*argv, "--frames", "2"], capsys)   # other frames: made again
+    assert code == 0 and stdout.startswith("wrote v.mp4: 2 frames"), err
+    assert sorted(os.listdir(".")) == ["v.frames", "v.json", "v.mp4"] and count_frames("v.mp4") == 2
+    assert sorted(os.listdir("v.frames")) == ["0001.png", "0002.png"]             # the third frame's is gone
 
 
 def _solvers():
@@ -234,8 +274,10 @@ def test_kill_9_in_the_middle_then_rerun_gives_the_same_frames(tmp_path, capsys)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert second.exists() and not (killed.work / "p1" / "0003").exists()   # killed inside frame 2
-    code, _, err = call_main(main, [*argv, "-o", killed.video], capsys)
+    assert os.listdir(killed.root) == ["v.work"]                             # stopped: its work folder only
+    code, _, err = call_main(main, [*argv, "-o", killed.video, "--keep-work"], capsys)
     assert code == 0, err
+    assert sorted(os.listdir(killed.root)) == ["v.frames", "v.json", "v.mp4", "v.work"]
     whole = VideoFiles(tmp_path / "whole" / "v.mp4")
     for i in range(3):   # the same pixels (the PNG's text chunk holds each run's own timing)
         np.testing.assert_array_equal(image.load_image(killed.frames / f"{i + 1:04d}.png"),
@@ -258,7 +300,7 @@ def test_multipass_and_long_term_run_and_write_their_passes(tmp_path, capsys):
     assert count_frames(out) == 3
     out = tmp_path / "long.mp4"
     code, _, err = call_main(main, [clip, STYLE, "-o", out, *TINY, "--iterations", "3", "--frame-iterations", "2",
-                                    "--method", "long", "--long-term", "1,2"], capsys)
+                                    "--method", "long", "--long-term", "1,2", "--keep-work"], capsys)
     assert code == 0, err
     held = np.load(VideoFiles(out).work / "p1" / "0003" / "temporal.npy")
     assert held.shape == (2, 20, 32, 4) and held[1, ..., 3].max() <= 1
@@ -304,19 +346,20 @@ def test_a_planted_link_and_edited_files_are_refused_or_recomputed(tmp_path, cap
     line = one_error_line(main, [clip, STYLE, *TINY, "--iterations", "1", "-o", tmp_path / "o" / "v.mp4"], capsys)
     assert "v.work exists and was not written by nst_jax.video" in line and not list(elsewhere.iterdir())
     os.unlink(tmp_path / "o" / "v.work")
-    assert call_main(main, [clip, STYLE, *TINY, "--iterations", "1", "-o", tmp_path / "o" / "v.mp4"], capsys)[0] == 0
+    argv = [clip, STYLE, *TINY, "--iterations", "1", "-o", tmp_path / "o" / "v.mp4", "--keep-work"]
+    assert call_main(main, argv, capsys)[0] == 0
     import shutil
     shutil.rmtree(tmp_path / "o" / "v.work" / "p1")
     os.symlink(elsewhere, tmp_path / "o" / "v.work" / "p1")   # planted in a folder of the video's own
-    line = one_error_line(main, [clip, STYLE, *TINY, "--iterations", "1", "-o", tmp_path / "o" / "v.mp4"], capsys)
+    line = one_error_line(main, [*argv, "--restart", "--quiet"], capsys)
     assert "symbolic link" in line and not list(elsewhere.iterdir())
     out = tmp_path / "p" / "v.mp4"
-    argv = [clip, STYLE, *TINY, "--iterations", "2", "--frame-iterations", "1", "-o", out]
+    argv = [clip, STYLE, *TINY, "--iterations", "2", "--frame-iterations", "1", "-o", out, "--keep-work"]
     assert call_main(main, argv, capsys)[0] == 0
-    cached = next((tmp_path / "p" / "nst_jax-flows").glob("*/0001-0002.npy"))
+    cached = next((VideoFiles(out).work / "flows").glob("*/0001-0002.npy"))
     good = cached.read_bytes()
     cached.write_bytes(b"garbage")                       # an edited cache is computed again, not trusted
-    code, _, err = call_main(main, argv, capsys)
+    code, _, err = call_main(main, [*argv, "--restart"], capsys)
     assert code == 0 and any("computing 1 of 2" in line for line in err) and cached.read_bytes() == good
     held = VideoFiles(out).work / "p1" / "0002" / "temporal.npy"
     np.save(held, np.full((1, 20, 32, 4), 7.0, np.float32))
@@ -340,7 +383,8 @@ def test_later_frames_stop_by_their_own_rule_and_clips_share_one_command(tmp_pat
     assert "wrote" in stdout and "other.mp4" in stdout and any(line.startswith("[other]") for line in err)
     runs = json.loads(VideoFiles(out / "clip.mp4").sidecar.read_text())["runs"]
     assert runs[0]["iteration"] == 5 and all(r["iteration"] < 40 for r in runs[1:])   # they stopped early
-    assert len(list((out / "nst_jax-flows").iterdir())) == 2                      # one cache for both clips
+    assert sorted(os.listdir(out)) == ["clip.frames", "clip.json", "clip.mp4", "other.frames", "other.json",
+                                       "other.mp4"]                           # no work folder left
     line = one_error_line(main, [clip, STYLE, "--clips", tmp_path / "x" / "clip.mp4", "-o", out, *TINY], capsys)
     assert "named clip" in line
     line = one_error_line(main, [clip, STYLE, "--clips", other, "-o", tmp_path / "v.mp4", *TINY], capsys)

@@ -141,19 +141,20 @@ def test_a_video_on_ray_computes_its_flows_and_first_pass_there_with_the_same_fr
                       checkpoint_every=2, content_layers=("relu3_2",), style_layers=("relu1_1", "relu2_1"))
     lines = []
     method = Method("multipass", passes=3)
-    ray_rec = run_video(cfg, clip, str(tmp_path / "ray" / "v.mp4"), Options(method, 2, engine="ray"),
-                        say=lines.append)
+    ray_rec = run_video(cfg, clip, str(tmp_path / "ray" / "v.mp4"),
+                        Options(method, 2, engine="ray", keep_work=True), say=lines.append)
     assert any("on Ray" in line for line in lines) and any("3 independent runs as Ray tasks" in line for line in lines)
-    local_rec = run_video(cfg, clip, str(tmp_path / "local" / "v.mp4"), Options(method, 2), say=lambda line: None)
+    local_rec = run_video(cfg, clip, str(tmp_path / "local" / "v.mp4"), Options(method, 2, keep_work=True),
+                          say=lambda line: None)
     assert ray_rec["flow"]["computed"] == local_rec["flow"]["computed"] == 4
     for i in range(3):
         a = image.load_image(VideoFiles(tmp_path / "ray" / "v.mp4").frame(i))
         b = image.load_image(VideoFiles(tmp_path / "local" / "v.mp4").frame(i))
         np.testing.assert_allclose(a, b, atol=1.5 / 255)
     for name in ("ray", "local"):
-        flows = sorted((tmp_path / name / "nst_jax-flows").glob("*/*.npy"))
+        flows = sorted((tmp_path / name / "v.work" / "flows").glob("*/*.npy"))
         assert len(flows) == 4
-    np.testing.assert_array_equal(*[np.load(sorted((tmp_path / n / "nst_jax-flows").glob("*/0001-0002.npy"))[0])
+    np.testing.assert_array_equal(*[np.load(sorted((tmp_path / n / "v.work" / "flows").glob("*/0001-0002.npy"))[0])
                                     for n in ("ray", "local")])
 
 

@@ -1,10 +1,12 @@
 """`python -m nst_jax.video` checks every input before any work: frames too thin for the optical flow, a
 frame rate an mp4 cannot be written at, a style or --init that is not an image are one error line and
 exit 2 before a flow is computed or a frame stylised; and a refused command leaves no file or folder it
-made (only what was there before)."""
+made (only what was there before), also when it was refused in a stopped video's work folder."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,7 +18,9 @@ pytest.importorskip("cv2", reason="video needs OpenCV: pip install 'nst_jax[vide
 
 from conftest import STYLE, one_error_line  # noqa: E402
 from nst_jax.files import image  # noqa: E402
-from nst_jax.apps.video.__main__ import main  # noqa: E402
+from nst_jax.base.errors import NSTError  # noqa: E402
+from nst_jax.apps.video.__main__ import main, parse  # noqa: E402
+from nst_jax.apps.video.driver import identity  # noqa: E402
 from nst_jax.apps.video.files import flow_key  # noqa: E402
 from nst_jax.apps.video.frames import read_clip, write_mp4  # noqa: E402
 
@@ -78,26 +82,41 @@ def test_a_style_or_init_that_is_not_an_image_is_refused_before_the_flows(clip, 
     assert "too small for layer" in line
 
 
-def test_a_refusal_after_work_began_removes_only_what_the_command_made(clip, tmp_path, capsys):
-    """The flow cache's folder for these frames is taken by a file: refused after the work folder and its
-    input frames were written. They go, and so do the output folders made; the file and every folder
-    that was there before stay."""
+def test_a_refusal_after_work_began_removes_only_what_the_command_made(clip, tmp_path, capsys, monkeypatch):
+    """Refused after the work folder, its marker, lock and input frames were written (the flows cannot be
+    had): they go, and so do the output folders made; nothing that was there before."""
+    from nst_jax.apps.video import flowcache
+
+    def no_flows(*args, **kwargs):
+        raise NSTError("no flows here")
+    monkeypatch.setattr(flowcache, "load_pairs", no_flows)
+    before = _tree(tmp_path)
+    line = one_error_line(main, [clip, STYLE, *TINY, "-o", tmp_path / "new" / "out" / "v.mp4"], capsys)
+    assert line == "error: no flows here" and _tree(tmp_path) == before
+
+
+def test_a_refusal_in_a_stopped_videos_work_folder_removes_only_what_the_command_made(clip, tmp_path, capsys):
+    """A stopped video's work folder (its marker) where a file sits in the place of the flow cache's folder
+    for these frames: refused after the input frames were written. They go; the marker and the file stay.
+    A folder of that name without the marker is the user's: refused up front and kept."""
     frames = read_clip(str(clip), 32).frames
     pngs = []
     for i, f in enumerate(frames):
         pngs.append(tmp_path / f"f{i}.png")
         pngs[-1].write_bytes(image.png_bytes(f))
-    out = tmp_path / "made" / "v.mp4"
-    (tmp_path / "made" / "nst_jax-flows").mkdir(parents=True)
-    planted = tmp_path / "made" / "nst_jax-flows" / flow_key(pngs, "medium")
+    out, work = tmp_path / "made" / "v.mp4", tmp_path / "made" / "v.work"
+    (work / "flows").mkdir(parents=True)
+    cfg, opts, _ = parse([str(clip), str(STYLE), *TINY, "-o", str(out)])
+    (work / "nst_jax-video.json").write_text(json.dumps({"video": "v.mp4", "identity": identity(cfg, read_clip(
+        str(clip), 32), opts)}))
+    planted = work / "flows" / flow_key(pngs, "medium")
     planted.write_text("mine")
     before = _tree(tmp_path)
     line = one_error_line(main, [clip, STYLE, *TINY, "-o", out], capsys)
     assert str(planted) in line and "is a file where nst_jax keeps a folder" in line
     assert _tree(tmp_path) == before and planted.read_text() == "mine"
-    planted.unlink()
-    (tmp_path / "made" / "nst_jax-flows").rmdir()
-    (tmp_path / "made" / "v.work").mkdir()                   # the user's own folder of that name: kept
+    shutil.rmtree(work)
+    work.mkdir()                                             # the user's own folder of that name: kept
     line = one_error_line(main, [clip, STYLE, *TINY, "-o", out], capsys)
     assert "v.work exists and was not written by nst_jax.video" in line
     assert sorted(_tree(tmp_path / "made")) == ["v.work"]

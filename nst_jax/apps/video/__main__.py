@@ -26,8 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "warped by the optical flow and is held to it where the flow is trusted.")
     p.add_argument("input", help="a video file, an animated GIF or a folder of frames")
     p.add_argument("styles", nargs="+", metavar="style", help="style image(s); several are blended")
-    p.add_argument("-o", "--output", default="out.mp4", help="the result (.mp4); its frames, sidecar and the "
-                   "runs' files are written beside it (default: out.mp4)")
+    p.add_argument("-o", "--output", default="out.mp4", help="the result (.mp4); its sidecar (.json) and "
+                   "stylised frames (.frames/) are written beside it, its working files in one folder beside it "
+                   "(.work/), removed when the video is done (default: out.mp4)")
     v = p.add_argument_group("video")
     v.add_argument("--method", choices=METHODS, default="short", help="independent frames, the short-term "
                    "temporal loss, the long-term one, or the multi-pass algorithm (default: short)")
@@ -58,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--address", help="with --engine ray: the cluster to join (default: a local one)")
     v.add_argument("--restart", action="store_true", help="ignore the frames' checkpoints and results and "
                    "start over")
+    v.add_argument("--keep-work", action="store_true", help="keep the work folder (each frame's run with its "
+                   "loss log and checkpoint, the flows) when the video is done, to inspect it")
     v.add_argument("--quiet", action="store_true", help="no progress lines")
     v.add_argument("--web", nargs="?", const=0, type=int, metavar="PORT", help="serve a live page on 127.0.0.1: "
                    "the frame being made, its losses and the frames done so far (PORT default: any free one); "
@@ -88,10 +91,11 @@ def parse(argv: list[str] | None = None):
         check_rate(args.fps, "--fps")
     method = Method(args.method, tuple(sorted(set(args.long_term))), args.passes, args.blend)
     return cfg, Options(method, args.frame_iterations, args.flow_preset, args.engine, args.address,
-                        frame_tol=args.frame_tol), args
+                        frame_tol=args.frame_tol, keep_work=args.keep_work), args
 
 
-@cli(interrupted="the frames done so far and the last checkpoint are kept; run the same command to continue")
+@cli(interrupted="the frames done so far and the last checkpoint are kept in the video's work folder "
+                 "(<output>.work/); run the same command to continue")
 def main(argv: list[str] | None = None) -> int:
     import sys
     from nst_jax.base.errors import NSTError
@@ -121,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                 records = [run_video(cfg, clips[0], outs[0], opts, restart=args.restart, progress=not args.quiet,
                                      watch=watch)]
     for out, record in zip(outs, records):
-        print(f"wrote {out}: {record['frames']} frames at {record['fps']} fps, {record['method']['name']} "
+        done = f"{out} was already done" if record.get("already done") else f"wrote {out}"
+        print(f"{done}: {record['frames']} frames at {record['fps']} fps, {record['method']['name']} "
               f"method, {record['seconds']['per frame']:.1f} s per frame; warping error "
               f"{record['consistency']['mean warping error']:.2f} levels")
     return 0

@@ -1,5 +1,5 @@
 """Several clips in one command (`--clips`): each is a video of its own (`driver.run_video`) written to
-`<folder>/<clip name>.mp4`, its flows in the folder's shared cache. Here they run one after the other;
+`<folder>/<clip name>.mp4`, with its own work folder there. Here they run one after the other;
 with `--engine ray` they run at once, every run of every clip a Ray task, each clip's runs in its
 own order (a frame still starts from the one before it).
 """

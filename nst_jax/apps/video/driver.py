@@ -4,12 +4,16 @@ loaded (`flowcache`), and each step of each pass (`methods.schedule`) becomes an
 before it. Nothing lives only in memory: a frame's inputs are made from the earlier frames' result
 files, so a video killed at any point continues, by the same command, at the frame and iteration where
 it stopped, with the same result as an uninterrupted one. The independent runs of a pass (all of the
-first pass of `independent` and `multipass`) run as Ray tasks with `--engine ray`.
+first pass of `independent` and `multipass`) run as Ray tasks with `--engine ray`. All of that happens in
+the video's work folder (`files`), removed when the video is done: its sidecar records the video's
+`identity`, so the same command then has nothing to do.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -40,6 +44,7 @@ class Options(NamedTuple):
     cpus_per_task: float = 1.0
     frame_tol: float | None = None         # the stopping rule (--tol) of every frame after the first
     remote: bool = False                   # with engine 'ray': every run a Ray task (several clips at once)
+    keep_work: bool = False                # keep the work folder when the video is done
 
 
 def write_if_changed(path: Path, data: bytes) -> None:
@@ -118,30 +123,90 @@ def check_inputs(cfg: Config, clip: Clip, opts: Options) -> None:
         image.load_image(cfg.init)
 
 
+def identity(cfg: Config, clip: Clip, opts: Options) -> str:
+    """16 hex digits over what makes a video's frames: the picked frames' pixels and rate, every setting
+    of the runs (styles and other files by their contents, as a run's settings hash) and the method's
+    options. A finished video whose sidecar records the same one has nothing to do."""
+    from nst_jax.transfer.identity import settings_hash
+    what = {"settings": settings_hash(dataclasses.replace(cfg, content=None, temporal=None)),
+            "method": opts.method._asdict(), "frame iterations": opts.frame_iterations,
+            "frame tol": opts.frame_tol, "flow preset": opts.flow_preset, "fps": str(clip.fps),
+            "frame numbers": clip.numbers, "version": 1}
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode())
+    for frame in clip.frames:
+        digest.update(np.ascontiguousarray(frame, np.float32).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def header(clip: Clip, files: VideoFiles, opts: Options) -> list[str]:
+    """The lines a video prints before its work starts: what is made, and where its working files go."""
+    h, w = clip.frames[0].shape[:2]
+    until = "kept when the video is done (--keep-work)" if opts.keep_work else "removed when the video is done"
+    return [f"video: {len(clip.frames)} frames of {clip.source} at {w}×{h} px, {clip.fps} fps, "
+            f"{opts.method.name} method → {files.video}",
+            f"  working files: {files.work}/ (frame runs, checkpoints, flows), {until}; a stopped video "
+            f"continues from there when the same command is run again"]
+
+
 def run_video(cfg: Config, clip: Clip, output: str, opts: Options = Options(), restart: bool = False,
               progress: bool = True, weights=None, say: Callable[[str], None] | None = None, watch=None) -> dict:
-    """Stylise `clip` into `output` (.mp4) and its frames folder; returns the video's sidecar record.
+    """Stylise `clip` into `output` (.mp4) and its frames folder; returns the video's sidecar record
+    (with "already done": True when a finished video of the same identity was found, and nothing ran).
     `watch`: a live page's state (`web.live.LiveState`), shown each frame's run and the frames done."""
     from nst_jax.model import weights as vgg_weights
-    from nst_jax.apps.video import summary
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     check_inputs(cfg, clip, opts)
-    remote = opts.engine == "ray" and opts.remote
-    w = weights if weights is not None or remote else vgg_weights.load(cfg.weights)
     files = VideoFiles(output)
     files.check([clip.source])
-    with files.lock(), files.discarded_if_refused():
-        files.claim()
-        video = Video(cfg, clip, files, opts, say)
-        tracker = VideoProgress(video.passes, cfg.print_every if progress else 0, say if progress else (lambda line: None))
-        t0 = time.perf_counter()
-        video.watch = watch
-        for steps in video.passes:
-            _run_pass(video, steps, w, restart, progress, tracker)
-        last = video.passes[-1]
-        for s in last:
-            write_if_changed(files.frame(s.frame), files.run_image(s.pass_number, s.frame).read_bytes())
-        return summary.finish(video, time.perf_counter() - t0)
+    key = identity(cfg, clip, opts)
+    done = None if restart else files.done(key)
+    if done is not None:
+        if progress:
+            say(f"video: {files.video} is already done (the same frames, styles and settings); --restart makes "
+                f"it again")
+        if not opts.keep_work and files.work_of(key):   # a finished video's work folder that was left
+            _remove_work(files)
+        return {**done, "already done": True}
+    if progress:
+        for line in header(clip, files, opts):
+            say(line)
+    remote = opts.engine == "ray" and opts.remote
+    w = weights if weights is not None or remote else vgg_weights.load(cfg.weights)
+    with files.discarded_if_refused(), files.working():
+        files.claim(key)
+        record = _make(Video(cfg, clip, files, opts, say), w, restart, progress, watch, key)
+        if not opts.keep_work:
+            files.clear_work()
+    if not opts.keep_work:
+        files.remove_work()
+    return record
+
+
+def _remove_work(files: VideoFiles) -> None:
+    """A finished video's work folder, unless a process works in it now."""
+    try:
+        with files.lock():
+            files.clear_work()
+    except NSTError:
+        return
+    files.remove_work()
+
+
+def _make(video: Video, w, restart: bool, progress: bool, watch, key: str) -> dict:
+    """Every pass of `video`, its frames, mp4 and sidecar; the sidecar's record."""
+    from nst_jax.apps.video import summary
+    files = video.files
+    tracker = VideoProgress(video.passes, video.cfg.print_every if progress else 0,
+                            video.say if progress else (lambda line: None))
+    t0 = time.perf_counter()
+    video.watch = watch
+    for steps in video.passes:
+        _run_pass(video, steps, w, restart, progress, tracker)
+    last = video.passes[-1]
+    for s in last:
+        write_if_changed(files.frame(s.frame), files.run_image(s.pass_number, s.frame).read_bytes())
+    files.prune_frames(len(last))
+    return summary.finish(video, time.perf_counter() - t0, key)
 
 
 def _run_pass(video: Video, steps: list[Step], w, restart: bool, progress: bool, tracker: VideoProgress) -> None:

@@ -2,13 +2,19 @@
 
     clip.mp4                  the result
     clip.json                 the video's sidecar: settings, method, each frame's run, timings, consistency
-    clip.frames.jsonl         one line per finished frame run (the progress log)
-    clip.frames/0001.png …    the stylised frames
-    clip.work/input/0001.png  the picked frames at the run's size (each frame run's content image)
-    clip.work/p1/0001/        frame 1's run of pass 1: frame.png with its sidecar, loss log and checkpoint,
+    clip.frames/0001.png …    the stylised frames, lossless (to re-encode or inspect them)
+    clip.work/                every working file, in one folder while the video is made:
+      nst_jax-video.json      the marker that says the folder is this video's (written first)
+      lock                    held while a process works on the video
+      runs.jsonl              one line per finished frame run (the progress log)
+      input/0001.png          the picked frames at the run's size (each frame run's content image)
+      p1/0001/                frame 1's run of pass 1: frame.png with its sidecar, loss log and checkpoint,
                               and init.png / temporal.npy, what it starts from and is held to
-    nst_jax-flows/<key>/      flows and consistency weights, beside the video, shared by every video of the
-                              same frames (a rerun, or a second style, computes none again)
+      flows/<key>/            flows and consistency weights, keyed by the frames and the flow's settings
+
+A finished video keeps the first three; its work folder is removed (`--keep-work` keeps it), and a rerun
+with the same frames, styles and settings finds the sidecar's `identity` and has nothing to do. A video
+stopped before it finished is continued from its work folder.
 
 Every folder here is made by nst_jax inside the output's folder; one that is a symbolic link (which
 nst_jax did not make) is refused, so nothing is written outside it. A command refused before any frame
@@ -39,28 +45,29 @@ class VideoFiles:
         stem = self.video.with_suffix("")
         self.root = self.video.parent
         self.sidecar = Path(f"{stem}.json")
-        self.log = Path(f"{stem}.frames.jsonl")
         self.frames = Path(f"{stem}.frames")
         self.work = Path(f"{stem}.work")
-        self.lock_file = Path(f"{stem}.lock")
+        self.log = self.work / "runs.jsonl"
+        self.lock_file = self.work / "lock"
         self.made: list[tuple[Path, Path, bool]] = []   # (outermost made, folder asked for, all of it ours)
         self.finished = False                           # a frame run finished in this process
 
     def check(self, inputs: list[str] = ()) -> None:
         """NSTError now, before any work, for an output that is not an .mp4, cannot be written, is one of
-        the inputs, or would replace a file that nst_jax.video did not write (an .mp4 or a .json of the
-        same name without this video's sidecar)."""
+        the inputs, or would replace a file that nst_jax.video did not write (an .mp4, .json or .frames
+        of the same name without this video's sidecar, or a .work folder without this video's marker)."""
         if self.video.suffix.lower() not in VIDEO_SUFFIXES:
             raise NSTError(f"output {self.video}: use the extension .mp4")
         if self.video.is_dir():
             raise NSTError(f"output {self.video}: is a folder; give a file name ending in .mp4")
-        written = (self.video, self.sidecar, self.log, self.frames, self.work)
+        written = (self.video, self.sidecar, self.frames, self.work)
         for p in inputs:
             here = Path(p).resolve()
             if Path(p).exists() and any(here == w.resolve() or w.resolve() in here.parents for w in written):
                 raise NSTError(f"output {self.video} would overwrite the input {p}; choose another -o")
-        theirs = [w for w in written if w.exists() or w.is_symlink()]
-        if theirs and not self.ours():
+        theirs = [w for w in written[:3] if _there(w)] if not self.ours() else []
+        theirs += [self.work] if _there(self.work) and not _records_this(self.marker, self.video.name) else []
+        if theirs:
             raise NSTError(f"output {self.video}: {theirs[0]} exists and was not written by nst_jax.video for "
                            f"this output; choose another -o or move it away")
         self._made(self.root, None, whole=False)       # may hold others' files: only emptied folders go
@@ -69,7 +76,7 @@ class VideoFiles:
             probe_writable(self.root, self.video.name)
         except OSError as err:
             raise write_error(self.video, err) from None
-        for folder in (self.frames, self.work, self.root / "nst_jax-flows"):
+        for folder in (self.frames, self.work):
             _not_a_link(folder, self.root)
 
     @property
@@ -79,23 +86,70 @@ class VideoFiles:
     def ours(self) -> bool:
         """True if the files of this name were written by nst_jax.video for this output (its sidecar,
         or the marker its work folder gets first), so that they may be replaced."""
-        for path in (self.sidecar, self.marker):
-            try:
-                record = untrusted.read_json(path, "video record")
-            except NSTError:
-                continue
-            if isinstance(record, dict) and record.get("video") == self.video.name and not path.is_symlink():
-                return True
-        return False
+        return any(_records_this(path, self.video.name) for path in (self.sidecar, self.marker))
 
-    def claim(self) -> None:
-        """Mark the work folder as this video's (before anything else is written)."""
-        if not self.marker.exists():
+    def claim(self, identity: str | None = None) -> None:
+        """Mark the work folder as this video's, made here if needed (before anything else is written in
+        it), and note the `identity` of the video it is working on."""
+        work = self.folder(self.work)
+        mark = {"video": self.video.name, "identity": identity}
+        if _record(self.marker) != mark:
             from nst_jax.files.fileio import write_json
-            write_json(self.folder(self.work) / self.marker.name, {"video": self.video.name})
+            write_json(work / self.marker.name, mark)
+
+    def done(self, identity: str) -> dict | None:
+        """The sidecar's record when this output is a finished video of `identity` (the same frames,
+        styles and settings) whose .mp4 is there; None otherwise."""
+        record = _record(self.sidecar)
+        if record.get("video") == self.video.name and record.get("identity") == identity \
+                and self.video.is_file() and not self.video.is_symlink():
+            return record
+        return None
+
+    def work_of(self, identity: str) -> bool:
+        """True if the work folder is there and works on the video of `identity`."""
+        return _there(self.work) and _record(self.marker).get("identity") == identity
+
+    def clear_work(self) -> None:
+        """Remove the work folder's files (a finished video needs none of them) but the lock, which goes
+        when it is released; `remove_work` then removes the folder."""
+        for p in self.work.iterdir():
+            if p == self.lock_file:
+                continue
+            try:
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+            except OSError:
+                pass   # left in the work folder, which then stays: the video is done all the same
+
+    def remove_work(self) -> None:
+        """The emptied work folder, unless a process took it again meanwhile (then it is not empty)."""
+        try:
+            self.work.rmdir()
+        except OSError:
+            pass
+
+    def prune_frames(self, count: int) -> None:
+        """Remove stylised frames numbered past `count` (an earlier video of more frames wrote them)."""
+        for p in self.frames.glob("*.png"):
+            if p.stem.isdigit() and int(p.stem) > count and p.is_file() and not p.is_symlink():
+                p.unlink()
 
     def lock(self) -> Lock:
         return Lock(self.lock_file, f"video {self.video}")
+
+    @contextlib.contextmanager
+    def working(self):
+        """The work folder, made if needed and locked by this process. NSTError when another process holds
+        it: the folder is then that process's, and a refusal here does not remove it even if made here."""
+        made = len(self.made)
+        self.folder(self.work)
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(self.lock())
+            except NSTError:
+                del self.made[made:]
+                raise
+            yield self.work
 
     def folder(self, path: Path) -> Path:
         """`path` (inside the output's folder) made if needed; NSTError if it or a folder between it and
@@ -127,7 +181,7 @@ class VideoFiles:
         return self.folder(self.frames) / f"{i + 1:04d}.png"
 
     def flows(self, key: str) -> Path:
-        return self.folder(self.root / "nst_jax-flows" / key)
+        return self.folder(self.work / "flows" / key)
 
     def _made(self, path: Path, stop: Path | None, whole: bool) -> None:
         """Note the folders that making `path` (up to `stop`) creates, before they are made."""
@@ -170,6 +224,25 @@ class VideoFiles:
                 "seconds": record.get("seconds"), "loss": record.get("loss"), "parts": record.get("parts")}
         with open_append(self.log) as f:
             f.write(json.dumps(line) + "\n")
+
+
+def _there(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+def _record(path: Path) -> dict:
+    """A video record (a sidecar or a work folder's marker) read as untrusted input; {} if there is none."""
+    if path.is_symlink():
+        return {}
+    try:
+        record = untrusted.read_json(path, "video record")
+    except NSTError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _records_this(path: Path, name: str) -> bool:
+    return _record(path).get("video") == name
 
 
 def _not_a_link(path: Path, root: Path) -> None:

@@ -121,7 +121,8 @@ def _read_video(path: Path, size: int, start: int, count: int | None, every: int
         if not container.streams.video:
             raise NSTError(f"{path}: has no video stream")
         stream = container.streams.video[0]
-        rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(stream.average_rate or stream.guessed_rate or 25)
+        rate = Fraction(fps).limit_denominator(1001) if fps else \
+            Fraction(stream.average_rate or stream.guessed_rate or 25)
         wanted, frames, numbers, seen = pick(None, start, count, every, str(path)), [], [], 0
         check_rate(rate / every, f"{path}: its frame rate at --every {every} (give --fps)")
         try:

@@ -33,8 +33,9 @@ def _runs(video) -> list[dict]:
     return out
 
 
-def finish(video, seconds: float) -> dict:
-    """Write the mp4 and the sidecar; return the sidecar's record."""
+def finish(video, seconds: float, identity: str | None = None) -> dict:
+    """Write the mp4 and the sidecar (with the video's `identity`, `driver.identity`); return the
+    sidecar's record."""
     files, cfg, clip = video.files, video.cfg, video.clip
     n = len(clip.frames)
     frames = [image.load_image(files.frame(i)) for i in range(n)]
@@ -43,8 +44,8 @@ def finish(video, seconds: float) -> dict:
     errors = consistency(frames, video.pairs)
     weighted = lambda part, w: float(np.mean([w * (r["parts"] or {}).get(part, np.nan) for r in final]))
     record = {
-        "video": files.video.name, "source": clip.source, "frame numbers": clip.numbers, "frames": n,
-        "fps": str(clip.fps), "size": list(frames[0].shape[:2]),
+        "video": files.video.name, "identity": identity, "source": clip.source, "frame numbers": clip.numbers,
+        "frames": n, "fps": str(clip.fps), "size": list(frames[0].shape[:2]),
         "method": {**video.opts.method._asdict(), "frame_iterations": video.opts.frame_iterations},
         "config": {k: v for k, v in cfg.to_dict().items() if k not in ("content", "output", "temporal")},
         "flow": video.flow_info,
