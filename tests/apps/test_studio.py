@@ -5,6 +5,7 @@ restart); and (with Chromium) the whole page in a real browser."""
 import io
 import json
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -83,6 +84,63 @@ def test_a_request_is_checked_and_its_id_is_the_digest_of_what_it_asks(tmp_path)
             request.parse(folder, bad)
 
 
+def test_a_run_is_named_by_its_images_k_size_and_the_options_it_changes():
+    from nst_jax.apps.studio.view import run_name
+    options = {**request.DEFAULTS, "style_weight": 100.0, "size": 256}
+    assert run_name("chelsea.png", ["starry_night.jpg"], options) == "chelsea ← starry_night, k = 100, 256 px"
+    assert run_name("my cat (1).png", ["starry_night.jpg", "wave"], {**options, "style_weight": 2.5e4, "seed": 1,
+                                                                      "style_statistic": "mean_std", "iterations": 9}) \
+        == "my cat (1) ← starry_night + wave, k = 25000, 256 px, statistic mean_std, seed 1"
+
+
+def test_a_runs_sentence_says_what_is_true_now():
+    from nst_jax.apps.studio.view import run_says
+    live = {"status": "running", "iteration": 49, "target": 80, "eta": 3.34}
+    assert run_says("queued", 0, 80, ahead=0) == "queued, next"
+    assert run_says("queued", 0, 80, ahead=2) == "queued, 2 runs before it"
+    assert run_says("running", 0, 80, live=None) == "running, starting (reading the images, compiling)"
+    assert run_says("running", 0, 80, live={**live, "status": "starting"}).startswith("running, starting")
+    assert run_says("running", 0, 80, live=live) == "running, iteration 49 / 80, ETA 3.3 s"
+    assert run_says("running", 0, 80, live={**live, "eta": None}) == "running, iteration 49 / 80"
+    assert run_says("stopping", 0, 80, live=live) == "stopping after the current step (iteration 49 / 80)"
+    assert run_says("stopped", 30, 80) == "stopped at iteration 30 / 80; Continue goes on from there"
+    assert run_says("finished", 80, 80, seconds=125.0) == "finished, 80 iterations in 2 min 05 s"
+    assert run_says("failed", 3, 80, note="out of memory") == "failed: out of memory"
+    assert run_says("new", 0, 80) == "not started; Continue starts it"
+    assert run_says("unreadable", 0, 0) == "unreadable: its files do not check"
+
+
+def test_the_state_names_each_run_and_says_running_for_the_running_one_queued_for_the_next(tmp_path):
+    import time
+    from nst_jax.apps.studio import view
+    from nst_jax.web.live import LiveState
+    folder = StudioFolder(tmp_path / "s").prepare()
+    c = uploads.accept(folder, "chelsea.png", CONTENT.read_bytes())["id"]
+    s = uploads.accept(folder, "ihc.png", STYLE.read_bytes())["id"]
+    asked = [request.parse(folder, {"content": c, "styles": [s], "options": {"size": 64, "iterations": 30, "seed": i}})
+             for i in (0, 1)]
+    for a in asked:
+        folder.write_request(a.id, a.record())
+    runner = jobs.Runner(folder, start=False)
+    runner.current, live = asked[0].id, LiveState(asked[0].id)
+    runner.live[asked[0].id] = live
+    runner.queue.append(asked[1].id)
+    live.header(["nst_jax: chelsea.png → …"], 0, 30, (1.0, 100.0, 1.0))
+    parts = {"content": 1.0, "style": 2.0, "tv": 3.0}
+    live.step(1, 1, 204.0, parts)
+    time.sleep(0.05)
+    live.step(5, 1, 204.0, parts)
+    state = view.studio_state(folder, runner, 100)
+    runs = {r["id"]: r for r in state["runs"]}
+    first, second = runs[asked[0].id], runs[asked[1].id]
+    assert (first["name"], second["name"]) == ("chelsea ← ihc, k = 100, 64 px", "chelsea ← ihc, k = 100, 64 px, seed 1")
+    assert first["status"] == "running" and re.fullmatch(r"running, iteration 5 / 30, ETA \d+\.\d s", first["says"])
+    assert second["says"] == "queued, 1 run before it" and first["content_id"] == c
+    assert state["live_id"] == asked[0].id and state["live"]["losses"][-1] == [5, 204.0, 1.0, 200.0, 3.0]
+    runner.current = None                          # ended: its plot stays the page's (the last run of the session)
+    assert view.studio_state(folder, runner, 100)["live_id"] == asked[0].id
+
+
 def _client(folder, runner, token=None, max_upload=uploads.MAX_BYTES):
     from starlette.testclient import TestClient
     from nst_jax.apps.studio.app import app
@@ -97,6 +155,7 @@ def test_the_guard_refuses_other_sites_other_hosts_and_requests_without_the_toke
     runner = jobs.Runner(folder, start=False)
     client = _client(folder, runner)
     assert client.get("/").status_code == 200 and "innerHTML" not in client.get("/").text
+    assert "innerHTML" not in client.get("/studio.js").text and "textContent" in client.get("/studio.js").text
     assert client.post("/api/upload?name=a.png", content=_png()).status_code == 403              # no page header
     assert client.post("/api/upload?name=a.png", content=_png(),
                        headers={**H, "Origin": "http://evil.example"}).status_code == 403   # another site
@@ -237,11 +296,44 @@ def _card(browser, run_id):
 
 
 def _start(browser, seed, iterations):
-    from bench.browser import fill
+    """Start a run from the form; its id (the message line speaks of it, by name)."""
+    from bench.browser import fill, until
     fill(browser, {"opt-size": 64, "opt-iterations": iterations, "opt-seed": seed})
-    browser.execute_script("document.getElementById('message').textContent = ''")
+    browser.execute_script("const m = document.getElementById('message'); m.textContent = ''; "
+                           "m.removeAttribute('data-run')")
     browser.find_element("id", "start").click()
-    return _message(browser, "run ").split()[1].rstrip(":")
+    return until(lambda: browser.find_element("id", "message").get_attribute("data-run"))
+
+
+def _says(browser, run_id, words):
+    """Wait until the message line speaks of `run_id` and says `words`; its text."""
+    from bench.browser import until
+    message = browser.find_element("id", "message")
+    return until(lambda: message.get_attribute("data-run") == run_id and words in message.text and message.text,
+                 what=f"the message line to say {words!r}")
+
+
+def _check_the_run_in_view(browser, name):
+    """The run in view: named, with a before/after view of content and result, and a loss plot with ticks and
+    named lines."""
+    assert browser.find_element("id", "view-name").text == name
+    content = browser.find_element("id", "content-image").get_attribute("src")
+    assert "/uploads/" in content and "/runs/" in browser.find_element("id", "result-image").get_attribute("src")
+    assert browser.find_element("id", "cut").is_displayed() and browser.find_element("id", "viewer").get_attribute(
+        "class") == "slider"
+    clip = browser.execute_script("return document.getElementById('content-image').style.clipPath")
+    assert clip == "inset(0px 50% 0px 0px)"                                          # content left, result right
+    browser.find_element("css selector", '#view-tools button[data-mode="side"]').click()
+    assert browser.find_element("id", "viewer").get_attribute("class") == "side"
+    browser.find_element("css selector", '#view-tools button[data-mode="slider"]').click()
+    ticks = [t.text for t in browser.find_elements("css selector", "#plot text.ytick")]
+    assert len(ticks) > 2 and all(ticks), ticks
+    assert len(browser.find_elements("css selector", "#plot text.xtick")) > 2
+    labels = {t.get_attribute("data-name"): t.text for t in browser.find_elements("css selector", "#plot .line-label")}
+    assert set(labels) == {"total", "content", "style", "tv"}, labels
+    assert all(text.startswith(line + " ") for line, text in labels.items()), labels
+    assert not browser.find_element("id", "live-header").is_displayed()              # the header: collapsed
+    assert browser.execute_script("return document.getElementById('live-header').textContent").startswith("nst_jax: ")
 
 
 def test_the_studio_in_a_real_browser(tmp_path):
@@ -272,21 +364,30 @@ def test_the_studio_in_a_real_browser(tmp_path):
         assert _tree(tmp_path) == before and not (tmp_path / "x").exists()
         assert not browser.find_elements("css selector", "#message b, #message script")    # shown as text
         # a run started from the page finishes, and its image appears on the page
-        whole = _start(browser, 1, 60)
-        assert browser.find_element("id", "message").text.endswith(": queued")
+        whole, name = _start(browser, 1, 60), "chelsea ← ihc, k = 100, 64 px, seed 1"
+        assert _says(browser, whole, "").startswith(name + " — ")                      # named, not by its id
         assert _start(browser, 1, 60) == whole                                           # a second click
-        assert browser.find_element("id", "message").text.split(": ")[1] in ("queued already", "running already")
-        _until(lambda: not browser.find_element("id", "live").get_attribute("hidden")
-               and browser.execute_script("return document.getElementById('live-image').naturalWidth") > 0)
+        _says(browser, whole, "(asked before: the same run)")
+        _until(lambda: browser.execute_script("return document.getElementById('result-image').naturalWidth") > 0)
         _until(lambda: _card(browser, whole).get_attribute("data-status") == "finished")
+        _says(browser, whole, "finished, 60 iterations in ")
+        card = _card(browser, whole)
+        shown = card.find_element("css selector", ".name").text, card.find_element("css selector", ".status").text
+        assert shown[0] == name and whole not in " ".join(shown)
+        assert whole in card.get_attribute("title")                                      # the id: small print
+        _check_the_run_in_view(browser, name)
         _until(lambda: browser.execute_script(
             f"return document.querySelector('.card[data-id=\"{whole}\"] img.result').naturalWidth") == 64)
         # stop, then continue: the same image as the uninterrupted run
         part = _start(browser, 0, 60)
-        _until(lambda: _card(browser, part).get_attribute("data-status") == "running"
-               and int(browser.find_element("id", "live-iteration").text or 0) >= 10, every=0.02)
+        message = browser.find_element("id", "message")
+        _until(lambda: _card(browser, part).get_attribute("data-status") == "running"      # says running, not queued
+               and int(browser.find_element("id", "live-iteration").text or 0) >= 10
+               and re.search(r" — running, iteration \d+ / 60", message.text) and "queued" not in message.text,
+               every=0.02, what="the message line to say running")
         _card(browser, part).find_element("css selector", ".stop").click()
         _until(lambda: _card(browser, part).get_attribute("data-status") == "stopped")
+        _says(browser, part, "stopped at iteration ")
         stopped_at = json.loads((folder / "runs" / part / "result.json").read_text())["iteration"]
         assert 10 <= stopped_at < 60
         _card(browser, part).find_element("css selector", ".continue").click()

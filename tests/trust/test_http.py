@@ -41,7 +41,7 @@ H = {"X-NST-JAX-Studio": "1"}
 RUN, UPLOAD = "0123456789ab", "0123456789abcdef"
 LIVE_ROUTES = [("GET", "/"), ("GET", "/plot.js"), ("GET", "/events"), ("GET", "/state.json"),
                ("GET", "/{name:str}.png")]
-STUDIO_ROUTES = [("GET", "/"), ("GET", "/plot.js"), ("GET", "/api/state"), ("GET", "/events"),
+STUDIO_ROUTES = [("GET", "/"), ("GET", "/studio.js"), ("GET", "/api/state"), ("GET", "/events"),
                  ("POST", "/api/upload"), ("POST", "/api/runs"), ("POST", "/api/runs/{id:str}/stop"),
                  ("POST", "/api/runs/{id:str}/continue"), ("GET", "/runs/{id:str}/result.png"),
                  ("GET", "/runs/{id:str}/live.png"), ("GET", "/runs/{id:str}/download"), ("GET", "/uploads/{id:str}")]

@@ -5,5 +5,6 @@ an ordinary nst_jax run in FOLDER/runs/, read back from its files after a restar
 
 `folder` (the layout), `uploads` (checked images), `request` (the options → a Config), `jobs` (the
 queue and its worker), `view` (what the page is sent), `app` (the Starlette app and its guard),
-`studio.html` (the page). Needs the `studio` extra: pip install 'nst_jax[studio]'.
+`studio.html` and `studio.js` (the page: the run in view large, with a before/after view and its loss
+plot). Needs the `studio` extra: pip install 'nst_jax[studio]'.
 """

@@ -21,9 +21,9 @@ from nst_jax.apps.studio import uploads, view
 from nst_jax.apps.studio.folder import StudioFolder
 from nst_jax.apps.studio.jobs import Runner
 from nst_jax.web.guard import COOKIE, Guard, read_inside, send_file
-from nst_jax.web.server import PLOT
 
 PAGE = Path(__file__).with_name("studio.html")
+SCRIPT = Path(__file__).with_name("studio.js")   # the page's script, its loss plot included
 HEADER = "x-nst-jax-studio"   # a header a plain cross-site form or image cannot send
 MAX_REQUEST = 2**20           # a run's request is a few hundred bytes
 
@@ -57,8 +57,8 @@ def app(folder: StudioFolder, runner: Runner, token: str | None = None, max_uplo
             response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
         return response
 
-    async def plot_js(request):
-        return Response(PLOT.read_text(), media_type="text/javascript")
+    async def script(request):
+        return Response(SCRIPT.read_text(), media_type="text/javascript", headers=no_store)
 
     async def state(request):
         return JSONResponse({**view.studio_state(folder, runner, max_upload), "choices": view.choices()})
@@ -77,7 +77,8 @@ def app(folder: StudioFolder, runner: Runner, token: str | None = None, max_uplo
     async def upload(request):
         data, size = await read_body(request, max_upload)
         if size > max_upload:
-            return refuse(f"refused: {size / 2**20:.1f} MB is over the studio's limit of {max_upload / 2**20:.0f} MB", 413)
+            return refuse(f"refused: {size / 2**20:.1f} MB is over the studio's limit of "
+                          f"{max_upload / 2**20:.0f} MB", 413)
         try:
             got = await asyncio.to_thread(uploads.accept, folder, request.query_params.get("name", ""),
                                           data, max_upload)
@@ -136,7 +137,7 @@ def app(folder: StudioFolder, runner: Runner, token: str | None = None, max_uplo
         return Response(buffer.getvalue(), media_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="nst_jax-{run_id}.zip"'})
 
-    routes = [Route("/", page), Route("/plot.js", plot_js), Route("/api/state", state), Route("/events", events),
+    routes = [Route("/", page), Route("/studio.js", script), Route("/api/state", state), Route("/events", events),
               Route("/api/upload", upload, methods=["POST"]), Route("/api/runs", start, methods=["POST"]),
               Route("/api/runs/{id:str}/stop", run_action(runner.stop), methods=["POST"]),
               Route("/api/runs/{id:str}/continue", run_action(runner.submit), methods=["POST"]),

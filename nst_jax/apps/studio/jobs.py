@@ -62,6 +62,13 @@ class Runner:
                 return "stopping" if run_id in self.stopping else "running"
             return "queued" if run_id in self.queue else None
 
+    def ahead(self, run_id: str) -> int | None:
+        """How many runs go before a queued run (the running one included), or None if it is not queued."""
+        with self._cv:
+            if run_id not in self.queue:
+                return None
+            return self.queue.index(run_id) + (self.current is not None)
+
     def idle(self) -> bool:
         with self._cv:
             return self.current is None and not self.queue
@@ -98,6 +105,7 @@ class Runner:
         from nst_jax.model import weights
         from nst_jax.web.live import LiveState
         files = self.folder.run_files(run_id)
+        self.live.pop(run_id, None)   # a continued run moves to the end: the page shows the last run's plot
         live = self.live[run_id] = LiveState(run_id)
 
         def check_stop(*_):
