@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
               f"--restart starts over")
         return 0
     stopped = f" (stopped early: {cfg.stop_rule.describe()})" if result.converged else ""
+    if result.image_iteration is not None:
+        stopped += f"; kept the lowest-loss image, from iteration {result.image_iteration}"
     print(f"wrote {result.paths['image']} after {result.iteration} iterations in {result.seconds:.1f} s{stopped}: "
           f"{loss_text(result.loss, result.parts, cfg.loss_weights)}")
     return 0

@@ -83,7 +83,7 @@ def run_cli(*args, cwd=None, timeout=600):
 
 # One small configuration for every end-to-end test: 48 px, three style layers, one content layer.
 SMALL = dict(size=48, style_layers=("relu1_1", "relu2_1", "relu3_1"), content_layers=("relu3_2",),
-             print_every=0, checkpoint_every=0)
+             print_every=0, checkpoint_every=0, checkpoint_minutes=0)
 SMALL_FLAGS = ["--size", "48", "--style-layers", "relu1_1,relu2_1,relu3_1", "--content-layers", "relu3_2"]
 
 

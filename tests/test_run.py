@@ -137,7 +137,7 @@ def test_header_says_when_the_content_is_upscaled_and_the_checkpoint_size(tmp_pa
     err = capsys.readouterr().err.splitlines()
     assert "(upscaled from 451×300)" in err[0]
     import re
-    size = float(re.search(r"checkpoint ([0-9.]+) MB every 5 iterations \(removed at the end\)", err[2]).group(1))
+    size = float(re.search(r"checkpoint ([0-9.]+) MB every 5 iterations and on Ctrl-C \(removed at the end\)", err[2]).group(1))
     assert size == pytest.approx(2 * 100 * 500 * 333 * 3 * 4 / 1e6, rel=0.02)  # the history dominates
 
 

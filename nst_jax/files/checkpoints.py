@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -20,13 +21,39 @@ from nst_jax.base.errors import NSTError
 from nst_jax.files.fileio import atomic_write_bytes
 
 
+class Schedule(NamedTuple):
+    """When a run writes its checkpoint: every `every` iterations (0: not by count), after `minutes` of
+    the run's time since the last one (0: not by time), and on Ctrl-C or SIGTERM unless both are 0. By
+    time, the bytes written follow the run's length rather than its iterations; a kill loses at most
+    `minutes` of work."""
+
+    every: int = 0
+    minutes: float = 0.0
+
+    @property
+    def on(self) -> bool:
+        return bool(self.every or self.minutes)
+
+    def due(self, iteration: int, seconds_since_last: float) -> bool:
+        return (bool(self.every) and iteration % self.every == 0) or \
+            (bool(self.minutes) and seconds_since_last >= 60.0 * self.minutes)
+
+    def describe(self) -> str:
+        """'every 10 minutes', 'every 25 iterations or 10 minutes', … (for the run's header)."""
+        minutes = f"{self.minutes:g} minute{'s' if self.minutes != 1 else ''}" if self.minutes else ""
+        count = f"{self.every} iterations" if self.every else ""
+        return "every " + " or ".join(p for p in (count, minutes) if p) + " and on Ctrl-C" if self.on else "none"
+
+
 def save(path: Path, state, *, config_hash: str, solver: str, iteration: int, offset: int, target: int,
-         seconds: float, light: bool = False, conv_forms: list | None = None, gather=np.asarray) -> None:
+         seconds: float, light: bool = False, conv_forms: list | None = None, gather=np.asarray,
+         best: tuple[int, np.ndarray] | None = None) -> None:
     """The solver state's leaves and its metadata, atomically: the settings hash, the solver, the run's
     iteration (`offset` + the solver's own count, see `loop.drive`), its target and time so far.
     `light`: the image x alone (a resumed run starts a fresh solver state from it); `conv_forms`: the
     run's convolution forms (`convforms`), which a continued run keeps; `gather`: a leaf as a host array
-    (a state split across processes is gathered, every process saving in step: `hosts.to_host`)."""
+    (a state split across processes is gathered, every process saving in step: `hosts.to_host`);
+    `best`: (iteration, image x) of the lowest loss so far, kept while a stopping rule runs (`load_best`)."""
     import jax
     meta = {"config_hash": config_hash, "solver": solver, "iteration": iteration, "offset": offset,
             "target": target, "seconds": seconds, "light": light}
@@ -34,6 +61,9 @@ def save(path: Path, state, *, config_hash: str, solver: str, iteration: int, of
         meta["conv_forms"] = [list(row) for row in conv_forms]
     leaves = [state.x] if light else jax.tree.leaves(state)
     arrays = {f"leaf{i:03d}": gather(leaf) for i, leaf in enumerate(leaves)}
+    if best is not None:
+        meta["best_iteration"] = int(best[0])
+        arrays["best_x"] = np.asarray(best[1], np.float32)
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
 
@@ -99,8 +129,27 @@ def load(path: Path, template, config_hash: str, leaves_of=None) -> tuple[Any, d
 
 def load_light(path: Path, shape: tuple[int, ...], config_hash: str) -> tuple[np.ndarray, dict]:
     """The image x of a light checkpoint, shaped `shape`, and its metadata (see `load`)."""
-    from types import SimpleNamespace
     import jax
     x, meta = load(path, SimpleNamespace(x=jax.ShapeDtypeStruct(shape, np.float32)), config_hash,
                                    leaves_of=lambda t: ([t.x], lambda leaves: leaves[0]))
     return np.asarray(x), meta
+
+
+def load_best(path: Path, shape: tuple[int, ...]) -> tuple[int, np.ndarray] | None:
+    """(iteration, image x shaped `shape`) of the lowest loss a checkpoint records (see `save`), None if it
+    records none; NSTError if the file is broken."""
+    try:
+        with untrusted.Archive(path, "checkpoint") as data:
+            meta = records.checkpoint_meta(_meta(data), path)
+            if "best_iteration" not in meta:
+                return None
+            want = SimpleNamespace(dtype=np.dtype(np.float32), shape=tuple(shape))
+            x = data.array("best_x", _matching(want), limit=None)
+    except NSTError:
+        raise
+    except Exception as err:  # noqa: BLE001 - as in `load`
+        raise NSTError(f"checkpoint {path}: unreadable ({type(err).__name__}); delete it to start over") from None
+    if not np.isfinite(x).all():
+        raise NSTError(f"checkpoint {path}: its lowest-loss image holds values that are not finite; the file was "
+                       f"edited or is corrupt: delete it or pass --restart")
+    return meta["best_iteration"], x

@@ -64,10 +64,12 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 SIDECAR = {"settings_hash": "HASH", "iteration": "COUNT", "loss": "NUMBER", "parts": "PARTS", "seconds": "SECONDS",
            "config": "TABLE"}
-SIDECAR_OPTIONAL = {"evaluations": "COUNT", "interrupted": "FLAG", "converged": "RULE"}
+SIDECAR_OPTIONAL = {"evaluations": "COUNT", "interrupted": "FLAG", "converged": "RULE", "image_iteration": "COUNT",
+                    "weighted_parts": "PARTS"}
 CHECKPOINT = {"config_hash": "HASH", "solver": "TEXT", "iteration": "COUNT", "offset": "COUNT", "target": "COUNT",
               "seconds": "SECONDS", "light": "FLAG"}
-CHECKPOINT_OPTIONAL = {"conv_forms": "FORMS"}   # the convolution forms of the run (`convforms`)
+CHECKPOINT_OPTIONAL = {"conv_forms": "FORMS",   # the convolution forms of the run (`convforms`)
+                       "best_iteration": "COUNT"}   # where its `best_x`, the lowest-loss image so far, is from
 MANIFEST = {"grid": "GRID", "base": "TABLE", "iterations": "COUNT", "runs": "RELATIVE"}
 LOG_RECORD = {"iteration": "COUNT", "loss": "NUMBER"}
 LOG_OPTIONAL = {"content": "NUMBER", "style": "NUMBER", "tv": "NUMBER", "seconds": "SECONDS"}

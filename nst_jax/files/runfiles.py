@@ -267,6 +267,9 @@ class RunFiles:
     def load_checkpoint(self, template, config_hash: str) -> tuple[Any, dict]:
         return checkpoints.load(self.checkpoint, template, config_hash)
 
+    def load_best(self, shape: tuple[int, ...]) -> tuple[int, np.ndarray] | None:
+        return checkpoints.load_best(self.checkpoint, shape) if self.checkpoint.exists() else None
+
     def load_light_checkpoint(self, shape: tuple[int, ...], config_hash: str) -> tuple[np.ndarray, dict]:
         return checkpoints.load_light(self.checkpoint, shape, config_hash)
 

@@ -7,7 +7,9 @@ run's size.
 For every convolution shape a run needs (height × width × input → output channels; the input gradient
 is a convolution of the same size with the channels swapped), the candidate forms are compiled and
 timed in turns on random data, and checked against XLA's convolution: the fastest within the error
-budget wins. With `bf16` (`--conv-forms auto-bf16`) and a CPU with bfloat16 units, F(2×2) with
+budget wins. Measuring is kept to seconds: where the fused kernel takes a shape, its unfused twin 'f4'
+(the same arithmetic, and the one form whose XLA compile takes a second or more) is not a candidate,
+and a form that wins its first timed round clearly (`CLEAR`) is not timed again. With `bf16` (`--conv-forms auto-bf16`) and a CPU with bfloat16 units, F(2×2) with
 bfloat16 products ('f2b') is a candidate too, within a budget of its own. The choices are cached per machine (CPU model and flags, jax and jaxlib versions, the
 backend), under the user's cache folder; a cache written on another machine, or one that does not
 read back, is not used. Tuning costs seconds, once per machine and size; `nst-jax tune`
@@ -39,6 +41,7 @@ BF16_BUDGET = 1e-2           # the same for 'f2b' (bfloat16 rounds to 2⁻⁹; m
 MIN_POSITIONS = 16 * 32
 MIN_CHANNELS = 64
 MARGIN = 0.95                # a Winograd form is kept when it takes ≤ 95 % of XLA's convolution's time
+CLEAR = 0.7                  # a first round whose fastest form takes ≤ 70 % of every other's ends the timing
 CACHE_VERSION = 1
 CACHE_FILE = "conv-forms.json"
 
@@ -62,12 +65,15 @@ class Shape(NamedTuple):
 
 def candidates(shape: Shape, bf16: bool = False, fused: bool = False) -> tuple[str, ...]:
     """The forms worth timing for a shape (F(2×2) needs an even height and width); `bf16`: with
-    F(2×2)'s bfloat16 products; `fused`: with the fused F(4×4) kernel where it takes the channels."""
+    F(2×2)'s bfloat16 products; `fused`: with the fused F(4×4) kernel where it takes the channels, which
+    then replaces its unfused twin 'f4'."""
     if not shape.tuned:
         return ("xla",)
     even = shape.height % 2 == 0 and shape.width % 2 == 0
     found = (("xla", "f2", "f4") + (("f2b",) if bf16 else ())) if even else ("xla", "f4")
-    return found + (("f4f",) if fused and _fused_fits(shape) else ())
+    if fused and _fused_fits(shape):
+        return tuple(f for f in found if f != "f4") + ("f4f",)
+    return found
 
 
 def _fused_fits(shape: Shape) -> bool:
@@ -186,8 +192,9 @@ def forget(path: Path, key: str) -> None:
 # ------------------------------------------------------------------------------- measuring
 
 def measure(shape: Shape, forms: tuple[str, ...], rounds: int = 3) -> Choice:
-    """Time each form on one random input of `shape` (compiled once, one warm call, then `rounds`
-    calls each, in turns) and check it against XLA's convolution; the fastest within the budget."""
+    """Time each form on one random input of `shape` (compiled once, one warm call, then up to `rounds`
+    calls each, in turns; one round when its fastest form wins by `CLEAR`) and check it against XLA's
+    convolution; the fastest within the budget."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -207,8 +214,16 @@ def measure(shape: Shape, forms: tuple[str, ...], rounds: int = 3) -> Choice:
             t = time.perf_counter()
             jax.block_until_ready(fns[f](x, kernels[f]))
             times[f].append(time.perf_counter() - t)
+        if clear_winner({f: v[-1] for f, v in times.items()}):
+            break
     seconds = {f: float(np.median(v)) for f, v in times.items()}
     return Choice(choose(seconds, error), seconds, error)
+
+
+def clear_winner(seconds: dict[str, float]) -> bool:
+    """Whether one form took at most `CLEAR` of every other's time (no second round could change the choice)."""
+    ranked = sorted(seconds.values())
+    return len(ranked) < 2 or ranked[0] <= CLEAR * ranked[1]
 
 
 def choose(seconds: dict[str, float], error: dict[str, float]) -> str:

@@ -15,6 +15,10 @@ image size, and documented here because weights do not carry over between conven
   levels 0–255, as the network sees them.
 - The objective = content_weight·L_content + style_weight·L_style + tv_weight·TV
   (+ temporal_weight·L_temporal when the targets hold earlier frames).
+- With `ObjectiveSpec.normalize_gradients` (neural-style's -normalize_gradients) the value is the same, but
+  each content and style layer's term passes back its own gradient g (w.r.t. that layer's features)
+  divided by ‖g‖₁ + 1e-8, which its weights then multiply: a style layer contributes k·w_l·g/(‖g‖₁+1e-8).
+  TV and temporal gradients stay as they are. The result is no longer the gradient of any function.
 
 `make_objective(spec)` is the closure every solver optimises: `fun(x, aux) -> (total, parts)` with
 `aux` an `ObjectiveAux` (parameters, targets, loss weights, PRNG key) — the arrays that may change
@@ -23,7 +27,8 @@ between runs without recompiling, or be batched over runs.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple, Sequence
+import functools
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -45,14 +50,48 @@ def gram(features: jnp.ndarray) -> jnp.ndarray:
     return jax.vmap(statistics.gram_matrix)(features.reshape(b, h * w, c))
 
 
-def content_loss(features: Mapping[str, jnp.ndarray], targets: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
-    """Σ over the target layers of the mean squared error between features and targets (same shapes)."""
+L1_EPSILON = 1e-8   # neural-style's: gradInput:div(torch.norm(gradInput, 1) + 1e-8)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def l1_normalised_gradient(term: Callable, f: jnp.ndarray, args) -> jnp.ndarray:
+    """`term(f, args)` (a scalar), whose gradient w.r.t. f is g/(‖g‖₁ + 1e-8) with g = ∇_f term: what
+    multiplies the value afterwards (the loss weights) multiplies the unit-norm gradient. The arrays in
+    `args` (targets, masks, key) get no gradient; `term` must close over no arrays."""
+    return term(f, args)
+
+
+def _l1_forward(term, f, args):
+    value, g = jax.value_and_grad(term)(f, args)
+    g = g.astype(jnp.float32)
+    return value, (g / (jnp.sum(jnp.abs(g)) + L1_EPSILON)).astype(f.dtype)
+
+
+def _l1_backward(term, unit_gradient, weight):
+    return (weight * unit_gradient).astype(unit_gradient.dtype), None
+
+
+l1_normalised_gradient.defvjp(_l1_forward, _l1_backward)
+
+
+def _layer_term(term: Callable, f: jnp.ndarray, args, normalize: bool) -> jnp.ndarray:
+    return l1_normalised_gradient(term, f, args) if normalize else term(f, args)
+
+
+def _content_term(f, target):
+    return jnp.mean(jnp.square(f.astype(jnp.float32) - target))
+
+
+def content_loss(features: Mapping[str, jnp.ndarray], targets: Mapping[str, jnp.ndarray],
+                 normalize: bool = False) -> jnp.ndarray:
+    """Σ over the target layers of the mean squared error between features and targets (same shapes);
+    `normalize`: each layer's gradient L1-normalised (`l1_normalised_gradient`)."""
     total = jnp.float32(0.0)
     for name, target in targets.items():
         f = features[name]
         if f.shape != target.shape:
             raise ValueError(f"content_loss: layer {name}: features {f.shape} vs target {target.shape}")
-        total = total + jnp.mean(jnp.square(f.astype(jnp.float32) - target))
+        total = total + _layer_term(_content_term, f, target, normalize)
     return total
 
 
@@ -102,6 +141,7 @@ class ObjectiveSpec(NamedTuple):
     statistic: str = "gram"
     remat: bool = False          # rematerialise VGG19's blocks in the backward pass (see vgg.features)
     precision: str = "float32"   # the network's activations: float32, or bfloat16 (statistics stay float32)
+    normalize_gradients: bool = False   # each layer term's gradient L1-normalised (see the module docstring)
 
 
 class LossWeights(NamedTuple):
@@ -201,21 +241,32 @@ def compute_targets(params, spec: ObjectiveSpec, content: jnp.ndarray, styles: S
     return Targets(dict(c_feats), style_targets)
 
 
+def _style_term(stat: statistics.Statistic):
+    """The style term of one layer, `term(f, (targets, key))` = Σ_targets b · mean over the batch of
+    loss_stat(F, T, mask)."""
+    def term(f, args):
+        layer_targets, k = args
+        per_item = lambda fi, t, m: stat.loss(fi.reshape(-1, fi.shape[-1]), t, k, m)
+        return sum(t.weight * jnp.mean(jax.vmap(per_item, in_axes=(0, None, None))(f, t.value, t.mask))
+                   for t in layer_targets)
+    return term
+
+
 def statistic_style_loss(feats: Mapping[str, jnp.ndarray], targets: Mapping[str, tuple[StyleTarget, ...]],
-                         layer_weights: Mapping[str, float], statistic: str = "gram", key=None) -> jnp.ndarray:
+                         layer_weights: Mapping[str, float], statistic: str = "gram", key=None,
+                         normalize: bool = False) -> jnp.ndarray:
     """Σ_l w_l · Σ_targets b · loss_stat(F_l, T, mask) for NHWC features (mean over the batch), in the
-    statistic's calibrated units (× `Statistic.scale`)."""
+    statistic's calibrated units (× `Statistic.scale`); `normalize`: each layer term's gradient
+    L1-normalised before w_l multiplies it (`l1_normalised_gradient`)."""
     stat = statistics.get(statistic)
+    term = _style_term(stat)
     key = jax.random.PRNGKey(0) if key is None else key
     total = jnp.float32(0.0)
     for i, (name, layer_targets) in enumerate(targets.items()):
         f = feats[name]
         _check_nhwc("style loss", f)
-        k = jax.random.fold_in(key, i)
-        per_item = lambda fi, t, m: stat.loss(fi.reshape(-1, fi.shape[-1]), t, k, m)
-        layer = sum(t.weight * jnp.mean(jax.vmap(per_item, in_axes=(0, None, None))(f, t.value, t.mask))
-                    for t in layer_targets)
-        total = total + layer_weights[name] * layer
+        args = (tuple(layer_targets), jax.random.fold_in(key, i))
+        total = total + layer_weights[name] * _layer_term(term, f, args, normalize)
     return total * stat.scale
 
 
@@ -228,8 +279,8 @@ def objective(x: jnp.ndarray, params, targets: Targets, loss_weights: LossWeight
     layers = tuple(dict.fromkeys(spec.content_layers + spec.style_layers))
     feats = features(params, x, spec, layers)
     lw = dict(zip(spec.style_layers, spec.style_layer_weights))
-    lc = content_loss(feats, targets.content)
-    ls = statistic_style_loss(feats, targets.style, lw, spec.statistic, key)
+    lc = content_loss(feats, targets.content, spec.normalize_gradients)
+    ls = statistic_style_loss(feats, targets.style, lw, spec.statistic, key, spec.normalize_gradients)
     tv = total_variation(x)
     total = loss_weights.content * lc + loss_weights.style * ls + loss_weights.tv * tv
     parts = {"content": lc, "style": ls, "tv": tv}

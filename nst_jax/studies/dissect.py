@@ -69,7 +69,7 @@ def reconstruct_content(image_path: str, layers: Sequence[str], out: Path, size:
         cfg = with_preset("default", content=image_path, styles=(image_path,), size=size, iterations=iterations,
                           content_layers=(layer,), style_layers=(), style_weight=0.0, tv_weight=0.0,
                           init="noise", seed=seed, output=str(out / "runs" / f"content_{layer}.png"),
-                          checkpoint_every=0, print_every=0)
+                          checkpoint_every=0, checkpoint_minutes=0, print_every=0)
         results.append((layer, run(cfg, progress=False, loaded_weights=weights)))
     return results
 
@@ -84,7 +84,8 @@ def reconstruct_style(image_path: str, last_layers: Sequence[str], out: Path, si
         cfg = with_preset("default", content=image_path, styles=(image_path,), size=size, iterations=iterations,
                           content_layers=(), style_layers=layers, content_weight=0.0, style_weight=1.0,
                           tv_weight=0.0, style_statistic=statistic, init="noise", seed=seed,
-                          output=str(out / "runs" / f"style_{last}.png"), checkpoint_every=0, print_every=0)
+                          output=str(out / "runs" / f"style_{last}.png"), checkpoint_every=0,
+                          checkpoint_minutes=0, print_every=0)
         results.append((f"{layers[0]}…{last}" if len(layers) > 1 else last, run(cfg, progress=False,
                                                                                    loaded_weights=weights)))
     return results
@@ -199,7 +200,7 @@ def reduce_network(content: str, style: str, out: Path, size: int, iterations: i
 
     w = weights if weights is not None else vgg_weights.load()
     base = with_preset("default", content=content, styles=(style,), size=size, iterations=iterations, seed=seed,
-                       checkpoint_every=0, print_every=0, output=str(out / "runs" / "x.png"))
+                       checkpoint_every=0, checkpoint_minutes=0, print_every=0, output=str(out / "runs" / "x.png"))
     full = prepare(base, w)
     measure = compiler.jit(losses.make_objective(full.spec))  # the full network's objective, compiled once
     imgs = [full.content, full.styles[0]]

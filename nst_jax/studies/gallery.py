@@ -53,7 +53,7 @@ def statistics_gallery(content: str, style: str, out: Path, size: int, iteration
     results = {}
     cfgs = {name: with_preset("default", content=content, styles=(style,), size=size, iterations=iterations,
                               style_statistic=name, output=str(out / "runs" / f"{name}.png"),
-                              checkpoint_every=0, print_every=0, seed=seed, **overrides)
+                              checkpoint_every=0, checkpoint_minutes=0, print_every=0, seed=seed, **overrides)
             for name in names}  # every name checked before the first run
     weights = vgg_weights.load()
     for name, cfg in cfgs.items():
@@ -77,7 +77,8 @@ def classic_gallery(content: str, styles: list[str], out: Path, size: int, itera
 
     def cfg(name, **kw):
         base = dict(content=content, styles=(styles[0],), size=size, iterations=iterations,
-                    output=str(out / "runs" / f"{name}.png"), checkpoint_every=0, print_every=0, seed=seed)
+                    output=str(out / "runs" / f"{name}.png"), checkpoint_every=0, checkpoint_minutes=0,
+                    print_every=0, seed=seed)
         base.update(kw)
         return with_preset("default", **base)
 

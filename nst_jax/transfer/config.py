@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from nst_jax.base import catalogue
 from nst_jax.base.errors import NSTError
+from nst_jax.files.checkpoints import Schedule as CheckpointSchedule
 from nst_jax.model import vgg_layers
 from nst_jax.scale import memory
-from nst_jax.transfer.fieldtypes import coerce_value
+from nst_jax.transfer.fieldtypes import coerce_value, option, parse_names
 from nst_jax.transfer.stopping import StopRule
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -36,6 +37,7 @@ TEMPORAL_WEIGHT = 1e3   # calibrated on the sample clip: see docs/video/README.m
 # float32 (largest 3.4e38) computes the objective: a weight ≤ MAX_WEIGHT leaves 3.4e18 for a loss part (the
 # samples' are < 1e6), a step size must be a float32; the stopping rule keeps --tol-window losses per run
 MAX_WEIGHT, MAX_LR, MAX_TOL_WINDOW = 1e20, 3.4e38, 10**6
+CHECKPOINT_MINUTES, MAX_CHECKPOINT_MINUTES = 10.0, 1e6   # why 10: docs/running.md, "What a run writes"
 
 # Defaults calibrated on the embedded (Caffe) weights: see docs/weights.md.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -47,29 +49,6 @@ PRESETS: dict[str, dict[str, Any]] = {
                      style_layers=("conv_1", "conv_2", "conv_3", "conv_4", "conv_5"),
                      style_weight=1e2, tv_weight=0.0),
 }
-
-
-# ------------------------------------------------------------------------------- value parsers
-
-def split_list(text: str) -> list[str]:
-    return [v.strip() for v in str(text).split(",") if v.strip()]
-
-
-def parse_names(text: str) -> tuple[str, ...]:
-    return tuple(split_list(text))
-
-
-def option(default, help: str, *, kind: str, result: bool = True, flag: str | None = None,
-           short: str | None = None, choices: Callable[[], tuple] | None = None, metavar: str | None = None,
-           positional: bool = False, from_preset: bool = False, default_text: str | None = None):
-    """A Config field with the metadata that generates its command-line option and its checks.
-
-    kind: 'int', 'float', 'str', 'path', 'names' (comma list), 'floats', 'ints' (comma lists) or
-    'paths' (several arguments); result: the field changes the optimisation's path (hashed);
-    from_preset: the default comes from --preset."""
-    meta = dict(help=help, kind=kind, result=result, flag=flag, short=short, choices=choices,
-                metavar=metavar, positional=positional, from_preset=from_preset, default_text=default_text)
-    return field(default=default, metadata=meta)
 
 
 _P = PRESETS["default"]
@@ -99,6 +78,10 @@ class Config:
                                   "temporal loss of Ruder et al., 'Artistic style transfer for videos'", kind="path",
                                   metavar="FILE", default_text="none")
     temporal_weight: float = option(TEMPORAL_WEIGHT, "weight of the temporal loss (with --temporal)", kind="float")
+    normalize_gradients: bool = option(False, "divide each content and style layer's own gradient by its L1 norm "
+                                       "before its weight applies (neural-style's -normalize_gradients; the step "
+                                       "then follows no single function's gradient, which suits --optimizer adam "
+                                       "better than L-BFGS)", kind="bool", default_text="off")
     content_layers: tuple[str, ...] = option(_P["content_layers"], "comma-separated layer names, either "
                                              "scheme (relu4_2 or relu_10)", kind="names", from_preset=True)
     style_layers: tuple[str, ...] = option(_P["style_layers"], "comma-separated layer names, either scheme",
@@ -167,10 +150,13 @@ class Config:
                              result=False)
     print_every: int = option(10, "show the weighted losses every N iterations (a plain line each time when "
                               "the output is not a terminal; 0: never)", kind="int", result=False)
-    checkpoint_every: int = option(50, "write the solver state every N iterations so that Ctrl-C or a kill "
-                                   "loses at most N (0: never). An L-BFGS checkpoint holds 2·history floats per "
-                                   "pixel and channel, about 420 MB at 512 px with history 100; the run's header "
-                                   "says its size", kind="int", result=False)
+    checkpoint_every: int = option(0, "also write the solver state every N iterations (0: not by count)",
+                                   kind="int", result=False)
+    checkpoint_minutes: float = option(CHECKPOINT_MINUTES, "write the solver state every M minutes of the run's "
+                                       "time, and on Ctrl-C or SIGTERM, so that a kill loses at most M minutes "
+                                       "(0 with --checkpoint-every 0: no checkpoints at all). An L-BFGS checkpoint "
+                                       "holds 2·history floats per pixel and channel, about 420 MB at 512 px with "
+                                       "history 100; the run's header says its size", kind="float", result=False)
     light_checkpoint: bool = option(False, "checkpoints hold only the image (megabytes, not the L-BFGS history's "
                                     "gigabytes at print sizes); a run resumed from one continues with a fresh "
                                     "solver state, so its path differs from an uninterrupted run's", kind="bool",
@@ -193,6 +179,10 @@ class Config:
         """The weights of the objective's parts: content, style, tv, and temporal when it has one."""
         base = (self.content_weight, self.style_weight, self.tv_weight)
         return base + (self.temporal_weight,) if self.temporal else base
+
+    @property
+    def checkpoints(self) -> CheckpointSchedule:
+        return CheckpointSchedule(self.checkpoint_every, self.checkpoint_minutes)
 
     @property
     def stop_rule(self) -> StopRule:
@@ -348,3 +338,6 @@ def _check_numbers(cfg: Config) -> None:
     for name in ("save_every", "print_every", "checkpoint_every"):
         if getattr(cfg, name) < 0:
             raise NSTError(f"{flag_of(name)} must be ≥ 0")
+    if not 0 <= cfg.checkpoint_minutes <= MAX_CHECKPOINT_MINUTES:
+        raise NSTError(f"--checkpoint-minutes must be from 0 to {MAX_CHECKPOINT_MINUTES:g}, "
+                       f"got {cfg.checkpoint_minutes:g}")

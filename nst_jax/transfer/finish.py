@@ -20,6 +20,7 @@ from nst_jax.scale import hosts
 from nst_jax.files import image
 from nst_jax.transfer.config import Config
 from nst_jax.transfer.problem import Problem
+from nst_jax.transfer.progress import weighted_parts
 from nst_jax.files.runfiles import RunFiles
 from nst_jax.transfer.planning import RunPlan
 
@@ -36,13 +37,16 @@ class RunResult(NamedTuple):
     error: str | None = None   # why the run stopped early (batched runs report instead of raising)
     note: str | None = None    # e.g. 'already at 300 iterations' when there was nothing to do
     converged: bool = False    # the stopping rule (--tol) ended it
+    image_iteration: int | None = None   # where its image is from, when not its last iteration (the lowest loss)
 
 
 def record(cfg: Config, plan: RunPlan, settings_hash: str, state, iteration: int, problem: Problem,
            seconds: float, extra: dict) -> dict:
-    """The sidecar's record of a run: enough to reproduce it."""
+    """The sidecar's record of a run: enough to reproduce it. `parts` are the objective's terms as computed,
+    `weighted_parts` the same times their weights: these add up to `loss`, as the console shows them."""
+    parts = {k: float(v) for k, v in state.parts.items()}
     return {"config": plan.record(cfg), "settings_hash": settings_hash, "iteration": iteration,
-            "loss": float(state.value), "parts": {k: float(v) for k, v in state.parts.items()},
+            "loss": float(state.value), "parts": parts, "weighted_parts": weighted_parts(parts, cfg.loss_weights),
             "seconds": round(seconds, 3), "evaluations": int(state.evaluations),
             "weights": {k: str(v) for k, v in problem.weights_info.items()},
             "image_size": list(problem.content.shape[:2]), "device": str(jax.devices()[0]),
@@ -62,18 +66,22 @@ def finisher(cfg: Config, plan: RunPlan, problem: Problem, files: RunFiles, sett
     keeps its checkpoint (--keep-checkpoint) or removes it; an interrupted run keeps its checkpoint."""
     mem = plan.figure
 
-    def finish(st, iteration, seconds, interrupted, converged=False):
+    def finish(st, iteration, seconds, interrupted, converged=False, best=None):
         extra = {"batched_with": runs} if runs > 1 else {}
         if converged:
             extra["converged"] = cfg.stop_rule.record()
+        shown, x = st, hosts.to_host(st.x)[0]
+        if best is not None and best.iteration != iteration:  # the lowest-loss image, not the last one
+            shown, x = st._replace(value=best.value, parts=best.parts), best.x
+            extra["image_iteration"] = best.iteration
         extra["memory_plan"] = {"way": mem.way, "devices": plan.devices, "bytes": round(mem.needed),
                                 "available": round(mem.available) if mem.available < float("inf") else None}
         if plan.forms.by_layer:
             extra["conv_forms"] = {"forms": [list(r) for r in plan.forms.by_layer], "source": plan.forms.source}
         if interrupted:
             extra["interrupted"] = True
-        files.write_result(problem.to_rgb(hosts.to_host(st.x)[0]),
-                           record(cfg, plan, settings_hash, st, iteration, problem, seconds, extra))
+        files.write_result(problem.to_rgb(x), record(cfg, plan, settings_hash, shown, iteration, problem, seconds,
+                                                     extra))
         if interrupted:
             return
         if cfg.keep_checkpoint:
@@ -90,17 +98,20 @@ def results(outcome, problems: list[Problem], files: list[RunFiles], members, ba
     """One RunResult per run of a driven batch, finishing the runs the loop did not finish itself."""
     out = []
     for i, (p, f, m) in enumerate(zip(problems, files, members)):
-        if i in outcome.stopped:  # finished by the stopping rule inside the loop
-            iteration, seconds, st = outcome.stopped[i]
+        best = None
+        if i in outcome.stopped:  # finished by the stopping rule inside the loop, with its lowest-loss image
+            iteration, seconds, st, best = outcome.stopped[i]
         else:
             iteration, seconds = outcome.iteration, outcome.seconds
             st = jax.tree.map(lambda a: a[i], outcome.state) if batched else outcome.state
         error = outcome.failures.get(i)
         if error is None and i not in outcome.stopped:
             m.finish(st, iteration, seconds, False)
-        out.append(RunResult(p.to_rgb(hosts.to_host(st.x)[0]), iteration, float(st.value),
-                             {k: float(v) for k, v in st.parts.items()}, seconds, compiles,
-                             int(st.evaluations), f.paths(), error, None, i in outcome.stopped))
+        x, value, parts = (hosts.to_host(st.x)[0], st.value, st.parts) if best is None else \
+            (best.x, best.value, best.parts)
+        out.append(RunResult(p.to_rgb(x), iteration, float(value), {k: float(v) for k, v in parts.items()},
+                             seconds, compiles, int(st.evaluations), f.paths(), error, None, i in outcome.stopped,
+                             None if best is None or best.iteration == iteration else best.iteration))
     return out
 
 
@@ -116,4 +127,4 @@ def nothing_to_do(files: RunFiles, iteration: int) -> RunResult:
                 f"--tol-window {converged['window']})")
     return RunResult(image.load_image(files.image), int(rec["iteration"]), float(rec["loss"]),
                      dict(rec["parts"]), float(rec["seconds"]), 0, int(rec.get("evaluations", 0)),
-                     files.paths(), None, note, isinstance(converged, dict))
+                     files.paths(), None, note, isinstance(converged, dict), rec.get("image_iteration"))

@@ -23,6 +23,11 @@ INPUT_FIELDS = tuple(name for name, f in FIELDS.items()
                      if f.metadata["result"] and (f.metadata["kind"] in ("path", "paths") or name == "init"))
 
 
+# fields added after runs were already hashed, whose off value leaves the path as it was: hashed only when
+# on, so an earlier run's checkpoint still resumes
+HASHED_WHEN_ON = frozenset({"normalize_gradients"})
+
+
 def input_files(cfg: Config) -> list[str]:
     """The files `cfg` reads (--init only when it names a file)."""
     files = []
@@ -50,6 +55,8 @@ def settings_hash(cfg: Config, plan=None) -> str:
         if not f.metadata["result"]:
             continue
         value = getattr(cfg, f.name)
+        if f.name in HASHED_WHEN_ON and not value:
+            continue
         if f.name in INPUT_FIELDS:
             value = [file_digest(v) for v in value] if isinstance(value, tuple) else file_digest(value)
         elif f.name == "precision":

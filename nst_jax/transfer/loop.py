@@ -4,8 +4,11 @@
 run; N for a state vmapped over N runs, whose leaves then carry a leading run axis). Per step it does
 exactly: one step call, one host read of the values and parts, one log line per member, then — when
 due — intermediate images and checkpoints (always after that iteration's log line, so a resumed log
-has no gap). A member whose loss becomes NaN or inf keeps its last good image and stops logging; the
-others go on. Ctrl-C writes every member's checkpoint (unless checkpoints are off) and its image so far
+has no gap; when they are due is a `checkpoints.Schedule`: by iterations, by the run's time, or both).
+A member whose loss becomes NaN or inf keeps its last good image and stops logging; the others go on.
+While a stopping rule runs, each member's lowest-loss image is kept (in its checkpoints too), and a member
+the rule stops ends with that image, not the last one.
+Ctrl-C or SIGTERM writes every member's checkpoint (unless checkpoints are off) and its image so far
 (marked interrupted in its sidecar), then re-raises.
 """
 
@@ -23,6 +26,7 @@ import jax
 import numpy as np
 
 from nst_jax.scale import hosts
+from nst_jax.files.checkpoints import Schedule
 from nst_jax.files.runfiles import RunFiles
 from nst_jax.transfer.stopping import StopRule
 
@@ -43,7 +47,8 @@ class Hooks(NamedTuple):
 
 class Member(NamedTuple):
     """One run inside the driven state: its files, settings hash, solver and target, how its x becomes
-    RGB, and `finish(state, iteration, seconds, interrupted, converged=False)`, which writes its result."""
+    RGB, and `finish(state, iteration, seconds, interrupted, converged=False, best=None)`, which writes its
+    result (`best`: the lowest-loss iterate, whose image a run stopped by the rule ends with)."""
 
     files: RunFiles
     config_hash: str
@@ -55,13 +60,22 @@ class Member(NamedTuple):
     forms: list | None = None                     # the convolution forms, recorded in each checkpoint
 
 
+class Best(NamedTuple):
+    """A member's lowest-loss iterate so far: its iteration, loss, loss parts and image x (H, W, C)."""
+
+    iteration: int
+    value: float
+    parts: dict
+    x: np.ndarray
+
+
 class Outcome(NamedTuple):
     state: Any
     iteration: int
     seconds: float
     failures: dict[int, str]   # member index → message
-    stopped: dict[int, tuple[int, float, Any]]   # member index → (iteration, seconds, state) where the
-    # stopping rule ended it (already finished by `drive`; a batched member's state is a host copy)
+    stopped: dict[int, tuple[int, float, Any, Best]]   # member index → (iteration, seconds, state, best)
+    # where the stopping rule ended it (already finished by `drive`; a batched member's state is a host copy)
 
 
 class _GracefulInterrupt:
@@ -118,12 +132,13 @@ def state_iteration(state) -> int:
 
 
 def save_checkpoints(state, members: list[Member], batched: bool, skip, iteration: int, offset: int,
-                     seconds: float) -> None:
+                     seconds: float, best: list[Best] | None = None) -> None:
     for i, m in enumerate(members):
         if i not in skip:
             m.files.save_checkpoint(member_state(state, i, batched), config_hash=m.config_hash, solver=m.solver,
                                     iteration=iteration, offset=offset, target=m.target, seconds=seconds,
-                                    light=m.light, conv_forms=m.forms, gather=hosts.to_host)
+                                    light=m.light, conv_forms=m.forms, gather=hosts.to_host,
+                                    best=None if best is None else (best[i].iteration, best[i].x))
 
 
 def recent_losses(members: list[Member], rule: StopRule, iteration: int) -> list:
@@ -141,7 +156,7 @@ def recent_losses(members: list[Member], rule: StopRule, iteration: int) -> list
 
 
 def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Member], target: int, *,
-          batched: bool, checkpoint_every: int, offset: int = 0, elapsed: float = 0.0,
+          batched: bool, checkpoints: Schedule, offset: int = 0, elapsed: float = 0.0,
           stop_rule: StopRule | None = None, hooks: Hooks = Hooks()) -> Outcome:
     """Step `state` until `target` iterations (see the module docstring).
 
@@ -160,13 +175,14 @@ def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Mem
             now = run.now()
             values, parts = run.log(state, run.it, now)
             run.logged = run.it
-            run.keep_good(state, values)
+            run.keep_good(state, values, parts)
             run.apply_stop_rule(state, values, now)
             if run.it < target and save_at(run.it):
                 run.write_intermediates()
-            if checkpoint_every and run.it % checkpoint_every == 0 and run.it < target:
+            if run.it < target and run.checkpoint_due(checkpoints, now):
                 run.flush()
-                save_checkpoints(state, members, batched, run.skip, run.it, offset, now)
+                save_checkpoints(state, members, batched, run.skip, run.it, offset, now, run.best)
+                run.saved_at = run.now()
                 if on_checkpoint is not None:
                     on_checkpoint(run.it)
             if on_step is not None:
@@ -177,7 +193,7 @@ def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Mem
             if stop.requested:
                 raise KeyboardInterrupt
     except KeyboardInterrupt as interrupt:
-        run.interrupted(state, checkpoint_every)
+        run.interrupted(state, checkpoints.on)
         interrupt.image_written = True  # the command line words its message by this
         raise
     finally:
@@ -201,8 +217,10 @@ class _Loop:
         self.recent = recent_losses(members, self.rule, self.it) if self.rule is not None else None
         shape = tuple(state.x.shape[1:] if batched else state.x.shape)
         self.last_good = np.array(hosts.to_host(state.x)).reshape((self.n,) + shape)
+        self.best = self.first_best(state) if self.rule is not None else None
         self.logs = [m.files.open_log() for m in members]
         self.t0 = time.perf_counter()
+        self.saved_at = elapsed   # the run's time at its last checkpoint (or where this process began)
 
     @property
     def skip(self) -> set[int]:
@@ -215,6 +233,16 @@ class _Loop:
     def now(self) -> float:
         return self.elapsed + time.perf_counter() - self.t0
 
+    def checkpoint_due(self, schedule: Schedule, now: float) -> bool:
+        """Whether `schedule` asks for a checkpoint now; by time, process 0's clock decides for every process
+        (they all take part in writing it)."""
+        if not schedule.on:
+            return False
+        due = schedule.due(self.it, now - self.saved_at)
+        if schedule.minutes and hosts.count() > 1:
+            due = bool(hosts.agree(np.array(due)))
+        return due
+
     def log(self, state, iteration: int, now: float):
         """One log line per running member with a finite loss; the values and parts read once."""
         values, parts = host_values(state, self.n)
@@ -224,9 +252,26 @@ class _Loop:
                                                          {k: float(v[i]) for k, v in parts.items()}, now)) + "\n")
         return values, parts
 
-    def keep_good(self, state, values) -> None:
+    def first_best(self, state) -> list[Best]:
+        """Each member's lowest-loss iterate at the start: the one its checkpoint records (an earlier process's,
+        its loss and parts from the log), else where it starts."""
+        values, parts = host_values(state, self.n)
+        best = []
+        for i, m in enumerate(self.members):
+            here = Best(self.it, float(values[i]), {k: float(v[i]) for k, v in parts.items()}, self.last_good[i][0])
+            shape = here.x.shape
+            stored = hosts.from_writer(lambda: m.files.load_best(shape) or (-1, here.x), (-1, here.x))
+            logged = {r["iteration"]: r for r in m.files.read_log()} if int(stored[0]) >= 0 else {}
+            record = logged.get(int(stored[0]))
+            if record is not None and record["loss"] < here.value:
+                here = Best(int(stored[0]), float(record["loss"]),
+                            {k: float(record[k]) for k in here.parts if k in record}, np.asarray(stored[1]))
+            best.append(here)
+        return best
+
+    def keep_good(self, state, values, parts) -> None:
         """A member whose loss is not finite keeps its last good image and fails; the others' images
-        are copied (the next step donates state.x)."""
+        are copied (the next step donates state.x), and a lower loss than any before becomes its best."""
         for i, m in enumerate(self.members):
             if i not in self.failures and not math.isfinite(values[i]):
                 m.files.write_image(m.to_rgb(self.last_good[i][0]))
@@ -235,6 +280,9 @@ class _Loop:
         x = np.array(hosts.to_host(state.x)).reshape(self.last_good.shape)
         ok = np.isfinite(values)
         self.last_good = x if ok.all() else np.where(ok.reshape((self.n,) + (1,) * (x.ndim - 1)), x, self.last_good)
+        for i in range(self.n) if self.best is not None else ():
+            if ok[i] and values[i] < self.best[i].value:
+                self.best[i] = Best(self.it, float(values[i]), {k: float(v[i]) for k, v in parts.items()}, x[i][0])
 
     def apply_stop_rule(self, state, values, now: float) -> None:
         if self.rule is None:
@@ -246,15 +294,15 @@ class _Loop:
             if self.rule.met(self.recent[i]):
                 st = jax.device_get(member_state(state, i, True)) if self.batched else state
                 self.logs[i].flush()
-                m.finish(st, self.it, now, False, converged=True)
-                self.stopped[i] = (self.it, now, st)
+                m.finish(st, self.it, now, False, converged=True, best=self.best[i])
+                self.stopped[i] = (self.it, now, st, self.best[i])
 
     def write_intermediates(self) -> None:
         for i, m in enumerate(self.members):
             if i not in self.skip:
                 m.files.write_intermediate(self.it, m.to_rgb(self.last_good[i][0]))
 
-    def interrupted(self, state, checkpoint_every: int) -> None:
+    def interrupted(self, state, checkpoints_on: bool) -> None:
         """After Ctrl-C: every running member's checkpoint (unless checkpoints are off) and its image."""
         if any(leaf.is_deleted() for leaf in jax.tree.leaves(state)):
             return
@@ -263,8 +311,8 @@ class _Loop:
         if done > self.logged:  # interrupted between the step and its log line: the log stays gap-free
             self.log(state, done, now)
         self.flush()
-        if checkpoint_every:
-            save_checkpoints(state, self.members, self.batched, self.skip, done, self.offset, now)
+        if checkpoints_on:
+            save_checkpoints(state, self.members, self.batched, self.skip, done, self.offset, now, self.best)
         for i, m in enumerate(self.members):
             if i not in self.skip:
                 m.finish(member_state(state, i, self.batched), done, now, True)

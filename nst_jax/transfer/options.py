@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from nst_jax.base import catalogue
-from nst_jax.transfer.config import (FIELDS, SAMPLE_CONTENT, SAMPLE_STYLE, Config, flag_of, parse_names, split_list,
-                                     with_preset)
+from nst_jax.transfer.config import FIELDS, SAMPLE_CONTENT, SAMPLE_STYLE, Config, flag_of, with_preset
+from nst_jax.transfer.fieldtypes import parse_names, split_list
 
 
 def parse_floats(text: str) -> tuple[float, ...]:
@@ -85,10 +85,10 @@ GROUPS = {
     "images and layers": ("size", "preset", "style_scale", "content_layers", "style_layers", "style_layer_weights",
                           "style_blend_weights", "style_statistic", "pooling", "init", "original_colors",
                           "content_masks", "style_masks", "scales", "scale_iterations", "temporal"),
-    "weights": ("style_weight", "content_weight", "tv_weight", "temporal_weight", "weights"),
+    "weights": ("style_weight", "content_weight", "tv_weight", "temporal_weight", "normalize_gradients", "weights"),
     "optimiser": ("iterations", "optimizer", "lr", "history", "tol", "tol_window", "seed"),
-    "output and resume": ("output", "save_every", "print_every", "checkpoint_every", "light_checkpoint",
-                          "keep_checkpoint"),
+    "output and resume": ("output", "save_every", "print_every", "checkpoint_minutes", "checkpoint_every",
+                          "light_checkpoint", "keep_checkpoint"),
     "memory and devices": ("memory", "devices"),
     "speed": ("precision", "conv_forms"),
 }

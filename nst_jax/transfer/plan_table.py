@@ -50,7 +50,7 @@ def report(cfg: Config, target: str | None = None, xla: bool = True) -> str:
                      f"refuses it; --size {' or '.join(map(str, planning.sizes_that_divide(cfg, devs.count)))} would")
     lines.append(f"  --memory {cfg.memory} → {planned.memory if chosen.fits and split_ok else 'nothing fits'}; checkpoint file "
                  f"{human_bytes(chosen.checkpoint)}{' (light: the image only)' if cfg.light_checkpoint else ''}"
-                 + (f" every {cfg.checkpoint_every} iterations" if cfg.checkpoint_every else " (none written)"))
+                 + (f" {cfg.checkpoints.describe()}" if cfg.checkpoints.on else " (none written)"))
     if xla and target is None and chosen.fits:
         print("compiling the step to read XLA's own figure…", file=sys.stderr, flush=True)
         fig = steps.xla_memory(cfg, planned)

@@ -162,7 +162,7 @@ def check_disk(cfg: Config, mem: memory.Needs, runs: int = 1) -> None:
     """Refuse a run whose checkpoints would not fit on the output's disk (a new one is written beside
     the old before it replaces it), before any work — with the lighter ways to keep going."""
     import shutil
-    if not cfg.checkpoint_every or cfg.light_checkpoint or not hosts.is_writer():
+    if not cfg.checkpoints.on or cfg.light_checkpoint or not hosts.is_writer():
         return
     folder = Path(cfg.output).resolve().parent
     free = shutil.disk_usage(folder).free
@@ -172,7 +172,7 @@ def check_disk(cfg: Config, mem: memory.Needs, runs: int = 1) -> None:
         raise NSTError(f"{cfg.output}: checkpoints need {human_bytes(need)} on disk ({human_bytes(mem.checkpoint)} "
                        f"each, written beside the last), but {folder} has {human_bytes(free)} free; "
                        f"--light-checkpoint keeps only the image ({human_bytes(image_bytes)}), or "
-                       f"--checkpoint-every 0 writes none")
+                       f"--checkpoint-minutes 0 writes none")
 
 
 def _need_fused(recorded: bool) -> None:

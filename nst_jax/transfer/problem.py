@@ -80,7 +80,8 @@ def build_problem(cfg: Config, weights: vgg_weights.Weights, inputs: Inputs, pla
 def objective_spec(cfg: Config, weights: vgg_weights.Weights, plan: RunPlan | None = None) -> losses.ObjectiveSpec:
     plan = plan or plain(cfg)
     return losses.ObjectiveSpec(cfg.content_layers, cfg.style_layers, tuple(cfg.layer_weights), cfg.pooling,
-                                weights.preprocessing, cfg.style_statistic, plan.remat, plan.precision)
+                                weights.preprocessing, cfg.style_statistic, plan.remat, plan.precision,
+                                cfg.normalize_gradients)
 
 
 def run_params(cfg: Config, weights: vgg_weights.Weights, plan: RunPlan | None = None):

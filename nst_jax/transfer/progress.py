@@ -127,8 +127,8 @@ def header(cfg, plan, problem, inputs_shape: tuple[int, int], start: int, ckpt_b
     h, w = problem.content.shape[:2]
     up = f" (upscaled from {inputs_shape[1]}×{inputs_shape[0]})" if max(inputs_shape) < max(h, w) else ""
     styles = ", ".join(f"{Path(p).name} at {s.shape[1]}×{s.shape[0]}" for p, s in zip(cfg.styles, problem.styles))
-    if cfg.checkpoint_every:
-        ckpt = (f"checkpoint {human_bytes(ckpt_bytes)} every {cfg.checkpoint_every} iterations"
+    if cfg.checkpoints.on:
+        ckpt = (f"checkpoint {human_bytes(ckpt_bytes)} {cfg.checkpoints.describe()}"
                 f"{' (kept at the end)' if cfg.keep_checkpoint else ' (removed at the end)'}")
     else:
         ckpt = "no checkpoints"

@@ -110,7 +110,7 @@ def _run_batch(cfgs: list[Config], files: list[RunFiles], found: list[Start], pl
         image_every=max(c0.print_every, 1) if watch is not None else 0)
     try:
         outcome = drive(compiled.step, begun.state, batch.aux_at, members, c0.iterations, batched=batched,
-                        checkpoint_every=c0.checkpoint_every, offset=begun.offset, elapsed=begun.elapsed,
+                        checkpoints=c0.checkpoints, offset=begun.offset, elapsed=begun.elapsed,
                         stop_rule=c0.stop_rule, hooks=hooks)
     finally:
         if reporter is not None:

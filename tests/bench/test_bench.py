@@ -1,9 +1,9 @@
 """The bench runs end to end at a tiny size so it cannot rot (no timing asserts)."""
 
 import json
+import shlex
 
-
-from conftest import torch_or_skip
+from conftest import ROOT, torch_or_skip
 
 
 def test_bench_tiny(tmp_path):
@@ -112,3 +112,14 @@ def test_main_job_bench_runs_the_plain_job_once_per_forms_setting(tmp_path):
     assert first[4] == "+0.00%" and float(first[5]) > 0 and first[6] == "inf"   # the first reached its own loss
     assert "Machine: " in text and "load average before" in text
     assert len({r.count("|") for r in rows}) == 1
+
+
+def test_the_demo_is_the_readmes_main_job():
+    """docs/demo.* come from `python -m bench.demo`, which runs the README's own main job: the committed
+    sidecar's command is that command, so a changed main job without a new demo fails here."""
+    from bench.demo import OUTPUT, readme_main_job
+    job = readme_main_job()
+    assert job[job.index("-o") + 1] == OUTPUT and "--iterations" in job
+    record = json.loads((ROOT / "docs" / "demo.json").read_text())
+    assert record["command"] == "python -m nst_jax.run " + shlex.join(job)
+    assert record["iteration"] == int(job[job.index("--iterations") + 1])

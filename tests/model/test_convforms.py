@@ -41,6 +41,12 @@ def test_the_fastest_form_within_the_error_budget_wins():
     assert convforms.choose({"xla": 1.0, "f4": 0.97}, {"xla": 0, "f4": 0}) == "xla"  # within the margin: XLA's
 
 
+def test_one_round_of_timing_is_enough_when_its_fastest_form_wins_clearly():
+    assert convforms.clear_winner({"xla": 1.0, "f2": 0.9, "f4f": 0.6})   # 0.6 ≤ 0.7·0.9
+    assert not convforms.clear_winner({"xla": 1.0, "f2": 0.75, "f4f": 0.7})   # 0.7 > 0.7·0.75: timed again
+    assert convforms.clear_winner({"xla": 1.0})
+
+
 def test_bfloat16_products_are_a_candidate_only_when_asked_and_within_their_own_budget():
     assert convforms.candidates(Shape(32, 48, 64, 128), bf16=True) == ("xla", "f2", "f4", "f2b")
     assert convforms.candidates(Shape(33, 48, 64, 128), bf16=True) == ("xla", "f4")

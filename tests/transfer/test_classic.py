@@ -1,15 +1,19 @@
 """The classic tools' options: style blends, style scale, original colours, multi-scale, bad values."""
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from nst_jax.files import image
+from nst_jax.files.runfiles import RunFiles
+from nst_jax.model.preprocessing import Preprocessing
+from nst_jax.objective import losses
 from nst_jax.transfer.config import with_preset
 from nst_jax.base.errors import NSTError
 from nst_jax.transfer.problem import prepare
 from nst_jax.transfer.runs import run, run_multiscale, scale_configs
 
-from conftest import CONTENT, SAMPLES, STYLE
+from conftest import CONTENT, SAMPLES, SMALL_FLAGS, STYLE, call_main
 
 STYLE2 = SAMPLES / "hubble_deep_field.jpg"
 SMALL = dict(size=48, style_layers=("relu1_1", "relu2_1", "relu3_1"), content_layers=("relu3_2",),
@@ -137,3 +141,43 @@ def test_mask_errors(tmp_path, embedded):
         _cfg(tmp_path, styles=(STYLE, STYLE2), content_masks=(wrong,))
     with pytest.raises(NSTError, match="needs --content-mask"):
         _cfg(tmp_path, style_masks=(wrong,))
+
+
+def _np_gram(f):
+    m = f.reshape(-1, f.shape[-1])
+    return m.T @ m / m.size
+
+
+def test_neural_style_content_and_style_weights_map_onto_nst_jax(tmp_path, embedded):
+    """docs/running.md's table: neural-style's -content_weight w_c and -style_weight w_s (Caffe VGG19, the
+    same preprocessing) are --content-weight w_c and k = L·w_s with the default layers and layer weights."""
+    assert embedded.preprocessing == Preprocessing("BGR", 255.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0))
+    w_c, w_s = 5.0, 100.0
+    cfg = with_preset("default", content=str(CONTENT), styles=(str(STYLE),), output=str(tmp_path / "o.png"),
+                      size=48, content_weight=w_c, style_weight=5 * w_s, tv_weight=0.0)
+    assert len(cfg.style_layers) == 5
+    p = prepare(cfg, embedded)
+    x = jnp.asarray(np.random.default_rng(0).random((1, *p.content.shape), np.float32))
+    total, parts = losses.objective(x, p.params, p.targets, p.loss_weights, p.spec)
+    layers = cfg.content_layers + cfg.style_layers
+    at = lambda img: {n: np.asarray(f, np.float64)                                 # noqa: E731
+                      for n, f in losses.features(p.params, jnp.asarray(img), p.spec, layers).items()}
+    fx, fc, fs = at(x), at(p.content[None]), at(p.styles[0][None])
+    # neural-style: ContentLoss and StyleLoss (MSECriterion, Grams divided by nElement), strength w_c / w_s each
+    ns_content = sum(w_c * np.mean((fx[n] - fc[n]) ** 2) for n in cfg.content_layers)
+    ns_style = sum(w_s * np.mean((_np_gram(fx[n]) - _np_gram(fs[n])) ** 2) for n in cfg.style_layers)
+    assert w_c * float(parts["content"]) == pytest.approx(ns_content, rel=1e-5)
+    assert 5 * w_s * float(parts["style"]) == pytest.approx(ns_style, rel=1e-5)
+    assert float(total) == pytest.approx(ns_content + ns_style, rel=1e-5)
+
+
+def test_a_run_with_normalized_gradients_records_it_and_takes_another_path(tmp_path, capsys):
+    from nst_jax.run import main
+    argv = [CONTENT, STYLE, *SMALL_FLAGS, "--iterations", "3", "--optimizer", "adam", "--quiet"]
+    outs = {on: tmp_path / f"{on}.png" for on in (True, False)}
+    for on, out in outs.items():
+        code, _, err = call_main(main, [*argv, *(["--normalize-gradients"] if on else []), "-o", out], capsys)
+        assert code == 0, err
+        assert RunFiles(out).read_sidecar()["config"]["normalize_gradients"] is on
+    on, off = (image.load_image(outs[k]) for k in (True, False))
+    assert np.abs(on - off).max() > 1e-2

@@ -5,7 +5,7 @@ are meant) is one NSTError naming the field, what it must be and where it came f
 import pytest
 
 from nst_jax.base.errors import NSTError
-from nst_jax.transfer.config import parse_names
+from nst_jax.transfer.fieldtypes import parse_names
 from nst_jax.transfer.fieldtypes import coerce_value
 
 

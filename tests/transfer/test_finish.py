@@ -19,7 +19,7 @@ from nst_jax.files.runfiles import RunFiles
 from nst_jax.model import convforms
 from nst_jax.transfer import finish, planning
 from nst_jax.transfer.config import with_preset
-from nst_jax.transfer.loop import Member, Outcome
+from nst_jax.transfer.loop import Best, Member, Outcome
 from nst_jax.transfer.problem import Problem
 
 INFO = {"format": "nst_jax.vgg19", "format_version": np.int64(1), "path": "weights/x.h5"}
@@ -52,6 +52,8 @@ def test_a_finished_run_writes_its_result_and_a_sidecar_that_reproduces_it(tmp_p
     assert rerun == dataclasses.replace(cfg, memory=plan.memory, devices=1, precision=plan.precision)
     assert (rec["settings_hash"], rec["iteration"], rec["seconds"], rec["evaluations"]) == (HASH, 8, 3.142, 9)
     assert rec["loss"] == 12.5 and rec["parts"] == {"content": 2.0, "style": pytest.approx(0.1), "tv": 0.5}
+    w_c, k, w_tv = cfg.loss_weights   # the parts as the console shows them: times their weights
+    assert rec["weighted_parts"] == {"content": 2.0 * w_c, "style": pytest.approx(0.1 * k), "tv": 0.5 * w_tv}
     assert rec["weights"] == {"format": "nst_jax.vgg19", "format_version": "1", "path": "weights/x.h5"}
     assert rec["image_size"] == [4, 4] and rec["device"] == str(jax.devices()[0])
     assert rec["command"].startswith("python ")
@@ -101,6 +103,17 @@ def test_a_converged_batched_run_with_forms_records_each(tmp_path):
     assert cfg.stop_rule.covers(rec)                    # finished whatever the iteration target
 
 
+def test_a_run_the_rule_stopped_writes_its_lowest_loss_image_and_says_where_it_is_from(tmp_path):
+    cfg, plan, files, done = _setup(tmp_path, tol=1e-3, tol_window=5, keep_checkpoint=True)
+    parts = {"content": 1.0, "style": 0.05, "tv": 0.25}
+    done(_state(), 7, 1.0, False, True, best=Best(5, 11.0, parts, np.full((4, 4, 3), 0.75, np.float32)))
+    rec = files.read_sidecar()
+    assert (rec["iteration"], rec["image_iteration"], rec["loss"], rec["parts"]) == (7, 5, 11.0, parts)
+    assert np.abs(image.load_image(files.image) - 0.75).max() <= 1 / 255
+    x, _ = files.load_checkpoint(jax.eval_shape(lambda: _state()), HASH)   # the state to resume stays the last
+    np.testing.assert_array_equal(np.asarray(x.x), np.full((1, 4, 4, 3), 0.25, np.float32))
+
+
 def test_device_peak_is_nothing_on_cpu():
     assert finish.device_peak() == {}
 
@@ -120,7 +133,8 @@ def test_results_gives_one_result_per_run_and_finishes_those_the_loop_did_not(tm
     members, files, finished = _members(tmp_path, 3)
     batched = jax.tree.map(lambda *a: jnp.stack(a), _state(1.0, 0.1), _state(2.0, 0.2), _state(3.0, 0.3))
     stopped_state = _state(1.5, 0.15)
-    outcome = Outcome(batched, 10, 4.0, failures={2: "the loss is NaN"}, stopped={0: (6, 2.5, stopped_state)})
+    best = Best(6, 1.5, {"content": 1.5}, np.asarray(stopped_state.x)[0])
+    outcome = Outcome(batched, 10, 4.0, failures={2: "the loss is NaN"}, stopped={0: (6, 2.5, stopped_state, best)})
     problems = [_problem()] * 3
     out = finish.results(outcome, problems, files, members, batched=True, compiles=1)
     assert finished == [(1, 10, 2.0)]                   # run 0 was finished by the rule, run 2 failed
