@@ -83,9 +83,17 @@ def keep_compiled_programs() -> Path | None:
     if not _bind_entries(folder):
         return None
     jax.config.update("jax_compilation_cache_dir", str(folder))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", _min_compile_seconds())
     jax.config.update("jax_compilation_cache_max_size", COMPILED_CACHE_BYTES)
     return folder
+
+
+def _min_compile_seconds() -> float:
+    """Programs that compile faster are not kept: 1 s, or JAX's own JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS."""
+    try:
+        return max(0.0, float(os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", 1.0)))
+    except ValueError:
+        return 1.0
 
 
 _MAGIC = b"nst_jax compiled program 1\n"
