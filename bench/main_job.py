@@ -42,7 +42,8 @@ def run_schedule(content: str, style: str, size: int, scales: tuple[int, ...], i
                  conv_forms: str = "auto"):
     cfg = with_preset("default", content=content, styles=(style,), size=size, iterations=its[-1],
                       scales=scales if len(scales) > 1 else None, conv_forms=conv_forms,
-                      scale_iterations=its if len(scales) > 1 else None, output=str(out), checkpoint_every=0)
+                      scale_iterations=its if len(scales) > 1 else None, output=str(out), checkpoint_every=0,
+                      checkpoint_minutes=0)
     t = time.perf_counter()
     w = weights.load()
     results = transfer.run_multiscale(cfg, progress=False, loaded_weights=w)

@@ -143,8 +143,12 @@ def load_best(path: Path, shape: tuple[int, ...]) -> tuple[int, np.ndarray] | No
             meta = records.checkpoint_meta(_meta(data), path)
             if "best_iteration" not in meta:
                 return None
-            want = SimpleNamespace(dtype=np.dtype(np.float32), shape=tuple(shape))
-            x = data.array("best_x", _matching(want), limit=None)
+            if meta["best_iteration"] > meta["iteration"]:
+                raise NSTError(f"checkpoint {path}: its 'best_iteration' is past its 'iteration'; "
+                               f"{records.RESTART}")
+            x = data.array("best_x", lambda dtype, shape_: None if dtype == np.float32 and shape_ == tuple(shape)
+                           else "its lowest-loss image differs from this run's; delete it or pass --restart",
+                           limit=None)
     except NSTError:
         raise
     except Exception as err:  # noqa: BLE001 - as in `load`

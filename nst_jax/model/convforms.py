@@ -214,10 +214,14 @@ def measure(shape: Shape, forms: tuple[str, ...], rounds: int = 3) -> Choice:
             t = time.perf_counter()
             jax.block_until_ready(fns[f](x, kernels[f]))
             times[f].append(time.perf_counter() - t)
-        if clear_winner({f: v[-1] for f, v in times.items()}):
+        if clear_winner({f: v[-1] for f, v in times.items() if f == "xla" or within_budget(f, error)}):
             break
     seconds = {f: float(np.median(v)) for f, v in times.items()}
     return Choice(choose(seconds, error), seconds, error)
+
+
+def within_budget(form: str, error: dict[str, float]) -> bool:
+    return error.get(form, float("inf")) <= (BF16_BUDGET if form == "f2b" else ERROR_BUDGET)
 
 
 def clear_winner(seconds: dict[str, float]) -> bool:
@@ -229,9 +233,7 @@ def clear_winner(seconds: dict[str, float]) -> bool:
 def choose(seconds: dict[str, float], error: dict[str, float]) -> str:
     """The fastest form within its error budget; a Winograd form only when it beats XLA's convolution
     by `MARGIN` (so timing noise does not flip a layer between forms from one measurement to the next)."""
-    budget = lambda f: BF16_BUDGET if f == "f2b" else ERROR_BUDGET
-    ok = [f for f in seconds if f != "xla" and error.get(f, float("inf")) <= budget(f)
-          and seconds[f] <= MARGIN * seconds["xla"]]
+    ok = [f for f in seconds if f != "xla" and within_budget(f, error) and seconds[f] <= MARGIN * seconds["xla"]]
     return min(ok, key=lambda f: seconds[f]) if ok else "xla"
 
 

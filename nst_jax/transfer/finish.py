@@ -71,7 +71,7 @@ def finisher(cfg: Config, plan: RunPlan, problem: Problem, files: RunFiles, sett
         if converged:
             extra["converged"] = cfg.stop_rule.record()
         shown, x = st, hosts.to_host(st.x)[0]
-        if best is not None and best.iteration != iteration:  # the lowest-loss image, not the last one
+        if converged and best is not None and best.iteration != iteration:  # the lowest-loss image, not the last
             shown, x = st._replace(value=best.value, parts=best.parts), best.x
             extra["image_iteration"] = best.iteration
         extra["memory_plan"] = {"way": mem.way, "devices": plan.devices, "bytes": round(mem.needed),
@@ -87,7 +87,8 @@ def finisher(cfg: Config, plan: RunPlan, problem: Problem, files: RunFiles, sett
         if cfg.keep_checkpoint:
             files.save_checkpoint(st, config_hash=settings_hash, solver=cfg.optimizer, iteration=iteration,
                                   offset=offset, target=cfg.iterations, seconds=seconds, light=cfg.light_checkpoint,
-                                  conv_forms=plan.forms.by_layer, gather=hosts.to_host)
+                                  conv_forms=plan.forms.by_layer, gather=hosts.to_host,
+                                  best=None if best is None else (best.iteration, best.x))
         else:
             files.remove_checkpoint()
     return finish
@@ -106,7 +107,7 @@ def results(outcome, problems: list[Problem], files: list[RunFiles], members, ba
             st = jax.tree.map(lambda a: a[i], outcome.state) if batched else outcome.state
         error = outcome.failures.get(i)
         if error is None and i not in outcome.stopped:
-            m.finish(st, iteration, seconds, False)
+            m.finish(st, iteration, seconds, False, best=None if outcome.best is None else outcome.best[i])
         x, value, parts = (hosts.to_host(st.x)[0], st.value, st.parts) if best is None else \
             (best.x, best.value, best.parts)
         out.append(RunResult(p.to_rgb(x), iteration, float(value), {k: float(v) for k, v in parts.items()},

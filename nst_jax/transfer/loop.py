@@ -76,6 +76,7 @@ class Outcome(NamedTuple):
     failures: dict[int, str]   # member index → message
     stopped: dict[int, tuple[int, float, Any, Best]]   # member index → (iteration, seconds, state, best)
     # where the stopping rule ended it (already finished by `drive`; a batched member's state is a host copy)
+    best: list[Best] | None = None   # each member's lowest-loss iterate, while a stopping rule runs
 
 
 class _GracefulInterrupt:
@@ -141,6 +142,20 @@ def save_checkpoints(state, members: list[Member], batched: bool, skip, iteratio
                                     best=None if best is None else (best[i].iteration, best[i].x))
 
 
+def _stored_best(files: RunFiles, names: tuple[str, ...], shape: tuple[int, ...]):
+    """(iteration, loss, parts in `names`' order, image) of the lowest-loss iterate a run's checkpoint records,
+    its loss and parts from the run's log; None if it records none or the log lacks that iteration."""
+    stored = files.load_best(shape)
+    if stored is None:
+        return None
+    record = next((r for r in files.read_log() if r["iteration"] == stored[0]), None)
+    numbers = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if record is None or not all(numbers(record.get(k)) for k in names):
+        return None
+    return (np.int64(stored[0]), np.float64(record["loss"]), np.array([record[k] for k in names], np.float64),
+            stored[1])
+
+
 def recent_losses(members: list[Member], rule: StopRule, iteration: int) -> list:
     """Each member's logged losses up to `iteration` that the stopping rule looks at (process 0's files
     decide, so every process of a run stops at the same step)."""
@@ -199,7 +214,7 @@ def drive(step: Callable, state, aux_at: Callable[[int], Any], members: list[Mem
     finally:
         stop.restore()
         run.close()
-    return Outcome(state, run.it, run.now(), run.failures, run.stopped)
+    return Outcome(state, run.it, run.now(), run.failures, run.stopped, run.best)
 
 
 class _Loop:
@@ -259,13 +274,12 @@ class _Loop:
         best = []
         for i, m in enumerate(self.members):
             here = Best(self.it, float(values[i]), {k: float(v[i]) for k, v in parts.items()}, self.last_good[i][0])
-            shape = here.x.shape
-            stored = hosts.from_writer(lambda: m.files.load_best(shape) or (-1, here.x), (-1, here.x))
-            logged = {r["iteration"]: r for r in m.files.read_log()} if int(stored[0]) >= 0 else {}
-            record = logged.get(int(stored[0]))
-            if record is not None and record["loss"] < here.value:
-                here = Best(int(stored[0]), float(record["loss"]),
-                            {k: float(record[k]) for k in here.parts if k in record}, np.asarray(stored[1]))
+            names = tuple(here.parts)
+            none = (np.int64(-1), np.float64(np.inf), np.zeros(len(names)), here.x)
+            it, value, stored_parts, x = hosts.from_writer(lambda: _stored_best(m.files, names, here.x.shape) or none,
+                                                           none)
+            if value < here.value:
+                here = Best(int(it), float(value), dict(zip(names, map(float, stored_parts))), np.asarray(x))
             best.append(here)
         return best
 

@@ -241,8 +241,8 @@ def find(cfg: Config, files: RunFiles, h: str, restart: bool, say: Callable[[str
             files.remove_checkpoint()
             say(f"settings changed: starting over ({files.image} will be replaced)")
         return Start("fresh")
-    if same_result:
-        done = int(record["iteration"])
+    if same_result:   # the image on disk is from `image_iteration` when the stopping rule kept an earlier one
+        done = int(record.get("image_iteration", record["iteration"]))
         say(f"{files.image}: continuing from its image at iteration {done} with a fresh solver state (no "
             f"checkpoint was kept; --keep-checkpoint makes a continuation exact)")
         return Start("image", done)

@@ -429,3 +429,19 @@ def test_the_video_bench_writes_its_table_and_pictures(tmp_path):
     assert {p.name for p in (tmp_path / "docs").iterdir()} == {"preview.gif", "preview.jpg", "warping_error.png"}
     table = markdown({"pan_zoom": {"methods": rows, "input": 2.5}}, args, "AMD EPYC, 2 cores", "0.1 0.2 0.3")
     assert "Machine: AMD EPYC, 2 cores" in table and "| multi-pass (2 passes) | 5.00 |" in table
+
+
+def test_a_videos_identity_counts_what_a_runs_settings_hash_leaves_out():
+    """--iterations, --tol and --tol-window change a video's frames though no run's settings hash names them:
+    a rerun with any of them changed is not 'already done'."""
+    import dataclasses
+    from nst_jax.apps.video.driver import Options, identity
+    from nst_jax.apps.video.frames import Clip
+    from nst_jax.transfer.config import with_preset
+    frames = [np.full((8, 12, 3), v, np.float32) for v in (0.2, 0.4)]
+    clip = Clip(frames, Fraction(12), "clip", [0, 1])
+    cfg = with_preset("default", content="clip", styles=(str(STYLE),), size=12, iterations=3)
+    first = identity(cfg, clip, Options())
+    assert identity(cfg, clip, Options()) == first
+    for change in ({"iterations": 4}, {"tol": 1e-3}, {"tol_window": 7}):
+        assert identity(dataclasses.replace(cfg, **change), clip, Options()) != first, change

@@ -180,3 +180,23 @@ def test_load_of_a_broken_file_is_one_line(tmp_path):
     with pytest.raises(NSTError) as err:
         checkpoints.load(path, _template(_state()), HASH)
     assert str(err.value).startswith(f"checkpoint {path}: unreadable") and "\n" not in str(err.value)
+
+
+def test_the_lowest_loss_image_is_kept_beside_the_state_and_read_back_checked(tmp_path):
+    path, best = tmp_path / "out.ckpt.npz", np.full((4, 4, 3), 0.5, np.float32)
+    checkpoints.save(path, _state(), **META)
+    assert checkpoints.load_best(path, (4, 4, 3)) is None            # none recorded
+    checkpoints.save(path, _state(), **META, best=(10, best))
+    iteration, x = checkpoints.load_best(path, (4, 4, 3))
+    assert iteration == 10 and x.dtype == np.float32
+    np.testing.assert_array_equal(x, best)
+    with pytest.raises(NSTError, match="differs from this run's"):
+        checkpoints.load_best(path, (8, 4, 3))
+    with np.load(path) as data:                                                # edited: 4-byte records, not floats
+        arrays = {k: data[k] for k in data.files}
+    np.savez(path, **{**arrays, "best_x": np.zeros((4, 4, 3), "V4")})
+    with pytest.raises(NSTError, match="differs from this run's"):
+        checkpoints.load_best(path, (4, 4, 3))
+    checkpoints.save(path, _state(), **META, best=(13, best))                 # past the checkpoint's iteration
+    with pytest.raises(NSTError, match="'best_iteration' is past"):
+        checkpoints.load_best(path, (4, 4, 3))

@@ -112,6 +112,7 @@ def test_a_run_the_rule_stopped_writes_its_lowest_loss_image_and_says_where_it_i
     assert np.abs(image.load_image(files.image) - 0.75).max() <= 1 / 255
     x, _ = files.load_checkpoint(jax.eval_shape(lambda: _state()), HASH)   # the state to resume stays the last
     np.testing.assert_array_equal(np.asarray(x.x), np.full((1, 4, 4, 3), 0.25, np.float32))
+    assert files.load_best((4, 4, 3))[0] == 5                              # and the best goes on with it
 
 
 def test_device_peak_is_nothing_on_cpu():
@@ -125,7 +126,7 @@ def _members(tmp_path, n):
         f = RunFiles(tmp_path / f"run{i}.png")
         files.append(f)
         members.append(Member(f, HASH, "lbfgs", 10, lambda x: x,
-                              lambda st, it, sec, intr, conv=False, i=i: finished.append((i, it, float(st.value)))))
+                              lambda st, it, sec, intr, conv=False, best=None, i=i: finished.append((i, it, float(st.value)))))
     return members, files, finished
 
 

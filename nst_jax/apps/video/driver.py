@@ -129,9 +129,10 @@ def identity(cfg: Config, clip: Clip, opts: Options) -> str:
     options. A finished video whose sidecar records the same one has nothing to do."""
     from nst_jax.transfer.identity import settings_hash
     what = {"settings": settings_hash(dataclasses.replace(cfg, content=None, temporal=None)),
+            "iterations": cfg.iterations, "tol": cfg.tol, "tol window": cfg.tol_window,   # not in a run's hash
             "method": opts.method._asdict(), "frame iterations": opts.frame_iterations,
             "frame tol": opts.frame_tol, "flow preset": opts.flow_preset, "fps": str(clip.fps),
-            "frame numbers": clip.numbers, "version": 1}
+            "frame numbers": clip.numbers, "version": 2}
     digest = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode())
     for frame in clip.frames:
         digest.update(np.ascontiguousarray(frame, np.float32).tobytes())
