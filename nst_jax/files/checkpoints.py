@@ -138,21 +138,14 @@ def load_light(path: Path, shape: tuple[int, ...], config_hash: str) -> tuple[np
 def load_best(path: Path, shape: tuple[int, ...]) -> tuple[int, np.ndarray] | None:
     """(iteration, image x shaped `shape`) of the lowest loss a checkpoint records (see `save`), None if it
     records none; NSTError if the file is broken."""
-    try:
-        with untrusted.Archive(path, "checkpoint") as data:
-            meta = records.checkpoint_meta(_meta(data), path)
-            if "best_iteration" not in meta:
-                return None
-            if meta["best_iteration"] > meta["iteration"]:
-                raise NSTError(f"checkpoint {path}: its 'best_iteration' is past its 'iteration'; "
-                               f"{records.RESTART}")
-            x = data.array("best_x", lambda dtype, shape_: None if dtype == np.float32 and shape_ == tuple(shape)
-                           else "its lowest-loss image differs from this run's; delete it or pass --restart",
-                           limit=None)
-    except NSTError:
-        raise
-    except Exception as err:  # noqa: BLE001 - as in `load`
-        raise NSTError(f"checkpoint {path}: unreadable ({type(err).__name__}); delete it to start over") from None
+    with untrusted.Archive(path, "checkpoint") as data:   # its reads give NSTError for any damage
+        meta = records.checkpoint_meta(_meta(data), path)
+        if "best_iteration" not in meta:
+            return None
+        if meta["best_iteration"] > meta["iteration"]:
+            raise NSTError(f"checkpoint {path}: its 'best_iteration' is past its 'iteration'; {records.RESTART}")
+        x = data.array("best_x", lambda dtype, shape_: None if dtype == np.float32 and shape_ == tuple(shape)
+                       else "its lowest-loss image differs from this run's; delete it or pass --restart", limit=None)
     if not np.isfinite(x).all():
         raise NSTError(f"checkpoint {path}: its lowest-loss image holds values that are not finite; the file was "
                        f"edited or is corrupt: delete it or pass --restart")

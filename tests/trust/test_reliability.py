@@ -116,6 +116,7 @@ CASES = [
     (RUN, [C, S, "--seed", "-1"], ["--seed"]),
     (RUN, [C, S, "--save-every", "-1"], ["--save-every", "≥ 0"]),
     (RUN, [C, S, "--checkpoint-every", "-1"], ["--checkpoint-every", "≥ 0"]),
+    (RUN, [C, S, "--checkpoint-minutes", "-1"], ["--checkpoint-minutes", "from 0"]),
     (RUN, [C, S, "--print-every", "-1"], ["--print-every", "≥ 0"]),
     # run: blends, layers, names
     (RUN, [C, S, S, "--style-blend-weights", "nan,1"], ["--style-blend-weights", "finite"]),
