@@ -28,12 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.conv_forms", description=__doc__.split("\n\n")[0])
     p.add_argument("--size", default="256,512")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--bf16", action="store_true", help="the forms with bfloat16 products too (`--conv-forms auto-bf16`)")
     p.add_argument("--results-dir", default=None, help="where the table goes (default bench/results)")
     args = p.parse_args(argv)
     fused = convforms.fused_ready(print)
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     layers = PRESETS["default"]["content_layers"] + PRESETS["default"]["style_layers"]
     rows, totals = [], {}
+    shown = ("xla", "f2", "f4", "f4f") + (("f2b", "f4fb", "f4fa", "f4fa3") if args.bf16 else ())
     for size in [int(s) for s in args.size.split(",") if s]:
         h, w = image.fit_size(image.image_size(SAMPLE_CONTENT), size)
         seen: dict[str, convforms.Choice] = {}
@@ -43,27 +45,27 @@ def main(argv: list[str] | None = None) -> int:
                 if shape is None:
                     continue
                 if shape.key not in seen:
-                    forms = convforms.candidates(shape, fused=fused)
+                    forms = convforms.candidates(shape, bf16=args.bf16, fused=fused)
                     seen[shape.key] = convforms.measure(shape, forms, args.rounds)
                 c = seen[shape.key]
                 total["xla"] += c.seconds["xla"]
                 total["chosen"] += c.seconds[c.form]
-                ms = " | ".join(f"{1000 * c.seconds[f]:.1f}" if f in c.seconds else "—"
-                                for f in ("xla", "f2", "f4", "f4f"))
-                err = " / ".join(f"{c.error[f]:.1e}" if f in c.error else "—" for f in ("f2", "f4", "f4f"))
+                ms = " | ".join(f"{1000 * c.seconds[f]:.1f}" if f in c.seconds else "—" for f in shown)
+                err = " / ".join(f"{c.error[f]:.1e}" if f in c.error else "—" for f in shown[1:])
                 rows.append(f"| {w}×{h} | {name} | {direction} | {shape.width}×{shape.height}×{shape.cin}→{shape.cout} "
                             f"| {ms} | {err} | {FORM_TABLE[c.form].short} |")
         totals[size] = total
     text = "\n".join([
         f"# Convolution forms per layer — cpu, {dt.date.today().isoformat()}", "",
-        f"`python -m bench.conv_forms --size {args.size} --rounds {args.rounds}` on {describe_cpu()}; load average "
+        f"`python -m bench.conv_forms --size {args.size} --rounds {args.rounds}{' --bf16' if args.bf16 else ''}` on "
+        f"{describe_cpu()}; load average "
         f"before {load}, after {' '.join(f'{v:.2f}' for v in os.getloadavg())}. Median ms of one call (batch 1), the "
         "forms timed in turns; error: relative to XLA's convolution (the planner's budget is "
         f"{convforms.ERROR_BUDGET:g}); maps under {convforms.MIN_POSITIONS} positions and the RGB layer are left to "
         "XLA's convolution untimed.", "",
-        "| image | layer | direction | input W×H×C→O | XLA's ms | F(2×2) ms | F(4×4) ms | F(4×4) fused ms "
-        "| error F(2×2) / F(4×4) / fused | kept |",
-        "|---|---|---|---|---|---|---|---|---|---|", *rows, "",
+        "| image | layer | direction | input W×H×C→O | " + " | ".join(f"{FORM_TABLE[f].short} ms" for f in shown)
+        + " | error " + " / ".join(FORM_TABLE[f].short for f in shown[1:]) + " | kept |",
+        "|---|---|---|---|" + "---|" * len(shown) + "---|---|", *rows, "",
         "All convolutions of one value+grad (forward and input gradient, timed layers only): " + "; ".join(
             f"{s} px: XLA's {1000 * t['xla']:.0f} ms, the kept forms {1000 * t['chosen']:.0f} ms "
             f"({t['xla'] / t['chosen']:.2f}×)" for s, t in totals.items()) + "."]) + "\n"

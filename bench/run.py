@@ -120,6 +120,9 @@ class JaxProblem(NamedTuple):
     value_and_grad: Callable
     value_and_grad_xla_defaults: Callable | None
     forms: str = ""
+    by_layer: tuple = ()   # (layer, forward form, gradient form) per convolution
+    x0: np.ndarray | None = None
+    spec: losses.ObjectiveSpec | None = None
 
 
 def jax_problem(w, content, style, solver_name="lbfgs", batch=1, fuse=1, conv_forms="auto") -> JaxProblem:
@@ -147,7 +150,8 @@ def jax_problem(w, content, style, solver_name="lbfgs", batch=1, fuse=1, conv_fo
     vg = compiler.jit(jax.value_and_grad(fun, has_aux=True))
     vg0 = jax.jit(jax.value_and_grad(fun, has_aux=True)) if compiler.compiler_options() else None
     from nst_jax.model import convforms
-    return JaxProblem(solver_name, batch, fuse, aux, init, step, vg, vg0, convforms.describe(plan.forms))
+    return JaxProblem(solver_name, batch, fuse, aux, init, step, vg, vg0, convforms.describe(plan.forms),
+                      plan.forms.by_layer, problem.x0, problem.spec)
 
 
 def jax_run(problem: JaxProblem, x0, iterations: int, target=None,

@@ -30,6 +30,9 @@ def _parser() -> ArgumentParser:
     return p
 
 
+_ERRORS = ("f4", "f2b", "f4f", "f4fb", "f4fa")   # the forms whose error against XLA's convolution is shown
+
+
 def _show(path: Path, info: dict[str, str]) -> str:
     from nst_jax.model import convforms, layers
     cached, why = convforms.read_cache(path, info)
@@ -39,11 +42,11 @@ def _show(path: Path, info: dict[str, str]) -> str:
         return f"{path}: nothing measured on this machine yet (nst-jax tune measures the main job's)"
     rows = [f"{path}, this machine ({info['cpu']}):", "",
             "| shape (H×W×in>out) | chosen | " + " | ".join(f"{layers.FORMS[f].short} ms" for f in convforms.FORMS)
-            + " | F(4×4) error | F(2×2) bf16 error | F(4×4) fused error |",
-            "|---|---|" + "---|" * (len(convforms.FORMS) + 3)]
+            + " | " + " | ".join(f"{layers.FORMS[f].short} error" for f in _ERRORS) + " |",
+            "|---|---|" + "---|" * (len(convforms.FORMS) + len(_ERRORS))]
     for shape, c in sorted(cached.items(), key=lambda kv: -int(kv[0].split("x")[0])):
         ms = " | ".join(f"{1000 * c.seconds[f]:.1f}" if f in c.seconds else "—" for f in convforms.FORMS)
-        err = " | ".join(f"{c.error[f]:.1e}" if f in c.error else "—" for f in ("f4", "f2b", "f4f"))
+        err = " | ".join(f"{c.error[f]:.1e}" if f in c.error else "—" for f in _ERRORS)
         rows.append(f"| {shape} | {layers.FORMS[c.form].short} | {ms} | {err} |")
     return "\n".join(rows)
 

@@ -61,6 +61,24 @@ MEASURED: dict[tuple[str, str | None], tuple[bool, str]] = {
 }
 
 
+# The quality guard of the convolution forms with bfloat16 products (`python -m bench.bf16_guard`): per
+# bfloat16 unit, the forms with which every pair and size ended within BF16_FORMS_TOLERANCE of the float32
+# forms' objective after 300 iterations, and where it was measured. Only those does `--conv-forms auto` take.
+BF16_FORMS_TOLERANCE = 0.005
+BF16_FORMS_GUARD: dict[str, tuple[tuple[str, ...], str]] = {
+    "amx_bf16": (("f4fa3",), "the split bfloat16 products on AMX ('f4fa3') ended within 0.20 % of the float32 "
+                             "forms' loss on three pairs at 256 and 512 px: bench/results/bf16-guard-xeon-amx-2026-12-06.md"),
+}
+
+
+def bf16_forms_by_default(flags: set[str] | None = None) -> tuple[tuple[str, ...], str]:
+    """(the bfloat16 forms `--conv-forms auto` takes on this CPU, why)."""
+    unit = bfloat16_unit(bfloat16_flags() if flags is None else flags)
+    if unit is None:
+        return (), "this CPU has no bfloat16 units"
+    return BF16_FORMS_GUARD.get(unit, ((), f"the bfloat16 forms' quality guard not measured on {unit} yet"))
+
+
 def bfloat16_unit(flags: set[str]) -> str | None:
     """The CPU's best bfloat16 unit: AMX tiles, else AVX512-BF16, else none."""
     return "amx_bf16" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else None

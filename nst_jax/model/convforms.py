@@ -9,8 +9,11 @@ is a convolution of the same size with the channels swapped), the candidate form
 timed in turns on random data, and checked against XLA's convolution: the fastest within the error
 budget wins. Measuring is kept to seconds: where the fused kernel takes a shape, its unfused twin 'f4'
 (the same arithmetic, and the one form whose XLA compile takes a second or more) is not a candidate,
-and a form that wins its first timed round clearly (`CLEAR`) is not timed again. With `bf16` (`--conv-forms auto-bf16`) and a CPU with bfloat16 units, F(2×2) with
-bfloat16 products ('f2b') is a candidate too, within a budget of its own. The choices are cached per machine (CPU model and flags, jax and jaxlib versions, the
+and a form that wins its first timed round clearly (`CLEAR`) is not timed again. With `bf16` (`--conv-forms
+auto-bf16`) and a CPU with bfloat16 units, forms with bfloat16 products are candidates too, each within
+a budget of its own: F(2×2) in XLA's operations ('f2b') and the fused F(4×4) kernel on AVX512-BF16
+('f4fb'), on AMX tiles ('f4fa'), or on AMX with each number split into two bfloat16 ones ('f4fa3'). Plain
+`auto` has those of them whose quality guard holds on this CPU kind (`hardware.bf16_forms_by_default`). The choices are cached per machine (CPU model and flags, jax and jaxlib versions, the
 backend), under the user's cache folder; a cache written on another machine, or one that does not
 read back, is not used. Tuning costs seconds, once per machine and size; `nst-jax tune`
 prepares or shows the cache.
@@ -36,6 +39,12 @@ from nst_jax.base.errors import NSTError
 FORMS = tuple(layers.FORMS)   # the forms' names, in `layers.FORMS`'s order
 ERROR_BUDGET = 1e-4          # relative error against XLA's convolution (the tests' tolerance)
 BF16_BUDGET = 1e-2           # the same for 'f2b' (bfloat16 rounds to 2⁻⁹; measured ~4e-3 on VGG19's shapes)
+# the same for the fused F(4×4) kernel's bfloat16 products: F(4×4)'s transforms enlarge the rounding
+# (measured 2.5e-2 on VGG19's shapes); whether a run's result holds is `hardware.BF16_FORMS_GUARD`'s question
+F4_BF16_BUDGET = 4e-2
+# 'f4fa3' splits each number into two bfloat16 ones (measured 4.7e-5): float32's budget
+BUDGETS = {"f2b": BF16_BUDGET, "f4fb": F4_BF16_BUDGET, "f4fa": F4_BF16_BUDGET, "f4fa3": ERROR_BUDGET}
+BF16_FORMS = tuple(BUDGETS)   # the forms with bfloat16 products
 # Smaller maps and fewer channels get XLA's convolution untimed: the gain is a fraction of a millisecond
 # and each Winograd layer costs ~0.1 s of compile time (the RGB layer's gradient has a form of its own).
 MIN_POSITIONS = 16 * 32
@@ -63,22 +72,31 @@ class Shape(NamedTuple):
         return self.height * self.width >= MIN_POSITIONS and min(self.cin, self.cout) >= MIN_CHANNELS
 
 
-def candidates(shape: Shape, bf16: bool = False, fused: bool = False) -> tuple[str, ...]:
+def candidates(shape: Shape, bf16: bool | tuple[str, ...] = False, fused: bool = False) -> tuple[str, ...]:
     """The forms worth timing for a shape (F(2×2) needs an even height and width); `bf16`: with
-    F(2×2)'s bfloat16 products; `fused`: with the fused F(4×4) kernel where it takes the channels, which
-    then replaces its unfused twin 'f4'."""
+    bfloat16 products (True: all of `BF16_FORMS`, or those named: F(2×2)'s, and the fused kernel's on the
+    units this CPU has); `fused`: with the fused F(4×4) kernel where it takes the channels, which then
+    replaces its unfused twin 'f4'."""
     if not shape.tuned:
         return ("xla",)
+    allowed = BF16_FORMS if bf16 is True else tuple(bf16 or ())
     even = shape.height % 2 == 0 and shape.width % 2 == 0
-    found = (("xla", "f2", "f4") + (("f2b",) if bf16 else ())) if even else ("xla", "f4")
+    found = (("xla", "f2", "f4") + (("f2b",) if "f2b" in allowed else ())) if even else ("xla", "f4")
     if fused and _fused_fits(shape):
-        return tuple(f for f in found if f != "f4") + ("f4f",)
+        return tuple(f for f in found if f != "f4") + ("f4f",) + tuple(f for f in _fused_bf16(shape) if f in allowed)
     return found
 
 
 def _fused_fits(shape: Shape) -> bool:
     from nst_jax.model import fused
     return fused.fits(shape.cin, shape.cout)
+
+
+def _fused_bf16(shape: Shape) -> tuple[str, ...]:
+    """The fused kernel's bfloat16 forms this CPU has for the shape: 'f4fb' (AVX512-BF16), 'f4fa' (AMX)."""
+    from nst_jax.model import fused
+    return tuple(form for form, units in (("f4fb", "avx512-bf16"), ("f4fa", "amx"), ("f4fa3", "amx"))
+                 if fused.fits_bf16(shape.cin, shape.cout, units))
 
 
 def fused_ready(say: Callable[[str], None] = lambda line: None) -> bool:
@@ -221,7 +239,7 @@ def measure(shape: Shape, forms: tuple[str, ...], rounds: int = 3) -> Choice:
 
 
 def within_budget(form: str, error: dict[str, float]) -> bool:
-    return error.get(form, float("inf")) <= (BF16_BUDGET if form == "f2b" else ERROR_BUDGET)
+    return error.get(form, float("inf")) <= BUDGETS.get(form, ERROR_BUDGET)
 
 
 def clear_winner(seconds: dict[str, float]) -> bool:
@@ -253,11 +271,12 @@ NONE = Forms((), "none")
 
 def choose_forms(layers, height: int, width: int, *, path: Path | None = None,
                  measure_fn: Callable[[Shape, tuple[str, ...]], Choice] | None = None,
-                 say: Callable[[str], None] = lambda line: None, bf16: bool = False, fused: bool | None = None) -> Forms:
+                 say: Callable[[str], None] = lambda line: None, bf16: bool | tuple[str, ...] = False,
+                 fused: bool | None = None) -> Forms:
     """The forms of a run at height × width (see the module docstring): cached choices where this
-    machine has them, the rest measured now and added to the cache. `bf16` (asked for): 'f2b' is a
-    candidate too, where the CPU has bfloat16 units (`bf16_units`); `fused`: whether 'f4f' is (default:
-    where it can be built, `fused_ready`)."""
+    machine has them, the rest measured now and added to the cache. `bf16`: the forms with bfloat16
+    products are candidates too (True: all, or those named), where the CPU has bfloat16 units
+    (`bf16_units`); `fused`: whether 'f4f' is (default: where it can be built, `fused_ready`)."""
     if os.environ.get("NST_JAX_TUNE", "").strip().lower() in ("0", "off", "no", "false"):
         return Forms(tuple((name, "xla", "xla") for name in run_shapes(layers, height, width)), "off")
     if bf16 and not bf16_units():
@@ -297,7 +316,7 @@ def choose_forms(layers, height: int, width: int, *, path: Path | None = None,
 def uniform(layers, height: int, width: int, form: str) -> Forms:
     """One form wherever it applies (`--conv-forms f4`), XLA's convolution elsewhere."""
     shapes = run_shapes(layers, height, width)
-    fits = lambda s: form if s is not None and form in candidates(s, bf16=True, fused=form == "f4f") else "xla"
+    fits = lambda s: form if s is not None and form in candidates(s, bf16=True, fused=form.startswith("f4f")) else "xla"
     return Forms(tuple((name, fits(f), fits(b)) for name, (f, b) in shapes.items()), "asked")
 
 

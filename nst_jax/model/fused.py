@@ -12,6 +12,12 @@ per source, compiler, flags and machine, so a library built for another CPU is n
 compiler, or with `NST_JAX_FUSED=off`, the form is not offered and the planner chooses among the others
 (`why_unavailable` says why). CPU only.
 
+Where the CPU has bfloat16 units, the same kernel also multiplies in bfloat16 (`conv_bf16`): float32
+transforms, the transformed input rounded to bfloat16, float32 accumulation, on AMX tiles ('amx') or
+AVX512-BF16's dot products ('avx512-bf16'); or on AMX with each number split into two bfloat16 ones and
+three products ('amx-split': an error near float32's at about three times the products). `bf16_units`
+names those this build may use (AMX only where Linux grants the process its tile state).
+
 The library in the cache is untrusted like everything read back: its SHA-256 is recorded beside it when it
 is built (`<name>.sha256.json`) and it is loaded only when it is a regular file whose bytes match that
 record. A truncated library would end the process with SIGBUS inside `ctypes.CDLL`, and another library
@@ -32,6 +38,12 @@ from typing import NamedTuple
 
 SOURCE = Path(__file__).resolve().parent / "native" / "winograd_f4.cc"
 TARGET = "nst_jax_winograd_f4"
+TARGET_BF16 = "nst_jax_winograd_f4_bf16"
+UNITS = {"avx512-bf16": 1, "amx": 2}   # the kernel's codes of the bfloat16 units
+# the kernel's bfloat16 methods: (code, the units they need); 'amx-split' splits each float32 number into two
+# bfloat16 ones and takes three products, for nearly float32's accuracy
+METHODS = {"avx512-bf16": (1, "avx512-bf16"), "amx": (2, "amx"), "amx-split": (3, "amx")}
+ALL_PHASES = 7                          # input transform 1, products 2, output transform 4 (`bench.breakdown`)
 FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-ffp-contract=fast", "-w")
 
 
@@ -44,6 +56,7 @@ class Library(NamedTuple):
     path: Path
     panel: int    # output channels per packed panel (the micro-kernel's width)
     lanes: int    # input channels must be a multiple of this (the vector width)
+    bf16: int = 0  # the bfloat16 units this build may use (`UNITS` codes, or-ed)
 
 
 def turned_off() -> bool:
@@ -137,9 +150,11 @@ def _load(path: Path, opened: str) -> Library:
     """The library at `path`, loaded from `opened` (the same file)."""
     import jax
     lib = ctypes.CDLL(opened)
-    found = Library(path, int(lib.nst_winograd_f4_panel()), int(lib.nst_winograd_f4_lanes()))
+    found = Library(path, int(lib.nst_winograd_f4_panel()), int(lib.nst_winograd_f4_lanes()),
+                    int(lib.nst_winograd_f4_bf16_units()))
     if not _REGISTERED:
         jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(lib.NstWinogradF4), platform="cpu")
+        jax.ffi.register_ffi_target(TARGET_BF16, jax.ffi.pycapsule(lib.NstWinogradF4Bf16), platform="cpu")
         _REGISTERED.append(found)
     elif _REGISTERED[0][1:] != found[1:]:
         raise OSError(f"another build of the kernel ({_REGISTERED[0].path}) is in use in this process")
@@ -188,16 +203,56 @@ def fits(cin: int, cout: int) -> bool:
     return lib is not None and cin % lib.lanes == 0 and cout % lib.panel == 0
 
 
+def bf16_units() -> tuple[str, ...]:
+    """The bfloat16 units the kernel may use here ('amx', 'avx512-bf16'); none when it is unavailable."""
+    lib = _state()[0]
+    return tuple(name for name, code in UNITS.items() if lib is not None and lib.bf16 & code)
+
+
+def fits_bf16(cin: int, cout: int, units: str) -> bool:
+    """Whether the kernel's bfloat16 products on `units` take these channel counts here."""
+    return units in bf16_units() and fits(cin, cout) and cin % 32 == 0
+
+
 def pack(u):
     """F(4×4)'s transformed kernel U (36, C, O) in the kernel's panels: (36, O / panel, C, panel)."""
     panel = library().panel
     return u.reshape(u.shape[0], u.shape[1], -1, panel).transpose(0, 2, 1, 3)
 
 
-def conv(x, packed):
+def pack_bf16(u, split: bool = False):
+    """U (36, C, O) for the bfloat16 products: rounded to bfloat16, in panels, with pairs of input
+    channels side by side (36, O / panel, C / 2, panel, 2); `split`: beside it the bfloat16 of what the
+    rounding lost, (36, O / panel, 2, C / 2, panel, 2)."""
+    import jax.numpy as jnp
+    panel = library().panel
+    p, c, o = u.shape
+
+    def packed(a):
+        return a.reshape(p, c // 2, 2, o // panel, panel).transpose(0, 3, 1, 4, 2).astype(jnp.bfloat16)
+    high = packed(u)
+    if not split:
+        return high
+    return jnp.stack([high, packed(u - u.astype(jnp.bfloat16).astype(jnp.float32))], axis=2)
+
+
+def conv(x, packed, phases: int = ALL_PHASES):
     """The 3×3 'same' convolution of x (…, H, W, C) with a packed kernel (`pack`); vmaps over x."""
     import jax
     import jax.numpy as jnp
+    import numpy as np
     library()
-    out = jax.ShapeDtypeStruct(x.shape[:-1] + (packed.shape[1] * packed.shape[3],), jnp.float32)
-    return jax.ffi.ffi_call(TARGET, out, vmap_method="expand_dims")(x, packed)
+    out = jax.ShapeDtypeStruct(x.shape[:-1] + (packed.shape[1] * packed.shape[-1],), jnp.float32)
+    return jax.ffi.ffi_call(TARGET, out, vmap_method="expand_dims")(x, packed, phases=np.int32(phases))
+
+
+def conv_bf16(x, packed, method: str, phases: int = ALL_PHASES):
+    """The same with bfloat16 products by `method` (`METHODS`), U packed by `pack_bf16` (split for
+    'amx-split')."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    library()
+    out = jax.ShapeDtypeStruct(x.shape[:-1] + (packed.shape[1] * packed.shape[-2],), jnp.float32)
+    return jax.ffi.ffi_call(TARGET_BF16, out, vmap_method="expand_dims")(
+        x, packed, method=np.int32(METHODS[method][0]), phases=np.int32(phases))

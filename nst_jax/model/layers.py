@@ -55,7 +55,13 @@ FORMS: dict[str, Form] = {f.name: f for f in (
     Form("f2b", "Winograd F(2×2, 3×3) with bfloat16 products", "F(2×2) bf16", winograd.kernel_f2b, winograd.conv_f2,
          winograd.even),
     Form("f4f", "Winograd F(4×4, 3×3), fused kernel compiled for this CPU", "F(4×4) fused", winograd.kernel_f4f,
-         winograd.conv_f4f, winograd.fused_fits))}
+         winograd.conv_f4f, winograd.fused_fits),
+    Form("f4fb", "Winograd F(4×4, 3×3), fused kernel, bfloat16 products on AVX512-BF16", "F(4×4) fused bf16",
+         winograd.kernel_f4fb, winograd.conv_f4fb, winograd.fused_fits_bf16),
+    Form("f4fa", "Winograd F(4×4, 3×3), fused kernel, bfloat16 products on AMX", "F(4×4) fused AMX",
+         winograd.kernel_f4fb, winograd.conv_f4fa, winograd.fused_fits_bf16),
+    Form("f4fa3", "Winograd F(4×4, 3×3), fused kernel, each number split into two bfloat16 on AMX",
+         "F(4×4) fused AMX split", winograd.kernel_f4fa3, winograd.conv_f4fa3, winograd.fused_fits_bf16))}
 
 
 def transformed(form: str, kernel) -> winograd.Transformed:

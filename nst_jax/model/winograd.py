@@ -60,6 +60,18 @@ def kernel_f4f(kernel) -> jnp.ndarray:
     return fused.pack(kernel_f4(kernel))
 
 
+def kernel_f4fb(kernel) -> jnp.ndarray:
+    """`kernel_f4` for the fused kernel's bfloat16 products (`fused.pack_bf16`): (36, O / panel, I / 2, panel, 2)."""
+    from nst_jax.model import fused
+    return fused.pack_bf16(kernel_f4(kernel))
+
+
+def kernel_f4fa3(kernel) -> jnp.ndarray:
+    """`kernel_f4` for the fused kernel's split bfloat16 products (`fused.pack_bf16` split)."""
+    from nst_jax.model import fused
+    return fused.pack_bf16(kernel_f4(kernel), split=True)
+
+
 def kernel_f2b(kernel) -> jnp.ndarray:
     """`kernel_f2` stored in bfloat16: F(2×2, 3×3) with bfloat16 products."""
     return kernel_f2(kernel).astype(jnp.bfloat16)
@@ -143,6 +155,24 @@ def conv_f4f(x, u, precision=None):
     return fused.conv(x, u)
 
 
+def conv_f4fb(x, u, precision=None):
+    """`conv_f4` by the fused kernel with bfloat16 products on AVX512-BF16 (U = kernel_f4fb(k))."""
+    from nst_jax.model import fused
+    return fused.conv_bf16(x, u, "avx512-bf16")
+
+
+def conv_f4fa(x, u, precision=None):
+    """`conv_f4` by the fused kernel with bfloat16 products on AMX tiles (U = kernel_f4fb(k))."""
+    from nst_jax.model import fused
+    return fused.conv_bf16(x, u, "amx")
+
+
+def conv_f4fa3(x, u, precision=None):
+    """`conv_f4` by the fused kernel on AMX with each number split into two bfloat16 ones (U = kernel_f4fa3(k))."""
+    from nst_jax.model import fused
+    return fused.conv_bf16(x, u, "amx-split")
+
+
 def even(shape) -> bool:
     """Whether F(2×2) takes an input of this shape (…, H, W, C): H and W even."""
     return shape[-3] % 2 == 0 and shape[-2] % 2 == 0
@@ -152,6 +182,11 @@ def fused_fits(shape) -> bool:
     """Whether the fused kernel takes an input of this shape: its channels a multiple of its lanes."""
     from nst_jax.model import fused
     return shape[-1] % fused.library().lanes == 0
+
+
+def fused_fits_bf16(shape) -> bool:
+    """Whether the fused kernel's bfloat16 products take an input of this shape: channels a multiple of 32."""
+    return fused_fits(shape) and shape[-1] % 32 == 0
 
 
 @jax.tree_util.register_pytree_node_class

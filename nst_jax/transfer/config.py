@@ -32,7 +32,7 @@ INITS = ("noise", "white", "black", "mean", "content", "style", "average")
 ORIGINAL_COLORS = ("none", "luminance", "histogram")
 MAX_SIZE = memory.MAX_SIZE   # the largest --size (declared beside the plan, which caps its sizes there)
 PRECISIONS = ("auto", "float32", "bfloat16")
-CONV_FORMS = ("auto", "auto-bf16", "xla", "f2", "f4", "f2b", "f4f")
+CONV_FORMS = ("auto", "auto-bf16", "xla", "f2", "f4", "f2b", "f4f", "f4fb", "f4fa", "f4fa3")
 TEMPORAL_WEIGHT = 1e3   # calibrated on the sample clip: see docs/video/README.md
 # float32 (largest 3.4e38) computes the objective: a weight ≤ MAX_WEIGHT leaves 3.4e18 for a loss part (the
 # samples' are < 1e6), a step size must be a float32; the stopping rule keeps --tol-window losses per run
@@ -126,13 +126,16 @@ class Config:
                             kind="str", choices=lambda: PRECISIONS)
     conv_forms: str = option("auto", "how each 3×3 convolution is computed: 'auto' the fastest form measured on "
                              "this machine per layer and direction (cached per machine; a continued run keeps "
-                             "the forms it started with); 'auto-bf16' the same with Winograd F(2×2, 3×3) in "
-                             "bfloat16 products as a candidate too, on CPUs with bfloat16 units (AMX, "
-                             "AVX512-BF16; a relative error of about 4e-3 per convolution); or one form wherever "
+                             "the forms it started with); 'auto-bf16' the same with forms in bfloat16 products "
+                             "as candidates too, on CPUs with bfloat16 units (AMX, AVX512-BF16; a relative error "
+                             "of about 4e-3 per convolution for F(2×2), 2.5e-2 for F(4×4)); or one form wherever "
                              "it applies: 'xla' (XLA's convolution), 'f2' or 'f4' (Winograd F(2×2, 3×3) or "
                              "F(4×4, 3×3)), 'f2b' (F(2×2) with bfloat16 products), 'f4f' (F(4×4) as one fused "
-                             "kernel compiled for this CPU, where a C++ compiler is found); float32 on one CPU "
-                             "device only, elsewhere XLA's", kind="str", choices=lambda: CONV_FORMS,
+                             "kernel compiled for this CPU, where a C++ compiler is found), 'f4fb' or 'f4fa' "
+                             "(the fused kernel with bfloat16 products on AVX512-BF16 or on AMX), 'f4fa3' (on "
+                             "AMX with each number split into two bfloat16 ones: float32's accuracy, taken by "
+                             "'auto' where its quality guard holds); float32 on one CPU device only, elsewhere "
+                             "XLA's", kind="str", choices=lambda: CONV_FORMS,
                              result=False)
     memory: str = option("auto", "how the run fits in memory: 'plain'; 'remat' recomputes each VGG19 block in "
                          "the backward pass (about a third less memory for the activations, about a third more "

@@ -175,35 +175,40 @@ def check_disk(cfg: Config, mem: memory.Needs, runs: int = 1) -> None:
                        f"--checkpoint-minutes 0 writes none")
 
 
-def _need_fused(recorded: bool) -> None:
-    """NSTError unless the fused F(4×4) kernel can be had here (`fused`), for a run asked or recorded to use it."""
+def _need_fused(recorded: bool, form: str = "f4f") -> None:
+    """NSTError unless the fused F(4×4) kernel (and, for 'f4fb' and 'f4fa', its bfloat16 units) can be had
+    here (`fused`), for a run asked or recorded to use it."""
     from nst_jax.model import fused
     missing = fused.why_unavailable()
+    units = {"f4fb": "avx512-bf16", "f4fa": "amx"}.get(form)
+    if not missing and units and units not in fused.bf16_units():
+        missing = f"this CPU, or this build of the kernel, has no {units.upper()} products"
     if missing and recorded:
         raise NSTError(f"this run was started with the fused Winograd F(4×4, 3×3) kernel, which is not available "
                        f"here ({missing}); a continued run keeps its forms so that it continues bit for bit: make "
                        f"the kernel available (a C++ compiler, CXX), or start a new run with another -o")
     if missing:
-        raise NSTError(f"--conv-forms f4f: the fused Winograd F(4×4, 3×3) kernel is not available here ({missing}); "
+        raise NSTError(f"--conv-forms {form}: the fused Winograd F(4×4, 3×3) kernel is not available here ({missing}); "
                        f"--conv-forms auto chooses among the forms this machine has")
 
 
 def with_forms(cfg: Config, plan: RunPlan, recorded: list | None = None,
                say=lambda line: None) -> RunPlan:
     """The plan with its convolution forms (`convforms`): none to choose off one float32 CPU device;
-    `--conv-forms xla|f2|f4|f2b|f4f` as asked; 'auto' (and 'auto-bf16', with bfloat16 products a candidate
-    where the CPU has bfloat16 units): the forms a continued run recorded, else this machine's measured
+    `--conv-forms xla|f2|f4|f2b|f4f|f4fb|f4fa` as asked; 'auto' (and 'auto-bf16', with bfloat16 products a candidate
+    where the CPU has bfloat16 units; 'auto' too where their quality guard holds, `hardware.bf16_forms_by_default`): the forms a continued run recorded, else this machine's measured
     ones (measured now where the cache has none)."""
     height, width, _ = plan.layout.image_shape
     layers = cfg.content_layers + cfg.style_layers
     if plan.layout.split or plan.precision != "float32" or jax.default_backend() != "cpu":
         return plan._replace(forms=convforms.NONE)
     if cfg.conv_forms not in ("auto", "auto-bf16"):
-        if cfg.conv_forms == "f4f":
-            _need_fused(recorded=False)
+        if cfg.conv_forms.startswith("f4f"):
+            _need_fused(recorded=False, form=cfg.conv_forms)
         return plan._replace(forms=convforms.uniform(layers, height, width, cfg.conv_forms))
     if recorded:
-        if any("f4f" in r[1:] for r in recorded):
-            _need_fused(recorded=True)
+        for form in sorted({f for r in recorded for f in r[1:] if f.startswith("f4f")}):
+            _need_fused(recorded=True, form=form)
         return plan._replace(forms=convforms.Forms(tuple(tuple(r) for r in recorded), "recorded"))
-    return plan._replace(forms=convforms.choose_forms(layers, height, width, say=say, bf16=cfg.conv_forms == "auto-bf16"))
+    bf16 = True if cfg.conv_forms == "auto-bf16" else hardware.bf16_forms_by_default()[0]
+    return plan._replace(forms=convforms.choose_forms(layers, height, width, say=say, bf16=bf16))

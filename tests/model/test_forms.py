@@ -12,7 +12,8 @@ from nst_jax.model import convforms, layers, winograd
 from nst_jax.model.winograd import Transformed
 from nst_jax.transfer.config import CONV_FORMS
 
-WINOGRAD = ("f2", "f4", "f2b", "f4f")
+WINOGRAD = ("f2", "f4", "f2b", "f4f", "f4fb", "f4fa", "f4fa3")
+UNITS = {"f4fb": "avx512-bf16", "f4fa": "amx", "f4fa3": "amx"}
 
 
 def _random(shape, seed):
@@ -97,9 +98,12 @@ def _fused_or_skip():
 
 @pytest.mark.parametrize("form", WINOGRAD)
 def test_each_winograd_form_equals_xlas_convolution(form):
-    if form == "f4f":
+    if form.startswith("f4f"):
         lib = _fused_or_skip()
-        cin, cout = lib.lanes, lib.panel
+        from nst_jax.model import fused
+        if form in UNITS and UNITS[form] not in fused.bf16_units():
+            pytest.skip(f"this CPU has no {UNITS[form]} products")
+        cin, cout = 2 * lib.lanes, lib.panel
     else:
         cin, cout = 8, 12
     h, w = (8, 10) if form in ("f2", "f2b") else (9, 7)      # F(2×2) takes even sizes only
@@ -114,7 +118,7 @@ def test_each_winograd_form_equals_xlas_convolution(form):
     got, through, reference = convs(x, layers.transformed(form, k))
     assert got.shape == reference.shape and got.dtype == jnp.float32
     error = float(jnp.linalg.norm(got - reference) / jnp.linalg.norm(reference))
-    budget = convforms.BF16_BUDGET if form == "f2b" else convforms.ERROR_BUDGET
+    budget = convforms.BUDGETS.get(form, convforms.ERROR_BUDGET)
     assert error < budget, (form, error)
     np.testing.assert_allclose(through, got, rtol=1e-6, atol=1e-6)
 

@@ -10,6 +10,16 @@
 // Blocks (and, for few blocks, groups of panels) are shared among XLA's intra-op threads; each output
 // is computed by one thread in a fixed order, so results do not depend on the threads.
 //
+// The products come in float32 (`NstWinogradF4`) or, where the CPU has bfloat16 units, in bfloat16 with
+// float32 transforms and float32 accumulation (`NstWinogradF4Bf16`): the transformed input is rounded to
+// bfloat16 after its transform, U is given in bfloat16 pairs along the input channels ("VNNI" layout,
+// (36, O / NR, C / 2, NR, 2)), and the products run on AMX tiles (`tdpbf16ps`, method 2) or on
+// AVX512-BF16's `vdpbf16ps` (method 1). Method 3 keeps nearly float32's accuracy on AMX: each float32
+// number is split into a bfloat16 and the bfloat16 of its remainder, v = vh + vl and u = uh + ul, and
+// v·u is taken as vh·uh + vl·uh + vh·ul (three products; vl·ul, below 2⁻¹⁶ of v·u, is left out); U then
+// comes as (36, O / NR, 2, C / 2, NR, 2), its high half first. `phases` (1 input transform, 2 products, 4 output transform)
+// leaves out phases for `bench.breakdown`; a run passes 7.
+//
 // Built per machine with -march=native by `nst_jax/fused.py`; the vector width follows the CPU.
 #include <algorithm>
 #include <atomic>
@@ -21,6 +31,16 @@
 #include <thread>
 
 #include "xla/ffi/api/ffi.h"
+
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#define NST_BF16 1
+#include <immintrin.h>
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__)
+#define NST_AMX 1
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#endif
 
 namespace ffi = xla::ffi;
 
@@ -59,9 +79,24 @@ static inline void at(const vf m[6], vf y[4]) {
   y[3] = d12 + 8.0f * d34 + m[5];
 }
 
+#if NST_BF16
+static inline __m256i to_bf16(vf v) { return (__m256i)_mm512_cvtneps_pbh((__m512)v); }  // nearest
+static inline vf from_bf16(__m256i h) { return (vf)_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16); }
+
+// v rounded to bfloat16 at p; with `split`, the bfloat16 of what rounding lost at p + split
+static inline void put(uint16_t* p, vf v, int split) {
+  __m256i hi = to_bf16(v);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), hi);
+  if (split) _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + split), to_bf16(v - from_bf16(hi)));
+}
+#endif
+static inline void put(float* p, vf v, int) { store(p, v); }
+
 // Bᵀ d B of the 6×6 tile whose top-left input pixel is (y0, x0) (may lie outside: zeros), for all
-// channels; plane p of the result at v + p·ps.
-static void input_tile(const float* x, int H, int W, int C, int y0, int x0, float* v, size_t ps) {
+// channels; plane p of the result at v + p·ps, in float32 or rounded to bfloat16 (split: the remainders C
+// further on).
+template <typename T>
+static void input_tile(const float* x, int H, int W, int C, int y0, int x0, T* v, size_t ps, int split) {
   const bool inside = y0 >= 0 && x0 >= 0 && y0 + 6 <= H && x0 + 6 <= W;
   for (int c = 0; c < C; c += VL) {
     vf r[6][6];
@@ -79,7 +114,7 @@ static void input_tile(const float* x, int H, int W, int C, int y0, int x0, floa
     for (int i = 0; i < 6; ++i) {
       vf o[6];
       bt(r[i], o);
-      for (int j = 0; j < 6; ++j) store(v + (size_t)(i * 6 + j) * ps + c, o[j]);
+      for (int j = 0; j < 6; ++j) put(v + (size_t)(i * 6 + j) * ps + c, o[j], split);
     }
   }
 }
@@ -105,16 +140,158 @@ static inline void micro(const float* __restrict a, int lda, const float* __rest
     for (int q = 0; q < NQ; ++q) store(c + r * NR + q * VL, acc[r][q]);
 }
 
+// The float32 products of one position: m (ntp × NR) = v (ntp × C) · u (C × NR).
+static void products(const float* v, int C, const float* u, int ntp, float* m) {
+  for (int i = 0; i < ntp; i += MR) micro(v + (size_t)i * C, C, u, C, m + (size_t)i * NR);
+}
+
+#if NST_BF16
+// c[MR×NR] = a[MR×K] (bfloat16, row stride lda) · b (bfloat16 pairs: K/2 rows of NR pairs), by vdpbf16ps
+static inline void micro_bf16(const uint16_t* __restrict a, int lda, const uint16_t* __restrict b, int K,
+                              float* __restrict c) {
+  __m512 acc[MR][NQ];
+  for (int r = 0; r < MR; ++r)
+    for (int q = 0; q < NQ; ++q) acc[r][q] = _mm512_setzero_ps();
+  for (int k = 0; k < K; k += 2) {
+    __m512bh bq[NQ];
+#pragma GCC unroll 4
+    for (int q = 0; q < NQ; ++q) bq[q] = (__m512bh)_mm512_loadu_si512(b + (size_t)k * NR + q * 2 * VL);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      int32_t pair;
+      memcpy(&pair, a + (size_t)r * lda + k, 4);
+      __m512bh s = (__m512bh)_mm512_set1_epi32(pair);
+#pragma GCC unroll 4
+      for (int q = 0; q < NQ; ++q) acc[r][q] = _mm512_dpbf16_ps(acc[r][q], s, bq[q]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int q = 0; q < NQ; ++q) _mm512_storeu_ps(c + r * NR + q * VL, acc[r][q]);
+}
+
+static void products_bf16(const uint16_t* v, int C, const uint16_t* u, int ntp, float* m) {
+  for (int i = 0; i < ntp; i += MR) micro_bf16(v + (size_t)i * C, C, u, C, m + (size_t)i * NR);
+}
+#endif
+
+#if NST_AMX
+constexpr int AMX_ROWS = 32;  // tiles per AMX step: two A tiles of 16 rows
+
+// Linux hands out AMX state only on request, once per process; without it a tile instruction faults.
+static bool amx_permitted() {
+  static const bool ok = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+  return ok;
+}
+
+struct alignas(64) TileConfig {
+  uint8_t palette, start_row, reserved[14];
+  uint16_t bytes_per_row[16];
+  uint8_t rows[16];
+};
+
+// Every tile 16 rows × 64 bytes: C (16 × 16 float32) += A (16 × 32 bfloat16) · B (16 pairs-rows × 16 pairs).
+static void amx_configure() {
+  TileConfig config{};
+  config.palette = 1;
+  for (int t = 0; t < 8; ++t) config.rows[t] = 16, config.bytes_per_row[t] = 64;
+  _tile_loadconfig(&config);
+}
+
+// The products of one position on AMX tiles: m (ntp × NR) = v (ntp × C) · u, ntp a multiple of 32 and
+// C of 32; tiles 0–3 accumulate a 32 × 32 block of m, 4–5 hold v's rows, 6–7 u's columns.
+static void products_amx(const uint16_t* v, int C, const uint16_t* u, int ntp, float* m) {
+  for (int i = 0; i < ntp; i += AMX_ROWS)
+    for (int h = 0; h < NR; h += 32) {
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      for (int k = 0; k < C; k += 32) {
+        _tile_loadd(4, v + (size_t)i * C + k, C * 2);
+        _tile_loadd(5, v + (size_t)(i + 16) * C + k, C * 2);
+        _tile_loadd(6, u + (size_t)k * NR + 2 * h, NR * 4);
+        _tile_loadd(7, u + (size_t)k * NR + 2 * h + 32, NR * 4);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+      }
+      _tile_stored(0, m + (size_t)i * NR + h, NR * 4);
+      _tile_stored(1, m + (size_t)i * NR + h + 16, NR * 4);
+      _tile_stored(2, m + (size_t)(i + 16) * NR + h, NR * 4);
+      _tile_stored(3, m + (size_t)(i + 16) * NR + h + 16, NR * 4);
+    }
+}
+
+// The same with split numbers (method 3): v's rows are [vh | vl] (2C wide), u is [uh, ul] (C · NR each).
+static void products_amx_split(const uint16_t* v, int C, const uint16_t* u, int ntp, float* m) {
+  const uint16_t* ul = u + (size_t)C * NR;
+  for (int i = 0; i < ntp; i += AMX_ROWS)
+    for (int h = 0; h < NR; h += 32) {
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      for (int k = 0; k < C; k += 32) {
+        _tile_loadd(4, v + (size_t)i * 2 * C + k, C * 4);
+        _tile_loadd(5, v + (size_t)(i + 16) * 2 * C + k, C * 4);
+        _tile_loadd(6, ul + (size_t)k * NR + 2 * h, NR * 4);
+        _tile_loadd(7, ul + (size_t)k * NR + 2 * h + 32, NR * 4);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+        _tile_loadd(6, u + (size_t)k * NR + 2 * h, NR * 4);
+        _tile_loadd(7, u + (size_t)k * NR + 2 * h + 32, NR * 4);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+        _tile_loadd(4, v + (size_t)i * 2 * C + C + k, C * 4);
+        _tile_loadd(5, v + (size_t)(i + 16) * 2 * C + C + k, C * 4);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+      }
+      _tile_stored(0, m + (size_t)i * NR + h, NR * 4);
+      _tile_stored(1, m + (size_t)i * NR + h + 16, NR * 4);
+      _tile_stored(2, m + (size_t)(i + 16) * NR + h, NR * 4);
+      _tile_stored(3, m + (size_t)(i + 16) * NR + h + 16, NR * 4);
+    }
+}
+#endif
+
+// Which bfloat16 products this build has and may use: 1 vdpbf16ps, 2 AMX (granted by Linux), and
+// methods 1, 2 and 3 accordingly.
+static int bf16_units() {
+  int units = 0;
+#if NST_BF16
+  units |= 1;
+#endif
+#if NST_AMX
+  if (amx_permitted()) units |= 2;
+#endif
+  return units;
+}
+
+static bool method_available(int method) {
+  const int units = bf16_units();
+  return (method == 1 && (units & 1)) || ((method == 2 || method == 3) && (units & 2));
+}
+
 struct Scratch {
-  float* p = nullptr;
+  void* p = nullptr;
   size_t n = 0;
-  float* get(size_t want) {  // nullptr when out of memory
+  template <typename T>
+  T* get(size_t want) {  // nullptr when out of memory
+    want *= sizeof(T);
     if (want > n || !p) {
       free(p);
-      p = static_cast<float*>(aligned_alloc(64, ((want * 4 + 63) / 64) * 64));
+      p = aligned_alloc(64, ((want + 63) / 64) * 64);
       n = p ? want : 0;
     }
-    return p;
+    return static_cast<T*>(p);
   }
   ~Scratch() { free(p); }
 };
@@ -133,39 +310,56 @@ static void work(Job& job) {
   }
 }
 
-// Tiles per block: the block's transformed input (36 · tb · C floats) stays within a few MB (L2/L3),
-// and a small map still gives each thread two blocks where it can (at least 24 tiles each).
-static int tiles_per_block(int C, int64_t tiles, int threads) {
+// Tiles per block (a multiple of `step`): the block's transformed input (36 · tb · C numbers) stays
+// within a few MB (L2/L3), and a small map still gives each thread two blocks where it can (at least 24
+// tiles each).
+static int tiles_per_block(int C, int64_t tiles, int threads, int step) {
   int tb = std::max(48, std::min(192, 49152 / C));
   tb = (int)std::min<int64_t>(tb, std::max<int64_t>(24, (tiles + 2 * threads - 1) / (2 * threads)));
-  tb = (int)std::min<int64_t>(tb, ((tiles + MR - 1) / MR) * MR);
-  return std::max(MR, tb / MR * MR);
+  tb = (int)std::min<int64_t>(tb, ((tiles + step - 1) / step) * step);
+  return std::max(step, tb / step * step);
 }
 
-static ffi::Error conv(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xb, ffi::Buffer<ffi::F32> ub,
-                       ffi::ResultBuffer<ffi::F32> yb) {
-  auto xd = xb.dimensions(), ud = ub.dimensions();
+enum Phase { INPUT = 1, PRODUCTS = 2, OUTPUT = 4 };
+
+// The convolution with products of type T (float, or uint16_t for bfloat16); method: 0 float32, 1
+// vdpbf16ps, 2 AMX, 3 AMX with split numbers.
+template <typename T>
+static ffi::Error conv(ffi::ThreadPool pool, const float* x, ffi::Span<const int64_t> xd, const T* u,
+                       ffi::Span<const int64_t> ud, float* y, ffi::Span<const int64_t> yd, int method, int phases) {
   if (xd.size() < 3 || ud.size() < 4) return ffi::Error::InvalidArgument("nst_jax winograd_f4: bad ranks");
-  for (size_t i = 0; i + 4 < ud.size(); ++i)
+  const int S = method == 3 ? 2 : 1;            // numbers per value: split ones have two
+  const size_t lead = sizeof(T) == 2 ? 4 + S : 4;  // bfloat16: (36, P, [2,] C/2, NR, 2)
+  if (ud.size() < lead) return ffi::Error::InvalidArgument("nst_jax winograd_f4: bad ranks");
+  for (size_t i = 0; i + lead < ud.size(); ++i)
     if (ud[i] != 1) return ffi::Error::InvalidArgument("nst_jax winograd_f4: batched kernels");
+  const size_t at0 = ud.size() - lead;
   const int C = xd[xd.size() - 1], W = xd[xd.size() - 2], H = xd[xd.size() - 3];
   int64_t N = 1;
   for (size_t i = 0; i + 3 < xd.size(); ++i) N *= xd[i];
-  const int P = ud[ud.size() - 3];
-  if (ud[ud.size() - 4] != 36 || ud[ud.size() - 2] != C || ud[ud.size() - 1] != NR || C % VL)
-    return ffi::Error::InvalidArgument("nst_jax winograd_f4: kernel shape");
+  const int P = ud[at0 + 1];
+  const size_t k0 = at0 + S + 1;  // where (C/2, NR, 2) begins
+  const bool shaped = sizeof(T) == 2 ? (S == 1 || ud[at0 + 2] == 2) && ud[k0] * 2 == C && ud[k0 + 1] == NR &&
+                                           ud[k0 + 2] == 2 && C % 32 == 0
+                                     : ud[at0 + 2] == C && ud[at0 + 3] == NR;
+  if (ud[at0] != 36 || !shaped || C % VL) return ffi::Error::InvalidArgument("nst_jax winograd_f4: kernel shape");
   const int O = P * NR;
+  bool out_shaped = yd.size() == xd.size() && yd[yd.size() - 1] == O;
+  for (size_t i = 0; out_shaped && i + 1 < xd.size(); ++i) out_shaped = yd[i] == xd[i];
+  if (!out_shaped) return ffi::Error::InvalidArgument("nst_jax winograd_f4: output shape");
   const int th = (H + 3) / 4, tw = (W + 3) / 4;
   const int64_t tiles = N * th * tw;
   const int threads = std::max<int64_t>(1, pool.num_threads());
-  const int TB = tiles_per_block(C, tiles, threads);
+#if NST_AMX
+  const int step = method >= 2 ? AMX_ROWS : MR;
+#else
+  const int step = MR;
+#endif
+  const int TB = tiles_per_block(C, tiles, threads, step);
   const int64_t blocks = (tiles + TB - 1) / TB;
   int groups = 1;
   while (groups < P && blocks * groups < 2 * threads) groups *= 2;
   groups = std::min(groups, P);
-  const float* x = xb.typed_data();
-  const float* u = ub.typed_data();
-  float* y = yb->typed_data();
 
   auto job = std::make_shared<Job>();
   job->n = (int)(blocks * groups);
@@ -177,27 +371,47 @@ static ffi::Error conv(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xb, ffi::Buff
     const int p0 = (int)((int64_t)P * group / groups), p1 = (int)((int64_t)P * (group + 1) / groups);
     const int64_t t0 = block * TB;
     const int nt = (int)std::min<int64_t>(TB, tiles - t0);
-    const int ntp = (nt + MR - 1) / MR * MR;
-    const size_t vps = (size_t)ntp * C, mps = (size_t)ntp * NR;
-    float* v = sv.get(36 * vps);
-    float* m = sm.get(36 * mps);
+    const int ntp = (nt + step - 1) / step * step;
+    const size_t vps = (size_t)ntp * C * S, mps = (size_t)ntp * NR;
+    T* v = sv.get<T>(36 * vps);
+    float* m = sm.get<float>(36 * mps);
     if (!v || !m) {
       self->out_of_memory = true;
       return;
     }
-    for (int t = 0; t < nt; ++t) {
-      int64_t tt = t0 + t;
-      int64_t n = tt / (th * tw);
-      int r = (int)(tt % (th * tw));
-      input_tile(x + n * H * W * C, H, W, C, 4 * (r / tw) - 1, 4 * (r % tw) - 1, v + (size_t)t * C, vps);
-    }
-    for (int t = nt; t < ntp; ++t)
-      for (int p = 0; p < 36; ++p) memset(v + p * vps + (size_t)t * C, 0, C * 4);
-    for (int j = p0; j < p1; ++j) {
-      for (int p = 0; p < 36; ++p) {
-        const float* up = u + ((size_t)p * P + j) * C * NR;
-        for (int i = 0; i < ntp; i += MR) micro(v + p * vps + (size_t)i * C, C, up, C, m + p * mps + (size_t)i * NR);
+    if (phases & INPUT) {
+      for (int t = 0; t < nt; ++t) {
+        int64_t tt = t0 + t;
+        int64_t n = tt / (th * tw);
+        int r = (int)(tt % (th * tw));
+        input_tile(x + n * H * W * C, H, W, C, 4 * (r / tw) - 1, 4 * (r % tw) - 1, v + (size_t)t * C * S, vps,
+                   S == 2 ? C : 0);
       }
+      for (int t = nt; t < ntp; ++t)
+        for (int p = 0; p < 36; ++p) memset(v + p * vps + (size_t)t * C * S, 0, C * S * sizeof(T));
+    }
+#if NST_AMX
+    if (method >= 2 && (phases & PRODUCTS)) amx_configure();
+#endif
+    for (int j = p0; j < p1; ++j) {
+      if (phases & PRODUCTS)
+        for (int p = 0; p < 36; ++p) {
+          const T* up = u + ((size_t)p * P + j) * S * C * NR;
+          if constexpr (sizeof(T) == 4) {
+            products(v + p * vps, C, up, ntp, m + p * mps);
+          } else {
+#if NST_AMX
+            if (method >= 2) {
+              (method == 3 ? products_amx_split : products_amx)(v + p * vps, C, up, ntp, m + p * mps);
+              continue;
+            }
+#endif
+#if NST_BF16
+            products_bf16(v + p * vps, C, up, ntp, m + p * mps);
+#endif
+          }
+        }
+      if (!(phases & OUTPUT)) continue;
       for (int t = 0; t < nt; ++t) {
         int64_t tt = t0 + t;
         int64_t n = tt / (th * tw);
@@ -222,6 +436,9 @@ static ffi::Error conv(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xb, ffi::Buff
         }
       }
     }
+#if NST_AMX
+    if (method >= 2 && (phases & PRODUCTS)) _tile_release();
+#endif
   };
   const int helpers = std::min<int>(threads - 1, job->n - 1);
   for (int h = 0; h < helpers; ++h) pool.Schedule([job] { work(*job); });
@@ -231,13 +448,43 @@ static ffi::Error conv(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xb, ffi::Buff
   return ffi::Error::Success();
 }
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(NstWinogradF4, conv,
+static ffi::Error conv_f32(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xb, ffi::Buffer<ffi::F32> ub,
+                           ffi::ResultBuffer<ffi::F32> yb, int32_t phases) {
+  return conv<float>(pool, xb.typed_data(), xb.dimensions(), ub.typed_data(), ub.dimensions(), yb->typed_data(),
+                     yb->dimensions(), 0, phases);
+}
+
+static ffi::Error conv_bf16(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xb, ffi::Buffer<ffi::BF16> ub,
+                            ffi::ResultBuffer<ffi::F32> yb, int32_t method, int32_t phases) {
+  if (!method_available(method))
+    return ffi::Error::InvalidArgument("nst_jax winograd_f4: these bfloat16 units are not available");
+#if NST_BF16
+  return conv<uint16_t>(pool, xb.typed_data(), xb.dimensions(), ub.typed_data(), ub.dimensions(),
+                        yb->typed_data(), yb->dimensions(), method, phases);
+#else
+  return ffi::Error::InvalidArgument("nst_jax winograd_f4: built without bfloat16 units");
+#endif
+}
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(NstWinogradF4, conv_f32,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int32_t>("phases"));
 
-// The packing the kernel expects: output channels per panel, and the channel multiple (vector width).
+XLA_FFI_DEFINE_HANDLER_SYMBOL(NstWinogradF4Bf16, conv_bf16,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int32_t>("method")
+                                  .Attr<int32_t>("phases"));
+
+// The packing the kernel expects: output channels per panel, and the channel multiple (vector width);
+// and the bfloat16 units this build may use (1 vdpbf16ps, 2 AMX).
 extern "C" int nst_winograd_f4_panel() { return NR; }
 extern "C" int nst_winograd_f4_lanes() { return VL; }
+extern "C" int nst_winograd_f4_bf16_units() { return bf16_units(); }
