@@ -13,5 +13,6 @@ def write_results(name: str, text: str, folder: str | Path | None = None) -> Pat
     bench/results), the one place the benches name their result files."""
     print(text)
     path = Path(folder or RESULTS) / f"{name}-{_dt.date.today().isoformat()}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
