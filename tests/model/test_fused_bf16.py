@@ -6,6 +6,7 @@ and input gradient, on odd sizes, batched and vmapped, bit-identical from call t
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -162,3 +163,17 @@ def test_a_build_without_the_units_does_not_offer_them(arch, units, tmp_path):
     child = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True, cwd=ROOT, env=env)
     assert child.returncode == 0, child.stderr
     assert child.stdout.split() == ["None", units, "False"]
+
+
+@pytest.mark.parametrize("form", ["f4fa3", "f4fa"])
+def test_a_run_with_them_continues_bit_for_bit(form, tmp_path):
+    from conftest import small_cfg
+    from nst_jax.transfer.runs import run
+    _units("amx")
+    cfg = lambda name, **kw: small_cfg(tmp_path / name, conv_forms=form, size=46, **kw)   # noqa: E731
+    whole = run(cfg("whole.png", iterations=6), progress=False)
+    assert [["conv1_2", form, form]] == [r for r in json.loads((tmp_path / "whole.json").read_text())
+                                         ["conv_forms"]["forms"] if r[0] == "conv1_2"]
+    run(cfg("o.png", iterations=3, keep_checkpoint=True), progress=False)
+    continued = run(cfg("o.png", iterations=6, checkpoint_every=3, keep_checkpoint=True), progress=False)
+    np.testing.assert_array_equal(continued.image, whole.image)

@@ -197,29 +197,43 @@ static void amx_configure() {
   _tile_loadconfig(&config);
 }
 
+// Tiles 0–3 hold a 32 × 32 block of m: zeroed, multiplied by tiles 4–5 (rows of v) and 6–7 (columns of
+// u), and stored at rows i… and columns h… of m.
+static inline void zero_block() {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+}
+
+static inline void multiply_block() {
+  _tile_dpbf16ps(0, 4, 6);
+  _tile_dpbf16ps(1, 4, 7);
+  _tile_dpbf16ps(2, 5, 6);
+  _tile_dpbf16ps(3, 5, 7);
+}
+
+static inline void store_block(float* m, int i, int h) {
+  _tile_stored(0, m + (size_t)i * NR + h, NR * 4);
+  _tile_stored(1, m + (size_t)i * NR + h + 16, NR * 4);
+  _tile_stored(2, m + (size_t)(i + 16) * NR + h, NR * 4);
+  _tile_stored(3, m + (size_t)(i + 16) * NR + h + 16, NR * 4);
+}
+
 // The products of one position on AMX tiles: m (ntp × NR) = v (ntp × C) · u, ntp a multiple of 32 and
 // C of 32; tiles 0–3 accumulate a 32 × 32 block of m, 4–5 hold v's rows, 6–7 u's columns.
 static void products_amx(const uint16_t* v, int C, const uint16_t* u, int ntp, float* m) {
   for (int i = 0; i < ntp; i += AMX_ROWS)
     for (int h = 0; h < NR; h += 32) {
-      _tile_zero(0);
-      _tile_zero(1);
-      _tile_zero(2);
-      _tile_zero(3);
+      zero_block();
       for (int k = 0; k < C; k += 32) {
         _tile_loadd(4, v + (size_t)i * C + k, C * 2);
         _tile_loadd(5, v + (size_t)(i + 16) * C + k, C * 2);
         _tile_loadd(6, u + (size_t)k * NR + 2 * h, NR * 4);
         _tile_loadd(7, u + (size_t)k * NR + 2 * h + 32, NR * 4);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
+        multiply_block();
       }
-      _tile_stored(0, m + (size_t)i * NR + h, NR * 4);
-      _tile_stored(1, m + (size_t)i * NR + h + 16, NR * 4);
-      _tile_stored(2, m + (size_t)(i + 16) * NR + h, NR * 4);
-      _tile_stored(3, m + (size_t)(i + 16) * NR + h + 16, NR * 4);
+      store_block(m, i, h);
     }
 }
 
@@ -228,36 +242,21 @@ static void products_amx_split(const uint16_t* v, int C, const uint16_t* u, int 
   const uint16_t* ul = u + (size_t)C * NR;
   for (int i = 0; i < ntp; i += AMX_ROWS)
     for (int h = 0; h < NR; h += 32) {
-      _tile_zero(0);
-      _tile_zero(1);
-      _tile_zero(2);
-      _tile_zero(3);
+      zero_block();
       for (int k = 0; k < C; k += 32) {
         _tile_loadd(4, v + (size_t)i * 2 * C + k, C * 4);
         _tile_loadd(5, v + (size_t)(i + 16) * 2 * C + k, C * 4);
         _tile_loadd(6, ul + (size_t)k * NR + 2 * h, NR * 4);
         _tile_loadd(7, ul + (size_t)k * NR + 2 * h + 32, NR * 4);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
+        multiply_block();
         _tile_loadd(6, u + (size_t)k * NR + 2 * h, NR * 4);
         _tile_loadd(7, u + (size_t)k * NR + 2 * h + 32, NR * 4);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
+        multiply_block();
         _tile_loadd(4, v + (size_t)i * 2 * C + C + k, C * 4);
         _tile_loadd(5, v + (size_t)(i + 16) * 2 * C + C + k, C * 4);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
+        multiply_block();
       }
-      _tile_stored(0, m + (size_t)i * NR + h, NR * 4);
-      _tile_stored(1, m + (size_t)i * NR + h + 16, NR * 4);
-      _tile_stored(2, m + (size_t)(i + 16) * NR + h, NR * 4);
-      _tile_stored(3, m + (size_t)(i + 16) * NR + h + 16, NR * 4);
+      store_block(m, i, h);
     }
 }
 #endif
