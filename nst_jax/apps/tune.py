@@ -30,7 +30,7 @@ def _parser() -> ArgumentParser:
     return p
 
 
-_ERRORS = ("f4", "f2b", "f4f", "f4fb", "f4fa")   # the forms whose error against XLA's convolution is shown
+_ERRORS = ("f4", "f2b", "f4f", "f4fb", "f4fa", "f4fa3")   # the forms whose error against XLA's convolution is shown
 
 
 def _show(path: Path, info: dict[str, str]) -> str:
