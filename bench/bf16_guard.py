@@ -1,7 +1,7 @@
 """`python -m bench.bf16_guard`: the quality guard of the bfloat16 convolution forms on this CPU.
 
-Per pair and size, one run with the float32 forms (`--conv-forms auto`, as measured without bfloat16
-products) and one per bfloat16 form asked (`--forms`: that form wherever it applies, as `--conv-forms f4fa3`
+Per pair and size, one run with the float32 forms (`--conv-forms auto` with no bfloat16 form allowed,
+whatever `hardware.BF16_FORMS_GUARD` says) and one per bfloat16 form asked (`--forms`: that form wherever it applies, as `--conv-forms f4fa3`
 runs it), each for N L-BFGS iterations from the same start. All results are scored by one float32
 objective (XLA's convolutions), and the images are put side by side (float32 left) under docs/bf16/. A
 form's guard holds on a CPU kind when every pair and size ends within `hardware.BF16_FORMS_TOLERANCE` of the
@@ -39,6 +39,8 @@ def guard_row(pair: str, size: int, forms: list[str], iterations: int, runs: Pat
     """The float32 run and one run per form of one pair and size, scored by the float32 objective."""
     import jax
     from nst_jax.files import image
+    from nst_jax.machine import hardware
+    from nst_jax.model import convforms
     from nst_jax.objective import losses
     from nst_jax.transfer import runs as transfer
     from nst_jax.transfer.problem import prepare
@@ -46,11 +48,18 @@ def guard_row(pair: str, size: int, forms: list[str], iterations: int, runs: Pat
     for form in ["auto", *forms]:
         cfg = _cfg(pair, size, form, iterations=iterations, output=str(runs / f"{pair}-{size}-{form}.png"),
                    checkpoint_minutes=0, print_every=0)
-        t = time.perf_counter()
-        results[form] = transfer.run(cfg, progress=False, restart=True).image
-        seconds[form] = time.perf_counter() - t
+        guarded = hardware.BF16_FORMS_GUARD
+        if form == "auto":
+            hardware.BF16_FORMS_GUARD = {}
+        try:
+            t = time.perf_counter()
+            results[form] = transfer.run(cfg, progress=False, restart=True).image
+            seconds[form] = time.perf_counter() - t
+        finally:
+            hardware.BF16_FORMS_GUARD = guarded
         sidecar = json.loads(Path(cfg.output).with_suffix(".json").read_text())
         used[form] = sorted({f for row in sidecar.get("conv_forms", {}).get("forms", []) for f in row[1:]})
+    assert not set(used["auto"]) & set(convforms.BF16_FORMS), used["auto"]   # the baseline is float32
     problem = prepare(_cfg(pair, size, "xla"))
     fun = jax.jit(losses.make_objective(problem.spec))
     aux = problem.aux(jax.random.PRNGKey(0))

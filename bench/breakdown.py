@@ -73,9 +73,9 @@ def conv_parts(shape, form: str, repeats: int) -> dict[str, float]:
     if not form.startswith("f4f"):
         fn = jax.jit(lambda x, u: f.conv(x, u, None))
         return {"total": _median_s(lambda: fn(x, u), repeats)}
-    units = {"f4fb": "avx512-bf16", "f4fa": "amx", "f4fa3": "amx-split"}.get(form)
-    call = (lambda p: jax.jit(lambda x, u: fused.conv(x, u, p))) if units is None else \
-        (lambda p: jax.jit(lambda x, u: fused.conv_bf16(x, u, units, p)))
+    method = fused.FORM_METHODS.get(form)
+    call = (lambda p: jax.jit(lambda x, u: fused.conv(x, u, p))) if method is None else \
+        (lambda p: jax.jit(lambda x, u: fused.conv_bf16(x, u, method, p)))
     t = {p: _median_s(lambda fn=call(p): fn(x, u), repeats) for p in (1, 3, 7)}
     return {"total": t[7], "input": t[1], "products": max(t[3] - t[1], 0.0), "output": max(t[7] - t[3], 0.0)}
 

@@ -95,8 +95,8 @@ def _fused_fits(shape: Shape) -> bool:
 def _fused_bf16(shape: Shape) -> tuple[str, ...]:
     """The fused kernel's bfloat16 forms this CPU has for the shape: 'f4fb' (AVX512-BF16), 'f4fa' (AMX)."""
     from nst_jax.model import fused
-    return tuple(form for form, units in (("f4fb", "avx512-bf16"), ("f4fa", "amx"), ("f4fa3", "amx"))
-                 if fused.fits_bf16(shape.cin, shape.cout, units))
+    return tuple(form for form in fused.FORM_METHODS
+                 if fused.fits_bf16(shape.cin, shape.cout, fused.form_units(form)))
 
 
 def fused_ready(say: Callable[[str], None] = lambda line: None) -> bool:

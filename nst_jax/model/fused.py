@@ -43,6 +43,7 @@ UNITS = {"avx512-bf16": 1, "amx": 2}   # the kernel's codes of the bfloat16 unit
 # the kernel's bfloat16 methods: (code, the units they need); 'amx-split' splits each float32 number into two
 # bfloat16 ones and takes three products, for nearly float32's accuracy
 METHODS = {"avx512-bf16": (1, "avx512-bf16"), "amx": (2, "amx"), "amx-split": (3, "amx")}
+FORM_METHODS = {"f4fb": "avx512-bf16", "f4fa": "amx", "f4fa3": "amx-split"}   # the planner's bfloat16 forms
 ALL_PHASES = 7                          # input transform 1, products 2, output transform 4 (`bench.breakdown`)
 FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-ffp-contract=fast", "-w")
 
@@ -207,6 +208,12 @@ def bf16_units() -> tuple[str, ...]:
     """The bfloat16 units the kernel may use here ('amx', 'avx512-bf16'); none when it is unavailable."""
     lib = _state()[0]
     return tuple(name for name, code in UNITS.items() if lib is not None and lib.bf16 & code)
+
+
+def form_units(form: str) -> str | None:
+    """The bfloat16 units a fused form needs ('amx', 'avx512-bf16'); None for the float32 one."""
+    method = FORM_METHODS.get(form)
+    return METHODS[method][1] if method else None
 
 
 def fits_bf16(cin: int, cout: int, units: str) -> bool:

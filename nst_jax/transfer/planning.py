@@ -180,7 +180,7 @@ def _need_fused(recorded: bool, form: str = "f4f") -> None:
     here (`fused`), for a run asked or recorded to use it."""
     from nst_jax.model import fused
     missing = fused.why_unavailable()
-    units = {"f4fb": "avx512-bf16", "f4fa": "amx"}.get(form)
+    units = fused.form_units(form)
     if not missing and units and units not in fused.bf16_units():
         missing = f"this CPU, or this build of the kernel, has no {units.upper()} products"
     if missing and recorded:
@@ -195,7 +195,7 @@ def _need_fused(recorded: bool, form: str = "f4f") -> None:
 def with_forms(cfg: Config, plan: RunPlan, recorded: list | None = None,
                say=lambda line: None) -> RunPlan:
     """The plan with its convolution forms (`convforms`): none to choose off one float32 CPU device;
-    `--conv-forms xla|f2|f4|f2b|f4f|f4fb|f4fa` as asked; 'auto' (and 'auto-bf16', with bfloat16 products a candidate
+    `--conv-forms xla|f2|f4|f2b|f4f|f4fb|f4fa|f4fa3` as asked; 'auto' (and 'auto-bf16', with bfloat16 products a candidate
     where the CPU has bfloat16 units; 'auto' too where their quality guard holds, `hardware.bf16_forms_by_default`): the forms a continued run recorded, else this machine's measured
     ones (measured now where the cache has none)."""
     height, width, _ = plan.layout.image_shape

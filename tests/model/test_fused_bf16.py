@@ -135,6 +135,10 @@ def test_asking_for_units_the_cpu_lacks_is_one_clear_error(monkeypatch):
         planning._need_fused(recorded=False, form="f4fa")
     with pytest.raises(NSTError, match="started with the fused .* no AVX512-BF16 products"):
         planning._need_fused(recorded=True, form="f4fb")
+    with pytest.raises(NSTError, match="started with the fused .* no AMX products"):
+        planning._need_fused(recorded=True, form="f4fa3")
+    with pytest.raises(NSTError, match="--conv-forms f4fa3: .*no AMX products"):
+        planning._need_fused(recorded=False, form="f4fa3")
     planning._need_fused(recorded=False, form="f4f")
 
 
