@@ -132,10 +132,9 @@ def main(argv=None) -> int:
             these = [f for f, at in forms.items() if size in at]
             result["rows"].append(guard_row(pair, size, these, args.iterations, runs, ROOT / "docs" / "bf16"))
             print(json.dumps(result["rows"][-1]), flush=True)
-    stem = ROOT / "bench" / "results" / f"bf16-guard-{args.tag or result['cpu']}-{result['date']}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    stem.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    from bench import write_results
+    written = write_results(f"bf16-guard-{args.tag or result['cpu']}", markdown(result))
+    written.with_suffix(".json").write_text(json.dumps(result, indent=1))
     return 0
 
 

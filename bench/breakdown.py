@@ -13,7 +13,7 @@ Each convolution is also given as direct-convolution GFLOP/s (2·H·W·9·Cin·C
 bound of F(4×4) on this CPU: 4× the matrix product rate torch reaches here (F(4×4) multiplies 4× less
 than a direct convolution), float32 and bfloat16.
 
-Writes bench/results/breakdown-<tag>-<date>.md.
+Writes bench/results/breakdown-<tag>-<date>.md (`bench.write_results`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _median_s(fn, repeats: int) -> float:
@@ -170,10 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench.breakdown " + " ".join(argv if argv is not None else sys.argv[1:])
     rows = [breakdown(int(size), forms, args.repeats) for size in args.sizes.split(",")
             for forms in args.conv_forms.split(",")]
-    text = markdown(rows, matmul_rates(), command, describe_cpu())
-    out = ROOT / "bench" / "results" / f"breakdown-{args.tag}-{time.strftime('%Y-%m-%d')}.md"
-    out.write_text(text)
-    print(text)
+    from bench import write_results
+    write_results(f"breakdown-{args.tag}", markdown(rows, matmul_rates(), command, describe_cpu()))
     return 0
 
 
