@@ -1,7 +1,8 @@
 """`python -m bench.precision`: float32 against bfloat16, side by side in one process.
 
 1. value+grad of the Gatys objective at each size: nst_jax in float32, in bfloat16 with XLA's
-   convolution and with the im2col product form (`layers.BF16_FORM`), and the PyTorch reference in
+   convolution and with the im2col product form (`layers.BF16_FORM`), with `--conv-forms` in float32
+   with the planner's forms (the fused kernel's bfloat16 products among them), and the PyTorch reference in
    float32 and under `torch.autocast("cpu", dtype=torch.bfloat16)` — timed in turns, repeated,
    with the 1-minute load average before and after, so a busy machine shows in the table.
 2. with `--layers`: each VGG19 convolution's forward + input gradient in each form at one size.
@@ -33,15 +34,21 @@ def _cfg(size, precision, pair="chelsea+starry", **kw):
     return Config(content=str(content), styles=(str(style),), size=size, precision=precision, **kw)
 
 
-def value_and_grad(size: int, precision: str, form: str = "conv"):
-    """A timed callable for nst_jax's value+grad at the content's size, and its problem."""
+def value_and_grad(size: int, precision: str, form: str = "conv", conv_forms: str | None = None):
+    """A timed callable for nst_jax's value+grad at the content's size, and its problem; `conv_forms`:
+    float32 with the planner's convolution forms as `--conv-forms` asks (None: XLA's convolution)."""
     import jax
     from nst_jax.machine import compiler
     from nst_jax.model import layers
     from nst_jax.objective import losses
     from nst_jax.transfer.problem import prepare
     layers.BF16_FORM = form
-    problem = prepare(_cfg(size, precision, memory="plain"))
+    if conv_forms is None:
+        problem = prepare(_cfg(size, precision, memory="plain"))
+    else:
+        from nst_jax.transfer.planning import plan_run
+        cfg = _cfg(size, precision, memory="plain", conv_forms=conv_forms)
+        problem = prepare(cfg, plan=plan_run(cfg))
     fun = losses.make_objective(problem.spec)
     f = compiler.jit(lambda x, aux: jax.value_and_grad(lambda x: fun(x, aux)[0])(x),
                      xla_defaults=precision == "bfloat16")
@@ -71,7 +78,7 @@ def torch_value_and_grad(problem, autocast: bool):
     return once
 
 
-def timing(sizes, repeats: int, with_torch: bool) -> list[dict]:
+def timing(sizes, repeats: int, with_torch: bool, forms_rows: tuple[str, ...] = ()) -> list[dict]:
     from bench.run import interleaved_medians
     rows = []
     for size in sizes:
@@ -79,6 +86,8 @@ def timing(sizes, repeats: int, with_torch: bool) -> list[dict]:
         fns["nst_jax float32"], problem = value_and_grad(size, "float32")
         fns["nst_jax bfloat16 (XLA conv)"], _ = value_and_grad(size, "bfloat16", "conv")
         fns["nst_jax bfloat16 (im2col)"], _ = value_and_grad(size, "bfloat16", "im2col")
+        for forms in forms_rows:   # the planner's convolution forms: float32, and bfloat16 products in the kernel
+            fns[f"nst_jax --conv-forms {forms}"], _ = value_and_grad(size, "float32", conv_forms=forms)
         if with_torch:
             fns["torch float32"] = torch_value_and_grad(problem, False)
             fns["torch autocast bfloat16"] = torch_value_and_grad(problem, True)
@@ -199,6 +208,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="256,512")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--conv-forms", default="", help="also time float32 with the planner's forms as --conv-forms "
+                    "asks, comma-separated (e.g. auto,f4fa3,f4fa: the fused kernel's bfloat16 products)")
     ap.add_argument("--layers", type=int, default=0, metavar="SIZE", help="also time each convolution at SIZE²")
     ap.add_argument("--quality", type=int, default=0, metavar="N", help="also run N iterations in both precisions")
     ap.add_argument("--quality-sizes", default="256")
@@ -213,7 +224,8 @@ def main(argv=None) -> int:
     result = {"device": jax.default_backend(), "date": time.strftime("%Y-%m-%d"),
               "command": "python -m bench.precision " + " ".join(argv if argv is not None else sys.argv[1:]),
               "cpu": ", ".join(sorted(hardware.bfloat16_flags())) or "no bfloat16 units"}
-    result["timing"] = timing(sizes, args.repeats, not args.no_torch) if sizes else []
+    result["timing"] = timing(sizes, args.repeats, not args.no_torch,
+                              tuple(f for f in args.conv_forms.split(",") if f)) if sizes else []
     result["layers"] = result["quality"] = []
     if args.layers:
         result["layers"] = layer_timing(args.layers, args.repeats)

@@ -243,17 +243,20 @@ def pack_bf16(u, split: bool = False):
     return jnp.stack([high, packed(u - u.astype(jnp.bfloat16).astype(jnp.float32))], axis=2)
 
 
-def conv(x, packed, phases: int = ALL_PHASES):
-    """The 3×3 'same' convolution of x (…, H, W, C) with a packed kernel (`pack`); vmaps over x."""
+def conv(x, packed, phases: int = ALL_PHASES, tiles: int = 0):
+    """The 3×3 'same' convolution of x (…, H, W, C) with a packed kernel (`pack`); vmaps over x.
+    `tiles`: 4×4 output tiles per block: 0 measured by the kernel per shape on its first calls, < 0 its
+    fixed rule, > 0 that many; it changes the speed, never a value."""
     import jax
     import jax.numpy as jnp
     import numpy as np
     library()
     out = jax.ShapeDtypeStruct(x.shape[:-1] + (packed.shape[1] * packed.shape[-1],), jnp.float32)
-    return jax.ffi.ffi_call(TARGET, out, vmap_method="expand_dims")(x, packed, phases=np.int32(phases))
+    return jax.ffi.ffi_call(TARGET, out, vmap_method="expand_dims")(x, packed, phases=np.int32(phases),
+                                                                     tiles=np.int32(tiles))
 
 
-def conv_bf16(x, packed, method: str, phases: int = ALL_PHASES):
+def conv_bf16(x, packed, method: str, phases: int = ALL_PHASES, tiles: int = 0):
     """The same with bfloat16 products by `method` (`METHODS`), U packed by `pack_bf16` (split for
     'amx-split')."""
     import jax
@@ -262,4 +265,4 @@ def conv_bf16(x, packed, method: str, phases: int = ALL_PHASES):
     library()
     out = jax.ShapeDtypeStruct(x.shape[:-1] + (packed.shape[1] * packed.shape[-2],), jnp.float32)
     return jax.ffi.ffi_call(TARGET_BF16, out, vmap_method="expand_dims")(
-        x, packed, method=np.int32(METHODS[method][0]), phases=np.int32(phases))
+        x, packed, method=np.int32(METHODS[method][0]), phases=np.int32(phases), tiles=np.int32(tiles))

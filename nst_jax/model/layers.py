@@ -69,6 +69,18 @@ def transformed(form: str, kernel) -> winograd.Transformed:
     return winograd.Transformed(form, FORMS[form].transform(kernel))
 
 
+def takes_kernel(form: str, kernel) -> bool:
+    """Whether a form takes this kernel's (3, 3, I, O) channel counts. The fused kernel needs whole
+    panels of output channels; a pruned network's layers may have other counts than the VGG19 ones
+    their forms were planned for, and run XLA's convolution there."""
+    if not form.startswith("f4f"):
+        return True
+    from nst_jax.model import fused
+    cin, cout = kernel.shape[2], kernel.shape[3]
+    units = fused.form_units(form)
+    return fused.fits_bf16(cin, cout, units) if units else fused.fits(cin, cout)
+
+
 def _by_form(x, t: winograd.Transformed | None, precision):
     """x convolved in the form `t` carries, or None where there is none or it does not take x's shape."""
     if t is None or not FORMS[t.form].applies(x.shape):
@@ -193,7 +205,8 @@ def prepare_params(params: Mapping[str, Any], forms: Mapping[str, tuple[str, str
     """params (numpy or JAX arrays) as JAX arrays with each conv's derived kernels precomputed, once per
     run instead of once per gradient: `kernel_bwd`, and for the layers whose `forms[name]` (forward,
     input gradient; see `convforms`) name a Winograd form, its kernels `kernel_wino` and
-    `kernel_wino_bwd`. Without `forms`, XLA's convolution everywhere. dtype bfloat16: the kernels
+    `kernel_wino_bwd` (where the form takes the layer's channels, `takes_kernel`). Without `forms`, XLA's
+    convolution everywhere. dtype bfloat16: the kernels
     stored in bfloat16 (biases stay float32) and no Winograd kernels (bfloat16 has one form)."""
     dtype = jnp.dtype(dtype)
     out = {}
@@ -202,9 +215,9 @@ def prepare_params(params: Mapping[str, Any], forms: Mapping[str, tuple[str, str
         kernel = q["kernel"]
         q["kernel_bwd"] = backward_kernel(kernel)
         forward, backward = (forms or {}).get(name, ("xla", "xla")) if dtype == jnp.float32 else ("xla", "xla")
-        if forward != "xla":
+        if forward != "xla" and takes_kernel(forward, kernel):
             q["kernel_wino"] = transformed(forward, kernel)
-        if backward != "xla":
+        if backward != "xla" and takes_kernel(backward, q["kernel_bwd"]):
             q["kernel_wino_bwd"] = transformed(backward, q["kernel_bwd"])
         if dtype != jnp.float32:
             q["kernel"], q["kernel_bwd"] = q["kernel"].astype(dtype), q["kernel_bwd"].astype(dtype)

@@ -188,8 +188,10 @@ def _seconds_per_iteration(output: str) -> float:
 
 
 def reduce_network(content: str, style: str, out: Path, size: int, iterations: int, criteria: Sequence[str],
-                   fractions: Sequence[float], seed: int = 0, weights=None) -> list[dict]:
-    """For each criterion and fraction: prune, run the transfer, measure the result with the full network."""
+                   fractions: Sequence[float], seed: int = 0, weights=None, tol: float = 0.0,
+                   tol_window: int = 20) -> list[dict]:
+    """For each criterion and fraction: prune, run the transfer (to `iterations`, or until the stopping
+    rule `tol` ends it), measure the result with the full network."""
     import jax.numpy as jnp
 
     from nst_jax.machine import compiler
@@ -200,7 +202,7 @@ def reduce_network(content: str, style: str, out: Path, size: int, iterations: i
 
     w = weights if weights is not None else vgg_weights.load()
     base = with_preset("default", content=content, styles=(style,), size=size, iterations=iterations, seed=seed,
-                       checkpoint_every=0, checkpoint_minutes=0, print_every=0, output=str(out / "runs" / "x.png"))
+                       tol=tol, tol_window=tol_window, checkpoint_every=0, checkpoint_minutes=0, print_every=0, output=str(out / "runs" / "x.png"))
     full = prepare(base, w)
     measure = compiler.jit(losses.make_objective(full.spec))  # the full network's objective, compiled once
     imgs = [full.content, full.styles[0]]
@@ -217,6 +219,7 @@ def reduce_network(content: str, style: str, out: Path, size: int, iterations: i
             total, parts = measure(jnp.asarray(res.image[None]), full.aux(steps.step_key(cfg, 0)))
             rows.append({"criterion": criterion, "fraction": frac,
                          "channels_kept": int(sum(len(v) for v in keep.values())),
+                         "iterations": res.iteration, "converged": bool(res.converged),
                          "seconds_per_iteration": _seconds_per_iteration(cfg.output),
                          "wall_seconds": time.perf_counter() - t,
                          "full_loss": float(total), "full_content": float(parts["content"]),

@@ -161,3 +161,38 @@ def test_a_run_with_it_compiles_once_and_continues_bit_for_bit(tmp_path):
     assert whole.compiles == 1 and continued.compiles <= 1
     xla = run(small_cfg(tmp_path / "xla.png", iterations=6, conv_forms="xla", size=46), progress=False)
     assert abs(xla.loss - whole.loss) < 1e-3 * abs(xla.loss) and not np.array_equal(xla.image, whole.image)
+
+
+@pytest.mark.parametrize("form", ["f4f", "f4fa3"])
+def test_a_pruned_layer_the_fused_kernel_does_not_take_runs_xlas_convolution(form):
+    """Forms are planned for VGG19's channel counts; a pruned network's layer with fewer output
+    channels than a panel keeps XLA's convolution (and the same values) instead of failing to pack."""
+    if fused.form_units(form) and fused.form_units(form) not in fused.bf16_units():
+        pytest.skip(f"{form} needs {fused.form_units(form)}, which this CPU lacks")
+    from nst_jax.model import layers
+    rng = np.random.default_rng(0)
+    panel = fused.library().panel
+    whole = {"kernel": rng.standard_normal((3, 3, 64, panel)).astype(np.float32), "bias": np.zeros(panel, np.float32)}
+    pruned = {"kernel": rng.standard_normal((3, 3, 64, panel // 2)).astype(np.float32),
+              "bias": np.zeros(panel // 2, np.float32)}
+    assert layers.takes_kernel(form, whole["kernel"]) and not layers.takes_kernel(form, pruned["kernel"])
+    prepared = layers.prepare_params({"conv2_1": whole, "conv2_2": pruned}, {"conv2_1": (form, "xla"),
+                                                                            "conv2_2": (form, "xla")})
+    assert prepared["conv2_1"]["kernel_wino"].form == form
+    assert "kernel_wino" not in prepared["conv2_2"]
+
+
+def test_the_block_size_it_measures_for_itself_changes_no_value():
+    """The kernel tries five block sizes on its first calls of a shape (two calls each) and keeps the
+    fastest: every call, and every forced block size, gives the same bits."""
+    rng = np.random.default_rng(5)
+    lanes, panel = fused.library().lanes, fused.library().panel
+    x = jnp.asarray(rng.standard_normal((1, 37, 29, 2 * lanes)), jnp.float32)   # odd: padded last tiles
+    u = winograd.kernel_f4f(jnp.asarray(rng.standard_normal((3, 3, 2 * lanes, panel)), jnp.float32))
+    tuned = jax.jit(fused.conv)
+    first = np.asarray(tuned(x, u))
+    for _ in range(12):   # through the trials and past them
+        np.testing.assert_array_equal(np.asarray(tuned(x, u)), first)
+    for tiles in (-1, 6, 24, 96, 384):
+        np.testing.assert_array_equal(np.asarray(jax.jit(lambda x, u, t=tiles: fused.conv(x, u, tiles=t))(x, u)),
+                                      first)

@@ -25,24 +25,34 @@ def _csv(path: Path) -> list[dict]:
 
 def test_every_section_is_written_with_its_command_and_figures(toy):
     text = (toy / "README.md").read_text()
-    for heading in ("## 3.4 The Gram matrix", "## 3.5 Other ways", "## 3.6 Hyper-parameters", "## Network reduction"):
+    for heading in ("## Convergence", "## 3.4 The Gram matrix", "## 3.5 Other ways", "## 3.6 Hyper-parameters",
+                    "## 3.7 Evaluating the result", "## 3.7 Network reduction", "## 4 Results and discussion",
+                    "## 5 Conclusion", "## Front figure"):
         assert heading in text
     assert "Not run yet" not in text
     assert f"nst-jax paper --out {toy} --scale toy --only hyper" in text
     for link in [line.split("](")[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]:
         assert (toy / link).is_file(), link
     for table in ("hyper/hyper.csv", "hyper/noise_seeds.csv", "statistics/cross.csv", "gram/mmd.csv", "gram/reconstructions.csv",
-                  "reduction/reduction.csv"):
+                  "reduction/reduction.csv", "judges/judges.csv", "convergence/convergence.csv"):
         assert _csv(toy / table), table
     assert (toy / ".gitignore").read_text() == "runs/\n"
-    assert set(json.loads((toy / "timing.json").read_text())) == {"hyper", "statistics", "gram", "reduction"}
+    assert set(json.loads((toy / "timing.json").read_text())) == {"convergence", "hyper", "statistics", "gram", "reduction",
+                                                                   "front"}
+    sittings = json.loads((toy / "sittings.json").read_text())
+    assert len(sittings) == 1 and sittings[0]["experiments"] == ["convergence", "hyper", "statistics", "gram",
+                                                                 "reduction", "front"]
 
 
 def test_the_grids_ran_in_full_and_the_findings_follow_the_numbers(toy):
     from nst_jax.studies.paper import scales
     scale = scales()["toy"]
     rows = _csv(toy / "hyper" / "hyper.csv")
-    assert len(rows) == len(scale.hyper_pairs) * len(scale.inits) * len(scale.ks)
+    # every initial image at init_k, the trade-off's initial images at the other ks
+    per_pair = len(scale.inits) + len(scale.tradeoff_inits) * (len(scale.ks) - 1)
+    assert len(rows) == len(scale.hyper_pairs) * per_pair
+    assert {(r["init"], float(r["k"])) for r in rows} == {(i, scale.init_k) for i in scale.inits} | {
+        (i, k) for i in scale.tradeoff_inits for k in scale.ks}
     assert all(int(r["iterations"]) == scale.hyper_iterations for r in rows)
     for pair in {r["pair"] for r in rows}:  # 'the best' of each pair and k is one of its runs, 0 % above
         for k in scale.ks:
@@ -96,3 +106,69 @@ def test_default_folder_is_a_new_one_not_the_projects_results(tmp_path, monkeypa
     args = paper.build_parser().parse_args([])
     assert Path(args.out) == Path("paper-results") and not Path(args.out).is_absolute()
     assert Path(args.out).resolve() != (Path(paper.__file__).resolve().parents[2] / "docs" / "paper")
+
+
+def test_the_research_scale_is_five_converging_pairs_over_three_styles_at_256_px():
+    from nst_jax.studies.paper import scales
+    from nst_jax.transfer.config import SAMPLES
+    scale = scales()["research"]
+    assert scale.size == 256 and scale.tol > 0 and scale.hyper_iterations >= 1000
+    assert len(scale.pairs) >= 5 and len(scale.styles) >= 3 and len({c for c, _ in scale.pairs}) >= 5
+    licences = (SAMPLES / "README.md").read_text()
+    for content, style in scale.pairs:  # every image ships with the package, its licence stated
+        assert Path(content).is_file() and Path(style).is_file()
+        assert f"`{Path(content).name}`" in licences and f"`{Path(style).name}`" in licences
+
+
+def test_where_the_stopping_rule_stops_a_log():
+    from nst_jax.studies.paper.convergence import stop_at
+    losses = [100.0, 50.0, 40.0, 39.99, 39.985, 39.984]
+    # window 1: the first step whose fall is ≤ tol of the loss it reached
+    assert stop_at(losses, 1e-3, 1) == 3        # 40 → 39.99: a fall of 2.5e-4 of 39.99
+    assert stop_at(losses, 1e-5, 1) is None      # the smallest fall (2.5e-5 of its loss) is above 1e-5
+    # window 2: 40 → 39.985 falls 1.9e-4 per iteration (> 1e-4); 39.99 → 39.984 falls 7.5e-5 (≤ 1e-4)
+    assert stop_at(losses, 1e-4, 2) == 5
+
+
+def test_the_judges_score_each_result_against_the_photograph(toy):
+    rows = _csv(toy / "judges" / "judges.csv")
+    from nst_jax.studies.paper import scales
+    scale = scales()["toy"]
+    assert {r["judge"] for r in rows} == set(scale.statistics) | {"content"}
+    for judge in {r["judge"] for r in rows}:   # one start per pair and judge: the content image's own loss
+        assert len({r["start"] for r in rows if r["judge"] == judge}) == 1
+    content = [r for r in rows if r["judge"] == "content"]
+    assert float(content[0]["start"]) == 0.0   # the photograph is its own content target
+    assert {r["source"] for r in rows} == {"hyper", "reduction"}
+
+
+def test_a_judge_scores_the_photograph_itself_as_its_start():
+    """measure_images on the content image: every judge's value is its start exactly, and the
+    content loss of the photograph is 0; the style image scores far below its start."""
+    from nst_jax.files.image import load_image, resize
+    from nst_jax.model import weights as vgg_weights
+    from nst_jax.studies.paper import judges, scales
+    from nst_jax.studies.paper.common import base
+    from nst_jax.transfer.config import with_preset
+    from nst_jax.transfer.problem import prepare
+    scale = scales()["toy"]
+    content, style = scale.pairs[0]
+    cfg = with_preset("default", **base(scale, content, style), output="unused.png")
+    problem = prepare(cfg, vgg_weights.load())
+    style_image = resize(load_image(style), problem.content.shape[:2])
+    judged = judges.measure_images(cfg, {"photo": problem.content, "painting": style_image}, scale.statistics,
+                                   scale.seed, vgg_weights.load())
+    assert set(judged) == set(scale.statistics) | {"content"}
+    for judge, values in judged.items():
+        assert values["photo"] == values["start"]
+    assert judged["content"]["photo"] == 0.0
+    assert all(judged[s]["painting"] < 0.5 * judged[s]["start"] for s in scale.statistics)
+
+
+def test_a_damaged_sittings_record_is_one_error_line(tmp_path, capsys):
+    from nst_jax.studies import paper
+    out = tmp_path / "p"
+    out.mkdir()
+    (out / "sittings.json").write_text('[{"cpu": 3}]')
+    code, _, err = call_main(paper.main, ["--out", str(out), "--scale", "toy", "--only", "gram"], capsys)
+    assert code == 2 and len(err) == 1 and "sittings.json" in err[0] and "delete it" in err[0]

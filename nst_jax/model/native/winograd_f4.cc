@@ -20,15 +20,23 @@
 // comes as (36, O / NR, 2, C / 2, NR, 2), its high half first. `phases` (1 input transform, 2 products, 4 output transform)
 // leaves out phases for `bench.breakdown`; a run passes 7.
 //
+// Tiles per block are measured per machine: the first calls of each shape try the candidates (`Tuner`)
+// and the rest use the fastest. A block's size changes no result (each tile's sums run in one order).
+//
 // Built per machine with -march=native by `nst_jax/fused.py`; the vector width follows the CPU.
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <thread>
+#include <tuple>
 
 #include "xla/ffi/api/ffi.h"
 
@@ -309,14 +317,56 @@ static void work(Job& job) {
   }
 }
 
-// Tiles per block (a multiple of `step`): the block's transformed input (36 · tb · C numbers) stays
-// within a few MB (L2/L3), and a small map still gives each thread two blocks where it can (at least 24
-// tiles each).
-static int tiles_per_block(int C, int64_t tiles, int threads, int step) {
-  int tb = std::max(48, std::min(192, 49152 / C));
+// Tiles per block (a multiple of `step`): `wanted` where it is given (measured by `Tuner`: caches differ
+// between CPUs), else a block whose transformed input (36 · tb · C numbers) stays within a few MB; a small
+// map still gives each thread two blocks where it can (at least 24 tiles each).
+static int tiles_per_block(int C, int64_t tiles, int threads, int step, int wanted) {
+  int tb = wanted > 0 ? wanted : std::max(48, std::min(192, 49152 / C));
   tb = (int)std::min<int64_t>(tb, std::max<int64_t>(24, (tiles + 2 * threads - 1) / (2 * threads)));
   tb = (int)std::min<int64_t>(tb, ((tiles + step - 1) / step) * step);
   return std::max(step, tb / step * step);
+}
+
+// Tiles per block by measurement: per (channels, panels, tiles, method, phases), each candidate block size
+// is timed on `TRIALS` calls (the least time counts) in turns, then the fastest is kept for the process.
+// `tiles` > 0 in a call forces that size (the bench), < 0 the fixed rule (`tiles_per_block`).
+class Tuner {
+ public:
+  static constexpr int TRIALS = 2;
+  static constexpr std::array<int, 5> CANDIDATES{0, 24, 48, 96, 384};  // 0: the fixed rule's own size
+
+  // The size to use now, and the candidate to record it under (-1: tuned already).
+  std::pair<int, int> pick(const std::tuple<int, int, int64_t, int, int>& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Entry& e = entries_[key];
+    if (e.best >= 0) return {CANDIDATES[e.best], -1};
+    const int c = e.calls % (int)CANDIDATES.size();
+    ++e.calls;
+    return {CANDIDATES[c], c};
+  }
+
+  void record(const std::tuple<int, int, int64_t, int, int>& key, int candidate, double seconds) {
+    if (candidate < 0) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    Entry& e = entries_[key];
+    e.least[candidate] = std::min(e.least[candidate], seconds);
+    if (++e.recorded >= TRIALS * (int)CANDIDATES.size() && e.best < 0)
+      e.best = (int)(std::min_element(e.least.begin(), e.least.end()) - e.least.begin());
+  }
+
+ private:
+  struct Entry {
+    int calls = 0, recorded = 0, best = -1;
+    std::array<double, CANDIDATES.size()> least;
+    Entry() { least.fill(1e300); }
+  };
+  std::mutex mu_;
+  std::map<std::tuple<int, int, int64_t, int, int>, Entry> entries_;
+};
+
+static Tuner& tuner() {
+  static Tuner* t = new Tuner();  // never destroyed: calls may run while the process exits
+  return *t;
 }
 
 enum Phase { INPUT = 1, PRODUCTS = 2, OUTPUT = 4 };
@@ -325,7 +375,8 @@ enum Phase { INPUT = 1, PRODUCTS = 2, OUTPUT = 4 };
 // vdpbf16ps, 2 AMX, 3 AMX with split numbers.
 template <typename T>
 static ffi::Error conv(ffi::ThreadPool pool, const float* x, ffi::Span<const int64_t> xd, const T* u,
-                       ffi::Span<const int64_t> ud, float* y, ffi::Span<const int64_t> yd, int method, int phases) {
+                       ffi::Span<const int64_t> ud, float* y, ffi::Span<const int64_t> yd, int method, int phases,
+                       int wanted) {
   if (xd.size() < 3 || ud.size() < 4) return ffi::Error::InvalidArgument("nst_jax winograd_f4: bad ranks");
   const int S = method == 3 ? 2 : 1;            // numbers per value: split ones have two
   const size_t lead = sizeof(T) == 2 ? 4 + S : 4;  // bfloat16: (36, P, [2,] C/2, NR, 2)
@@ -354,7 +405,11 @@ static ffi::Error conv(ffi::ThreadPool pool, const float* x, ffi::Span<const int
 #else
   const int step = MR;
 #endif
-  const int TB = tiles_per_block(C, tiles, threads, step);
+  const auto key = std::make_tuple(C, P, tiles, method, phases);
+  int candidate = -1;
+  if (wanted == 0) std::tie(wanted, candidate) = tuner().pick(key);
+  const auto started = std::chrono::steady_clock::now();
+  const int TB = tiles_per_block(C, tiles, threads, step, std::max(wanted, 0));
   const int64_t blocks = (tiles + TB - 1) / TB;
   int groups = 1;
   while (groups < P && blocks * groups < 2 * threads) groups *= 2;
@@ -443,23 +498,24 @@ static ffi::Error conv(ffi::ThreadPool pool, const float* x, ffi::Span<const int
   for (int h = 0; h < helpers; ++h) pool.Schedule([job] { work(*job); });
   work(*job);
   while (job->done.load(std::memory_order_acquire) < job->n) std::this_thread::yield();
+  tuner().record(key, candidate, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   if (job->out_of_memory) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "nst_jax winograd_f4: out of memory");
   return ffi::Error::Success();
 }
 
 static ffi::Error conv_f32(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xb, ffi::Buffer<ffi::F32> ub,
-                           ffi::ResultBuffer<ffi::F32> yb, int32_t phases) {
+                           ffi::ResultBuffer<ffi::F32> yb, int32_t phases, int32_t tiles) {
   return conv<float>(pool, xb.typed_data(), xb.dimensions(), ub.typed_data(), ub.dimensions(), yb->typed_data(),
-                     yb->dimensions(), 0, phases);
+                     yb->dimensions(), 0, phases, tiles);
 }
 
 static ffi::Error conv_bf16(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xb, ffi::Buffer<ffi::BF16> ub,
-                            ffi::ResultBuffer<ffi::F32> yb, int32_t method, int32_t phases) {
+                            ffi::ResultBuffer<ffi::F32> yb, int32_t method, int32_t phases, int32_t tiles) {
   if (!method_available(method))
     return ffi::Error::InvalidArgument("nst_jax winograd_f4: these bfloat16 units are not available");
 #if NST_BF16
   return conv<uint16_t>(pool, xb.typed_data(), xb.dimensions(), ub.typed_data(), ub.dimensions(),
-                        yb->typed_data(), yb->dimensions(), method, phases);
+                        yb->typed_data(), yb->dimensions(), method, phases, tiles);
 #else
   return ffi::Error::InvalidArgument("nst_jax winograd_f4: built without bfloat16 units");
 #endif
@@ -471,7 +527,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(NstWinogradF4, conv_f32,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int32_t>("phases"));
+                                  .Attr<int32_t>("phases")
+                                  .Attr<int32_t>("tiles"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(NstWinogradF4Bf16, conv_bf16,
                               ffi::Ffi::Bind()
@@ -480,7 +537,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(NstWinogradF4Bf16, conv_bf16,
                                   .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int32_t>("method")
-                                  .Attr<int32_t>("phases"));
+                                  .Attr<int32_t>("phases")
+                                  .Attr<int32_t>("tiles"));
 
 // The packing the kernel expects: output channels per panel, and the channel multiple (vector width);
 // and the bfloat16 units this build may use (1 vdpbf16ps, 2 AMX).

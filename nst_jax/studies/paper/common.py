@@ -20,10 +20,17 @@ CONTENTS = ("chelsea.png", "hubble_deep_field.jpg", "ihc.png")
 STYLES = ("starry_night.jpg", "the_scream.jpg", "shipwreck.jpg")
 
 
+MORE_CONTENTS = ("astronaut.jpg", "coffee.jpg")  # the research scale's fourth and fifth photographs
+
+
 STYLE_SETS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
-EXPERIMENTS = ("hyper", "statistics", "gram", "reduction")
+EXPERIMENTS = ("convergence", "hyper", "statistics", "gram", "reduction", "front")
+
+# The research scale's stopping rule and cap, chosen from 2000-iteration runs at 256 px (docs/paper,
+# 'Convergence'): stop once the loss falls by less than 3e-5 of itself per iteration over 50 iterations.
+RESEARCH_TOL, RESEARCH_WINDOW, RESEARCH_CAP = 3e-5, 50, 2000
 
 
 def sample(name: str) -> str:
@@ -37,6 +44,12 @@ def pair_name(content: str, style: str) -> str:
 def diagonal() -> tuple[tuple[str, str], ...]:
     """Each content with a different style: every image in one pair."""
     return tuple((sample(c), sample(s)) for c, s in zip(CONTENTS, STYLES))
+
+
+def five_pairs() -> tuple[tuple[str, str], ...]:
+    """Five photographs, each with one of the three styles in turn: every style in at least one pair."""
+    contents = CONTENTS + MORE_CONTENTS
+    return tuple((sample(c), sample(STYLES[i % len(STYLES)])) for i, c in enumerate(contents))
 
 
 def all_pairs() -> tuple[tuple[str, str], ...]:
@@ -64,6 +77,13 @@ class Scale:
     batch: int
     noise_seeds: tuple[int, ...] = ()         # more draws of the noise initial image (3.6), besides `seed`
     seed: int = 0
+    tol: float = 0.0                          # the stopping rule of every run (0: run every iteration)
+    tol_window: int = 20
+    # 3.6's grid: every initial image at `init_k` and only `tradeoff_inits` at the other ks; None: inits × ks
+    init_k: float | None = None
+    tradeoff_inits: tuple[str, ...] = ()
+    front: tuple[str, str] | None = None      # the pair of the front-page figure, at `front_size`
+    front_size: int = 512
 
     @property
     def styles(self) -> tuple[str, ...]:
@@ -76,10 +96,10 @@ def scales() -> dict[str, Scale]:
     from nst_jax.studies.dissect import CRITERIA
     return {
         "toy": Scale(name="toy", size=32, pairs=diagonal()[:1], hyper_pairs=diagonal()[:1], inits=("content", "noise"),
-                     ks=(10.0, 1000.0), hyper_iterations=4, statistics=("gram", "mean_std"), statistics_iterations=3,
+                     ks=(10.0, 100.0, 1000.0), init_k=100.0, tradeoff_inits=("content",), hyper_iterations=4, statistics=("gram", "mean_std"), statistics_iterations=3,
                      reconstruction_sets=("relu1_1", "relu2_1"), reconstruction_iterations=3,
                      criteria=("activation",), fractions=(0.0, 0.5), reduction_iterations=3, batch=2,
-                     noise_seeds=(1,)),
+                     noise_seeds=(1,), tol=1e-9, front=diagonal()[0], front_size=48),
         # about an hour on two CPU cores (0.1 s per iteration at 128 px; batching does not pay on a CPU)
         "laptop": Scale(name="laptop", size=128, pairs=diagonal(), hyper_pairs=diagonal(), inits=INITS,
                         ks=(10.0, 100.0, 1000.0), hyper_iterations=300, statistics=tuple(statistics.NAMES),
@@ -91,12 +111,22 @@ def scales() -> dict[str, Scale]:
                          statistics_iterations=1000, reconstruction_sets=STYLE_SETS, reconstruction_iterations=1000,
                          criteria=CRITERIA, fractions=(0.0, 0.25, 0.5, 0.75, 0.9), reduction_iterations=1000,
                          batch=7, noise_seeds=(1, 2)),
+        # about 6 hours on two CPU cores: 256 px, every run to convergence by the stopping rule (capped),
+        # five pairs; 3.6's grid shrunk to every initial image at k = 100 and two of them over five ks
+        "research": Scale(name="research", size=256, pairs=five_pairs(), hyper_pairs=five_pairs(), inits=INITS,
+                          ks=(1.0, 10.0, 100.0, 1000.0, 10000.0), init_k=100.0, tradeoff_inits=("content", "noise"),
+                          hyper_iterations=RESEARCH_CAP, statistics=tuple(statistics.NAMES),
+                          statistics_iterations=RESEARCH_CAP, reconstruction_sets=STYLE_SETS,
+                          reconstruction_iterations=RESEARCH_CAP, criteria=CRITERIA, fractions=(0.0, 0.5, 0.75, 0.9),
+                          reduction_iterations=RESEARCH_CAP, batch=1, noise_seeds=(1,), tol=RESEARCH_TOL,
+                          tol_window=RESEARCH_WINDOW, front=five_pairs()[0]),
     }
 
 
 def base(scale: Scale, content: str, style: str, **fields) -> dict:
-    return {"content": content, "styles": (style,), "size": scale.size, "seed": scale.seed,
-            "checkpoint_every": 100, "keep_checkpoint": False, "print_every": 0, **fields}
+    return {"content": content, "styles": (style,), "size": scale.size, "seed": scale.seed, "tol": scale.tol,
+            "tol_window": scale.tol_window, "checkpoint_every": 100, "keep_checkpoint": False, "print_every": 0,
+            **fields}
 
 
 class Experiment:
@@ -145,3 +175,32 @@ class Timer:
     def add(self, name: str, seconds: float) -> None:
         self.seconds[name] = round(self.seconds.get(name, 0.0) + seconds, 1)
         write_json(self.path, self.seconds)
+
+
+class Sittings:
+    """The invocations that worked on the study: when, on which CPU, and which experiments each did
+    work for, so a write-up finished across machines says which CPU made what."""
+
+    def __init__(self, path: Path, cpu: str):
+        self.path, self.entries = path, []
+        if path.exists():
+            try:
+                self.entries = untrusted.read_json(path, "sittings file")
+            except NSTError as err:
+                raise NSTError(f"{err}; delete it (only the record of earlier sittings is lost)") from None
+            if not (isinstance(self.entries, list) and all(
+                    isinstance(e, dict) and isinstance(e.get("cpu"), str) and isinstance(e.get("started"), str)
+                    and isinstance(e.get("experiments"), list) and all(isinstance(x, str) for x in e["experiments"])
+                    for e in self.entries)):
+                raise NSTError(f"{path}: expected a list of sittings (cpu, started, experiments); delete it (only "
+                               "the record of earlier sittings is lost)")
+        import time
+        self.entries.append({"cpu": cpu, "started": time.strftime("%Y-%m-%d %H:%M"), "experiments": []})
+
+    def worked_on(self, name: str) -> None:
+        if name not in self.entries[-1]["experiments"]:
+            self.entries[-1]["experiments"].append(name)
+        write_json(self.path, self.entries)
+
+    def cpus(self) -> list[str]:
+        return list(dict.fromkeys(e["cpu"] for e in self.entries if e["experiments"]))

@@ -15,13 +15,19 @@ from nst_jax.studies.paper.tables import COLUMNS_AT, markdown_table, not_run, nu
 from nst_jax.files.runfiles import RunFiles
 
 def experiment(scale: Scale, runs: Path) -> Experiment:
-    """3.6: every initial image × every k, to convergence; and the noise image drawn with other seeds."""
-    sweeps = [(pair_name(c, s), runs / "hyper" / pair_name(c, s),
-               {"init": list(scale.inits), "style_weight": list(scale.ks)}, base(scale, c, s), scale.hyper_iterations)
-              for c, s in scale.hyper_pairs]
+    """3.6: every initial image × every k (or, where the scale says, every initial image at one k and
+    a few of them over every k), to convergence; and the noise image drawn with other seeds."""
+    grids = [("", "hyper", {"init": list(scale.inits), "style_weight": list(scale.ks)})]
+    if scale.init_k is not None:
+        grids = [("", "hyper", {"init": list(scale.inits), "style_weight": [scale.init_k]}),
+                 (" (k)", "hyper-k", {"init": list(scale.tradeoff_inits),
+                                       "style_weight": [k for k in scale.ks if k != scale.init_k]})]
+    sweeps = [(pair_name(c, s) + label, runs / folder / pair_name(c, s), grid, base(scale, c, s),
+               scale.hyper_iterations) for label, folder, grid in grids for c, s in scale.hyper_pairs]
     if scale.noise_seeds and "noise" in scale.inits:
+        seed_ks = list(scale.ks) if scale.init_k is None else [scale.init_k]
         sweeps += [(f"{pair_name(c, s)} (noise seeds)", runs / "hyper-seeds" / pair_name(c, s),
-                    {"seed": list(scale.noise_seeds), "style_weight": list(scale.ks)}, base(scale, c, s, init="noise"),
+                    {"seed": list(scale.noise_seeds), "style_weight": seed_ks}, base(scale, c, s, init="noise"),
                     scale.hyper_iterations) for c, s in scale.hyper_pairs]
     return Experiment("initial images × k", sweeps)
 
@@ -40,7 +46,8 @@ def hyper_records(experiment) -> list[dict]:
                             "log": log,
                             "iteration": side["iteration"], "loss": side["loss"],
                             "content": side["parts"]["content"], "style": side["parts"]["style"],
-                            "image": Path(cfg.output), "files": files})
+                            "image": Path(cfg.output), "files": files, "cfg": cfg,
+                            "converged": isinstance(side.get("converged"), dict)})
     return records
 
 
@@ -71,7 +78,8 @@ def analyse_hyper(records: list[dict]) -> list[dict]:
                      "iterations_to_1pct": iterations_to(r["log"], 1.01 * r["loss"]),
                      "last_half_change": (half[-1]["loss"] / r["loss"] - 1) if half else None,
                      "psnr_to_best": psnr(images[r["image"]], images[b["image"]]) if r is not b else float("inf"),
-                     "content": r["content"], "style": r["style"], "best_init": b["init"]})
+                     "content": r["content"], "style": r["style"], "best_init": b["init"],
+                     "converged": r.get("converged", False)})
     return rows
 
 
@@ -107,16 +115,19 @@ def section(out: Path, scale, experiment, command: str) -> str:
                             "iterations to within 1 % of its final loss", "PSNR to the best result (dB)",
                             "content loss", "style loss"], table_rows)
     n_pairs = len(pairs)
-    its = max(r["iterations"] for r in rows)
+    its = scale.hyper_iterations
     text = [f"## 3.6 Hyper-parameters: initial image, k, iterations", "",
             f"Each of the {len(inits)} initial images × k ∈ {{{', '.join(f'{k:g}' for k in ks)}}} on {n_pairs} "
-            f"image pairs ({', '.join(pairs)}), {its} L-BFGS iterations at {scale.size} px, seed {scale.seed}: "
+            f"image pairs ({', '.join(pairs)}), "
+            + (f"L-BFGS to convergence (`--tol {scale.tol:g}`, at most {its} iterations)" if scale.tol else
+               f"{its} L-BFGS iterations") + f" at {scale.size} px, seed {scale.seed}: "
             f"{len(rows)} runs. Values are the median [min – max] over the pairs; 'the best' is the lowest final "
             "loss among the initial images for the same pair and k; PSNR 99 marks the best run itself.", "",
             f"Made by `{command} --only hyper`; every run's images, losses and settings are in "
             f"`runs/hyper/<pair>/<run>/` (not committed: rerun to get them).", "", "### Findings", ""]
     text += _hyper_findings(rows, inits, ks, its)
     text += _seed_findings(records, draws, ks, scale.seed, folder)
+    text += _leaders(records, inits, ks, scale)
     text += ["", "### Loss against iterations", "",
              "Total loss over the best final loss of the same pair and k (log scales); the line is the median over "
              "the pairs, the band their range.", "", "![loss curves](hyper/curves.png)", "",
@@ -134,8 +145,9 @@ def _hyper_findings(rows, inits, ks, its) -> list[str]:
     pairs = sorted({r["pair"] for r in rows})
     for k in ks:
         sel = [r for r in rows if r["k"] == k]
-        same = [i for i in inits if all(r["above_best"] <= 0.01 for r in sel if r["init"] == i)]
-        other = [i for i in inits if i not in same]
+        present = [i for i in inits if any(r["init"] == i for r in sel)]
+        same = [i for i in present if all(r["above_best"] <= 0.01 for r in sel if r["init"] == i)]
+        other = [i for i in present if i not in same]
         worst = {i: float(np.median([r["above_best"] for r in sel if r["init"] == i])) for i in other}
         winners = sorted({r["best_init"] for r in sel})
         line = (f"- **k = {k:g}**: the lowest final loss came from {', '.join(winners)} "
@@ -156,7 +168,13 @@ def _hyper_findings(rows, inits, ks, its) -> list[str]:
     lines.append(f"- **Speed**: iterations to come within 1 % of the run's own final loss (median over pairs and k): "
                  + ", ".join(f"{i} {v:.0f}" for i, v in order) + f" (of {its}).")
     changes = [r["last_half_change"] for r in rows if r["last_half_change"] is not None]
-    if changes:
+    if any(r["converged"] for r in rows):
+        stops = {i: [r["iterations"] for r in rows if r["init"] == i and r["converged"]] for i in inits}
+        lines.append(f"- **Convergence**: {sum(r['converged'] for r in rows)} of {len(rows)} runs were ended by the "
+                     f"stopping rule, the rest by the cap of {its}. Iterations to convergence per start (median "
+                     "[range] over pairs and k): " + ", ".join(f"{i} {spread(v)}" for i, v in sorted(
+                         stops.items(), key=lambda kv: np.median(kv[1]) if kv[1] else math.inf)) + ".")
+    elif changes:
         late = sum(r["iterations_to_1pct"] is not None and r["iterations_to_1pct"] > 0.8 * its for r in rows)
         lines.append(f"- **Convergence**: the loss at iteration {its // 2} was a median {pct(float(np.median(changes)))} "
                      f"(up to {pct(max(changes))}) above the final one, and {late} of {len(rows)} runs came within 1 % "
@@ -278,3 +296,28 @@ def _iteration_sheet(records, inits, path: Path) -> None:
         rows.append((init, cells))
     if rows:
         contact_sheet(rows, path, thumb=112)
+
+
+def _leaders(records, inits, ks, scale) -> list[str]:
+    """Which initial image has the lowest objective after k iterations, for each k of the log schedule,
+    on how many pairs (at every style weight where every initial image ran); a run that stopped earlier
+    counts with its lowest loss."""
+    lines = []
+    for weight in ks:
+        sel = [r for r in records if r["k"] == weight]
+        present = [i for i in inits if any(r["init"] == i for r in sel)]
+        if len(present) < len(inits) or len(present) < 3:
+            continue
+        pairs = sorted({r["pair"] for r in sel})
+        last = max(r["iteration"] for r in sel)
+        marks = [m for m in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if m < last] + [last]
+        table = []
+        for m in marks:
+            wins = dict.fromkeys(present, 0)
+            for p in pairs:
+                at = {r["init"]: min(e["loss"] for e in r["log"] if e["iteration"] <= m) for r in sel if r["pair"] == p}
+                wins[min(at, key=at.get)] += 1
+            table.append([str(m)] + [str(wins[i]) if wins[i] else "·" for i in present])
+        lines += ["", f"**Lowest objective after each iteration count** (k = {weight:g}): on how many of the "
+                  f"{len(pairs)} pairs each initial image leads.", "", markdown_table(["iterations"] + present, table)]
+    return lines

@@ -20,7 +20,7 @@ def run(scale: Scale, runs: Path, progress: bool) -> list[dict]:
 
     w, rows = vgg_weights.load(), []
     settings = {"size": scale.size, "iterations": scale.reduction_iterations, "criteria": list(scale.criteria),
-                "fractions": list(scale.fractions), "seed": scale.seed}
+                "fractions": list(scale.fractions), "seed": scale.seed, "tol": scale.tol, "tol_window": scale.tol_window}
     for content, style in scale.hyper_pairs:
         name = pair_name(content, style)
         done = runs / "reduction" / f"{name}.json"
@@ -37,7 +37,8 @@ def run(scale: Scale, runs: Path, progress: bool) -> list[dict]:
         for i, criterion in enumerate(scale.criteria):  # the unpruned network (0 %) once, not per criterion
             fractions = [f for f in scale.fractions if f > 0 or i == 0]
             pair_rows += dissect.reduce_network(content, style, runs / "reduction" / name, scale.size,
-                                                scale.reduction_iterations, [criterion], fractions, scale.seed, w)
+                                                scale.reduction_iterations, [criterion], fractions, scale.seed, w,
+                                                scale.tol, scale.tol_window)
         pair_rows = [{**r, "pair": name} for r in pair_rows]
         write_json(done, {"settings": settings, "rows": pair_rows})
         rows += pair_rows
@@ -45,7 +46,7 @@ def run(scale: Scale, runs: Path, progress: bool) -> list[dict]:
 
 
 def section(out: Path, scale, rows: list[dict] | None, command: str) -> str:
-    head = "## Network reduction: how much of VGG19 does style transfer need?"
+    head = "## 3.7 Network reduction: how much of VGG19 does style transfer need?"
     if not rows:
         return not_run(head, command, "reduction")
     folder = out / "reduction"

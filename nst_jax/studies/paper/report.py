@@ -4,37 +4,76 @@ it, states its spread over the image pairs, and says nothing about a case that w
 
 from __future__ import annotations
 
-import platform
 import time
 from pathlib import Path
 
 from nst_jax.files.fileio import write_text
-from nst_jax.studies.paper import gram, hyper, reduction, statistics
+from nst_jax.studies.paper import convergence, discussion, front, gram, hyper, judges, reduction, statistics
 from nst_jax.studies.paper.tables import read_json
 
-def write(out: Path, scale, experiments: dict, seconds: dict, command: str) -> Path:
+CONTENTS = ("[convergence](#convergence-the-stopping-rule-its-evidence-and-how-every-study-stopped) · "
+            "[3.4 the Gram matrix](#34-the-gram-matrix-what-each-layers-statistics-hold-and-the-mmd-view) · "
+            "[3.5 statistics](#35-other-ways-to-remove-spatial-information-statistics-that-imply-each-other) · "
+            "[3.6 hyper-parameters](#36-hyper-parameters-initial-image-k-iterations) · "
+            "[3.7 evaluating the result](#37-evaluating-the-result-independent-judges-the-trade-off-and-how-much-network-is-needed) · "
+            "[3.7 network reduction](#37-network-reduction-how-much-of-vgg19-does-style-transfer-need) · "
+            "[4 results and discussion](#4-results-and-discussion) · [5 conclusion](#5-conclusion)")
+
+
+def _machines(seconds: dict, sittings: list[dict]) -> str:
     import jax
-    runs = out / "runs"
     total = sum(seconds.values())
+    cpus = list(dict.fromkeys(e["cpu"] for e in sittings if e["experiments"]))
+    text = (f"JAX {jax.__version__}, {jax.device_count()} {jax.default_backend().upper()} device(s); written "
+            f"{time.strftime('%Y-%m-%d')}. Wall time (summed over the sittings that did the work): "
+            + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items()) + f"; total {total / 3600:.2f} h.")
+    if len(cpus) > 1:
+        text += (" **Made across CPUs**: " + "; ".join(
+            f"{e['started']} on {e['cpu']} ({', '.join(e['experiments'])})" for e in sittings if e["experiments"])
+                 + ". A run's seconds per iteration depend on the CPU it ran on; its results do not, beyond float32 "
+                 "rounding of the planner's convolution forms.")
+    elif cpus:
+        text += f" Every sitting ran on one CPU: {cpus[0]} ({len([e for e in sittings if e['experiments']])} sittings)."
+    return text
+
+
+def write(out: Path, scale, experiments: dict, seconds: dict, command: str, sittings: list[dict] = ()) -> Path:
+    runs = out / "runs"
     plain = f"nst-jax paper --out {out} --scale {scale.name}"
-    parts = [f"# Dissecting Neural Style Transfer: the results, regenerated", "",
-             f"Results for the experiments of *Dissecting Neural Style Transfer* (Xi Du, ANU), made by nst_jax "
-             f"with `{command}` at the **{scale.name}** scale ({scale.size} px). The paper's own scale (512 px, up "
-             "to 5000 iterations) is `--scale cluster` (for a GPU node or, with `--engine ray --address auto`, a "
-             "Ray cluster). Rerunning the command continues unfinished runs and redraws everything from the runs' "
-             "files.", "",
-             f"Machine: {platform.machine()} {platform.processor() or ''}, {jax.device_count()} "
-             f"{jax.default_backend().upper()} device(s), JAX {jax.__version__}; written {time.strftime('%Y-%m-%d')}. "
-             "Wall time (summed over the invocations that did the work): "
-             + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items()) + f"; total {total / 60:.1f} min.", "",
-             "Contents: [3.4 the Gram matrix](#34-the-gram-matrix-what-each-layers-statistics-hold-and-the-mmd-view) · "
-             "[3.5 statistics](#35-other-ways-to-remove-spatial-information-statistics-that-imply-each-other) · "
-             "[3.6 hyper-parameters](#36-hyper-parameters-initial-image-k-iterations) · "
-             "[network reduction](#network-reduction-how-much-of-vgg19-does-style-transfer-need)", ""]
-    parts.append(gram.section(out, scale, experiments["gram"], read_json(runs / "mmd.json"), plain))
-    parts.append(statistics.section(out, scale, experiments["statistics"], read_json(runs / "statistics.json"), plain))
+    parts = ["# Dissecting Neural Style Transfer: the results, regenerated", ""]
+    parts += [f"Results for the experiments of *Dissecting Neural Style Transfer* (Xi Du, ANU), made by nst_jax "
+              f"with `{command}` at the **{scale.name}** scale ({scale.size} px, {len(scale.pairs)} pairs"
+              + (f", every run to convergence: `--tol {scale.tol:g}`, capped at {scale.hyper_iterations} iterations"
+                 if scale.tol else "") + "). The paper's own scale (512 px, up to 5000 iterations) is `--scale "
+              "cluster` (for a GPU node or, with `--engine ray --address auto`, a Ray cluster). Rerunning the command "
+              "continues unfinished runs and redraws everything from the runs' files. Values are the median "
+              "[min – max] over the pairs, and every finding says on how many pairs it holds.", "",
+              _machines(seconds, list(sittings)), ""]
+    head = front.section(out, scale, experiments["front"], plain) if scale.front is not None else ""
+    if head and "Not run yet" not in head:
+        parts.append(head)
+    parts += ["Contents: " + CONTENTS, ""]
+    mmd, cross = read_json(runs / "mmd.json"), read_json(runs / "statistics.json")
+    reduced, judged = read_json(runs / "reduction.json"), read_json(runs / "judges.json")
+    studies = {"3.6 initial images × k": convergence.run_records(experiments["hyper"]),
+               "3.5 statistics": convergence.run_records(experiments["statistics"]),
+               "3.4 style reconstructions": convergence.run_records(experiments["gram"]),
+               "front figure": convergence.run_records(experiments["front"])}
+    if reduced:
+        studies["3.7 network reduction"] = [{"converged": bool(r.get("converged")), "iterations": r.get("iterations", 0),
+                                             "cap": scale.reduction_iterations} for r in reduced]
+    parts.append(convergence.section(out, scale, experiments["convergence"], studies, plain))
+    parts.append(gram.section(out, scale, experiments["gram"], mmd, plain))
+    parts.append(statistics.section(out, scale, experiments["statistics"], cross, plain))
     parts.append(hyper.section(out, scale, experiments["hyper"], plain))
-    parts.append(reduction.section(out, scale, read_json(runs / "reduction.json"), plain))
+    parts.append(judges.section(out, scale, judged, plain))
+    parts.append(reduction.section(out, scale, reduced, plain))
+    records = [r for r in hyper.hyper_records(experiments["hyper"]) if r["seed"] == scale.seed]
+    found = {"mmd": mmd, "cross": cross, "judges": judged, "reduction": reduced if reduced and all(
+                 "full_loss_vs_full" in r for r in reduced) else None,
+             "hyper": hyper.analyse_hyper(records) if records else [],
+             "stopped": {name: (sum(r["converged"] for r in rs), len(rs)) for name, rs in studies.items() if rs}}
+    parts.append(discussion.write(out, scale, found))
     path = out / "README.md"
     write_text(path, "\n".join(parts))
     return path

@@ -1,0 +1,175 @@
+"""Sections 4 (results and discussion) and 5 (conclusion) of the write-up: a few sentences per study,
+each computed from the same records as its section, saying on how many pairs it holds, and where
+the earlier laptop-scale (128 px, not converged) results differ, what changed."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+from nst_jax.studies.paper.judges import spearman
+from nst_jax.studies.paper.tables import spread
+
+LAPTOP = "laptop-128px"   # the 128 px CSVs kept beside the write-up for comparison
+
+
+def _laptop(out: Path, name: str) -> list[dict]:
+    path = out / LAPTOP / name
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def best_inits(rows: list[dict], k: float) -> dict[str, str]:
+    """Per pair, the initial image with the lowest final loss at k."""
+    best = {}
+    for r in rows:
+        if float(r["k"]) == k:
+            p = r["pair"]
+            if p not in best or float(r["final_loss"]) < best[p][1]:
+                best[p] = (r["init"], float(r["final_loss"]))
+    return {p: v[0] for p, v in best.items()}
+
+
+def strictest(cross: list[dict]) -> list[str]:
+    """Statistics ordered by the geometric mean of the other statistics' median ratios after optimising them."""
+    stats = list(dict.fromkeys(r["optimised"] for r in cross))
+    med = {(a, b): float(np.median([float(r["ratio"]) for r in cross if r["optimised"] == a and r["measured"] == b]))
+           for a in stats for b in stats}
+    score = {a: float(np.mean([math.log(max(med[(a, b)], 1e-12)) for b in stats if b != a])) for a in stats}
+    return sorted(stats, key=score.get)
+
+
+def most_removed(rows: list[dict], within: float = 0.10) -> dict[str, float | None]:
+    """Per criterion, the largest fraction whose full-network loss stays within `within` of the unpruned on every pair."""
+    out = {}
+    for c in dict.fromkeys(r["criterion"] for r in rows):
+        fractions = sorted({float(r["fraction"]) for r in rows if r["criterion"] == c and float(r["fraction"]) > 0})
+        ok = [f for f in fractions if all(float(r["full_loss_vs_full"]) <= 1 + within for r in rows
+                                           if r["criterion"] == c and float(r["fraction"]) == f)]
+        out[c] = max(ok) if ok else None
+    return out
+
+
+def write(out: Path, scale, found: dict) -> str:
+    """`found`: what the sections computed — 'hyper' (rows of `hyper.analyse_hyper`), 'cross' (3.5's
+    rows), 'mmd', 'reduction' (rows with the ratios to the unpruned), 'judges' (3.7's rows),
+    'stopped' ({study: (stopped by the rule, runs)})."""
+    lines, conclusions = ["## 4 Results and discussion", ""], []
+    for part in (_gram, _statistics, _hyper, _judges, _reduction, _convergence):
+        said, concluded = part(out, scale, found)
+        lines += said
+        conclusions += concluded
+    lines += ["", "## 5 Conclusion", ""]
+    lines += [f"{i}. {c}" for i, c in enumerate(conclusions, 1)] or ["Not enough of the study has run yet."]
+    return "\n".join(lines) + "\n"
+
+
+def _gram(out, scale, found):
+    mmd = found.get("mmd") or []
+    if not mmd:
+        return [], []
+    worst = max(abs(r["relative_difference"]) for r in mmd)
+    return ([f"- **3.4** The Gram loss equals the squared MMD of the kernel (xᵀy)² divided by C⁴ on every layer of "
+             f"{len({r['pair'] for r in mmd})} pairs (largest relative difference {worst:.1e}): matching Gram "
+             "matrices is matching the feature distributions in that kernel's space."],
+            ["Style transfer with Gram matrices is distribution matching (an MMD with a quadratic kernel), checked "
+             "to float32 rounding."])
+
+
+def _statistics(out, scale, found):
+    cross = found.get("cross") or []
+    if not cross:
+        return [], []
+    order = strictest(cross)
+    line = (f"- **3.5** Over {len({r['pair'] for r in cross})} pairs, optimising {order[0]} brings the other "
+            f"statistics closest to the style (strictest), {order[-1]} least; full order: {', '.join(order)}.")
+    old = _laptop(out, "cross.csv")
+    if old:
+        before = strictest(old)
+        line += f" At 128 px (3 pairs, not converged) the order was {', '.join(before)}"
+        line += (" — the same." if before == order else
+                 f"; the strictest {'stays' if before[0] == order[0] else f'changes from {before[0]} to {order[0]}'}.")
+    return [line], [f"Of the {len(order)} ways to remove spatial information, {order[0]} implies the others most "
+                    f"strongly at {scale.size} px."]
+
+
+def _k(scale) -> float:
+    return scale.init_k if scale.init_k is not None else scale.ks[len(scale.ks) // 2]
+
+
+def _hyper(out, scale, found):
+    hyper = found.get("hyper") or []
+    if not hyper:
+        return [], []
+    k = _k(scale)
+    best = best_inits(hyper, k)
+    counts = {i: sum(v == i for v in best.values()) for i in dict.fromkeys(best.values())}
+    top = max(counts, key=counts.get)
+    others = ", ".join(f"{i} on {c}" for i, c in counts.items() if i != top)
+    above = [r["above_best"] for r in hyper if float(r["k"]) == k]
+    line = (f"- **3.6** At k = {k:g}, the lowest final objective came from the {top} start on {counts[top]} of "
+            f"{len(best)} pairs" + (f" (others: {others})" if others else "") + ". Final losses of all starts: "
+            f"{spread([100 * a for a in above])} % above the best of their pair.")
+    old = _laptop(out, "hyper.csv")
+    if old:
+        before = best_inits(old, k)
+        line += (f" At 128 px after 300 iterations the best start at k = {k:g} was "
+                 f"{', '.join(sorted(set(before.values())))}; on the {sum(p in before for p in best)} pairs both "
+                 f"scales ran, the same start won on {sum(before.get(p) == best.get(p) for p in best)}.")
+    when = "Run to convergence" if any(r.get("converged") for r in hyper) else "After the runs' iterations"
+    return [line], [f"{when}, the initial image matters {'little' if max(above) <= 0.05 else 'measurably'} for the "
+                    f"final objective (all starts within {100 * max(above):.1f} % of the best at k = {k:g})."]
+
+
+def _judges(out, scale, found):
+    judged = found.get("judges") or []
+    k, rhos = _k(scale), []
+    for judge in scale.statistics:
+        for p in {r["pair"] for r in judged}:
+            sel = [r for r in judged if r["source"] == "hyper" and r["k"] == k and r["pair"] == p
+                   and r["judge"] == judge]
+            if len(sel) > 2:
+                rhos.append(spearman(np.array([r["loss"] for r in sel]), np.array([r["value"] for r in sel])))
+    rhos = [r for r in rhos if not math.isnan(r)]
+    if not rhos:
+        return [], []
+    fair = np.median(rhos) >= 0.5
+    return ([f"- **3.7** Ranking the initial images' results by the objective and by each of the "
+             f"{len(scale.statistics)} judges agrees with a rank correlation of {spread(rhos)} (over judges and "
+             "pairs): " + ("the objective is a fair judge of its own results." if fair else
+                           "the objective alone does not rank results as the other statistics do.")],
+            [f"The optimised objective {'agrees' if fair else 'does not agree'} with independent statistics on "
+             f"which result is best (median rank correlation {np.median(rhos):.2f})."])
+
+
+def _reduction(out, scale, found):
+    reduced = found.get("reduction") or []
+    if not reduced:
+        return [], []
+    most = most_removed(reduced)
+    lines = ["- **Network reduction** (full network's loss within 10 % on every pair): " + "; ".join(
+        f"{c}: {'up to ' + format(f, '.0%') + ' of the channels removed' if f else 'no fraction tried'}"
+        for c, f in most.items()) + "."]
+    old = _laptop(out, "reduction.csv")
+    if old:
+        before = most_removed(old)
+        lines.append("  At 128 px: " + "; ".join(f"{c}: {format(f, '.0%') if f else 'none'}" for c, f in before.items())
+                     + (" — unchanged." if before == most else " — changed, see the table in 3.7."))
+    if not any(most.values()):
+        return lines, []
+    c, f = max(((c, f) for c, f in most.items() if f), key=lambda cf: cf[1])
+    return lines, [f"Ranking channels by {c}, {f:.0%} of VGG19's channels can go with the result's loss (under the "
+                   "full network) within 10 %."]
+
+
+def _convergence(out, scale, found):
+    stopped = found.get("stopped") or {}
+    if not stopped:
+        return [], []
+    done, total = sum(a for a, _ in stopped.values()), sum(b for _, b in stopped.values())
+    return [f"- **Convergence**: {done} of {total} runs were ended by the stopping rule rather than the cap."], []
