@@ -46,9 +46,12 @@ def value_and_grad(size: int, precision: str, form: str = "conv", conv_forms: st
     if conv_forms is None:
         problem = prepare(_cfg(size, precision, memory="plain"))
     else:
-        from nst_jax.transfer.planning import plan_run
+        from nst_jax.transfer.planning import plan_run, with_forms
         cfg = _cfg(size, precision, memory="plain", conv_forms=conv_forms)
-        problem = prepare(cfg, plan=plan_run(cfg))
+        plan = with_forms(cfg, plan_run(cfg))
+        problem = prepare(cfg, plan=plan)
+        from nst_jax.model.convforms import describe
+        print(f"--conv-forms {conv_forms} at {size}: {describe(plan.forms)}", file=sys.stderr)
     fun = losses.make_objective(problem.spec)
     f = compiler.jit(lambda x, aux: jax.value_and_grad(lambda x: fun(x, aux)[0])(x),
                      xla_defaults=precision == "bfloat16")

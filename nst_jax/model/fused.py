@@ -246,7 +246,8 @@ def pack_bf16(u, split: bool = False):
 def conv(x, packed, phases: int = ALL_PHASES, tiles: int = 0):
     """The 3×3 'same' convolution of x (…, H, W, C) with a packed kernel (`pack`); vmaps over x.
     `tiles`: 4×4 output tiles per block: 0 measured by the kernel per shape on its first calls, < 0 its
-    fixed rule, > 0 that many; it changes the speed, never a value."""
+    fixed rule, > 0 about that many (rounded to the kernel's step, at most a share that leaves each thread
+    two blocks); it changes the speed, never a value."""
     import jax
     import jax.numpy as jnp
     import numpy as np

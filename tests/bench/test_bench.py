@@ -123,3 +123,12 @@ def test_the_demo_is_the_readmes_main_job():
     record = json.loads((ROOT / "docs" / "demo.json").read_text())
     assert record["command"] == "python -m nst_jax.run " + shlex.join(job)
     assert record["iteration"] == int(job[job.index("--iterations") + 1])
+
+
+def test_the_precision_bench_times_the_forms_it_is_asked_for():
+    """`bench.precision --conv-forms`: the problem it times carries that form's kernels (XLA's has none)."""
+    from bench import precision
+    _, plain = precision.value_and_grad(64, "float32")
+    _, winograd = precision.value_and_grad(64, "float32", conv_forms="f4")
+    assert not any("kernel_wino" in p for p in plain.params.values())
+    assert {p["kernel_wino"].form for p in winograd.params.values() if "kernel_wino" in p} == {"f4"}

@@ -329,11 +329,13 @@ static int tiles_per_block(int C, int64_t tiles, int threads, int step, int want
 
 // Tiles per block by measurement: per (channels, panels, tiles, method, phases), each candidate block size
 // is timed on `TRIALS` calls (the least time counts) in turns, then the fastest is kept for the process.
-// `tiles` > 0 in a call forces that size (the bench), < 0 the fixed rule (`tiles_per_block`).
+// `tiles` > 0 in a call asks for that size (the bench), < 0 the fixed rule; `tiles_per_block` rounds either
+// to the step and keeps two blocks per thread where the map is small.
 class Tuner {
  public:
   static constexpr int TRIALS = 2;
-  static constexpr std::array<int, 5> CANDIDATES{0, 24, 48, 96, 384};  // 0: the fixed rule's own size
+  // 0: the fixed rule's own size; the others distinct after rounding to a step of 6 (vectors) or 32 (AMX)
+  static constexpr std::array<int, 5> CANDIDATES{0, 32, 64, 128, 384};
 
   // The size to use now, and the candidate to record it under (-1: tuned already).
   std::pair<int, int> pick(const std::tuple<int, int, int64_t, int, int>& key) {
@@ -498,7 +500,8 @@ static ffi::Error conv(ffi::ThreadPool pool, const float* x, ffi::Span<const int
   for (int h = 0; h < helpers; ++h) pool.Schedule([job] { work(*job); });
   work(*job);
   while (job->done.load(std::memory_order_acquire) < job->n) std::this_thread::yield();
-  tuner().record(key, candidate, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  if (!job->out_of_memory)  // a failed call's time says nothing about its block size
+    tuner().record(key, candidate, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   if (job->out_of_memory) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "nst_jax winograd_f4: out of memory");
   return ffi::Error::Success();
 }

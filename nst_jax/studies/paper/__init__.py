@@ -22,7 +22,8 @@ from pathlib import Path
 from nst_jax.base.errors import ArgumentParser, NSTError, cli
 from nst_jax.files.fileio import write_error, write_json, write_text
 from nst_jax.studies.paper import convergence, front, gram, hyper, judges, reduction, statistics
-from nst_jax.studies.paper.common import EXPERIMENTS, Sittings, Timer, newer_than_results, scales
+from nst_jax.studies.paper.common import (EXPERIMENTS, Sittings, Timer, complete, newer_than_results,
+                                          results_signature, scales)
 from nst_jax.studies.paper.tables import read_json
 
 DEFAULT_OUT = "paper-results"
@@ -80,14 +81,15 @@ def main(argv: list[str] | None = None) -> int:
                    "convergence": convergence.experiment(scale, runs)}
     for name in EXPERIMENTS:
         if name in only:
-            t = time.perf_counter()
+            t, before = time.perf_counter(), _signature(name, runs, experiments)
             try:   # the time of an interrupted experiment counts too
                 _run_one(name, scale, runs, experiments, args.batch or scale.batch, args.engine, args.address,
                          not args.quiet)
             finally:
-                timer.add(name, time.perf_counter() - t)
-                sittings.worked_on(name)
-    if _judges_stale(runs, experiments["hyper"]):
+                if _signature(name, runs, experiments) != before:   # this sitting made results
+                    timer.add(name, time.perf_counter() - t)
+                    sittings.worked_on(name)
+    if complete(experiments["hyper"]) and _judges_stale(runs, experiments["hyper"]):
         if not args.quiet:
             print("judging the results (3.7)", file=sys.stderr, flush=True)
         write_json(runs / "judges.json", judges.measure(scale, experiments["hyper"], read_json(runs / "reduction.json")))
@@ -109,6 +111,15 @@ def _run_one(name: str, scale, runs: Path, experiments: dict, batch: int, engine
         write_json(runs / "statistics.json", statistics.measure(scale, experiments[name]))
     if name == "gram":
         write_json(runs / "mmd.json", gram.mmd_check(scale))
+
+
+def _signature(name: str, runs: Path, experiments: dict) -> tuple:
+    """What an experiment's results are now: it changes when a sitting does work for it."""
+    if name == "reduction":
+        folder = runs / "reduction"
+        found = [p for p in folder.rglob("*") if p.suffix in (".json", ".png")] if folder.is_dir() else []
+        return tuple(sorted((str(p), p.stat().st_mtime_ns) for p in found))
+    return results_signature(experiments[name])
 
 
 def _judges_stale(runs: Path, hyper_experiment) -> bool:

@@ -9,7 +9,7 @@ import numpy as np
 
 from nst_jax.files.runfiles import RunFiles
 from nst_jax.studies.figures import pyplot, save_figure
-from nst_jax.studies.paper.common import Experiment, Scale, base, pair_name
+from nst_jax.studies.paper.common import Experiment, Scale, base, finished, pair_name
 from nst_jax.studies.paper.tables import markdown_table, spread, write_csv
 
 
@@ -44,8 +44,8 @@ def run_records(experiment: Experiment) -> list[dict]:
     out = []
     for label, named in experiment.runs().items():
         for name, cfg in named:
-            side = RunFiles(cfg.output).read_sidecar()
-            if side is not None and Path(cfg.output).exists():
+            side = finished(cfg)
+            if side is not None:
                 out.append({"sweep": label, "run": name, "iterations": side["iteration"], "cap": cfg.iterations,
                             "converged": isinstance(side.get("converged"), dict), "loss": side["loss"]})
     return out
@@ -60,7 +60,7 @@ def section(out: Path, scale: Scale, experiment: Experiment, studies: dict[str, 
     curves = []
     for label, named in experiment.runs().items():
         for _, cfg in named:
-            log = RunFiles(cfg.output).read_log() if Path(cfg.output).exists() else []
+            log = RunFiles(cfg.output).read_log() if finished(cfg) is not None else []
             if log:
                 curves.append({"pair": label, "init": cfg.init, "losses": [r["loss"] for r in log]})
     text = [HEAD, "", f"Every run of this scale stops when its loss falls by less than {scale.tol:g} of itself per "

@@ -45,13 +45,17 @@ def strictest(cross: list[dict]) -> list[str]:
 
 
 def most_removed(rows: list[dict], within: float = 0.10) -> dict[str, float | None]:
-    """Per criterion, the largest fraction whose full-network loss stays within `within` of the unpruned on every pair."""
+    """Per criterion, the largest fraction such that it and every smaller one keep the full-network loss
+    within `within` of the unpruned result's on every pair."""
     out = {}
     for c in dict.fromkeys(r["criterion"] for r in rows):
         fractions = sorted({float(r["fraction"]) for r in rows if r["criterion"] == c and float(r["fraction"]) > 0})
-        ok = [f for f in fractions if all(float(r["full_loss_vs_full"]) <= 1 + within for r in rows
-                                           if r["criterion"] == c and float(r["fraction"]) == f)]
-        out[c] = max(ok) if ok else None
+        out[c] = None
+        for f in fractions:   # the fractions up to the first that fails
+            if not all(float(r["full_loss_vs_full"]) <= 1 + within for r in rows
+                       if r["criterion"] == c and float(r["fraction"]) == f):
+                break
+            out[c] = f
     return out
 
 
@@ -108,6 +112,8 @@ def _hyper(out, scale, found):
         return [], []
     k = _k(scale)
     best = best_inits(hyper, k)
+    if not best:
+        return [], []
     counts = {i: sum(v == i for v in best.values()) for i in dict.fromkeys(best.values())}
     top = max(counts, key=counts.get)
     others = ", ".join(f"{i} on {c}" for i, c in counts.items() if i != top)
@@ -121,7 +127,9 @@ def _hyper(out, scale, found):
         line += (f" At 128 px after 300 iterations the best start at k = {k:g} was "
                  f"{', '.join(sorted(set(before.values())))}; on the {sum(p in before for p in best)} pairs both "
                  f"scales ran, the same start won on {sum(before.get(p) == best.get(p) for p in best)}.")
-    when = "Run to convergence" if any(r.get("converged") for r in hyper) else "After the runs' iterations"
+    stopped = sum(bool(r.get("converged")) for r in hyper)
+    when = (f"Run to convergence ({stopped} of {len(hyper)} runs ended by the stopping rule)" if stopped
+            else "After a fixed number of iterations (not converged)")
     return [line], [f"{when}, the initial image matters {'little' if max(above) <= 0.05 else 'measurably'} for the "
                     f"final objective (all starts within {100 * max(above):.1f} % of the best at k = {k:g})."]
 
@@ -129,7 +137,7 @@ def _hyper(out, scale, found):
 def _judges(out, scale, found):
     judged = found.get("judges") or []
     k, rhos = _k(scale), []
-    for judge in scale.statistics:
+    for judge in [j for j in scale.statistics if j != "gram"]:   # the objective's own statistic is no judge of it
         for p in {r["pair"] for r in judged}:
             sel = [r for r in judged if r["source"] == "hyper" and r["k"] == k and r["pair"] == p
                    and r["judge"] == judge]
@@ -140,8 +148,8 @@ def _judges(out, scale, found):
         return [], []
     fair = np.median(rhos) >= 0.5
     return ([f"- **3.7** Ranking the initial images' results by the objective and by each of the "
-             f"{len(scale.statistics)} judges agrees with a rank correlation of {spread(rhos)} (over judges and "
-             "pairs): " + ("the objective is a fair judge of its own results." if fair else
+             f"{len(scale.statistics) - 1} judges other than the objective's own statistic (gram) agrees with a "
+             f"rank correlation of {spread(rhos)} (over judges and pairs): " + ("the objective is a fair judge of its own results." if fair else
                            "the objective alone does not rank results as the other statistics do.")],
             [f"The optimised objective {'agrees' if fair else 'does not agree'} with independent statistics on "
              f"which result is best (median rank correlation {np.median(rhos):.2f})."])
@@ -169,7 +177,7 @@ def _reduction(out, scale, found):
 
 def _convergence(out, scale, found):
     stopped = found.get("stopped") or {}
-    if not stopped:
+    if not stopped or not scale.tol:
         return [], []
     done, total = sum(a for a, _ in stopped.values()), sum(b for _, b in stopped.values())
     return [f"- **Convergence**: {done} of {total} runs were ended by the stopping rule rather than the cap."], []

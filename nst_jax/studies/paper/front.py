@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nst_jax.base.errors import NSTError
-from nst_jax.files.runfiles import RunFiles
-from nst_jax.studies.paper.common import Experiment, Scale, base, pair_name
+from nst_jax.studies.paper.common import Experiment, Scale, base, finished, pair_name
 from nst_jax.studies.paper.tables import not_run, num
 
 HEAD = "## Front figure"
@@ -49,10 +48,10 @@ def triptych(content: Path, style: Path, result: Path, out: Path, gap: int = 8) 
 
 def section(out: Path, scale, experiment: Experiment, command: str) -> str:
     named = [cfg for runs in experiment.runs().values() for _, cfg in runs]
-    if not named or not Path(named[0].output).exists():
+    side = finished(named[0]) if named else None
+    if side is None:
         return not_run(HEAD, command, "front")
     cfg = named[0]
-    side = RunFiles(cfg.output).read_sidecar() or {}
     path = out / "front" / "front.png"
     triptych(Path(cfg.content), Path(cfg.styles[0]), Path(cfg.output), path)
     stopped = ("stopped by the stopping rule" if isinstance(side.get("converged"), dict)

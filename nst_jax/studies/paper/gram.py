@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from nst_jax.transfer.config import with_preset
-from nst_jax.studies.paper.common import Experiment, Scale, base, pair_name
-from nst_jax.studies.paper.tables import markdown_table, not_run, num, spread, write_csv
-from nst_jax.files.runfiles import RunFiles
+from nst_jax.studies.paper.common import Experiment, Scale, base, finished, pair_name
+from nst_jax.studies.paper.tables import iterations, markdown_table, not_run, num, spread, write_csv
 
 def experiment(scale: Scale, runs: Path) -> Experiment:
     """3.4: from white noise, match only the Gram matrices of relu1_1 up to each layer."""
@@ -75,7 +74,7 @@ def section(out: Path, scale, experiment, mmd: list[dict] | None, command: str) 
         for _, cfg in named:
             last = cfg.style_layers[-1]
             cells.append((f"relu1_1…{last}" if len(cfg.style_layers) > 1 else last, Path(cfg.output)))
-            side = RunFiles(cfg.output).read_sidecar()
+            side = finished(cfg)
             if side:
                 losses.append({"style": style, "layers": "+".join(cfg.style_layers), "iteration": side["iteration"],
                                "style_loss": side["parts"]["style"]})
@@ -94,7 +93,7 @@ def section(out: Path, scale, experiment, mmd: list[dict] | None, command: str) 
     n_pairs = len({r["pair"] for r in mmd})
     its = scale.reconstruction_iterations
     text = [head, "", "**Style reconstructions.** From white noise (seed "
-            f"{scale.seed}), {its} L-BFGS iterations at {scale.size} px matching only the Gram matrices of relu1_1 up "
+            f"{scale.seed}), {iterations(scale, its)} at {scale.size} px matching only the Gram matrices of relu1_1 up "
             "to each layer (no content, no total variation): what the Gram matrices of a layer set keep of a "
             "painting (columns: relu1_1 alone, then one more layer each).", "",
             "![style reconstructions](gram/reconstructions.png)", "",

@@ -10,8 +10,8 @@ import numpy as np
 
 from nst_jax.studies.figures import pyplot, save_figure
 from nst_jax.files.image import load_image, psnr
-from nst_jax.studies.paper.common import Experiment, Scale, base, pair_name
-from nst_jax.studies.paper.tables import COLUMNS_AT, markdown_table, not_run, num, pct, spread, write_csv
+from nst_jax.studies.paper.common import Experiment, Scale, base, finished, pair_name
+from nst_jax.studies.paper.tables import COLUMNS_AT, iterations, markdown_table, not_run, num, pct, spread, write_csv
 from nst_jax.files.runfiles import RunFiles
 
 def experiment(scale: Scale, runs: Path) -> Experiment:
@@ -37,10 +37,10 @@ def hyper_records(experiment) -> list[dict]:
     records = []
     for pair, named in experiment.runs().items():
         for _, cfg in named:
+            side = finished(cfg)
             files = RunFiles(cfg.output)
-            side = files.read_sidecar()
-            log = files.read_log()
-            if side is None or not log or not Path(cfg.output).exists():
+            log = files.read_log() if side is not None else []
+            if not log:
                 continue
             records.append({"pair": pair.split(" ")[0], "init": cfg.init, "k": cfg.style_weight, "seed": cfg.seed,
                             "log": log,
@@ -117,10 +117,12 @@ def section(out: Path, scale, experiment, command: str) -> str:
     n_pairs = len(pairs)
     its = scale.hyper_iterations
     text = [f"## 3.6 Hyper-parameters: initial image, k, iterations", "",
-            f"Each of the {len(inits)} initial images × k ∈ {{{', '.join(f'{k:g}' for k in ks)}}} on {n_pairs} "
-            f"image pairs ({', '.join(pairs)}), "
-            + (f"L-BFGS to convergence (`--tol {scale.tol:g}`, at most {its} iterations)" if scale.tol else
-               f"{its} L-BFGS iterations") + f" at {scale.size} px, seed {scale.seed}: "
+            (f"Each of the {len(inits)} initial images × k ∈ {{{', '.join(f'{k:g}' for k in ks)}}}"
+             if scale.init_k is None else
+             f"Each of the {len(inits)} initial images at k = {scale.init_k:g}, and the "
+             f"{' and '.join(scale.tradeoff_inits)} starts at every k ∈ {{{', '.join(f'{k:g}' for k in ks)}}},")
+            + f" on {n_pairs} image pairs ({', '.join(pairs)}), {iterations(scale, its)} at {scale.size} px, seed "
+            f"{scale.seed}: "
             f"{len(rows)} runs. Values are the median [min – max] over the pairs; 'the best' is the lowest final "
             "loss among the initial images for the same pair and k; PSNR 99 marks the best run itself.", "",
             f"Made by `{command} --only hyper`; every run's images, losses and settings are in "

@@ -127,7 +127,8 @@ def _objective_against_judges(rows, judges, pairs, scale) -> list[str]:
             value = np.array([r["value"] for r in sel])
             rhos.append(spearman(loss, value))
             wins += int(np.argmin(loss) == np.argmin(value))
-        table.append([judge, spread(rhos), f"{wins} of {len(rhos)}"])
+        table.append([judge + (" (the objective's own statistic)" if judge == "gram" else ""), spread(rhos),
+                      f"{wins} of {len(rhos)}"])
     lines += [markdown_table(["judge", "rank correlation with the objective", "lowest objective also best"], table), ""]
     return lines
 
@@ -198,6 +199,7 @@ def _reduction(rows, judges, pairs) -> list[str]:
     red = [r for r in rows if r["source"] == "reduction"]
     if not red:
         return []
+    pairs = sorted({r["pair"] for r in red})   # the pairs the reduction has reached
     criteria = list(dict.fromkeys(r["criterion"] for r in red if r["fraction"] > 0))
     fractions = sorted({r["fraction"] for r in red if r["fraction"] > 0})
     worst = {}   # (criterion, fraction, pair) → the largest judge ratio to the full network's result
@@ -214,7 +216,11 @@ def _reduction(rows, judges, pairs) -> list[str]:
                     worst[(c, f, p)] = max(ratios)
     table, lines = [], []
     for c in criteria:
-        kept = [f for f in fractions if all(worst.get((c, f, p), np.inf) <= 1 + WITHIN for p in pairs)]
+        kept = []
+        for f in fractions:   # up to the first fraction that fails
+            if not all(worst.get((c, f, p), np.inf) <= 1 + WITHIN for p in pairs):
+                break
+            kept.append(f)
         lines.append(f"- **{c}**: " + (f"up to {max(kept):.0%} of the channels removed with every judge within "
                                        f"{WITHIN:.0%} of the full network's result on all {len(pairs)} pairs"
                                        if kept else f"no fraction tried keeps every judge within {WITHIN:.0%} "

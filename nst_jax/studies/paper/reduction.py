@@ -10,7 +10,7 @@ from nst_jax.files import untrusted
 from nst_jax.base.errors import NSTError
 from nst_jax.files.fileio import write_json
 from nst_jax.studies.paper.common import Scale, pair_name
-from nst_jax.studies.paper.tables import markdown_table, not_run, spread, write_csv
+from nst_jax.studies.paper.tables import iterations, markdown_table, not_run, spread, write_csv
 
 def run(scale: Scale, runs: Path, progress: bool) -> list[dict]:
     """Network reduction on each pair (`dissect.reduce_network`), resumable per pair: a pair whose
@@ -20,7 +20,9 @@ def run(scale: Scale, runs: Path, progress: bool) -> list[dict]:
 
     w, rows = vgg_weights.load(), []
     settings = {"size": scale.size, "iterations": scale.reduction_iterations, "criteria": list(scale.criteria),
-                "fractions": list(scale.fractions), "seed": scale.seed, "tol": scale.tol, "tol_window": scale.tol_window}
+                "fractions": list(scale.fractions), "seed": scale.seed}
+    if scale.tol:
+        settings.update(tol=scale.tol, tol_window=scale.tol_window)
     for content, style in scale.hyper_pairs:
         name = pair_name(content, style)
         done = runs / "reduction" / f"{name}.json"
@@ -83,9 +85,11 @@ def section(out: Path, scale, rows: list[dict] | None, command: str) -> str:
     contact_sheet(sheet, folder / "results.png", thumb=96)
     lines = []
     for c in criteria:
-        ok = [f for f in fractions if f > 0 and all(r["full_loss_vs_full"] <= 1.10 for r in rows
-                                                     if r["criterion"] == c and r["fraction"] == f)]
-        most = max(ok) if ok else None
+        most = None
+        for f in [f for f in fractions if f > 0]:   # up to the first fraction that fails
+            if not all(r["full_loss_vs_full"] <= 1.10 for r in rows if r["criterion"] == c and r["fraction"] == f):
+                break
+            most = f
         lines.append(f"- **{c}**: " + (f"up to {most:.0%} of the channels removed with the full network's loss "
                                         f"within 10 % of the unpruned result's on every pair"
                                         if most is not None else "no fraction tried keeps the full network's loss "
@@ -95,7 +99,7 @@ def section(out: Path, scale, rows: list[dict] | None, command: str) -> str:
     text = [head, "", f"Rank each convolution's channels (activation: mean ReLU output; style: share of the Gram "
             "difference between content and style; distinct: angle to the nearest other channel, Gedeon & Harris "
             "1991), remove the lowest fraction physically (smaller kernels), run the transfer "
-            f"({scale.reduction_iterations} L-BFGS iterations at {scale.size} px) with the smaller network, and "
+            f"({iterations(scale, scale.reduction_iterations)} at {scale.size} px) with the smaller network, and "
             "measure the result with the full network's default objective. Values: median [min – max] over "
             f"{len(pairs)} pairs ({', '.join(pairs)}), relative to the unpruned network's result on the same pair.",
             "", f"Made by `{command} --only reduction`.", "", "### Findings", ""] + lines + \

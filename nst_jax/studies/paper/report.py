@@ -30,8 +30,9 @@ def _machines(seconds: dict, sittings: list[dict]) -> str:
     if len(cpus) > 1:
         text += (" **Made across CPUs**: " + "; ".join(
             f"{e['started']} on {e['cpu']} ({', '.join(e['experiments'])})" for e in sittings if e["experiments"])
-                 + ". A run's seconds per iteration depend on the CPU it ran on; its results do not, beyond float32 "
-                 "rounding of the planner's convolution forms.")
+                 + ". A run's seconds per iteration depend on the CPU it ran on, and so do its convolution forms (the "
+                 "planner's choice per machine): its result differs by their float32-level rounding, which L-BFGS "
+                 "can carry further over many iterations.")
     elif cpus:
         text += f" Every sitting ran on one CPU: {cpus[0]} ({len([e for e in sittings if e['experiments']])} sittings)."
     return text

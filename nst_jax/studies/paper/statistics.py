@@ -11,7 +11,7 @@ import numpy as np
 from nst_jax.base.errors import NSTError
 from nst_jax.studies.figures import pyplot, save_figure
 from nst_jax.studies.paper.common import Experiment, Scale, base, pair_name
-from nst_jax.studies.paper.tables import markdown_table, not_run, spread, write_csv
+from nst_jax.studies.paper.tables import iterations, markdown_table, not_run, spread, write_csv
 
 def experiment(scale: Scale, runs: Path) -> Experiment:
     """3.5: the same transfer under each style statistic (each in its calibrated units)."""
@@ -78,7 +78,7 @@ def section(out: Path, scale, experiment, rows: list[dict] | None, command: str)
                             for a in stats])
     its = scale.statistics_iterations
     text = [head.rstrip(), "", f"The same transfer (content start, k = 100 in each statistic's calibrated units, "
-            f"{its} L-BFGS iterations at {scale.size} px, default layers) optimised with each statistic A (rows), "
+            f"{iterations(scale, its)} at {scale.size} px, default layers) optimised with each statistic A (rows), "
             f"then measured with every statistic B (columns): B's style loss of the result over B's style loss of "
             f"the content image it started from — 1 means A did nothing for B, 0 that A matched B exactly. Median "
             f"over {len(pairs)} pairs ({', '.join(pairs)}); the range of every cell is in the CSV. The random "

@@ -60,3 +60,10 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 def read_json(path: Path):
     return untrusted.read_json(path, "study record") if path.exists() else None
+
+
+def iterations(scale, cap: int) -> str:
+    """How long a study's runs ran: to convergence by the scale's rule (at most `cap`), or `cap` iterations."""
+    if scale.tol:
+        return f"L-BFGS to convergence (`--tol {scale.tol:g} --tol-window {scale.tol_window}`, at most {cap} iterations)"
+    return f"{cap} L-BFGS iterations"
