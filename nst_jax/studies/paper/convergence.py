@@ -111,24 +111,35 @@ def section(out: Path, scale: Scale, experiment: Experiment, studies: dict[str, 
 
 
 def _curves_figure(curves: list[dict], scale: Scale, path: Path) -> None:
+    """Top: loss over the lowest of the run, less 1; bottom: the rule's quantity (the fall per iteration
+    over the window, relative to the loss) with the tolerance drawn; dots where the rule stops."""
     plt = pyplot()
     inits = list(dict.fromkeys(c["init"] for c in curves))
-    fig, axes = plt.subplots(1, len(inits), figsize=(5.0 * len(inits), 3.8), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(2, len(inits), figsize=(5.0 * len(inits), 6.6), squeeze=False, sharex=True)
     colours = plt.get_cmap("tab10")(np.arange(10))
-    for ax, init in zip(axes[0], inits):
+    w = scale.tol_window
+    for column, init in enumerate(inits):
+        top, bottom = axes[0][column], axes[1][column]
         for i, c in enumerate(x for x in curves if x["init"] == init):
-            y = np.array(c["losses"]) / min(c["losses"]) - 1
-            its = np.arange(len(y))
-            ax.plot(its[1:], np.maximum(y[1:], 1e-6), color=colours[i % 10], lw=1, label=c["pair"])
-            at = stop_at(c["losses"], scale.tol, scale.tol_window)
+            losses = np.array(c["losses"])
+            above = losses / losses.min() - 1
+            its = np.arange(len(losses))
+            top.plot(its[1:], np.maximum(above[1:], 1e-6), color=colours[i % 10], lw=1, label=c["pair"])
+            fall = (losses[:-w] - losses[w:]) / (w * losses[w:])
+            bottom.plot(its[w:], np.maximum(fall, 1e-8), color=colours[i % 10], lw=1)
+            at = stop_at(c["losses"], scale.tol, w)
             if at is not None:
-                ax.scatter([at], [max(y[at], 1e-6)], color=colours[i % 10], marker="o", s=18, zorder=3)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(f"{init} start; dots: where --tol {scale.tol:g} stops", fontsize=9)
-        ax.set_xlabel("iteration")
-        ax.grid(alpha=0.3, which="both")
-    axes[0][0].set_ylabel(f"loss / lowest of {scale.hyper_iterations} − 1")
+                top.scatter([at], [max(above[at], 1e-6)], color=colours[i % 10], s=18, zorder=3)
+                bottom.scatter([at], [max(fall[at - w], 1e-8)], color=colours[i % 10], s=18, zorder=3)
+        bottom.axhline(scale.tol, color="black", lw=0.8, ls="--")
+        top.set_title(f"{init} start; dots: where --tol {scale.tol:g} stops", fontsize=9)
+        bottom.set_xlabel("iteration")
+        for ax in (top, bottom):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel(f"loss / lowest of the {scale.hyper_iterations} − 1")
+    axes[1][0].set_ylabel(f"fall per iteration over {w}, ÷ loss (dashed: tol)")
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,8 @@ def num(x: float) -> str:
         return "0"
     if abs(x) >= 1e4 or abs(x) < 1e-2:
         return f"{x:.2e}"
+    if abs(x) >= 1e3:   # iteration counts and the like, whole
+        return f"{x:.0f}"
     return f"{x:.3g}"
 
 
