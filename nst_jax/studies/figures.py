@@ -12,3 +12,12 @@ def pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+def log_axes(ax, title: str, xlabel: str, fontsize: int = 9) -> None:
+    """Both axes logarithmic, with a title, an x label and a light grid: the study's curves and fronts."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_title(title, fontsize=fontsize)
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3, which="both")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from nst_jax.base.errors import NSTError
-from nst_jax.studies.figures import pyplot, save_figure
+from nst_jax.studies.figures import log_axes, pyplot, save_figure
 from nst_jax.studies.paper.tables import markdown_table, not_run, spread, write_csv
 
 HEAD = "## 3.7 Evaluating the result: independent judges, the trade-off, and how much network is needed"
@@ -167,11 +167,7 @@ def _tradeoff(rows, judges, pairs, scale, folder: Path) -> list[str]:
             ax.plot(xs, ys, "-o", color=colour, ms=3, lw=1, label=pair)
             for x, y, k in zip(xs, ys, ks):
                 ax.annotate(f"{k:g}", (x, y), fontsize=6, alpha=0.7)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(f"{init} start", fontsize=9)
-        ax.set_xlabel("content loss")
-        ax.grid(alpha=0.3, which="both")
+        log_axes(ax, f"{init} start", "content loss")
     axes[0][0].set_ylabel("style score: geometric mean of the judges")
     axes[0][-1].legend(fontsize=6)
     fig.tight_layout()
