@@ -3,12 +3,10 @@ each result measured with every statistic, and the section with its figure."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 
-from nst_jax.base.errors import NSTError
 from nst_jax.studies.figures import pyplot, save_figure
 from nst_jax.studies.paper.common import Experiment, Scale, base, pair_name
 from nst_jax.studies.paper.tables import iterations, markdown_table, not_run, spread, write_csv
@@ -22,32 +20,21 @@ def experiment(scale: Scale, runs: Path) -> Experiment:
 
 def measure(scale: Scale, experiment: Experiment) -> list[dict]:
     """Each result (optimised with statistic A) measured with every statistic B: B's style loss of
-    the result over B's style loss of the initial image (the content), per pair. Random statistics
-    are measured with one fixed key."""
-    import jax
-    import jax.numpy as jnp
-
-    from nst_jax.machine import compiler
-    from nst_jax.objective import losses
-    from nst_jax.transfer.problem import prepare
-    from nst_jax.model import weights as vgg_weights
+    the result over B's style loss of the initial image (the content), per pair (`judges.measure_images`;
+    random statistics are measured with one fixed key)."""
     from nst_jax.files.image import load_image
+    from nst_jax.model import weights as vgg_weights
+    from nst_jax.studies.paper.judges import measure_images
 
     w = vgg_weights.load()
     rows = []
-    key = jax.random.PRNGKey(scale.seed)
     for label, named in experiment.runs().items():
         results = {cfg.style_statistic: load_image(cfg.output) for _, cfg in named if Path(cfg.output).exists()}
-        first = named[0][1]
+        judged = measure_images(named[0][1], results, scale.statistics, scale.seed, w)
         for measured in scale.statistics:
-            problem = prepare(dataclasses.replace(first, style_statistic=measured), w)
-            fun = compiler.jit(lambda x, aux: losses.make_objective(problem.spec)(x, aux)[1]["style"])
-            aux = problem.aux(key)
-            start = float(fun(jnp.asarray(problem.content[None]), aux))
-            for optimised, img in results.items():
-                if img.shape[:2] != problem.content.shape[:2]:
-                    raise NSTError(f"{label}: result of {optimised} has another size than its content")
-                value = float(fun(jnp.asarray(img[None]), aux))
+            start = judged[measured]["start"]
+            for optimised in results:
+                value = judged[measured][optimised]
                 rows.append({"pair": label, "optimised": optimised, "measured": measured, "loss": value,
                              "start": start, "ratio": value / start if start > 0 else float("nan")})
     return rows
