@@ -373,6 +373,20 @@ def run_size(w, size, iterations, repeats, device, solver_names, batches, fuse=1
     return row
 
 
+ISA_CAPS = ("XLA_FLAGS", "NST_JAX_FUSED_ARCH", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def isa_caps(torch_module=None) -> str | None:
+    """The instruction sets each engine was held to by the environment (to stand in, on one CPU, for a CPU
+    that lacks the rest), with torch's own report of what it dispatches to; None when nothing was capped."""
+    caps = [f"{name}={os.environ[name]}" for name in ISA_CAPS if os.environ.get(name, "").strip()]
+    if not caps:
+        return None
+    if torch_module is not None:
+        caps.append(f"torch dispatches to {torch_module.backends.cpu.get_cpu_capability()}")
+    return ", ".join(caps)
+
+
 def _fmt(v, spec=".3g"):
     return "—" if v is None else format(v, spec)
 
@@ -390,6 +404,9 @@ def markdown(result: dict) -> str:
              f"if it has not reached the reference's loss at N.", "",
              f"Machine: {result.get('cpu', '—')}; load average before {result.get('load_before', '—')}, after "
              f"{result.get('load_after', '—')}.", "",
+             *([f"Instruction sets capped by the environment: {result['isa_caps']}. The machine line names the CPU; "
+                "these figures stand in for a CPU with only the capped sets, not measured on one.", ""]
+               if result.get("isa_caps") else []),
              "Convolution forms (`nst_jax.convforms`, measured on this machine): " +
              "; ".join(f"{r['size']}²: {r.get('conv_forms', '—')}" for r in result["rows"]) + ".", "",
              *([f"nst_jax ran with `--conv-forms {result['conv_forms_asked']}`; the value+grad with the float32 "
@@ -473,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     from nst_jax.machine.hardware import describe_cpu
     load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     versions = {"jax": jax.__version__}
+    torch = None
     if not args.no_torch:
         import torch
         versions["torch"] = torch.__version__
@@ -489,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
               "command": "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv),
               "versions": versions, "compiler_options": compiler.compiler_options(), "rows": rows,
               "cpu": describe_cpu(), "load_before": load_before, "conv_forms_asked": args.conv_forms,
+              "isa_caps": isa_caps(torch),
               "load_after": " ".join(f"{v:.2f}" for v in os.getloadavg())}
     md = markdown(result)
     print(md)

@@ -49,6 +49,7 @@ class Tracker:
         self.out, self.iterations, self.report, self.report_every = out, iterations, report, report_every
         self.stream = stream if stream is not None else sys.stderr
         self.names = [n for n, _ in runs]
+        self.outputs = {n: c.output for n, c in runs}
         self.reached = {n: RunFiles(c.output).iteration_reached() for n, c in runs}
         self.done = {n for n, c in runs if RunFiles(c.output).finished(c.iterations, c.stop_rule)}
         self.failed: dict[str, str] = {}
@@ -97,7 +98,10 @@ class Tracker:
         print(line, file=self.stream, flush=True)
 
     def started(self, names) -> None:
+        """Runs `names` begin: a failure recorded by an earlier attempt no longer stands."""
         self.running |= set(names)
+        for name in names:
+            RunFiles(self.outputs[name]).clear_error()
         if self.bar is not None:
             self.bar.set_postfix_str(", ".join(sorted(self.running))[:60])
 

@@ -95,7 +95,6 @@ def fresh(batch: Batch, iteration: int) -> Begun:
     n = len(batch.files)
     values = np.reshape(np.asarray(state.value), (n,))
     for i, f in enumerate(batch.files):
-        f.clear_error()
         f.start_log(log_record(0, float(values[i]), {k: float(np.reshape(v, (n,))[i])
                                                      for k, v in state.parts.items()}, 0.0))
     return Begun(state, 0, 0.0)

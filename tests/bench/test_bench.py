@@ -28,6 +28,20 @@ def test_bench_tiny(tmp_path):
     assert "| 32² |" in text and "Coarse-to-fine" in text
 
 
+def test_a_run_with_capped_instruction_sets_says_so(monkeypatch):
+    from bench.run import ISA_CAPS, isa_caps, markdown
+    for name in ISA_CAPS:
+        monkeypatch.delenv(name, raising=False)
+    assert isa_caps() is None
+    monkeypatch.setenv("NST_JAX_FUSED_ARCH", "x86-64-v3")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert isa_caps() == "NST_JAX_FUSED_ARCH=x86-64-v3, ONEDNN_MAX_CPU_ISA=AVX2"
+    result = {"device": "cpu (2 cores)", "date": "2026-12-07", "command": "python -m bench", "machine": "Linux",
+              "versions": {"jax": "0"}, "rows": [], "isa_caps": isa_caps()}
+    assert "Instruction sets capped by the environment: NST_JAX_FUSED_ARCH=x86-64-v3, ONEDNN" in markdown(result)
+    assert "capped" not in markdown({**result, "isa_caps": None})
+
+
 def test_psnr_ssim_sanity():
     import numpy as np
     from bench.run import psnr, ssim

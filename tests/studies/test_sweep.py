@@ -141,3 +141,18 @@ def test_sweep_default_style_is_a_painting():
     from nst_jax.transfer.config import SAMPLE_PAINTING
     from nst_jax.studies.sweep import build_parser
     assert build_parser().parse_args(["3"]).styles == [SAMPLE_PAINTING] and SAMPLE_PAINTING.endswith("starry_night.jpg")
+
+
+def test_a_failed_run_is_recorded_beside_it_and_no_longer_stands_once_it_runs_again(tmp_path, capsys):
+    import io
+    from nst_jax.files.runfiles import RunFiles
+    from nst_jax.studies.sweep import Tracker
+    from nst_jax.transfer.config import Config
+    cfg = Config(content=str(CONTENT), styles=(str(STYLE),), output=str(tmp_path / "a" / "result.png"), iterations=2)
+    (tmp_path / "a").mkdir()
+    tracker = Tracker(tmp_path, [("a", cfg)], 2, show_progress=False, report=False, stream=io.StringIO())
+    tracker.finished_run("a", cfg, "the loss is NaN or inf at the initial image")
+    assert RunFiles(cfg.output).read_error() == "the loss is NaN or inf at the initial image"
+    assert "warning: a: the loss is NaN" in capsys.readouterr().err and list(tracker.failed) == ["a"]
+    tracker.started(["a"])
+    assert RunFiles(cfg.output).read_error() is None and not (tmp_path / "a" / "result.error.txt").exists()

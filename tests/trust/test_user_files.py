@@ -45,6 +45,16 @@ def test_overwrite_replaces_a_file_nst_jax_did_not_write(tmp_path, capsys, name)
     assert (tmp_path / "keep.json").read_bytes() != b"photo\n" and (tmp_path / "keep.png").exists()
 
 
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_a_plain_run_leaves_an_error_file_beside_it_as_it_was(tmp_path, capsys, overwrite):
+    """`keep.error.txt` is written only by sweeps and the studio, into folders they own: a plain run
+    neither checks nor removes one that is there."""
+    (tmp_path / "keep.error.txt").write_bytes(b"my error notes\n")
+    code, out, err = call_main(main, [CONTENT, STYLE, *RUN, *overwrite, "-o", tmp_path / "keep.png"], capsys)
+    assert code == 0 and out.startswith("wrote "), err
+    assert (tmp_path / "keep.error.txt").read_bytes() == b"my error notes\n"
+
+
 def test_a_rerun_over_its_own_result_continues_as_before(tmp_path, capsys):
     argv = [CONTENT, STYLE, "--size", "32", "--quiet", "--keep-checkpoint", "-o", tmp_path / "keep.png"]
     assert call_main(main, [*argv, "--iterations", "2"], capsys)[0] == 0

@@ -118,6 +118,7 @@ class Runner:
             cfg = requests.config(self.folder, requests.from_record(run_id, record))
             if self._weights is None:
                 self._weights = weights.load(None)
+            files.clear_error()   # a failure of an earlier attempt no longer stands
             result = transfer.run(cfg, progress=False, loaded_weights=self._weights, on_step=check_stop, watch=live,
                                   say=lambda line: print(f"studio: {run_id}: {line}", file=sys.stderr, flush=True))
         except KeyboardInterrupt:
