@@ -47,7 +47,9 @@ BUDGETS = {"f2b": BF16_BUDGET, "f4fb": F4_BF16_BUDGET, "f4fa": F4_BF16_BUDGET, "
 BF16_FORMS = tuple(BUDGETS)   # the forms with bfloat16 products
 # Smaller maps and fewer channels get XLA's convolution untimed: the gain is a fraction of a millisecond
 # and each Winograd layer costs ~0.1 s of compile time (the RGB layer's gradient has a form of its own).
-MIN_POSITIONS = 16 * 32
+# conv5_1 of a 256 px run (16×16, or 16×10 at 3:2) is timed: 512 channels make it ~8 ms with XLA's
+# convolution on two cores (docs/benchmarks.md).
+MIN_POSITIONS = 8 * 16
 MIN_CHANNELS = 64
 MARGIN = 0.95                # a Winograd form is kept when it takes ≤ 95 % of XLA's convolution's time
 CLEAR = 0.7                  # a first round whose fastest form takes ≤ 70 % of every other's ends the timing

@@ -227,3 +227,12 @@ def test_a_run_killed_and_continued_keeps_its_recorded_forms_bit_for_bit(tmp_pat
     assert sidecar("killed")["loss"] == sidecar("ref")["loss"]  # bit for bit …
     np.testing.assert_array_equal(image.load_image(tmp_path / "killed.png"), image.load_image(tmp_path / "ref.png"))
     assert sidecar("other")["loss"] != sidecar("ref")["loss"]   # … where XLA's forms would not have been
+
+
+def test_conv5_1_of_a_256px_run_is_timed_and_the_rgb_layer_is_not():
+    """conv5_1 at 256 px (16×16, or 16×10 at 3:2) has 512 channels: XLA's convolution costs ~8 ms there."""
+    for height, width in ((256, 256), (170, 256)):
+        shapes = convforms.run_shapes(("relu1_1", "relu5_1"), height, width)
+        assert all(s is not None and s.tuned for s in shapes["conv5_1"]), (height, width)
+        assert not any(s is not None and s.tuned for s in shapes["conv1_1"])
+    assert not any(s is not None and s.tuned for s in convforms.run_shapes(LAYERS, 64, 96)["conv4_2"])   # 8×12
