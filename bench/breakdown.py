@@ -11,7 +11,7 @@ At each size (the bench's square images) and for each `--conv-forms` setting, in
 - a checkpoint of the run's state written once, spread over the default schedule (`Config.checkpoints`).
 Each convolution is also given as direct-convolution GFLOP/s (2·H·W·9·Cin·Cout per call), against the
 bound of F(4×4) on this CPU: 4× the matrix product rate torch reaches here (F(4×4) multiplies 4× less
-than a direct convolution), float32 and bfloat16.
+than a direct convolution), float32, and bfloat16 where torch's bfloat16 product is not emulated.
 
 Writes bench/results/breakdown-<tag>-<date>.md (`bench.write_results`).
 """
@@ -41,18 +41,19 @@ def _median_s(fn, repeats: int) -> float:
     return statistics.median(out)
 
 
-def matmul_rates(n: int = 4096) -> dict[str, float]:
-    """GFLOP/s of torch's n² matrix product here, float32, and bfloat16 where torch has units for it (empty
-    without torch)."""
-    try:
-        import torch
-    except ImportError:
-        return {}
-    rates = {}
-    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
-        if name == "bfloat16" and rates and _rate(torch, dtype, 512, 1) < _rate(torch, torch.float32, 512, 1):
-            continue   # emulated (no AMX or AVX512-BF16 in reach, or capped): minutes at 4096², and no bound
-        rates[name] = _rate(torch, dtype, n, 3)
+def matmul_rates(n: int = 4096, rate=None) -> dict[str, float]:
+    """GFLOP/s of torch's n² matrix product here: float32, and bfloat16 unless a 512² bfloat16 product runs
+    at under half float32's rate (emulated: no AMX or AVX512-BF16 in reach, or capped; minutes at 4096², and
+    no bound to give). Empty without torch. `rate(dtype name, n, calls)`: the measurement (torch's)."""
+    if rate is None:
+        try:
+            import torch
+        except ImportError:
+            return {}
+        rate = lambda name, size, calls: _rate(torch, getattr(torch, name), size, calls)   # noqa: E731
+    rates = {"float32": rate("float32", n, 3)}
+    if rate("bfloat16", 512, 3) >= 0.5 * rate("float32", 512, 3):
+        rates["bfloat16"] = rate("bfloat16", n, 3)
     return rates
 
 

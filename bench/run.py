@@ -373,13 +373,17 @@ def run_size(w, size, iterations, repeats, device, solver_names, batches, fuse=1
     return row
 
 
-ISA_CAPS = ("XLA_FLAGS", "NST_JAX_FUSED_ARCH", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+ISA_CAPS = ("NST_JAX_FUSED_ARCH", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 
 
 def isa_caps(torch_module=None) -> str | None:
     """The instruction sets each engine was held to by the environment (to stand in, on one CPU, for a CPU
-    that lacks the rest), with torch's own report of what it dispatches to; None when nothing was capped."""
-    caps = [f"{name}={os.environ[name]}" for name in ISA_CAPS if os.environ.get(name, "").strip()]
+    that lacks the rest), with torch's own report of what it dispatches to; None when nothing was capped.
+    Of XLA_FLAGS only `--xla_cpu_max_isa` caps; `NST_JAX_FUSED_ARCH=native` is the default build."""
+    caps = [flag for flag in os.environ.get("XLA_FLAGS", "").split() if flag.startswith("--xla_cpu_max_isa")]
+    caps = [f"XLA_FLAGS={flag}" for flag in caps]
+    caps += [f"{name}={os.environ[name].strip()}" for name in ISA_CAPS
+             if os.environ.get(name, "").strip() not in ("", "native")]
     if not caps:
         return None
     if torch_module is not None:

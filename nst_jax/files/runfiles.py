@@ -10,7 +10,7 @@ A run writing `out.png` owns, beside it:
     out.ckpt-<hash>.npz     an unfinished run's checkpoint set aside when the settings changed,
     out.losses-<hash>.jsonl and its log
     out_iter00050.png       intermediate images
-    out.error.txt           why the run failed, when it did (written by sweeps)
+    out.error.txt           why the run failed (sweeps and the studio only, in folders they own)
     out.lock                the pid of the process running it (removed when it ends)
 
 A sweep folder holds `sweep.json` (its grid and runs) and one folder per run with `result.png`.

@@ -50,6 +50,7 @@ class Tracker:
         self.stream = stream if stream is not None else sys.stderr
         self.names = [n for n, _ in runs]
         self.outputs = {n: c.output for n, c in runs}
+        self.progressed: set[str] = set()
         self.reached = {n: RunFiles(c.output).iteration_reached() for n, c in runs}
         self.done = {n for n, c in runs if RunFiles(c.output).finished(c.iterations, c.stop_rule)}
         self.failed: dict[str, str] = {}
@@ -98,14 +99,16 @@ class Tracker:
         print(line, file=self.stream, flush=True)
 
     def started(self, names) -> None:
-        """Runs `names` begin: a failure recorded by an earlier attempt no longer stands."""
         self.running |= set(names)
-        for name in names:
-            RunFiles(self.outputs[name]).clear_error()
         if self.bar is not None:
             self.bar.set_postfix_str(", ".join(sorted(self.running))[:60])
 
     def advanced(self, name: str, iteration: int) -> None:
+        """Run `name` reached `iteration`; once it makes progress, a failure recorded by an earlier attempt
+        no longer stands (a run queued, or stopped before its first step, keeps it)."""
+        if name not in self.progressed:
+            RunFiles(self.outputs[name]).clear_error()
+            self.progressed.add(name)
         self.reached[name] = max(self.reached.get(name, 0), iteration)  # a resubmitted chunk restarts lower
         if self.first is None:
             self._first_step(name)

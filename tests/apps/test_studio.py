@@ -141,6 +141,25 @@ def test_the_state_names_each_run_and_says_running_for_the_running_one_queued_fo
     assert view.studio_state(folder, runner, 100)["live_id"] == asked[0].id
 
 
+def test_a_failed_run_asked_again_no_longer_reads_as_failed_once_it_is_taken_up(tmp_path, monkeypatch):
+    from nst_jax.transfer import runs as transfer
+    from nst_jax.model import weights
+    folder = StudioFolder(tmp_path / "s").prepare()
+    c = uploads.accept(folder, "chelsea.png", CONTENT.read_bytes())["id"]
+    s = uploads.accept(folder, "ihc.png", STYLE.read_bytes())["id"]
+    a = request.parse(folder, {"content": c, "styles": [s], "options": {"size": 64, "iterations": 30}})
+    folder.write_request(a.id, a.record())
+    folder.run_files(a.id).write_error("the loss is NaN or inf at the initial image")
+    assert jobs.status(folder, a.id)[0] == "failed"
+
+    def stopped_at_once(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(transfer, "run", stopped_at_once)
+    monkeypatch.setattr(weights, "load", lambda path: {})
+    jobs.Runner(folder, start=False)._run(a.id)
+    assert jobs.status(folder, a.id)[0] == "new" and folder.run_files(a.id).read_error() is None
+
+
 def _client(folder, runner, token=None, max_upload=uploads.MAX_BYTES):
     from starlette.testclient import TestClient
     from nst_jax.apps.studio.app import app

@@ -32,7 +32,13 @@ def test_a_run_with_capped_instruction_sets_says_so(monkeypatch):
     from bench.run import ISA_CAPS, isa_caps, markdown
     for name in ISA_CAPS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")   # not a cap
+    monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", " ")
+    monkeypatch.setenv("NST_JAX_FUSED_ARCH", "native")                            # the default build
     assert isa_caps() is None
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2 --xla_cpu_max_isa=AVX2")
+    assert isa_caps() == "XLA_FLAGS=--xla_cpu_max_isa=AVX2"
+    monkeypatch.delenv("XLA_FLAGS")
     monkeypatch.setenv("NST_JAX_FUSED_ARCH", "x86-64-v3")
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     assert isa_caps() == "NST_JAX_FUSED_ARCH=x86-64-v3, ONEDNN_MAX_CPU_ISA=AVX2"

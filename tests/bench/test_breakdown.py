@@ -34,6 +34,11 @@ def test_the_table_gives_each_part_and_the_bound():
     assert "| Gram matrices and losses | 30.0 | 30 % |" in text
     assert "| L-BFGS and the loop | 20.0 | 20 % |" in text
     assert "50 GFLOP/s, 3 % of the float32 bound" in text        # 2 GFLOP in 40 ms against 1600
+    fake = {"float32": 400.0, "bfloat16": 2000.0}
+    assert breakdown.matmul_rates(64, lambda name, n, calls: fake[name]) == fake
+    fake["bfloat16"] = 2.0                                   # emulated: the 4096² product is never asked for
+    assert breakdown.matmul_rates(64, lambda name, n, calls: fake[name] if n == 512 or name == "float32"
+                                  else pytest.fail("timed an emulated product")) == {"float32": 400.0}
     emulated = breakdown.markdown([_row(256, 0.04, seconds)], {"float32": 400.0}, "cmd", "a CPU")
     assert "400 GFLOP/s float32 (bfloat16 runs emulated here: not measured)" in emulated
     assert "4× that: 1600 GFLOP/s" in emulated and "3 % of the float32 bound" in emulated

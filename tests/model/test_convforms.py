@@ -219,7 +219,7 @@ def test_a_run_killed_and_continued_keeps_its_recorded_forms_bit_for_bit(tmp_pat
     assert again.returncode == 0 and other.returncode == 0, again.stderr + other.stderr
     sidecar = lambda name: json.loads((tmp_path / f"{name}.json").read_text())
     recorded = sidecar("ref")["conv_forms"]
-    assert recorded["source"] == "cache" and ["conv1_2", "f4", "f4"] in recorded["forms"]   # the 48 px run's one tuned layer
+    assert recorded["source"] == "cache" and ["conv1_2", "f4", "f4"] in recorded["forms"]   # a tuned layer of the 48 px run
     assert sidecar("killed")["conv_forms"] == {"forms": recorded["forms"], "source": "recorded"}
     assert all(fwd == bwd == "xla" for _, fwd, bwd in sidecar("other")["conv_forms"]["forms"])
     iterations = [r["iteration"] for r in RunFiles(tmp_path / "killed.png").read_log()]

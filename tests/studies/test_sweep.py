@@ -154,5 +154,7 @@ def test_a_failed_run_is_recorded_beside_it_and_no_longer_stands_once_it_runs_ag
     tracker.finished_run("a", cfg, "the loss is NaN or inf at the initial image")
     assert RunFiles(cfg.output).read_error() == "the loss is NaN or inf at the initial image"
     assert "warning: a: the loss is NaN" in capsys.readouterr().err and list(tracker.failed) == ["a"]
-    tracker.started(["a"])
+    tracker.started(["a"])                       # queued (on Ray) or about to start: the record stands
+    assert RunFiles(cfg.output).read_error() == "the loss is NaN or inf at the initial image"
+    tracker.advanced("a", 1)
     assert RunFiles(cfg.output).read_error() is None and not (tmp_path / "a" / "result.error.txt").exists()
