@@ -1,8 +1,8 @@
 """The convolution forms per layer on this machine: `python -m bench.conv_forms [--size 256,512]`.
 
 For each size (the sample content's shape) and each of VGG19's convolutions up to relu5_1, forward and
-input gradient: the median time of one call of each candidate form (`nst_jax.convforms.measure`, the
-forms timed in turns), its relative error against XLA's convolution, and the form the planner keeps.
+input gradient: the least time of one call of each candidate form (`nst_jax.convforms.measure`, each
+form timed in a row after its warm calls), its relative error against XLA's convolution, and the form the planner keeps.
 Measured afresh (the user's cache is neither read nor written). Writes
 bench/results/conv-forms-cpu-<date>.md with the machine line and the load average before and after.
 """
@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bf16", action="store_true", help="the forms with bfloat16 products too (`--conv-forms auto-bf16`)")
     p.add_argument("--results-dir", default=None, help="where the table goes (default bench/results)")
     args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error("--rounds: at least 1")
+    from nst_jax.machine import allocator
+    allocator.keep_freed_memory()   # as nst_jax's commands do
     fused = convforms.fused_ready(print)
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     layers = PRESETS["default"]["content_layers"] + PRESETS["default"]["style_layers"]
@@ -59,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         f"# Convolution forms per layer — cpu, {dt.date.today().isoformat()}", "",
         f"`python -m bench.conv_forms --size {args.size} --rounds {args.rounds}{' --bf16' if args.bf16 else ''}` on "
         f"{describe_cpu()}; load average "
-        f"before {load}, after {' '.join(f'{v:.2f}' for v in os.getloadavg())}. Median ms of one call (batch 1), the "
-        "forms timed in turns; error: relative to XLA's convolution (the planner's budget is "
+        f"before {load}, after {' '.join(f'{v:.2f}' for v in os.getloadavg())}. Least ms of --rounds calls in a row "
+        "(batch 1), after the warm calls (`convforms.warm_calls`); error: relative to XLA's convolution (the planner's budget is "
         f"{convforms.ERROR_BUDGET:g}); maps under {convforms.MIN_POSITIONS} positions and the RGB layer are left to "
         "XLA's convolution untimed.", "",
         "| image | layer | direction | input W×H×C→O | " + " | ".join(f"{FORM_TABLE[f].short} ms" for f in shown)

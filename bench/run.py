@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nst_jax.machine import compiler
+from nst_jax.machine import allocator, compiler
 from nst_jax.files import image
 from nst_jax.objective import losses
 from nst_jax import solvers
@@ -408,6 +408,7 @@ def markdown(result: dict) -> str:
              f"if it has not reached the reference's loss at N.", "",
              f"Machine: {result.get('cpu', '—')}; load average before {result.get('load_before', '—')}, after "
              f"{result.get('load_after', '—')}.", "",
+             f"C allocator: {result.get('allocator', 'the C library defaults')}.", "",
              *([f"Instruction sets capped by the environment: {result['isa_caps']}. The machine line names the CPU; "
                 "these figures stand in for a CPU with only the capped sets, not measured on one.", ""]
                if result.get("isa_caps") else []),
@@ -486,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="also write the JSON here")
     p.add_argument("--results-dir", default=str(ROOT / "bench" / "results"))
     args = p.parse_args(argv)
+    kept = allocator.keep_freed_memory()   # as nst_jax's commands do; torch, in this process, shares it
     platform_name = jax.devices()[0].platform
     if args.device == "gpu" and platform_name != "gpu":
         print(f"error: --device gpu but JAX runs on {platform_name}", file=sys.stderr)
@@ -512,6 +514,8 @@ def main(argv: list[str] | None = None) -> int:
               "versions": versions, "compiler_options": compiler.compiler_options(), "rows": rows,
               "cpu": describe_cpu(), "load_before": load_before, "conv_forms_asked": args.conv_forms,
               "isa_caps": isa_caps(torch),
+              "allocator": "freed memory kept in the process, for both engines (`nst_jax.machine.allocator`)"
+                           if kept else "the C library defaults",
               "load_after": " ".join(f"{v:.2f}" for v in os.getloadavg())}
     md = markdown(result)
     print(md)

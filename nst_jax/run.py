@@ -69,8 +69,8 @@ def join_processes(args, cfg):
                        "is kept); run the same command to start or continue")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from nst_jax.machine import compiler
-    compiler.keep_compiled_programs()   # before anything compiles
+    from nst_jax.machine import command
+    command.prepare()   # before anything allocates or compiles
     if args.coordinator or args.processes > 1:
         cfg = join_processes(args, config_from_args(args))
     else:

@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     from nst_jax.machine import identity
     from nst_jax.model import convforms
     args = _parser().parse_args(argv)
+    from nst_jax.machine import command
+    command.prepare()   # measures the forms in the process a run has
     path = convforms.cache_path()
     info = identity.machine()
     key = identity.machine_key(info)

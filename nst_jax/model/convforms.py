@@ -6,22 +6,23 @@ run's size.
 
 For every convolution shape a run needs (height × width × input → output channels; the input gradient
 is a convolution of the same size with the channels swapped), the candidate forms are compiled and
-timed in turns on random data, and checked against XLA's convolution: the fastest within the error
-budget wins. Measuring is kept to seconds: where the fused kernel takes a shape, its unfused twin 'f4'
-(the same arithmetic, and the one form whose XLA compile takes a second or more) is not a candidate,
-and a form that wins its first timed round clearly (`CLEAR`) is not timed again. With `bf16` (`--conv-forms
-auto-bf16`) and a CPU with bfloat16 units, forms with bfloat16 products are candidates too, each within
-a budget of its own: F(2×2) in XLA's operations ('f2b') and the fused F(4×4) kernel on AVX512-BF16
-('f4fb'), on AMX tiles ('f4fa'), or on AMX with each number split into two bfloat16 ones ('f4fa3'). Plain
-`auto` has those of them whose quality guard holds on this CPU kind (`hardware.bf16_forms_by_default`). The choices are cached per machine (CPU model and flags, jax and jaxlib versions, the
-backend), under the user's cache folder; a cache written on another machine, or one that does not
-read back, is not used. Tuning costs seconds, once per machine and size; `nst-jax tune`
-prepares or shows the cache.
+timed on random data, and checked against XLA's convolution: the fastest within the error budget
+wins. Measuring is kept to seconds: where the fused kernel takes a shape, its unfused twin 'f4' (the
+same arithmetic, and the one form whose XLA compile takes a second or more) is not a candidate. With
+`bf16` (`--conv-forms auto-bf16`) and a CPU with bfloat16 units, forms with bfloat16 products are
+candidates too, each within a budget of its own: F(2×2) in XLA's operations ('f2b') and the fused
+F(4×4) kernel on AVX512-BF16 ('f4fb'), on AMX tiles ('f4fa'), or on AMX with each number split into two
+bfloat16 ones ('f4fa3'). Plain `auto` has those of them whose quality guard holds on this CPU kind
+(`hardware.bf16_forms_by_default`). The choices are cached per machine (CPU model and flags, jax and
+jaxlib versions, the backend), under the user's cache folder; a cache written on another machine, or
+one that does not read back, is not used. Tuning costs seconds, once per machine and size; `nst-jax
+tune` prepares or shows the cache.
 
 `NST_JAX_TUNE=off` leaves every convolution to XLA without measuring (for test suites and CI, where
-measuring each new size would cost more than it saves). Only a float32 run on one CPU device is planned: on a GPU XLA and cuDNN choose their own algorithms,
-an image split across devices keeps XLA's convolution (Winograd's tiles would make XLA gather whole
-feature maps, see `sharding`), and bfloat16 convolutions have one form.
+measuring each new size would cost more than it saves). Only a float32 run on one CPU device is planned:
+on a GPU XLA and cuDNN choose their own algorithms, an image split across devices keeps XLA's
+convolution (Winograd's tiles would make XLA gather whole feature maps, see `sharding`), and bfloat16
+convolutions have one form.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ BF16_FORMS = tuple(BUDGETS)   # the forms with bfloat16 products
 MIN_POSITIONS = 8 * 16
 MIN_CHANNELS = 64
 MARGIN = 0.95                # a Winograd form is kept when it takes ≤ 95 % of XLA's convolution's time
-CLEAR = 0.7                  # a first round whose fastest form takes ≤ 70 % of every other's ends the timing
-CACHE_VERSION = 1
+WARM_CALLS = 2               # the first call's output is also the one checked against XLA's
+CACHE_VERSION = 2
 CACHE_FILE = "conv-forms.json"
 
 
@@ -139,7 +140,7 @@ def cache_path() -> Path:
 
 class Choice(NamedTuple):
     form: str
-    seconds: dict[str, float]   # form → median seconds of one call
+    seconds: dict[str, float]   # form → least seconds of one call (`measure`)
     error: dict[str, float]     # form → relative error against XLA's convolution
 
 
@@ -211,10 +212,22 @@ def forget(path: Path, key: str) -> None:
 
 # ------------------------------------------------------------------------------- measuring
 
+def warm_calls(form: str) -> int:
+    """Untimed calls before a form's time is taken: `WARM_CALLS`, and for the fused kernel's forms also
+    the calls in which the kernel tries its block sizes on a new shape (timed, they would charge the form
+    for block sizes it does not keep)."""
+    if not form.startswith("f4f"):
+        return WARM_CALLS
+    from nst_jax.model import fused
+    return WARM_CALLS + fused.library().trial_calls
+
+
 def measure(shape: Shape, forms: tuple[str, ...], rounds: int = 3) -> Choice:
-    """Time each form on one random input of `shape` (compiled once, one warm call, then up to `rounds`
-    calls each, in turns; one round when its fastest form wins by `CLEAR`) and check it against XLA's
-    convolution; the fastest within the budget."""
+    """Time each form on one random input of `shape` and check it against XLA's convolution; the fastest
+    within the budget. Each form is compiled once, called `warm_calls` times untimed, then timed on
+    `rounds` calls in a row (as a run calls one form layer after layer), the least time counting."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -222,32 +235,27 @@ def measure(shape: Shape, forms: tuple[str, ...], rounds: int = 3) -> Choice:
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((1, shape.height, shape.width, shape.cin)), jnp.float32)
     k = jnp.asarray(rng.standard_normal((3, 3, shape.cin, shape.cout)) / np.sqrt(9 * shape.cin), jnp.float32)
-    kernels = {f: k if layers.FORMS[f].transform is None else layers.FORMS[f].transform(k) for f in forms}
-    fns = {f: compiler.jit(layers.FORMS[f].conv) for f in forms}
-    outputs = {f: jax.block_until_ready(fns[f](x, kernels[f])) for f in forms}
+    outputs, seconds = {}, {}
+    for f in forms:
+        kernel = k if layers.FORMS[f].transform is None else layers.FORMS[f].transform(k)
+        fn = compiler.jit(layers.FORMS[f].conv)
+        outputs[f] = jax.block_until_ready(fn(x, kernel))
+        for _ in range(warm_calls(f) - 1):
+            jax.block_until_ready(fn(x, kernel))
+        times = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            jax.block_until_ready(fn(x, kernel))
+            times.append(time.perf_counter() - t)
+        seconds[f] = min(times)
     reference = outputs["xla"]
     norm = float(jnp.linalg.norm(reference)) or 1.0
     error = {f: float(jnp.linalg.norm(outputs[f] - reference)) / norm for f in forms}
-    times: dict[str, list[float]] = {f: [] for f in forms}
-    for _ in range(rounds):
-        for f in forms:
-            t = time.perf_counter()
-            jax.block_until_ready(fns[f](x, kernels[f]))
-            times[f].append(time.perf_counter() - t)
-        if clear_winner({f: v[-1] for f, v in times.items() if f == "xla" or within_budget(f, error)}):
-            break
-    seconds = {f: float(np.median(v)) for f, v in times.items()}
     return Choice(choose(seconds, error), seconds, error)
 
 
 def within_budget(form: str, error: dict[str, float]) -> bool:
     return error.get(form, float("inf")) <= BUDGETS.get(form, ERROR_BUDGET)
-
-
-def clear_winner(seconds: dict[str, float]) -> bool:
-    """Whether one form took at most `CLEAR` of every other's time (no second round could change the choice)."""
-    ranked = sorted(seconds.values())
-    return len(ranked) < 2 or ranked[0] <= CLEAR * ranked[1]
 
 
 def choose(seconds: dict[str, float], error: dict[str, float]) -> str:

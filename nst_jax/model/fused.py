@@ -58,6 +58,7 @@ class Library(NamedTuple):
     panel: int    # output channels per packed panel (the micro-kernel's width)
     lanes: int    # input channels must be a multiple of this (the vector width)
     bf16: int = 0  # the bfloat16 units this build may use (`UNITS` codes, or-ed)
+    trial_calls: int = 0  # calls of a new shape that try block sizes before the fastest is kept
 
 
 def turned_off() -> bool:
@@ -152,7 +153,7 @@ def _load(path: Path, opened: str) -> Library:
     import jax
     lib = ctypes.CDLL(opened)
     found = Library(path, int(lib.nst_winograd_f4_panel()), int(lib.nst_winograd_f4_lanes()),
-                    int(lib.nst_winograd_f4_bf16_units()))
+                    int(lib.nst_winograd_f4_bf16_units()), int(lib.nst_winograd_f4_trial_calls()))
     if not _REGISTERED:
         jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(lib.NstWinogradF4), platform="cpu")
         jax.ffi.register_ffi_target(TARGET_BF16, jax.ffi.pycapsule(lib.NstWinogradF4Bf16), platform="cpu")

@@ -310,8 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
 @cli(interrupted="rerun the same command to continue")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from nst_jax.machine import compiler
-    compiler.keep_compiled_programs()   # before anything compiles
+    from nst_jax.machine import command
+    command.prepare()   # before anything allocates or compiles
     if args.iterations < 0:
         raise NSTError("ITERATIONS must be ≥ 0")
     if args.batch < 1:

@@ -86,6 +86,7 @@ def test_built_for_narrower_vectors_it_gives_the_same_convolution(arch, lanes, t
 
 def test_it_takes_the_channels_its_panels_fit():
     lib = fused.library()
+    assert lib.trial_calls == 10          # five block sizes, two calls each (the planner warms past them)
     assert fused.fits(lib.lanes * 4, lib.panel) and not fused.fits(lib.lanes * 4 + 1, lib.panel)
     assert not fused.fits(64, lib.panel + lib.lanes)
     assert convforms.candidates(Shape(32, 48, 64, 128), fused=True) == ("xla", "f2", "f4f")   # not its twin f4

@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     import sys
     from nst_jax.base.errors import NSTError
     cfg, opts, args = parse(argv)
-    from nst_jax.machine import compiler
-    compiler.keep_compiled_programs()   # before anything compiles
+    from nst_jax.machine import command
+    command.prepare()   # before anything allocates or compiles
     from nst_jax.apps.video.clips import outputs, run_clips
     from nst_jax.apps.video.driver import check_inputs, run_video
     from nst_jax.apps.video.files import VideoFiles

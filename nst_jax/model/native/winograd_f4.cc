@@ -548,3 +548,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(NstWinogradF4Bf16, conv_bf16,
 extern "C" int nst_winograd_f4_panel() { return NR; }
 extern "C" int nst_winograd_f4_lanes() { return VL; }
 extern "C" int nst_winograd_f4_bf16_units() { return bf16_units(); }
+// Calls of a new shape (and method) that try block sizes (`Tuner`) before the fastest is kept: what the
+// planner runs before it times a fused form.
+extern "C" int nst_winograd_f4_trial_calls() { return Tuner::TRIALS * (int)Tuner::CANDIDATES.size(); }

@@ -48,8 +48,8 @@ def build_parser():
 @cli(interrupted="rerun the same command to continue")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from nst_jax.machine import compiler
-    compiler.keep_compiled_programs()   # before anything compiles
+    from nst_jax.machine import command
+    command.prepare()   # before anything allocates or compiles
     table = scales()
     if args.scale not in table:
         raise NSTError(f"unknown --scale {args.scale!r}; choose one of {', '.join(table)}")
@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             print("judging the results (3.7)", file=sys.stderr, flush=True)
         write_json(runs / "judges.json", judges.measure(scale, experiments["hyper"], read_json(runs / "reduction.json")))
     from nst_jax.studies.paper import report
-    command = "nst-jax paper " + " ".join(sys.argv[1:] if argv is None else argv)
-    report.write(out, scale, experiments, timer.seconds, command, sittings.entries)
+    invocation = "nst-jax paper " + " ".join(sys.argv[1:] if argv is None else argv)
+    report.write(out, scale, experiments, timer.seconds, invocation, sittings.entries)
     print(f"wrote {out / 'README.md'}")
     return 0
 
