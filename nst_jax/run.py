@@ -63,6 +63,15 @@ def join_processes(args, cfg):
     return dataclasses.replace(cfg, output=str(Path(private) / Path(cfg.output).name))
 
 
+def keep_freed_memory_for(cfg) -> bool:
+    """Freed memory kept in this process where the run's plan has room for the larger peak
+    (`allocator.keep_freed_memory`)."""
+    from nst_jax.machine import allocator
+    from nst_jax.transfer import planning
+    figure = planning.plan_run(cfg).figure
+    return figure is not None and allocator.keep_freed_memory(figure.needed, figure.available)
+
+
 @cli(interrupted="the image so far is written to the output (its sidecar says 'interrupted') and the last "
                  "checkpoint is kept; run the same command to continue",
      interrupted_early="stopped before the first step ended, so no image was written (a checkpoint from before "
@@ -79,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         from nst_jax.transfer.plan_table import main_report
         print(main_report(cfg, args.plan))
         return 0
+    if not args.coordinator and args.processes <= 1:
+        keep_freed_memory_for(cfg)
     from nst_jax.transfer.runs import run, run_multiscale  # imports the solvers' programs: after the checks
     from nst_jax.web import watching
     with watching(args.web, cfg.output) as watch:

@@ -7,8 +7,8 @@ from nst_jax.machine import allocator, compiler
 
 
 def prepare() -> None:
-    """Freed memory kept in the process (`allocator.keep_freed_memory`: first, before XLA's threads
+    """One allocator arena for every thread (`allocator.one_arena`: first, before XLA's threads
     allocate), and compiled programs kept across runs (`compiler.keep_compiled_programs`: before
     anything compiles)."""
-    allocator.keep_freed_memory()
+    allocator.one_arena()
     compiler.keep_compiled_programs()

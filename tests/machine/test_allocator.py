@@ -1,5 +1,6 @@
 """The commands' C allocator settings: a large block freed by a thread is reused from the heap, not
-mapped and faulted in again; switchable off; set first by the commands."""
+mapped and faulted in again, where the run has room for it; switchable off; one arena set first by the
+commands."""
 
 import os
 import platform
@@ -60,10 +61,14 @@ def test_off_leaves_the_allocator_alone(monkeypatch):
     assert not allocator.wanted() and allocator.keep_freed_memory() is False
 
 
-def test_a_command_sets_the_allocator_before_it_keeps_compiled_programs(monkeypatch):
+def test_freed_memory_is_kept_only_where_the_run_has_room_for_it():
+    assert allocator.keep_freed_memory(needed=10e9, available=10e9 * allocator.ROOM - 1) is False
+
+
+def test_a_command_sets_one_arena_before_it_keeps_compiled_programs(monkeypatch):
     from nst_jax.machine import command
     calls = []
-    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: calls.append("allocator"))
+    monkeypatch.setattr(allocator, "one_arena", lambda: calls.append("allocator"))
     monkeypatch.setattr(command.compiler, "keep_compiled_programs", lambda: calls.append("compiler"))
     command.prepare()
     assert calls == ["allocator", "compiler"]

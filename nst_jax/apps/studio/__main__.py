@@ -34,9 +34,8 @@ def build_parser():
 @cli()
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from nst_jax.machine import compiler
-    compiler.keep_compiled_programs()   # before anything compiles; a long-lived server keeps glibc's
-    # defaults, which give freed memory back (`allocator`)
+    from nst_jax.machine import command
+    command.prepare()   # before anything allocates or compiles
     from nst_jax.web.server import bound_socket, modules
     modules()
     if not 0 < args.max_upload <= 1024:
