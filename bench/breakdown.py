@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tag", default="cpu", help="a name for the CPU in the file name (e.g. xeon-amx)")
     args = p.parse_args(argv)
     from nst_jax.machine import allocator
-    allocator.keep_freed_memory()   # as nst_jax's commands do
+    allocator.keep_freed_memory()   # as `nst-jax run` does where its memory plan has room
     command = "python -m bench.breakdown " + " ".join(argv if argv is not None else sys.argv[1:])
     rates = matmul_rates()
     rows = [breakdown(int(size), forms, args.repeats) for size in args.sizes.split(",")

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1:
         p.error("--rounds: at least 1")
     from nst_jax.machine import allocator
-    allocator.keep_freed_memory()   # as nst_jax's commands do
+    allocator.keep_freed_memory()   # as `nst-jax run` does where its memory plan has room
     fused = convforms.fused_ready(print)
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     layers = PRESETS["default"]["content_layers"] + PRESETS["default"]["style_layers"]

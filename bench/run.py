@@ -487,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="also write the JSON here")
     p.add_argument("--results-dir", default=str(ROOT / "bench" / "results"))
     args = p.parse_args(argv)
-    kept = allocator.keep_freed_memory()   # as nst_jax's commands do; torch, in this process, shares it
+    kept = allocator.keep_freed_memory()   # as `nst-jax run` does where it has room; torch here shares it
     platform_name = jax.devices()[0].platform
     if args.device == "gpu" and platform_name != "gpu":
         print(f"error: --device gpu but JAX runs on {platform_name}", file=sys.stderr)

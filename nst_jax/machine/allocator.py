@@ -29,7 +29,7 @@ ROOM = 2.0                   # kept only where the planned need fits this many t
 
 
 def wanted() -> bool:
-    """Whether a command should keep freed memory here: glibc on Linux, and not turned off."""
+    """Whether the settings apply here: glibc on Linux, and not turned off (`NST_JAX_KEEP_MEMORY=off`)."""
     if os.environ.get("NST_JAX_KEEP_MEMORY", "").strip().lower() in ("0", "off", "no", "false"):
         return False
     return sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
