@@ -275,6 +275,10 @@ class Forms(NamedTuple):
     def as_dict(self) -> dict[str, tuple[str, str]]:
         return {name: (fwd, bwd) for name, fwd, bwd in self.by_layer}
 
+    def fused(self) -> bool:
+        """Whether a convolution runs on the fused kernel, that is on nst_jax's native library."""
+        return any(form.startswith("f4f") for _, fwd, bwd in self.by_layer for form in (fwd, bwd))
+
 
 NONE = Forms((), "none")
 

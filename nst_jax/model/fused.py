@@ -1,5 +1,7 @@
 """Winograd F(4×4, 3×3) as one fused kernel of nst_jax's own ('f4f'), compiled on and for this machine
-and called from XLA through its foreign-function interface (`native/winograd_f4.cc`).
+and called from XLA through its foreign-function interface (`native/winograd_f4.cc`); the same library
+holds the Gram matrix's product FᵀF (`gram`, `native/gram.cc`), which runs planned with the fused forms
+use for the Gram statistic (`objective.statistics.get`).
 
 The arithmetic is `winograd.conv_f4`'s; what differs is where the data goes. XLA's fusions write the
 transformed tiles (2.25× the input) to memory, multiply them in a separate batched product and read the
@@ -36,9 +38,11 @@ import subprocess
 from pathlib import Path
 from typing import NamedTuple
 
-SOURCE = Path(__file__).resolve().parent / "native" / "winograd_f4.cc"
+NATIVE = Path(__file__).resolve().parent / "native"
+SOURCES = (NATIVE / "winograd_f4.cc", NATIVE / "gram.cc")   # built into one library
 TARGET = "nst_jax_winograd_f4"
 TARGET_BF16 = "nst_jax_winograd_f4_bf16"
+TARGET_GRAM = "nst_jax_gram"
 UNITS = {"avx512-bf16": 1, "amx": 2}   # the kernel's codes of the bfloat16 units
 # the kernel's bfloat16 methods: (code, the units they need); 'amx-split' splits each float32 number into two
 # bfloat16 ones and takes three products, for nearly float32's accuracy
@@ -59,6 +63,7 @@ class Library(NamedTuple):
     lanes: int    # input channels must be a multiple of this (the vector width)
     bf16: int = 0  # the bfloat16 units this build may use (`UNITS` codes, or-ed)
     trial_calls: int = 0  # calls of a new shape that try block sizes before the fastest is kept
+    gram_channels: int = 0  # the Gram product takes channel counts that are a multiple of this
 
 
 def turned_off() -> bool:
@@ -83,7 +88,7 @@ def _build_path(cxx: str) -> Path:
     except (OSError, subprocess.SubprocessError):
         version = ""
     described = "\0".join((cxx, version, *FLAGS, *_arch_flags())).encode()
-    digest = hashlib.sha256(SOURCE.read_bytes() + described).hexdigest()[:16]
+    digest = hashlib.sha256(b"".join(source.read_bytes() for source in SOURCES) + described).hexdigest()[:16]
     machine = identity.machine_key(identity.machine(backend=False))
     return identity.cache_folder() / "native" / machine / f"winograd_f4-{digest}.so"
 
@@ -99,7 +104,7 @@ def _build(cxx: str, target: Path) -> str | None:
     from nst_jax.files import fileio
     from nst_jax.base.errors import NSTError
     partial = target.with_name(f".{target.name}.{os.getpid()}.part")
-    command = [cxx, *FLAGS, *_arch_flags(), "-I", jax.ffi.include_dir(), str(SOURCE), "-o", str(partial)]
+    command = [cxx, *FLAGS, *_arch_flags(), "-I", jax.ffi.include_dir(), *map(str, SOURCES), "-o", str(partial)]
     try:
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -153,10 +158,12 @@ def _load(path: Path, opened: str) -> Library:
     import jax
     lib = ctypes.CDLL(opened)
     found = Library(path, int(lib.nst_winograd_f4_panel()), int(lib.nst_winograd_f4_lanes()),
-                    int(lib.nst_winograd_f4_bf16_units()), int(lib.nst_winograd_f4_trial_calls()))
+                    int(lib.nst_winograd_f4_bf16_units()), int(lib.nst_winograd_f4_trial_calls()),
+                    int(lib.nst_gram_channels()))
     if not _REGISTERED:
         jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(lib.NstWinogradF4), platform="cpu")
         jax.ffi.register_ffi_target(TARGET_BF16, jax.ffi.pycapsule(lib.NstWinogradF4Bf16), platform="cpu")
+        jax.ffi.register_ffi_target(TARGET_GRAM, jax.ffi.pycapsule(lib.NstGram), platform="cpu")
         _REGISTERED.append(found)
     elif _REGISTERED[0][1:] != found[1:]:
         raise OSError(f"another build of the kernel ({_REGISTERED[0].path}) is in use in this process")
@@ -268,3 +275,19 @@ def conv_bf16(x, packed, method: str, phases: int = ALL_PHASES, tiles: int = 0):
     out = jax.ShapeDtypeStruct(x.shape[:-1] + (packed.shape[1] * packed.shape[-2],), jnp.float32)
     return jax.ffi.ffi_call(TARGET_BF16, out, vmap_method="expand_dims")(
         x, packed, method=np.int32(METHODS[method][0]), phases=np.int32(phases), tiles=np.int32(tiles))
+
+
+def gram_fits(channels: int) -> bool:
+    """Whether the library's Gram product (`gram`) takes features of this many channels here."""
+    lib = _state()[0]
+    return lib is not None and channels % lib.gram_channels == 0
+
+
+def gram(f):
+    """FᵀF (…, C, C) of float32 features f (…, M, C), by the library's Gram product (`native/gram.cc`:
+    the blocks on and above the diagonal, mirrored); vmaps over f."""
+    import jax
+    import jax.numpy as jnp
+    library()
+    out = jax.ShapeDtypeStruct(f.shape[:-2] + (f.shape[-1], f.shape[-1]), jnp.float32)
+    return jax.ffi.ffi_call(TARGET_GRAM, out, vmap_method="expand_dims")(f)

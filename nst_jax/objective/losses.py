@@ -142,6 +142,7 @@ class ObjectiveSpec(NamedTuple):
     remat: bool = False          # rematerialise VGG19's blocks in the backward pass (see vgg.features)
     precision: str = "float32"   # the network's activations: float32, or bfloat16 (statistics stay float32)
     normalize_gradients: bool = False   # each layer term's gradient L1-normalised (see the module docstring)
+    native_statistic: bool = False      # the statistic's variant by nst_jax's native library where it has one
 
 
 class LossWeights(NamedTuple):
@@ -214,7 +215,7 @@ def compute_targets(params, spec: ObjectiveSpec, content: jnp.ndarray, styles: S
     gets style k: its target is style k's statistic over `style_masks[k]` (default: all of it), and
     the result's statistic is taken over content mask k."""
     key = jax.random.PRNGKey(0) if key is None else key
-    stat = statistics.get(spec.statistic)
+    stat = statistics.get(spec.statistic, spec.native_statistic)
     c_feats = features(params, content, spec, spec.content_layers) if spec.content_layers else {}
     c_feats = {k: v.astype(jnp.float32) for k, v in c_feats.items()}
     if content_masks is not None:
@@ -254,11 +255,12 @@ def _style_term(stat: statistics.Statistic):
 
 def statistic_style_loss(feats: Mapping[str, jnp.ndarray], targets: Mapping[str, tuple[StyleTarget, ...]],
                          layer_weights: Mapping[str, float], statistic: str = "gram", key=None,
-                         normalize: bool = False) -> jnp.ndarray:
+                         normalize: bool = False, native: bool = False) -> jnp.ndarray:
     """Σ_l w_l · Σ_targets b · loss_stat(F_l, T, mask) for NHWC features (mean over the batch), in the
     statistic's calibrated units (× `Statistic.scale`); `normalize`: each layer term's gradient
-    L1-normalised before w_l multiplies it (`l1_normalised_gradient`)."""
-    stat = statistics.get(statistic)
+    L1-normalised before w_l multiplies it (`l1_normalised_gradient`); `native`: the statistic's variant by
+    nst_jax's native library (`statistics.get`)."""
+    stat = statistics.get(statistic, native)
     term = _style_term(stat)
     key = jax.random.PRNGKey(0) if key is None else key
     total = jnp.float32(0.0)
@@ -280,7 +282,8 @@ def objective(x: jnp.ndarray, params, targets: Targets, loss_weights: LossWeight
     feats = features(params, x, spec, layers)
     lw = dict(zip(spec.style_layers, spec.style_layer_weights))
     lc = content_loss(feats, targets.content, spec.normalize_gradients)
-    ls = statistic_style_loss(feats, targets.style, lw, spec.statistic, key, spec.normalize_gradients)
+    ls = statistic_style_loss(feats, targets.style, lw, spec.statistic, key, spec.normalize_gradients,
+                              spec.native_statistic)
     tv = total_variation(x)
     total = loss_weights.content * lc + loss_weights.style * ls + loss_weights.tv * tv
     parts = {"content": lc, "style": ls, "tv": tv}

@@ -68,20 +68,24 @@ kb = layers.backward_kernel(k)
 y, vjp = jax.vjp(lambda x: layers.conv3x3(x, k, kb, layers.transformed("f4f", k), layers.transformed("f4f", kb)), x)
 y0, vjp0 = jax.vjp(lambda x: layers.xla_conv(x, k), x)
 rel = lambda a, b: float(jnp.abs(a - b).max() / jnp.abs(b).max())
-print(lib.lanes, lib.panel, rel(y, y0), rel(vjp(y)[0], vjp0(y)[0]))
+f = jnp.asarray(rng.standard_normal((301, 64)), jnp.float32)
+f64 = np.asarray(f, np.float64)
+print(lib.lanes, lib.panel, rel(y, y0), rel(vjp(y)[0], vjp0(y)[0]), lib.gram_channels, rel(fused.gram(f), f64.T @ f64))
 """
 
 
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 architecture levels")
 @pytest.mark.parametrize("arch, lanes", [("x86-64-v3", 8), ("x86-64", 4)])
 def test_built_for_narrower_vectors_it_gives_the_same_convolution(arch, lanes, tmp_path):
-    """The kernel's AVX2 (8 lanes) and SSE2 (4 lanes) builds, which this machine can run too."""
+    """The kernel's AVX2 (8 lanes) and SSE2 (4 lanes) builds, which this machine can run too; and the
+    library's Gram product so built."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), NST_JAX_CACHE=str(tmp_path), NST_JAX_FUSED_ARCH=arch)
     child = subprocess.run([sys.executable, "-c", _CHILD_CHECK], capture_output=True, text=True, cwd=ROOT, env=env)
     assert child.returncode == 0, child.stderr
-    got_lanes, panel, forward, gradient = child.stdout.split()
-    assert (int(got_lanes), int(panel)) == (lanes, 2 * lanes)
+    got_lanes, panel, forward, gradient, gram_channels, gram = child.stdout.split()
+    assert (int(got_lanes), int(panel), int(gram_channels)) == (lanes, 2 * lanes, 2 * lanes)
     assert float(forward) < convforms.ERROR_BUDGET and float(gradient) < convforms.ERROR_BUDGET
+    assert float(gram) < 2e-6
 
 
 def test_it_takes_the_channels_its_panels_fit():

@@ -8,7 +8,9 @@ registers a `Statistic`:
 and every one is invariant under a permutation of the M positions: that is what "removing spatial
 information" means (tested). `mask` is None, or (M,) weights in [0, 1] for statistics that support
 spatial control (`Statistic.masks`; Gatys et al. 2017): the statistic is then taken over the masked
-positions only. Matrix products use precision=HIGHEST in float32.
+positions only. Matrix products use precision=HIGHEST in float32. The Gram has a native variant
+(`get('gram', native=True)`: FᵀF by nst_jax's native library, `model.fused`), which runs planned with
+the fused convolution forms use; its values agree with XLA's product to float32 rounding.
 
 | name | statistic and loss | source |
 |---|---|---|
@@ -39,7 +41,14 @@ from nst_jax.base.registry import import_modules
 from nst_jax.objective.statistics._base import REGISTRY, Statistic
 
 STATISTICS = REGISTRY.entries
-get = REGISTRY.get
+
+
+def get(name: str, native: bool = False) -> Statistic:
+    """The statistic called `name` (ValueError for another name); `native`: its variant by nst_jax's native
+    library (`Statistic.native`) where it has one. The variants' values agree to float32 rounding."""
+    stat = REGISTRY.get(name)
+    return stat.native if native and stat.native is not None else stat
+
 
 # Gatys et al.'s Gram first, then every other module of the package in name order.
 import_modules(__name__, __path__, first="gram")

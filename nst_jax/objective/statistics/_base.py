@@ -17,6 +17,7 @@ class Statistic(NamedTuple):
     stochastic: bool             # the loss depends on the key
     scale: float                 # calibrated multiplier (see the package docstring)
     masks: bool = False          # supports spatial control (mask weights over positions)
+    native: Statistic | None = None   # the same statistic by nst_jax's native library (`model.fused`)
 
 
 REGISTRY: Registry[Statistic] = Registry("style statistic")

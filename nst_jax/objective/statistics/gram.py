@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -9,29 +11,31 @@ from nst_jax.objective.statistics._base import Statistic, register
 from nst_jax.objective.statistics._common import check, mm, tmm
 
 
-@jax.custom_vjp
-def _gram(f):
-    return tmm(f, f)
+def _native_tmm(f):
+    """FᵀF by the native library's product where it takes C channels, else XLA's (the library is looked up
+    when a native Gram is traced: importing the statistics loads no kernel builder)."""
+    from nst_jax.model import fused
+    return fused.gram(f) if fused.gram_fits(f.shape[-1]) else tmm(f, f)
 
 
-def _gram_fwd(f):
-    return tmm(f, f), f
+def _with_cotangent(product):
+    """FᵀF by `product`, whose cotangent is F(G̅ + G̅ᵀ) (d(FᵀF) = dFᵀF + FᵀdF): one (M×C)·(C×C) product
+    instead of the two (with transposed copies of F) that autodiff gives — 40 % of the Gram's value+grad
+    at 256²."""
+    gram = jax.custom_vjp(product)
+    gram.defvjp(lambda f: (product(f), f), lambda f, g: (mm(f, g + g.T),))
+    return gram
 
 
-def _gram_bwd(f, g):
-    # d(FᵀF) = dFᵀF + FᵀdF, so the cotangent is F(G̅ + G̅ᵀ): one (M×C)·(C×C) product instead of the
-    # two (with transposed copies of F) that autodiff gives — 40 % of the Gram's value+grad at 256².
-    return (mm(f, g + g.T),)
+_gram = _with_cotangent(lambda f: tmm(f, f))
+_gram_native = _with_cotangent(_native_tmm)
 
 
-_gram.defvjp(_gram_fwd, _gram_bwd)
-
-
-def gram_matrix(f):
-    """FᵀF / (C·M) for features (M, C)."""
+def gram_matrix(f, native: bool = False):
+    """FᵀF / (C·M) for features (M, C); `native`: FᵀF by nst_jax's native library (`fused.gram`)."""
     f = check(f)
     m, c = f.shape
-    return _gram(f) / jnp.float32(c * m)  # C·M passes int32 at print sizes: divide by it as a float
+    return (_gram_native if native else _gram)(f) / jnp.float32(c * m)  # C·M passes int32 at print sizes
 
 
 def masked_gram_matrix(f, m):
@@ -42,12 +46,14 @@ def masked_gram_matrix(f, m):
     return tmm(f * m[:, None], f) / (f.shape[1] * jnp.maximum(jnp.sum(m), 1e-6))
 
 
-def _target(s, key, mask=None):
-    return gram_matrix(s) if mask is None else masked_gram_matrix(s, mask)
+def _target(s, key, mask=None, native=False):
+    return gram_matrix(s, native) if mask is None else masked_gram_matrix(s, mask)
 
 
-def _loss(f, t, key, mask=None):
-    return jnp.mean(jnp.square(_target(f, key, mask) - t))
+def _loss(f, t, key, mask=None, native=False):
+    return jnp.mean(jnp.square(_target(f, key, mask, native) - t))
 
 
-register(Statistic("gram", _target, _loss, blendable=True, stochastic=False, scale=1.0, masks=True))
+NATIVE = Statistic("gram", functools.partial(_target, native=True), functools.partial(_loss, native=True),
+                   blendable=True, stochastic=False, scale=1.0, masks=True)
+register(Statistic("gram", _target, _loss, blendable=True, stochastic=False, scale=1.0, masks=True, native=NATIVE))
