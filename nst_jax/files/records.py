@@ -69,6 +69,7 @@ SIDECAR_OPTIONAL = {"evaluations": "COUNT", "interrupted": "FLAG", "converged": 
 CHECKPOINT = {"config_hash": "HASH", "solver": "TEXT", "iteration": "COUNT", "offset": "COUNT", "target": "COUNT",
               "seconds": "SECONDS", "light": "FLAG"}
 CHECKPOINT_OPTIONAL = {"conv_forms": "FORMS",   # the convolution forms of the run (`convforms`)
+                       "native_gram": "FLAG",   # with them, the Gram's product by the native library
                        "best_iteration": "COUNT"}   # where its `best_x`, the lowest-loss image so far, is from
 MANIFEST = {"grid": "GRID", "base": "TABLE", "iterations": "COUNT", "runs": "RELATIVE"}
 LOG_RECORD = {"iteration": "COUNT", "loss": "NUMBER"}

@@ -271,6 +271,7 @@ class Forms(NamedTuple):
     by_layer: tuple[tuple[str, str, str], ...]   # (layer, forward form, input-gradient form)
     source: str                                   # 'cache', 'measured', 'recorded', 'asked', 'off', 'none'
     seconds: float = 0.0                          # spent measuring
+    native_gram: bool = False                     # the Gram statistic's product by the native library too
 
     def as_dict(self) -> dict[str, tuple[str, str]]:
         return {name: (fwd, bwd) for name, fwd, bwd in self.by_layer}
@@ -340,5 +341,6 @@ def describe(forms: Forms) -> str:
     where = {"cache": "from this machine's cache", "measured": f"measured on this machine in {forms.seconds:.1f} s",
              "recorded": "as recorded in the checkpoint", "asked": "as asked (--conv-forms)",
              "off": "not measured (NST_JAX_TUNE=off)", "none": ""}[forms.source]
+    gram = "; the Gram matrices' product by the native library" if forms.native_gram else ""
     return (f"convolutions: {', '.join(f'{layers.FORMS[f].short} × {n}' for f, n in counts.items() if n)} (forward and "
-            f"gradient of each layer) — {where}")
+            f"gradient of each layer) — {where}{gram}")

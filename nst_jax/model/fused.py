@@ -280,7 +280,7 @@ def conv_bf16(x, packed, method: str, phases: int = ALL_PHASES, tiles: int = 0):
 def gram_fits(channels: int) -> bool:
     """Whether the library's Gram product (`gram`) takes features of this many channels here."""
     lib = _state()[0]
-    return lib is not None and channels % lib.gram_channels == 0
+    return lib is not None and lib.gram_channels > 0 and channels % lib.gram_channels == 0
 
 
 def gram(f):

@@ -77,7 +77,8 @@ def finisher(cfg: Config, plan: RunPlan, problem: Problem, files: RunFiles, sett
         extra["memory_plan"] = {"way": mem.way, "devices": plan.devices, "bytes": round(mem.needed),
                                 "available": round(mem.available) if mem.available < float("inf") else None}
         if plan.forms.by_layer:
-            extra["conv_forms"] = {"forms": [list(r) for r in plan.forms.by_layer], "source": plan.forms.source}
+            extra["conv_forms"] = {"forms": [list(r) for r in plan.forms.by_layer], "source": plan.forms.source,
+                                   "native_gram": plan.forms.native_gram}
         if interrupted:
             extra["interrupted"] = True
         files.write_result(problem.to_rgb(x), record(cfg, plan, settings_hash, shown, iteration, problem, seconds,
@@ -87,7 +88,8 @@ def finisher(cfg: Config, plan: RunPlan, problem: Problem, files: RunFiles, sett
         if cfg.keep_checkpoint:
             files.save_checkpoint(st, config_hash=settings_hash, solver=cfg.optimizer, iteration=iteration,
                                   offset=offset, target=cfg.iterations, seconds=seconds, light=cfg.light_checkpoint,
-                                  conv_forms=plan.forms.by_layer, gather=hosts.to_host,
+                                  conv_forms=plan.forms.by_layer, native_gram=plan.forms.native_gram,
+                                  gather=hosts.to_host,
                                   best=None if best is None else (best.iteration, best.x))
         else:
             files.remove_checkpoint()

@@ -192,12 +192,13 @@ def _need_fused(recorded: bool, form: str = "f4f") -> None:
                        f"--conv-forms auto chooses among the forms this machine has")
 
 
-def with_forms(cfg: Config, plan: RunPlan, recorded: list | None = None,
+def with_forms(cfg: Config, plan: RunPlan, recorded: convforms.Forms | None = None,
                say=lambda line: None) -> RunPlan:
     """The plan with its convolution forms (`convforms`): none to choose off one float32 CPU device;
     `--conv-forms xla|f2|f4|f2b|f4f|f4fb|f4fa|f4fa3` as asked; 'auto' (and 'auto-bf16', with bfloat16 products a candidate
     where the CPU has bfloat16 units; 'auto' too where their quality guard holds, `hardware.bf16_forms_by_default`): the forms a continued run recorded, else this machine's measured
-    ones (measured now where the cache has none)."""
+    ones (measured now where the cache has none). A run with fused forms takes the Gram's native product
+    too (`Forms.native_gram`); a continued run keeps what it recorded (before it was recorded: XLA's)."""
     height, width, _ = plan.layout.image_shape
     layers = cfg.content_layers + cfg.style_layers
     if plan.layout.split or plan.precision != "float32" or jax.default_backend() != "cpu":
@@ -205,10 +206,16 @@ def with_forms(cfg: Config, plan: RunPlan, recorded: list | None = None,
     if cfg.conv_forms not in ("auto", "auto-bf16"):
         if cfg.conv_forms.startswith("f4f"):
             _need_fused(recorded=False, form=cfg.conv_forms)
-        return plan._replace(forms=convforms.uniform(layers, height, width, cfg.conv_forms))
+        return plan._replace(forms=_with_gram(convforms.uniform(layers, height, width, cfg.conv_forms), recorded))
     if recorded:
-        for form in sorted({f for r in recorded for f in r[1:] if f.startswith("f4f")}):
+        for form in sorted({f for _, *both in recorded.by_layer for f in both if f.startswith("f4f")}):
             _need_fused(recorded=True, form=form)
-        return plan._replace(forms=convforms.Forms(tuple(tuple(r) for r in recorded), "recorded"))
+        return plan._replace(forms=recorded)
     bf16 = True if cfg.conv_forms == "auto-bf16" else hardware.bf16_forms_by_default()[0]
-    return plan._replace(forms=convforms.choose_forms(layers, height, width, say=say, bf16=bf16))
+    return plan._replace(forms=_with_gram(convforms.choose_forms(layers, height, width, say=say, bf16=bf16), None))
+
+
+def _with_gram(forms: convforms.Forms, recorded: convforms.Forms | None) -> convforms.Forms:
+    """The forms with the Gram's native product where they have fused ones (the same library), or as a
+    continued run recorded it."""
+    return forms._replace(native_gram=forms.fused() if recorded is None else recorded.native_gram)

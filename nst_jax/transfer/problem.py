@@ -78,12 +78,12 @@ def build_problem(cfg: Config, weights: vgg_weights.Weights, inputs: Inputs, pla
 
 
 def objective_spec(cfg: Config, weights: vgg_weights.Weights, plan: RunPlan | None = None) -> losses.ObjectiveSpec:
-    """The objective's static part; the statistic's native variant (`statistics.get`) goes with the fused
-    convolution forms: a run planned (or recorded) with them has the native library."""
+    """The objective's static part; the statistic's native variant (`statistics.get`) as the plan's forms
+    say (`Forms.native_gram`: planned with the fused forms, or as a continued run recorded)."""
     plan = plan or plain(cfg)
     return losses.ObjectiveSpec(cfg.content_layers, cfg.style_layers, tuple(cfg.layer_weights), cfg.pooling,
                                 weights.preprocessing, cfg.style_statistic, plan.remat, plan.precision,
-                                cfg.normalize_gradients, plan.forms.fused())
+                                cfg.normalize_gradients, plan.forms.native_gram)
 
 
 def run_params(cfg: Config, weights: vgg_weights.Weights, plan: RunPlan | None = None):

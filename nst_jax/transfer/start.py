@@ -190,12 +190,15 @@ def batches(cfgs: list[Config], files: list[RunFiles], restart: bool, say: Calla
     return groups
 
 
-def recorded_forms(start: Start, files: RunFiles) -> list | None:
-    """The convolution forms a run continued from its checkpoint recorded there (so it continues bit
-    for bit with the forms it started with), else None."""
+def recorded_forms(start: Start, files: RunFiles) -> convforms.Forms | None:
+    """The convolution forms (and whether the Gram's product was native) a run continued from its checkpoint
+    recorded there, so that it continues bit for bit as it started; else None."""
     if start.kind in ("checkpoint", "light") and hosts.is_writer():
-        forms = (files.checkpoint_meta() or {}).get("conv_forms")
-        return None if forms is None else records.known_forms(forms, convforms.FORMS, files.checkpoint)
+        meta = files.checkpoint_meta() or {}
+        if meta.get("conv_forms") is None:
+            return None
+        rows = records.known_forms(meta["conv_forms"], convforms.FORMS, files.checkpoint)
+        return convforms.Forms(tuple(tuple(r) for r in rows), "recorded", native_gram=meta.get("native_gram", False))
     return None
 
 

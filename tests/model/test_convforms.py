@@ -160,7 +160,7 @@ def test_a_run_records_its_forms_and_a_continued_run_keeps_them(tmp_path, monkey
     monkeypatch.setattr(convforms, "measure", slow)
     continued = run(cfg, progress=False)
     sidecar = json.loads((tmp_path / "o.json").read_text())["conv_forms"]
-    assert sidecar == {"forms": record["forms"], "source": "recorded"}
+    assert sidecar == {"forms": record["forms"], "source": "recorded", "native_gram": False}
     np.testing.assert_array_equal(continued.image, whole.image)             # bit for bit
     assert whole.compiles == 1 and continued.compiles <= 1                  # the step compiled once
 
@@ -215,7 +215,7 @@ def test_a_run_killed_and_continued_keeps_its_recorded_forms_bit_for_bit(tmp_pat
     sidecar = lambda name: json.loads((tmp_path / f"{name}.json").read_text())
     recorded = sidecar("ref")["conv_forms"]
     assert recorded["source"] == "cache" and ["conv1_2", "f4", "f4"] in recorded["forms"]   # a tuned layer of the 48 px run
-    assert sidecar("killed")["conv_forms"] == {"forms": recorded["forms"], "source": "recorded"}
+    assert sidecar("killed")["conv_forms"] == {"forms": recorded["forms"], "source": "recorded", "native_gram": False}
     assert all(fwd == bwd == "xla" for _, fwd, bwd in sidecar("other")["conv_forms"]["forms"])
     iterations = [r["iteration"] for r in RunFiles(tmp_path / "killed.png").read_log()]
     assert iterations == list(range(61))                       # resumed: no gap and no repeat

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import CONTENT, ROOT, STYLE, call_main, small_cfg
+from nst_jax.files import checkpoints
 from nst_jax.model import convforms
 from nst_jax.model import fused, layers, winograd
 from nst_jax.model.convforms import Choice, Shape
@@ -158,14 +159,33 @@ def test_a_run_with_it_compiles_once_and_continues_bit_for_bit(tmp_path):
     from nst_jax.transfer.runs import run
     whole = run(small_cfg(tmp_path / "whole.png", iterations=6, conv_forms="f4f", size=46), progress=False)
     forms = json.loads((tmp_path / "whole.json").read_text())["conv_forms"]
-    assert forms["source"] == "asked" and ["conv1_2", "f4f", "f4f"] in forms["forms"]
+    assert forms["source"] == "asked" and ["conv1_2", "f4f", "f4f"] in forms["forms"] and forms["native_gram"]
     run(small_cfg(tmp_path / "o.png", iterations=3, keep_checkpoint=True, conv_forms="f4f", size=46), progress=False)
+    assert checkpoints.read_meta(tmp_path / "o.ckpt.npz")["native_gram"] is True
     continued = run(small_cfg(tmp_path / "o.png", iterations=6, checkpoint_every=3, keep_checkpoint=True,
                               conv_forms="f4f", size=46), progress=False)
     np.testing.assert_array_equal(continued.image, whole.image)
     assert whole.compiles == 1 and continued.compiles <= 1
     xla = run(small_cfg(tmp_path / "xla.png", iterations=6, conv_forms="xla", size=46), progress=False)
     assert abs(xla.loss - whole.loss) < 1e-3 * abs(xla.loss) and not np.array_equal(xla.image, whole.image)
+
+
+def test_a_checkpoint_that_does_not_record_the_native_gram_continues_with_xlas(tmp_path):
+    """Checkpoints written before the Gram's product was native record the fused forms alone: such a run
+    continues as it began, with XLA's Gram product."""
+    from nst_jax.transfer.runs import run
+    cfg = small_cfg(tmp_path / "o.png", iterations=3, keep_checkpoint=True, conv_forms="f4f", size=46)
+    run(cfg, progress=False)
+    path = tmp_path / "o.ckpt.npz"
+    with np.load(path) as data:
+        arrays = dict(data)
+    meta = json.loads(arrays["meta"].tobytes())
+    assert meta.pop("native_gram") is True and any(f == "f4f" for _, *both in meta["conv_forms"] for f in both)
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(path, **arrays)
+    run(small_cfg(tmp_path / "o.png", iterations=6, keep_checkpoint=True, conv_forms="f4f", size=46), progress=False)
+    forms = json.loads((tmp_path / "o.json").read_text())["conv_forms"]
+    assert forms["source"] == "asked" and forms["native_gram"] is False
 
 
 @pytest.mark.parametrize("form", ["f4f", "f4fa3"])

@@ -99,7 +99,8 @@ def test_a_converged_batched_run_with_forms_records_each(tmp_path):
     done(_state(), 7, 1.0, False, True)
     rec = files.read_sidecar()
     assert rec["converged"] == {"tol": 1e-3, "window": 5} and rec["batched_with"] == 3
-    assert rec["conv_forms"] == {"forms": [["conv1_1", "xla", "xla"], ["conv2_1", "f4", "xla"]], "source": "cache"}
+    assert rec["conv_forms"] == {"forms": [["conv1_1", "xla", "xla"], ["conv2_1", "f4", "xla"]], "source": "cache",
+                                 "native_gram": False}
     assert cfg.stop_rule.covers(rec)                    # finished whatever the iteration target
 
 

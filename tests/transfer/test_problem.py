@@ -39,6 +39,15 @@ def test_the_spec_is_read_from_the_config_and_the_plan(tmp_path, embedded):
     assert pb.objective_spec(_cfg(tmp_path), embedded).style_layer_weights == (0.5, 0.5)   # 1/number of layers
 
 
+def test_the_gram_is_native_where_the_plans_forms_say_so(tmp_path, embedded):
+    forms = convforms.Forms((("conv1_2", "f4f", "f4f"),), "asked")
+    for native in (True, False):
+        spec = pb.objective_spec(_cfg(tmp_path), embedded, RunPlan("plain", Layout(), "float32",
+                                                                         forms=forms._replace(native_gram=native)))
+        assert spec.native_statistic is native
+    assert pb.objective_spec(_cfg(tmp_path), embedded).native_statistic is False
+
+
 def test_run_params_stop_at_the_deepest_layer_and_carry_the_plans_forms(tmp_path, embedded):
     cfg = _cfg(tmp_path)
     params = pb.run_params(cfg, embedded)

@@ -2,9 +2,10 @@
 // through XLA's foreign-function interface (`NstGram`): XLA-CPU's own product, contracting the long axis
 // of positions, ran at 80–180 GFLOP/s on a 2-core Xeon (docs/benchmarks.md). Fᵀ F is symmetric, so only
 // the blocks on and above the diagonal are computed (about half the products) and mirrored. The
-// positions are cut into chunks of fixed length; each (chunk, column panel) is one item of work, summed
+// positions are cut into chunks (as many as M and C say); each (chunk, column panel) is one item of work, summed
 // into its own partial, and the partials are added in chunk order: the result does not depend on the
-// number of threads or on which thread took which item.
+// number of threads or on which thread took which item. The partials take at most 4 MB per image (8·C²
+// numbers where that is more: 8 MB at C = 512), and one chunk is written straight into the result.
 //
 // Built with the fused Winograd kernel into one library by `nst_jax/model/fused.py`.
 
@@ -14,8 +15,10 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <new>
+#include <string>
 #include <thread>
-#include <vector>
+#include <type_traits>
 
 #include "xla/ffi/api/ffi.h"
 
@@ -97,64 +100,81 @@ void share(ffi::ThreadPool& pool, int n, const std::function<void(int)>& fn) {
   while (job->done.load(std::memory_order_acquire) < job->n) std::this_thread::yield();
 }
 
-// Positions per chunk: about 1 MB of features, at least 256 positions.
-int chunk_rows(int C) { return std::max(256, (1 << 18) / C); }
+// Chunks of positions: about 256 KB of features each (at least 256 positions; 1 MB chunks took 10–25 %
+// longer, docs/benchmarks.md), and partials (C² numbers per chunk and image) of at most 4 MB or 8 chunks.
+// The count depends on M and C only.
+constexpr int64_t CHUNK_BYTES = 1 << 18, PARTIAL_NUMBERS = 1 << 20;
+int64_t chunk_count(int64_t M, int C) {
+  const int64_t rows = std::max<int64_t>(256, CHUNK_BYTES / 4 / C);
+  const int64_t most = std::max<int64_t>(8, PARTIAL_NUMBERS / ((int64_t)C * C));
+  return std::max<int64_t>(1, std::min(most, (M + rows - 1) / rows));
+}
 
-bool batch_of(ffi::Span<const int64_t> d, int64_t& n, int64_t& m, int& c) {
-  if (d.size() < 2) return false;
-  n = 1;
-  for (size_t i = 0; i + 2 < d.size(); ++i) n *= d[i];
-  m = d[d.size() - 2];
-  c = (int)d[d.size() - 1];
-  return c > 0 && c % NR == 0 && m > 0;
+ffi::Error shape_error(const char* what, ffi::Span<const int64_t> d) {
+  std::string dims;
+  for (size_t i = 0; i < d.size(); ++i) dims += (i ? "×" : "") + std::to_string(d[i]);
+  return ffi::Error::InvalidArgument(std::string("nst_jax gram: ") + what + " (" + dims + "; want features (…, M, C) "
+                                     "with C a multiple of " + std::to_string(NR) + ", and a (…, C, C) result)");
 }
 
 ffi::Error gram(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> fb, ffi::ResultBuffer<ffi::F32> gb) {
-  int64_t N, M;
-  int C;
-  if (!batch_of(fb.dimensions(), N, M, C)) return ffi::Error::InvalidArgument("nst_jax gram: features shape");
-  const auto gd = gb->dimensions();
-  if (gd.size() != fb.dimensions().size() || gd[gd.size() - 1] != C || gd[gd.size() - 2] != C)
-    return ffi::Error::InvalidArgument("nst_jax gram: output shape");
-  const int KC = chunk_rows(C), P = C / NR;
-  const int64_t chunks = (M + KC - 1) / KC;
-  std::vector<float> partial;
+  const auto fd = fb.dimensions(), gd = gb->dimensions();
+  if (fd.size() < 2 || fd.back() <= 0 || fd.back() % NR) return shape_error("features shape", fd);
+  const int64_t M = fd[fd.size() - 2];
+  const int C = (int)fd.back();
+  int64_t N = 1;
+  for (size_t i = 0; i + 2 < fd.size(); ++i) N *= fd[i];
+  bool shaped = gd.size() == fd.size() && gd[gd.size() - 1] == C && gd[gd.size() - 2] == C;
+  for (size_t i = 0; shaped && i + 2 < fd.size(); ++i) shaped = gd[i] == fd[i];
+  if (!shaped) return shape_error("result shape", gd);
+  float* g = gb->typed_data();
+  if (M == 0) {
+    std::fill(g, g + (size_t)N * C * C, 0.f);
+    return ffi::Error::Success();
+  }
+  const int P = C / NR;
+  const int64_t chunks = chunk_count(M, C), rows = (M + chunks - 1) / chunks;
+  std::unique_ptr<float[]> partial;  // per image and chunk, C×C; not needed for one chunk (written into g)
+  if (chunks > 1) {
+    partial.reset(new (std::nothrow) float[(size_t)N * chunks * C * C]);
+    if (!partial) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "nst_jax gram: out of memory");
+  }
+  const float* f = fb.typed_data();
+  float* part = chunks > 1 ? partial.get() : g;
   try {
-    partial.resize((size_t)N * chunks * C * C);
+    // item (image, chunk, panel): rows 0..(panel+1)·NR of the panel's columns, over the chunk's positions
+    share(pool, (int)(N * chunks * P), [=](int item) {
+      const int p = item % P;
+      const int64_t c = (item / P) % chunks, n = item / P / chunks;
+      const int64_t k0 = c * rows;
+      const int length = (int)std::max<int64_t>(0, std::min(rows, M - k0));
+      const float* fk = f + ((size_t)n * M + k0) * C;
+      float* out = part + ((size_t)n * chunks + c) * C * C + p * NR;
+      by_rows((p + 1) * NR, [&](int i, auto r) {
+        gram_block<decltype(r)::value>(fk, C, length, i, p * NR, out + (size_t)i * C, C);
+      });
+    });
+    // the chunks summed in order into the upper triangle (row by row), then mirrored into the lower one
+    if (chunks > 1)
+      share(pool, (int)(N * C), [=](int item) {
+        const int i = item % C, j0 = i / NR * NR;
+        const int64_t n = item / C;
+        float* gi = g + ((size_t)n * C + i) * C;
+        const float* first = part + ((size_t)n * chunks * C + i) * C;
+        for (int j = j0; j < C; ++j) gi[j] = first[j];
+        for (int64_t c = 1; c < chunks; ++c) {
+          const float* pc = first + (size_t)c * C * C;
+          for (int j = j0; j < C; ++j) gi[j] += pc[j];
+        }
+      });
+    share(pool, (int)(N * C), [=](int item) {
+      const int i = item % C;
+      float* gn = g + (size_t)(item / C) * C * C;
+      for (int j = 0; j < i / NR * NR; ++j) gn[(size_t)i * C + j] = gn[(size_t)j * C + i];
+    });
   } catch (const std::bad_alloc&) {
     return ffi::Error(ffi::ErrorCode::kResourceExhausted, "nst_jax gram: out of memory");
   }
-  const float* f = fb.typed_data();
-  float* g = gb->typed_data();
-  float* part = partial.data();
-  // item (n, chunk, panel): rows 0..(panel+1)·NR of the panel's columns, over the chunk's positions
-  share(pool, (int)(N * chunks * P), [=](int item) {
-    const int p = item % P;
-    const int64_t c = (item / P) % chunks, n = item / P / chunks;
-    const int64_t k0 = c * KC;
-    const int rows = (int)std::min<int64_t>(KC, M - k0);
-    const float* fk = f + ((size_t)n * M + k0) * C;
-    float* out = part + ((size_t)n * chunks + c) * C * C;
-    by_rows((p + 1) * NR, [&](int i, auto r) { gram_block<decltype(r)::value>(fk, C, rows, i, p * NR, out + (size_t)i * C + p * NR, C); });
-  });
-  // sum the chunks in order into the upper triangle, then mirror it
-  share(pool, (int)(N * C), [=](int item) {
-    const int i = item % C;
-    const int64_t n = item / C;
-    float* gi = g + ((size_t)n * C + i) * C;
-    const int j0 = i / NR * NR;
-    for (int j = j0; j < C; ++j) {
-      float s = 0.f;
-      for (int64_t c = 0; c < chunks; ++c) s += part[(((size_t)n * chunks + c) * C + i) * C + j];
-      gi[j] = s;
-    }
-  });
-  share(pool, (int)(N * C), [=](int item) {
-    const int i = item % C;
-    const int64_t n = item / C;
-    float* gn = g + (size_t)n * C * C;
-    for (int j = 0; j < i / NR * NR; ++j) gn[(size_t)i * C + j] = gn[(size_t)j * C + i];
-  });
   return ffi::Error::Success();
 }
 
