@@ -68,11 +68,13 @@ def value_and_grad(size: int, rounds: int) -> dict:
     return {"forms": problem.forms, **seconds, "gradient difference": diff}
 
 
-def markdown(size: int, rows: list[dict], whole: dict, command: str, cpu: str) -> str:
+def markdown(size: int, rows: list[dict], whole: dict, command: str, cpu: str, caps: str | None = None) -> str:
     ms = lambda s: f"{1e3 * s:.2f}"
+    capped = [f"Instruction sets capped by the environment: {caps}. The title names the CPU; these figures stand "
+              "in for a CPU with only the capped sets, not measured on one.", ""] if caps else []
     lines = [f"# The Gram matrix's product FᵀF, XLA's and the native library's ({cpu})", "",
              f"`{command}`; load average after {' '.join(f'{v:.2f}' for v in os.getloadavg())}. Medians of calls "
-             f"in turns, freed memory kept.", "", f"## FᵀF alone, the style layers' features at {size}²", "",
+             f"in turns, freed memory kept.", "", *capped, f"## FᵀF alone, the style layers' features at {size}²", "",
              "| layer | M × C | XLA ms | native ms | XLA GFLOP/s | native GFLOP/s (full product counted) |",
              "|---|---|---|---|---|---|"]
     for r in rows:
@@ -103,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = products(args.size, args.rounds)
     whole = value_and_grad(args.size, args.rounds)
     from bench import write_results
-    write_results(f"gram-products-{args.tag}", markdown(args.size, rows, whole, command, describe_cpu()))
+    from bench.run import isa_caps
+    write_results(f"gram-products-{args.tag}", markdown(args.size, rows, whole, command, describe_cpu(), isa_caps()))
     return 0
 
 

@@ -49,7 +49,8 @@ def run_schedule(content: str, style: str, size: int, scales: tuple[int, ...], i
     results = transfer.run_multiscale(cfg, progress=False, loaded_weights=w)
     schedule = " → ".join(f"{n} at {s}" for s, n in zip(scales, its))
     record = json.loads(out.with_suffix(".json").read_text()).get("conv_forms") or {}
-    forms = convforms.Forms(tuple(tuple(r) for r in record.get("forms", ())), record.get("source", "none"))
+    forms = convforms.Forms(tuple(tuple(r) for r in record.get("forms", ())), record.get("source", "none"),
+                            native_gram=record.get("native_gram", False))
     return {"schedule": f"{schedule}, {FORMS_NAMES.get(conv_forms, '--conv-forms ' + conv_forms)}",
             "seconds": time.perf_counter() - t, "loss": results[-1].loss, "parts": results[-1].parts,
             "image": str(out), "forms": convforms.describe(forms) if forms.by_layer else "—",

@@ -46,8 +46,8 @@ class Schedule(NamedTuple):
 
 
 def save(path: Path, state, *, config_hash: str, solver: str, iteration: int, offset: int, target: int,
-         seconds: float, light: bool = False, conv_forms: list | None = None, native_gram: bool = False,
-         gather=np.asarray,
+         seconds: float, light: bool = False, conv_forms: list | None = None,
+         native_gram: bool = False, gather=np.asarray,
          best: tuple[int, np.ndarray] | None = None) -> None:
     """The solver state's leaves and its metadata, atomically: the settings hash, the solver, the run's
     iteration (`offset` + the solver's own count, see `loop.drive`), its target and time so far.

@@ -198,7 +198,8 @@ def with_forms(cfg: Config, plan: RunPlan, recorded: convforms.Forms | None = No
     `--conv-forms xla|f2|f4|f2b|f4f|f4fb|f4fa|f4fa3` as asked; 'auto' (and 'auto-bf16', with bfloat16 products a candidate
     where the CPU has bfloat16 units; 'auto' too where their quality guard holds, `hardware.bf16_forms_by_default`): the forms a continued run recorded, else this machine's measured
     ones (measured now where the cache has none). A run with fused forms takes the Gram's native product
-    too (`Forms.native_gram`); a continued run keeps what it recorded (before it was recorded: XLA's)."""
+    too (`Forms.native_gram`); a continued run keeps what it recorded (a checkpoint that records fused forms
+    and no native Gram: XLA's product)."""
     height, width, _ = plan.layout.image_shape
     layers = cfg.content_layers + cfg.style_layers
     if plan.layout.split or plan.precision != "float32" or jax.default_backend() != "cpu":
@@ -216,6 +217,7 @@ def with_forms(cfg: Config, plan: RunPlan, recorded: convforms.Forms | None = No
 
 
 def _with_gram(forms: convforms.Forms, recorded: convforms.Forms | None) -> convforms.Forms:
-    """The forms with the Gram's native product where they have fused ones (the same library), or as a
-    continued run recorded it."""
-    return forms._replace(native_gram=forms.fused() if recorded is None else recorded.native_gram)
+    """The forms with the Gram's native product where they have fused ones (the same library), except
+    where a continued run's checkpoint records fused forms without it (XLA's product, as it began)."""
+    keep_xla = recorded is not None and recorded.fused() and not recorded.native_gram
+    return forms._replace(native_gram=forms.fused() and not keep_xla)

@@ -18,6 +18,9 @@ def test_each_style_layer_is_timed_by_both_products():
     whole = {"forms": "F(4×4) fused × 1", "xla": 0.25, "native": 0.24, "gradient difference": 8.5e-7}
     text = gram_products.markdown(32, rows, whole, "cmd", "a CPU")
     assert "| relu1_1 | 1024 × 64 |" in text and "| native | 240.00 |" in text and "8.5e-07" in text
+    assert "capped" not in text
+    assert "capped by the environment: XLA_FLAGS=--xla_cpu_max_isa=AVX2." in gram_products.markdown(
+        32, rows, whole, "cmd", "a CPU", "XLA_FLAGS=--xla_cpu_max_isa=AVX2")
 
 
 def test_without_the_native_library_it_says_so(monkeypatch, capsys):

@@ -76,3 +76,24 @@ def test_the_layout_lays_out_images_vectors_and_the_rest():
     assert sharding.spec((1, 8, 6, 3), shape) == PartitionSpec(None, sharding.AXIS, None, None)
     assert sharding.spec((10, 8 * 6 * 3), shape) == PartitionSpec(None, sharding.AXIS)
     assert sharding.spec((64, 64), shape) == PartitionSpec()
+
+
+def test_the_gram_is_native_with_fused_forms_unless_the_checkpoint_began_without_it(tmp_path, monkeypatch):
+    """Asked (`--conv-forms f4f` / `xla`) and recorded forms; a checkpoint's record decides only where it
+    recorded fused forms without the native Gram (written before there was one)."""
+    from nst_jax.model import convforms, fused
+    from nst_jax.transfer import planning
+    monkeypatch.setattr(planning, "_need_fused", lambda recorded, form="f4f": None)
+    monkeypatch.setattr(fused, "fits", lambda cin, cout: True)
+    cfg = lambda forms: small_cfg(tmp_path / "o.png", conv_forms=forms)
+    from nst_jax.scale.sharding import Layout
+    at_256 = lambda c: planning.plain(c)._replace(layout=Layout(1, (256, 256, 3)))   # maps large enough for forms
+    plan = lambda forms, recorded=None: planning.with_forms(cfg(forms), at_256(cfg(forms)), recorded).forms
+    fused_rows, xla_rows = (("conv1_2", "f4f", "f4f"),), (("conv1_2", "xla", "xla"),)
+    began_native = convforms.Forms(fused_rows, "recorded", native_gram=True)
+    began_without = convforms.Forms(fused_rows, "recorded")
+    assert plan("f4f").native_gram and not plan("xla").native_gram
+    assert plan("f4f", began_native).native_gram and not plan("f4f", began_without).native_gram
+    assert plan("f4f", convforms.Forms(xla_rows, "recorded")).native_gram       # began with XLA's forms
+    assert not plan("xla", began_native).native_gram                            # no fused form: no native Gram
+    assert plan("auto", began_native) == began_native and plan("auto", began_without) == began_without

@@ -1,6 +1,6 @@
 // The Gram matrix's product G (…, C, C) = Fᵀ F of features F (…, M, C), row-major, for XLA-CPU, called
 // through XLA's foreign-function interface (`NstGram`): XLA-CPU's own product, contracting the long axis
-// of positions, ran at 80–180 GFLOP/s on a 2-core Xeon (docs/benchmarks.md). Fᵀ F is symmetric, so only
+// of positions, ran at about 80–270 GFLOP/s on a 2-core Xeon (docs/benchmarks.md). Fᵀ F is symmetric, so only
 // the blocks on and above the diagonal are computed (about half the products) and mirrored. The
 // positions are cut into chunks (as many as M and C say); each (chunk, column panel) is one item of work, summed
 // into its own partial, and the partials are added in chunk order: the result does not depend on the
@@ -95,13 +95,16 @@ void share(ffi::ThreadPool& pool, int n, const std::function<void(int)>& fn) {
     }
   };
   const int helpers = std::min<int64_t>(std::max<int64_t>(pool.num_threads(), 1) - 1, n - 1);
-  for (int h = 0; h < helpers; ++h) pool.Schedule([job, work] { work(*job); });
+  try {
+    for (int h = 0; h < helpers; ++h) pool.Schedule([job, work] { work(*job); });
+  } catch (...) {  // helpers not scheduled: this thread does their items; never return before all are done
+  }
   work(*job);
   while (job->done.load(std::memory_order_acquire) < job->n) std::this_thread::yield();
 }
 
-// Chunks of positions: about 256 KB of features each (at least 256 positions; 1 MB chunks took 10–25 %
-// longer, docs/benchmarks.md), and partials (C² numbers per chunk and image) of at most 4 MB or 8 chunks.
+// Chunks of positions: about 256 KB of features each (at least 256 positions; 1 MB ones took 11 % longer
+// held to AVX2, 2 MB ones twice as long, docs/benchmarks.md), and partials (C² numbers per chunk and image) of at most 4 MB or 8 chunks.
 // The count depends on M and C only.
 constexpr int64_t CHUNK_BYTES = 1 << 18, PARTIAL_NUMBERS = 1 << 20;
 int64_t chunk_count(int64_t M, int C) {
@@ -117,7 +120,7 @@ ffi::Error shape_error(const char* what, ffi::Span<const int64_t> d) {
                                      "with C a multiple of " + std::to_string(NR) + ", and a (…, C, C) result)");
 }
 
-ffi::Error gram(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> fb, ffi::ResultBuffer<ffi::F32> gb) {
+ffi::Error gram_unchecked(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> fb, ffi::ResultBuffer<ffi::F32> gb) {
   const auto fd = fb.dimensions(), gd = gb->dimensions();
   if (fd.size() < 2 || fd.back() <= 0 || fd.back() % NR) return shape_error("features shape", fd);
   const int64_t M = fd[fd.size() - 2];
@@ -141,7 +144,7 @@ ffi::Error gram(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> fb, ffi::ResultBuffe
   }
   const float* f = fb.typed_data();
   float* part = chunks > 1 ? partial.get() : g;
-  try {
+  {
     // item (image, chunk, panel): rows 0..(panel+1)·NR of the panel's columns, over the chunk's positions
     share(pool, (int)(N * chunks * P), [=](int item) {
       const int p = item % P;
@@ -172,10 +175,18 @@ ffi::Error gram(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> fb, ffi::ResultBuffe
       float* gn = g + (size_t)(item / C) * C * C;
       for (int j = 0; j < i / NR * NR; ++j) gn[(size_t)i * C + j] = gn[(size_t)j * C + i];
     });
+  }
+  return ffi::Error::Success();
+}
+
+// No exception leaves the handler: `share` waits for every item whatever happens, so memory running out
+// (its job, an error's text) ends the call with an error and nothing left writing.
+ffi::Error gram(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> fb, ffi::ResultBuffer<ffi::F32> gb) {
+  try {
+    return gram_unchecked(pool, fb, gb);
   } catch (const std::bad_alloc&) {
     return ffi::Error(ffi::ErrorCode::kResourceExhausted, "nst_jax gram: out of memory");
   }
-  return ffi::Error::Success();
 }
 
 }  // namespace
