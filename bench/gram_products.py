@@ -13,35 +13,31 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 
 def _medians(fns: dict, rounds: int) -> dict[str, float]:
-    """Each of `fns` (name → call returning a JAX array) warmed, then called in turns; median seconds."""
+    """Each of `fns` (name → call returning a JAX array) warmed, then timed in turns (`interleaved_medians`)."""
     import jax
-    for fn in fns.values():
-        jax.block_until_ready(fn())
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            jax.block_until_ready(fn())
-            times[name].append(time.perf_counter() - t)
-    return {name: float(np.median(v)) for name, v in times.items()}
+    from bench.run import interleaved_medians
+    done = {name: (lambda fn=fn: jax.block_until_ready(fn())) for name, fn in fns.items()}
+    for fn in done.values():
+        fn()
+    return interleaved_medians(done, rounds)
 
 
 def products(size: int, rounds: int) -> list[dict]:
     """FᵀF of each style layer's features at `size`², XLA's and the native product, in seconds."""
     import jax
     import jax.numpy as jnp
+    from bench.run import STYLE_LAYERS
     from nst_jax.machine import compiler
     from nst_jax.model import fused, vgg_layers
     from nst_jax.objective.statistics._common import tmm
     xla, native = compiler.jit(lambda f: tmm(f, f)), compiler.jit(fused.gram)
     rows = []
-    for layer in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"):
+    for layer in STYLE_LAYERS:
         h, w, c = vgg_layers.feature_shape(layer, size, size)
         f = jnp.asarray(np.random.default_rng(0).standard_normal((h * w, c)), jnp.float32)
         seconds = _medians({"xla": lambda: xla(f), "native": lambda: native(f)}, rounds)

@@ -63,19 +63,14 @@ inline void gram_block(const float* __restrict f, int C, int rows, int i0, int j
     for (int q = 0; q < NQ; ++q) store(g + (size_t)r * ldg + q * VL, acc[r][q]);
 }
 
-// Rows i0..i0+n in micro-kernel calls of MR rows, the last one shorter.
+// Rows 0..n in micro-kernel calls of MR rows, the last one shorter (n is a multiple of NR, so even).
+static_assert(NR % 2 == 0 && MR == 6, "the rows left over are 0, 2 or 4");
 template <typename Fn>
 inline void by_rows(int n, Fn&& fn) {
   int i = 0;
   for (; i + MR <= n; i += MR) fn(i, std::integral_constant<int, MR>{});
-  switch (n - i) {
-    case 1: fn(i, std::integral_constant<int, 1>{}); break;
-    case 2: fn(i, std::integral_constant<int, 2>{}); break;
-    case 3: fn(i, std::integral_constant<int, 3>{}); break;
-    case 4: fn(i, std::integral_constant<int, 4>{}); break;
-    case 5: fn(i, std::integral_constant<int, 5>{}); break;
-    default: break;
-  }
+  if (n - i == 2) fn(i, std::integral_constant<int, 2>{});
+  if (n - i == 4) fn(i, std::integral_constant<int, 4>{});
 }
 
 // Items 0..n-1 shared among the pool's threads and this one; returns when all are done.
@@ -138,44 +133,39 @@ ffi::Error gram_unchecked(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> fb, ffi::R
   const int P = C / NR;
   const int64_t chunks = chunk_count(M, C), rows = (M + chunks - 1) / chunks;
   std::unique_ptr<float[]> partial;  // per image and chunk, C×C; not needed for one chunk (written into g)
-  if (chunks > 1) {
-    partial.reset(new (std::nothrow) float[(size_t)N * chunks * C * C]);
-    if (!partial) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "nst_jax gram: out of memory");
-  }
+  if (chunks > 1) partial.reset(new float[(size_t)N * chunks * C * C]);  // bad_alloc: reported by `gram`
   const float* f = fb.typed_data();
   float* part = chunks > 1 ? partial.get() : g;
-  {
-    // item (image, chunk, panel): rows 0..(panel+1)·NR of the panel's columns, over the chunk's positions
-    share(pool, (int)(N * chunks * P), [=](int item) {
-      const int p = item % P;
-      const int64_t c = (item / P) % chunks, n = item / P / chunks;
-      const int64_t k0 = c * rows;
-      const int length = (int)std::max<int64_t>(0, std::min(rows, M - k0));
-      const float* fk = f + ((size_t)n * M + k0) * C;
-      float* out = part + ((size_t)n * chunks + c) * C * C + p * NR;
-      by_rows((p + 1) * NR, [&](int i, auto r) {
-        gram_block<decltype(r)::value>(fk, C, length, i, p * NR, out + (size_t)i * C, C);
-      });
+  // item (image, chunk, panel): rows 0..(panel+1)·NR of the panel's columns, over the chunk's positions
+  share(pool, (int)(N * chunks * P), [=](int item) {
+    const int p = item % P;
+    const int64_t c = (item / P) % chunks, n = item / P / chunks;
+    const int64_t k0 = c * rows;
+    const int length = (int)std::max<int64_t>(0, std::min(rows, M - k0));
+    const float* fk = f + ((size_t)n * M + k0) * C;
+    float* out = part + ((size_t)n * chunks + c) * C * C + p * NR;
+    by_rows((p + 1) * NR, [&](int i, auto r) {
+      gram_block<decltype(r)::value>(fk, C, length, i, p * NR, out + (size_t)i * C, C);
     });
-    // the chunks summed in order into the upper triangle (row by row), then mirrored into the lower one
-    if (chunks > 1)
-      share(pool, (int)(N * C), [=](int item) {
-        const int i = item % C, j0 = i / NR * NR;
-        const int64_t n = item / C;
-        float* gi = g + ((size_t)n * C + i) * C;
-        const float* first = part + ((size_t)n * chunks * C + i) * C;
-        for (int j = j0; j < C; ++j) gi[j] = first[j];
-        for (int64_t c = 1; c < chunks; ++c) {
-          const float* pc = first + (size_t)c * C * C;
-          for (int j = j0; j < C; ++j) gi[j] += pc[j];
-        }
-      });
+  });
+  // the chunks summed in order into the upper triangle (row by row), then mirrored into the lower one
+  if (chunks > 1)
     share(pool, (int)(N * C), [=](int item) {
-      const int i = item % C;
-      float* gn = g + (size_t)(item / C) * C * C;
-      for (int j = 0; j < i / NR * NR; ++j) gn[(size_t)i * C + j] = gn[(size_t)j * C + i];
+      const int i = item % C, j0 = i / NR * NR;
+      const int64_t n = item / C;
+      float* gi = g + ((size_t)n * C + i) * C;
+      const float* first = part + ((size_t)n * chunks * C + i) * C;
+      for (int j = j0; j < C; ++j) gi[j] = first[j];
+      for (int64_t c = 1; c < chunks; ++c) {
+        const float* pc = first + (size_t)c * C * C;
+        for (int j = j0; j < C; ++j) gi[j] += pc[j];
+      }
     });
-  }
+  share(pool, (int)(N * C), [=](int item) {
+    const int i = item % C;
+    float* gn = g + (size_t)(item / C) * C * C;
+    for (int j = 0; j < i / NR * NR; ++j) gn[(size_t)i * C + j] = gn[(size_t)j * C + i];
+  });
   return ffi::Error::Success();
 }
 

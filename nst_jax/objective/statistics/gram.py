@@ -54,6 +54,7 @@ def _loss(f, t, key, mask=None, native=False):
     return jnp.mean(jnp.square(_target(f, key, mask, native) - t))
 
 
-NATIVE = Statistic("gram", functools.partial(_target, native=True), functools.partial(_loss, native=True),
-                   blendable=True, stochastic=False, scale=1.0, masks=True)
-register(Statistic("gram", _target, _loss, blendable=True, stochastic=False, scale=1.0, masks=True, native=NATIVE))
+register(Statistic("gram", _target, _loss, blendable=True, stochastic=False, scale=1.0, masks=True,
+                   native=Statistic("gram", functools.partial(_target, native=True),
+                                    functools.partial(_loss, native=True), blendable=True, stochastic=False,
+                                    scale=1.0, masks=True)))
