@@ -40,6 +40,7 @@ from typing import NamedTuple
 
 NATIVE = Path(__file__).resolve().parent / "native"
 SOURCES = (NATIVE / "winograd_f4.cc", NATIVE / "gram.cc")   # built into one library
+HEADERS = (NATIVE / "share.h",)                              # what they include (in the library's digest)
 TARGET = "nst_jax_winograd_f4"
 TARGET_BF16 = "nst_jax_winograd_f4_bf16"
 TARGET_GRAM = "nst_jax_gram"
@@ -88,7 +89,8 @@ def _build_path(cxx: str) -> Path:
     except (OSError, subprocess.SubprocessError):
         version = ""
     described = "\0".join((cxx, version, *FLAGS, *_arch_flags())).encode()
-    digest = hashlib.sha256(b"".join(source.read_bytes() for source in SOURCES) + described).hexdigest()[:16]
+    code = b"".join(path.read_bytes() for path in SOURCES + HEADERS)
+    digest = hashlib.sha256(code + described).hexdigest()[:16]
     machine = identity.machine_key(identity.machine(backend=False))
     return identity.cache_folder() / "native" / machine / f"winograd_f4-{digest}.so"
 

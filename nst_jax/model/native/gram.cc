@@ -20,26 +20,15 @@
 #include <thread>
 #include <type_traits>
 
+#include "share.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
 
 namespace {
 
-#if defined(__AVX512F__)
-constexpr int VL = 16;
-#elif defined(__AVX__)
-constexpr int VL = 8;
-#else
-constexpr int VL = 4;
-#endif
 constexpr int NQ = 2, NR = VL * NQ;  // columns per panel
 constexpr int MR = 6;                // rows per micro-kernel call
-
-typedef float vf __attribute__((vector_size(VL * 4)));
-typedef float vfu __attribute__((vector_size(VL * 4), aligned(4)));
-inline vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
-inline void store(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
 
 // g[R×NR] (row stride ldg) = Σ_k f[k, i0..i0+R) ⊗ f[k, j0..j0+NR), k over `rows` rows of stride C.
 template <int R>
@@ -71,31 +60,6 @@ inline void by_rows(int n, Fn&& fn) {
   for (; i + MR <= n; i += MR) fn(i, std::integral_constant<int, MR>{});
   if (n - i == 2) fn(i, std::integral_constant<int, 2>{});
   if (n - i == 4) fn(i, std::integral_constant<int, 4>{});
-}
-
-// Items 0..n-1 shared among the pool's threads and this one; returns when all are done.
-void share(ffi::ThreadPool& pool, int n, const std::function<void(int)>& fn) {
-  struct Job {
-    std::atomic<int> next{0}, done{0};
-    int n;
-    std::function<void(int)> fn;
-  };
-  auto job = std::make_shared<Job>();
-  job->n = n;
-  job->fn = fn;
-  auto work = [](Job& j) {
-    for (int i; (i = j.next.fetch_add(1)) < j.n;) {
-      j.fn(i);
-      j.done.fetch_add(1, std::memory_order_release);
-    }
-  };
-  const int helpers = std::min<int64_t>(std::max<int64_t>(pool.num_threads(), 1) - 1, n - 1);
-  try {
-    for (int h = 0; h < helpers; ++h) pool.Schedule([job, work] { work(*job); });
-  } catch (...) {  // helpers not scheduled: this thread does their items; never return before all are done
-  }
-  work(*job);
-  while (job->done.load(std::memory_order_acquire) < job->n) std::this_thread::yield();
 }
 
 // Chunks of positions: about 256 KB of features each (at least 256 positions; 1 MB ones took 11 % longer
@@ -170,7 +134,7 @@ ffi::Error gram_unchecked(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> fb, ffi::R
 }
 
 // No exception leaves the handler: `share` waits for every item whatever happens, so memory running out
-// (its job, an error's text) ends the call with an error and nothing left writing.
+// (the partials, its job, an error's text) ends the call with an error and nothing left writing.
 ffi::Error gram(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> fb, ffi::ResultBuffer<ffi::F32> gb) {
   try {
     return gram_unchecked(pool, fb, gb);

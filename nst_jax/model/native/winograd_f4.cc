@@ -38,6 +38,7 @@
 #include <thread>
 #include <tuple>
 
+#include "share.h"
 #include "xla/ffi/api/ffi.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
@@ -52,21 +53,9 @@
 
 namespace ffi = xla::ffi;
 
-#if defined(__AVX512F__)
-constexpr int VL = 16, NQ = 4;
-#elif defined(__AVX__)
-constexpr int VL = 8, NQ = 2;
-#else
-constexpr int VL = 4, NQ = 2;
-#endif
+constexpr int NQ = VL == 16 ? 4 : 2;  // vectors per panel (VL: `share.h`)
 constexpr int NR = VL * NQ;  // output channels per panel
 constexpr int MR = 6;        // tiles per micro-kernel call
-
-typedef float vf __attribute__((vector_size(VL * 4)));
-typedef float vfu __attribute__((vector_size(VL * 4), aligned(4)));
-
-static inline vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
-static inline void store(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
 
 // Bᵀ of F(4×4, 3×3), points 0, ±1, ±2, ∞
 static inline void bt(const vf d[6], vf r[6]) {
@@ -303,20 +292,6 @@ struct Scratch {
   ~Scratch() { free(p); }
 };
 
-struct Job {
-  std::atomic<int> next{0}, done{0};
-  std::atomic<bool> out_of_memory{false};
-  int n = 0;
-  std::function<void(int)> fn;
-};
-
-static void work(Job& job) {
-  for (int i; (i = job.next.fetch_add(1)) < job.n;) {
-    job.fn(i);
-    job.done.fetch_add(1, std::memory_order_release);
-  }
-}
-
 // Tiles per block (a multiple of `step`): `wanted` where it is given (measured by `Tuner`: caches differ
 // between CPUs), else a block whose transformed input (36 · tb · C numbers) stays within a few MB; a small
 // map still gives each thread two blocks where it can (at least 24 tiles each).
@@ -417,10 +392,9 @@ static ffi::Error conv(ffi::ThreadPool pool, const float* x, ffi::Span<const int
   while (groups < P && blocks * groups < 2 * threads) groups *= 2;
   groups = std::min(groups, P);
 
-  auto job = std::make_shared<Job>();
-  job->n = (int)(blocks * groups);
-  Job* self = job.get();
-  job->fn = [=](int item) {
+  std::atomic<bool> out_of_memory{false};
+  std::atomic<bool>* failed = &out_of_memory;  // `share` returns only after every item: the pointer stays valid
+  share(pool, (int)(blocks * groups), [=](int item) {
     thread_local Scratch sv, sm;
     const int64_t block = item / groups;
     const int group = item % groups;
@@ -432,7 +406,7 @@ static ffi::Error conv(ffi::ThreadPool pool, const float* x, ffi::Span<const int
     T* v = sv.get<T>(36 * vps);
     float* m = sm.get<float>(36 * mps);
     if (!v || !m) {
-      self->out_of_memory = true;
+      failed->store(true);
       return;
     }
     if (phases & INPUT) {
@@ -495,14 +469,10 @@ static ffi::Error conv(ffi::ThreadPool pool, const float* x, ffi::Span<const int
 #if NST_AMX
     if (method >= 2 && (phases & PRODUCTS)) _tile_release();
 #endif
-  };
-  const int helpers = std::min<int>(threads - 1, job->n - 1);
-  for (int h = 0; h < helpers; ++h) pool.Schedule([job] { work(*job); });
-  work(*job);
-  while (job->done.load(std::memory_order_acquire) < job->n) std::this_thread::yield();
-  if (!job->out_of_memory)  // a failed call's time says nothing about its block size
+  });
+  if (!out_of_memory)  // a failed call's time says nothing about its block size
     tuner().record(key, candidate, std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-  if (job->out_of_memory) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "nst_jax winograd_f4: out of memory");
+  if (out_of_memory) return ffi::Error(ffi::ErrorCode::kResourceExhausted, "nst_jax winograd_f4: out of memory");
   return ffi::Error::Success();
 }
 
