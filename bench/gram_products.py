@@ -17,21 +17,11 @@ import sys
 import numpy as np
 
 
-def _medians(fns: dict, rounds: int) -> dict[str, float]:
-    """Each of `fns` (name → call returning a JAX array) warmed, then timed in turns (`interleaved_medians`)."""
-    import jax
-    from bench.run import interleaved_medians
-    done = {name: (lambda fn=fn: jax.block_until_ready(fn())) for name, fn in fns.items()}
-    for fn in done.values():
-        fn()
-    return interleaved_medians(done, rounds)
-
-
 def products(size: int, rounds: int) -> list[dict]:
     """FᵀF of each style layer's features at `size`², XLA's and the native product, in seconds."""
     import jax
     import jax.numpy as jnp
-    from bench.run import STYLE_LAYERS
+    from bench.run import STYLE_LAYERS, warmed_medians
     from nst_jax.machine import compiler
     from nst_jax.model import fused, vgg_layers
     from nst_jax.objective.statistics._common import tmm
@@ -40,7 +30,7 @@ def products(size: int, rounds: int) -> list[dict]:
     for layer in STYLE_LAYERS:
         h, w, c = vgg_layers.feature_shape(layer, size, size)
         f = jnp.asarray(np.random.default_rng(0).standard_normal((h * w, c)), jnp.float32)
-        seconds = _medians({"xla": lambda: xla(f), "native": lambda: native(f)}, rounds)
+        seconds = warmed_medians({"xla": lambda: xla(f), "native": lambda: native(f)}, rounds)
         rows.append({"layer": layer, "m": h * w, "c": c, "gflop": 2 * h * w * c * c / 1e9, **seconds})
         jax.clear_caches()
     return rows
@@ -51,6 +41,7 @@ def value_and_grad(size: int, rounds: int) -> dict:
     import jax
     import jax.numpy as jnp
     from bench import run as bench_run
+    from bench.run import warmed_medians
     from nst_jax.machine import compiler
     from nst_jax.model import weights
     from nst_jax.objective import losses
@@ -59,7 +50,7 @@ def value_and_grad(size: int, rounds: int) -> dict:
     fns = {name: compiler.jit(jax.value_and_grad(losses.make_objective(problem.spec._replace(native_statistic=flag)),
                                                  has_aux=True)) for name, flag in (("native", True), ("xla", False))}
     grads = {name: np.asarray(fn(x, problem.aux)[1]) for name, fn in fns.items()}
-    seconds = _medians({name: (lambda fn=fn: fn(x, problem.aux)[1]) for name, fn in fns.items()}, rounds)
+    seconds = warmed_medians({name: (lambda fn=fn: fn(x, problem.aux)[1]) for name, fn in fns.items()}, rounds)
     diff = float(np.abs(grads["native"] - grads["xla"]).max() / np.abs(grads["xla"]).max())
     return {"forms": problem.forms, **seconds, "gradient difference": diff}
 

@@ -94,6 +94,15 @@ def interleaved_medians(fns: dict, repeats: int) -> dict:
     return {name: statistics.median(v) for name, v in times.items()}
 
 
+def warmed_medians(fns: dict, repeats: int) -> dict:
+    """Each of `fns` (name → call returning a JAX array) called once, then timed in turns to completion
+    (`interleaved_medians`)."""
+    done = {name: (lambda fn=fn: jax.block_until_ready(fn())) for name, fn in fns.items()}
+    for fn in done.values():
+        fn()
+    return interleaved_medians(done, repeats)
+
+
 def _time_to_loss(curve: list[tuple[float, float]], target: float) -> float | None:
     """First time at which the loss is ≤ target; curve is [(seconds, loss)]."""
     for t, loss in curve:
@@ -125,13 +134,14 @@ class JaxProblem(NamedTuple):
     spec: losses.ObjectiveSpec | None = None
 
 
-def jax_problem(w, content, style, solver_name="lbfgs", batch=1, fuse=1, conv_forms="auto") -> JaxProblem:
+def jax_problem(w, content, style, solver_name="lbfgs", batch=1, fuse=1, conv_forms="auto",
+                style_statistic="gram") -> JaxProblem:
     """The run's own problem (`transfer.build_problem`, default settings) on these square images, with
     the convolution forms a run would have here (`planning.with_forms`: measured and cached)."""
     from nst_jax.transfer import planning
     from nst_jax.scale.sharding import Layout
     cfg = with_preset("default", content=str(CONTENT), styles=(str(STYLE),), size=content.shape[1],
-                      optimizer=solver_name, conv_forms=conv_forms)
+                      optimizer=solver_name, conv_forms=conv_forms, style_statistic=style_statistic)
     plan = planning.plain(cfg)._replace(layout=Layout(1, tuple(content.shape[1:])))
     plan = planning.with_forms(cfg, plan, say=lambda line: print(line, file=sys.stderr, flush=True))
     problem = transfer.build_problem(cfg, w, Inputs(content[0], [style[0]]), plan)

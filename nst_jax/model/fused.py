@@ -1,7 +1,8 @@
 """Winograd F(4×4, 3×3) as one fused kernel of nst_jax's own ('f4f'), compiled on and for this machine
 and called from XLA through its foreign-function interface (`native/winograd_f4.cc`); the same library
 holds the Gram matrix's product FᵀF (`gram`, `native/gram.cc`), which runs planned with the fused forms
-use for the Gram statistic (`objective.statistics.get`).
+use for the Gram statistic (`objective.statistics.get`), and a radix sort of columns with the same bits as
+`jnp.sort` (`sort_columns`, `native/sort.cc`), which the sorting statistics use wherever the library is.
 
 The arithmetic is `winograd.conv_f4`'s; what differs is where the data goes. XLA's fusions write the
 transformed tiles (2.25× the input) to memory, multiply them in a separate batched product and read the
@@ -39,11 +40,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 NATIVE = Path(__file__).resolve().parent / "native"
-SOURCES = (NATIVE / "winograd_f4.cc", NATIVE / "gram.cc")   # built into one library
+SOURCES = (NATIVE / "winograd_f4.cc", NATIVE / "gram.cc", NATIVE / "sort.cc")   # built into one library
 HEADERS = (NATIVE / "share.h",)                              # what they include (in the library's digest)
 TARGET = "nst_jax_winograd_f4"
 TARGET_BF16 = "nst_jax_winograd_f4_bf16"
 TARGET_GRAM = "nst_jax_gram"
+TARGET_SORT, TARGET_UNSORT = "nst_jax_sort_columns", "nst_jax_unsort_columns"
 UNITS = {"avx512-bf16": 1, "amx": 2}   # the kernel's codes of the bfloat16 units
 # the kernel's bfloat16 methods: (code, the units they need); 'amx-split' splits each float32 number into two
 # bfloat16 ones and takes three products, for nearly float32's accuracy
@@ -166,6 +168,8 @@ def _load(path: Path, opened: str) -> Library:
         jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(lib.NstWinogradF4), platform="cpu")
         jax.ffi.register_ffi_target(TARGET_BF16, jax.ffi.pycapsule(lib.NstWinogradF4Bf16), platform="cpu")
         jax.ffi.register_ffi_target(TARGET_GRAM, jax.ffi.pycapsule(lib.NstGram), platform="cpu")
+        jax.ffi.register_ffi_target(TARGET_SORT, jax.ffi.pycapsule(lib.NstSortColumns), platform="cpu")
+        jax.ffi.register_ffi_target(TARGET_UNSORT, jax.ffi.pycapsule(lib.NstUnsortColumns), platform="cpu")
         _REGISTERED.append(found)
     elif _REGISTERED[0][1:] != found[1:]:
         raise OSError(f"another build of the kernel ({_REGISTERED[0].path}) is in use in this process")
@@ -293,3 +297,24 @@ def gram(f):
     library()
     out = jax.ShapeDtypeStruct(f.shape[:-2] + (f.shape[-1], f.shape[-1]), jnp.float32)
     return jax.ffi.ffi_call(TARGET_GRAM, out, vmap_method="expand_dims")(f)
+
+
+def sort_columns(x):
+    """(sorted, order) of float32 x (…, M, K) along M by the library's stable radix sort: the bits of
+    `jnp.sort(x, axis=-2)` and `jnp.argsort(x, axis=-2)` (int32); vmaps over x."""
+    import jax
+    import jax.numpy as jnp
+    library()
+    out = (jax.ShapeDtypeStruct(x.shape, jnp.float32), jax.ShapeDtypeStruct(x.shape, jnp.int32))
+    return jax.ffi.ffi_call(TARGET_SORT, out, vmap_method="expand_dims")(x)
+
+
+def unsort_columns(v, order, plus_zero: bool = False):
+    """v (…, M, K) put back where `sort_columns` took each row from: out[…, order[…, i, k], k] = v[…, i, k];
+    `plus_zero`: v + 0 (-0 becomes +0), as the gradient of XLA's sort gives it."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    library()
+    out = jax.ShapeDtypeStruct(v.shape, jnp.float32)
+    return jax.ffi.ffi_call(TARGET_UNSORT, out, vmap_method="broadcast_all")(v, order, plus_zero=np.int32(plus_zero))

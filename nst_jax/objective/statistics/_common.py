@@ -1,6 +1,10 @@
-"""Helpers shared by the statistics: float32 (M, C) features, HIGHEST-precision products, quantiles."""
+"""Helpers shared by the statistics: float32 (M, C) features, HIGHEST-precision products, quantiles, and
+sorts along the positions (by nst_jax's native library where it is built)."""
 
 from __future__ import annotations
+
+import contextlib
+import contextvars
 
 import jax
 import jax.numpy as jnp
@@ -44,3 +48,67 @@ def resample_sorted(sorted_cols, m):
     hi = jnp.minimum(lo + 1, ms - 1)
     t = (q - lo)[:, None]
     return sorted_cols[lo] * (1 - t) + sorted_cols[hi] * t
+
+
+_XLA_SORTS = contextvars.ContextVar("xla_sorts", default=False)
+
+
+@contextlib.contextmanager
+def xla_sorts():
+    """Sorts traced inside this block are XLA's (benchmarks and tests compare the two); a function jitted
+    before keeps the sorts it was traced with."""
+    token = _XLA_SORTS.set(True)
+    try:
+        yield
+    finally:
+        _XLA_SORTS.reset(token)
+
+
+def _native_sort() -> bool:
+    """Whether the sorts run by nst_jax's native library (`model.fused.sort_columns`: the same bits as XLA's
+    sort, 8–40× faster on a CPU): on CPU where the library is built, outside `xla_sorts`. Looked up when a
+    sort is traced, so importing the statistics loads no kernel builder."""
+    if _XLA_SORTS.get() or jax.default_backend() != "cpu":
+        return False
+    from nst_jax.model import fused
+    return fused.why_unavailable() is None
+
+
+def _sorted_with_order(x):
+    from nst_jax.model import fused
+    return fused.sort_columns(x)
+
+
+def _put_back(v, order, plus_zero=False):
+    from nst_jax.model import fused
+    return fused.unsort_columns(v, order, plus_zero)
+
+
+@jax.custom_vjp
+def _native_sorted(x):
+    return _sorted_with_order(x)[0]
+
+
+def _native_sorted_fwd(x):
+    return _sorted_with_order(x)
+
+
+# each cotangent put back where its entry came from, plus 0 as XLA's transposed gather (a scatter-add into
+# zeros) gives it
+_native_sorted.defvjp(_native_sorted_fwd, lambda order, g: (_put_back(g, order, plus_zero=True),))
+
+
+def sort_columns(x):
+    """`jnp.sort(x, axis=0)` of x (M, K), by the native library where it is built (`_native_sort`); its
+    gradient puts each sorted entry's cotangent back where the entry came from."""
+    return _native_sorted(x) if _native_sort() else jnp.sort(x, axis=0)
+
+
+def ranked(table, f):
+    """For each entry of f (M, K), the row of `table` (M, K) at the entry's rank in its column (stable):
+    `take_along_axis(table, argsort(argsort(f)))`, one sort and no second one where the library is built.
+    A constant: no gradient flows through it."""
+    table, f = jax.lax.stop_gradient(table), jax.lax.stop_gradient(f)
+    if _native_sort():
+        return _put_back(table, _sorted_with_order(f)[1])
+    return jnp.take_along_axis(table, jnp.argsort(jnp.argsort(f, axis=0), axis=0), axis=0)

@@ -6,21 +6,18 @@ import jax
 import jax.numpy as jnp
 
 from nst_jax.objective.statistics._base import Statistic, register
-from nst_jax.objective.statistics._common import check, no_mask, resample_sorted
+from nst_jax.objective.statistics._common import check, no_mask, ranked, resample_sorted, sort_columns
 
 
 def histogram_match(f, s_sorted):
     """Each channel of F mapped to the style's value of the same quantile (rank matching)."""
     f = check(f)
-    m = f.shape[0]
-    ranks = jnp.argsort(jnp.argsort(f, axis=0), axis=0)
-    table = resample_sorted(s_sorted, m)
-    return jnp.take_along_axis(table, ranks, axis=0)
+    return ranked(resample_sorted(s_sorted, f.shape[0]), f)
 
 
 def _target(s, key, mask=None):
     no_mask("histogram", mask)
-    return jnp.sort(check(s), axis=0)
+    return sort_columns(check(s))
 
 
 def _loss(f, s_sorted, key, mask=None):

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from nst_jax.objective.statistics._base import Statistic, register
-from nst_jax.objective.statistics._common import check, mm, no_mask, resample_sorted
+from nst_jax.objective.statistics._common import check, mm, no_mask, resample_sorted, sort_columns
 
 
 def random_directions(key, c: int):
@@ -24,8 +24,8 @@ def _loss(f, s, key, mask=None):
     no_mask("sliced_wasserstein", mask)
     f = check(f)
     v = random_directions(key, f.shape[1])
-    pf = jnp.sort(mm(f, v), axis=0)
-    ps = resample_sorted(jnp.sort(mm(s, v), axis=0), f.shape[0])
+    pf = sort_columns(mm(f, v))
+    ps = resample_sorted(sort_columns(mm(s, v)), f.shape[0])
     return jnp.mean(jnp.square(pf - ps))
 
 
