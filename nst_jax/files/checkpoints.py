@@ -46,22 +46,21 @@ class Schedule(NamedTuple):
 
 
 def save(path: Path, state, *, config_hash: str, solver: str, iteration: int, offset: int, target: int,
-         seconds: float, light: bool = False, conv_forms: list | None = None,
-         native_gram: bool = False, gather=np.asarray,
+         seconds: float, light: bool = False, forms=None, gather=np.asarray,
          best: tuple[int, np.ndarray] | None = None) -> None:
     """The solver state's leaves and its metadata, atomically: the settings hash, the solver, the run's
     iteration (`offset` + the solver's own count, see `loop.drive`), its target and time so far.
-    `light`: the image x alone (a resumed run starts a fresh solver state from it); `conv_forms`: the
-    run's convolution forms (`convforms`) and `native_gram` whether its Gram product was native, which a
-    continued run keeps; `gather`: a leaf as a host array
+    `light`: the image x alone (a resumed run starts a fresh solver state from it); `forms`: the
+    run's convolution forms (a `convforms.Forms`: each layer's forms and whether the Gram's product was
+    native), which a continued run keeps; `gather`: a leaf as a host array
     (a state split across processes is gathered, every process saving in step: `hosts.to_host`);
     `best`: (iteration, image x) of the lowest loss so far, kept while a stopping rule runs (`load_best`)."""
     import jax
     meta = {"config_hash": config_hash, "solver": solver, "iteration": iteration, "offset": offset,
             "target": target, "seconds": seconds, "light": light}
-    if conv_forms:
-        meta["conv_forms"] = [list(row) for row in conv_forms]
-    if native_gram:
+    if forms is not None and forms.by_layer:
+        meta["conv_forms"] = [list(row) for row in forms.by_layer]
+    if forms is not None and forms.native_gram:
         meta["native_gram"] = True
     leaves = [state.x] if light else jax.tree.leaves(state)
     arrays = {f"leaf{i:03d}": gather(leaf) for i, leaf in enumerate(leaves)}

@@ -88,8 +88,7 @@ def finisher(cfg: Config, plan: RunPlan, problem: Problem, files: RunFiles, sett
         if cfg.keep_checkpoint:
             files.save_checkpoint(st, config_hash=settings_hash, solver=cfg.optimizer, iteration=iteration,
                                   offset=offset, target=cfg.iterations, seconds=seconds, light=cfg.light_checkpoint,
-                                  conv_forms=plan.forms.by_layer, native_gram=plan.forms.native_gram,
-                                  gather=hosts.to_host,
+                                  forms=plan.forms, gather=hosts.to_host,
                                   best=None if best is None else (best.iteration, best.x))
         else:
             files.remove_checkpoint()

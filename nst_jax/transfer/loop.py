@@ -25,6 +25,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import numpy as np
 
+from nst_jax.model import convforms
 from nst_jax.scale import hosts
 from nst_jax.files.checkpoints import Schedule
 from nst_jax.files.runfiles import RunFiles
@@ -57,8 +58,7 @@ class Member(NamedTuple):
     to_rgb: Callable[[np.ndarray], np.ndarray]   # x (H, W, C) → RGB (H, W, 3)
     finish: Callable[..., None]
     light: bool = False                           # checkpoints hold the image only
-    forms: list | None = None                     # the convolution forms, recorded in each checkpoint
-    native_gram: bool = False                     # and whether the Gram's product is native (`Forms`)
+    forms: convforms.Forms | None = None          # the convolution forms, recorded in each checkpoint
 
 
 class Best(NamedTuple):
@@ -139,7 +139,7 @@ def save_checkpoints(state, members: list[Member], batched: bool, skip, iteratio
         if i not in skip:
             m.files.save_checkpoint(member_state(state, i, batched), config_hash=m.config_hash, solver=m.solver,
                                     iteration=iteration, offset=offset, target=m.target, seconds=seconds,
-                                    light=m.light, conv_forms=m.forms, native_gram=m.native_gram, gather=hosts.to_host,
+                                    light=m.light, forms=m.forms, gather=hosts.to_host,
                                     best=None if best is None else (best[i].iteration, best[i].x))
 
 

@@ -96,8 +96,7 @@ def _run_batch(cfgs: list[Config], files: list[RunFiles], found: list[Start], pl
     batch = make_batch(cfgs, files, problems, hashes, plan, compiled, batched)
     begun = found[0].begin(batch)
     members = [Member(f, h, c.optimizer, c.iterations, p.to_rgb,
-                      finish.finisher(c, plan, p, f, h, begun.offset, n), c.light_checkpoint, plan.forms.by_layer,
-                      plan.forms.native_gram)
+                      finish.finisher(c, plan, p, f, h, begun.offset, n), c.light_checkpoint, plan.forms)
                for f, h, c, p in zip(files, hashes, cfgs, problems)]
     first = begun.offset + int(np.reshape(np.asarray(begun.state.iteration), (-1,))[0])
     reporter = _reporter(c0, plan, problems[0], inputs[0], batch, first, watch, progress) \

@@ -16,6 +16,7 @@ import pytest
 from conftest import HASH, FakeState, fake_state
 from nst_jax.base.errors import NSTError
 from nst_jax.files import checkpoints
+from nst_jax.model import convforms
 
 META = dict(config_hash=HASH, solver="lbfgs", iteration=12, offset=4, target=30, seconds=3.25)
 
@@ -52,10 +53,13 @@ def test_save_then_load_gives_back_every_leaf_and_the_metadata(tmp_path):
 
 def test_the_convolution_forms_are_kept_in_the_metadata(tmp_path):
     path = tmp_path / "out.ckpt.npz"
-    forms = (("conv2_1", "f4", "xla"), ("conv3_1", "f2", "f4"))
-    checkpoints.save(path, _state(), **META, conv_forms=forms)
-    assert checkpoints.read_meta(path)["conv_forms"] == [["conv2_1", "f4", "xla"], ["conv3_1", "f2", "f4"]]
-    checkpoints.save(path, _state(), **META, conv_forms=[])
+    rows = (("conv2_1", "f4", "xla"), ("conv3_1", "f2", "f4f"))
+    checkpoints.save(path, _state(), **META, forms=convforms.Forms(rows, "asked"))
+    meta = checkpoints.read_meta(path)
+    assert meta["conv_forms"] == [["conv2_1", "f4", "xla"], ["conv3_1", "f2", "f4f"]] and "native_gram" not in meta
+    checkpoints.save(path, _state(), **META, forms=convforms.Forms(rows, "asked", native_gram=True))
+    assert checkpoints.read_meta(path)["native_gram"] is True
+    checkpoints.save(path, _state(), **META, forms=convforms.NONE)
     assert "conv_forms" not in checkpoints.read_meta(path)
 
 
