@@ -311,7 +311,9 @@ def sort_columns(x):
 
 def unsort_columns(v, order, plus_zero: bool = False):
     """v (…, M, K) put back where `sort_columns` took each row from: out[…, order[…, i, k], k] = v[…, i, k];
-    `plus_zero`: v + 0 (-0 becomes +0), as the gradient of XLA's sort gives it."""
+    `plus_zero`: v + 0 (-0 becomes +0), as the gradient of XLA's sort gives it. `order` must be a
+    permutation of each column, as `sort_columns` gives it (entries it misses are left unwritten); an
+    entry outside 0..M-1 is an error."""
     import jax
     import jax.numpy as jnp
     import numpy as np

@@ -146,6 +146,7 @@ ffi::Error sort_columns(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xb, ffi::Res
     const int G = group_columns(s.M);
     const int64_t groups = (s.K + G - 1) / G;
     std::atomic<bool> short_of_memory{false};
+    if (s.images * groups > INT32_MAX) return shape_error("argument shape (too many columns)", xb.dimensions());
     share(pool, (int)(s.images * groups), [=, &short_of_memory](int item) {
       const int64_t n = item / groups, k0 = item % groups * G;
       const size_t at = (size_t)n * s.M * s.K;
@@ -180,6 +181,7 @@ ffi::Error unsort_columns(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> vb, ffi::B
     constexpr int64_t ROWS = 4096;  // rows per item of work
     const int64_t blocks = (s.M + ROWS - 1) / ROWS;
     std::atomic<bool> outside{false};
+    if (s.images * blocks > INT32_MAX) return shape_error("argument shape (too many rows)", vb.dimensions());
     share(pool, (int)(s.images * blocks), [=, &outside](int item) {
       const int64_t n = item / blocks, i0 = item % blocks * ROWS, i1 = std::min(s.M, i0 + ROWS);
       const size_t at = (size_t)n * s.M * s.K;
