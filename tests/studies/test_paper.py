@@ -48,6 +48,7 @@ def test_every_section_is_written_with_its_command_and_figures(toy):
     sittings = json.loads((toy / "sittings.json").read_text())
     assert len(sittings) == 1 and sittings[0]["experiments"] == ["convergence", "hyper", "statistics", "gram",
                                                                  "reduction", "front"]
+    assert "In the runs' own steps" in text and "reduction " in text.split("In the runs' own steps")[1].split("\n")[0]
 
 
 def test_the_grids_ran_in_full_and_the_findings_follow_the_numbers(toy):
@@ -180,3 +181,25 @@ def test_a_damaged_sittings_record_is_one_error_line(tmp_path, capsys):
     (out / "sittings.json").write_text('[{"cpu": 3}]')
     code, _, err = call_main(paper.main, ["--out", str(out), "--scale", "toy", "--only", "gram"], capsys)
     assert code == 2 and len(err) == 1 and "sittings.json" in err[0] and "delete it" in err[0]
+
+
+def test_the_running_clock_leaves_out_the_time_the_process_was_stopped():
+    from nst_jax.studies.paper.common import RunningClock
+    clock = RunningClock(tick=0.5, gap=5.0)
+    start = clock.now()
+    with clock._lock:
+        clock._last -= 30.0          # as if the process had been stopped for 30 s since the thread last woke
+    clock.check()
+    assert 29.0 <= clock.stopped <= 30.0 and clock.now() - start < 1.0
+
+
+def test_the_steps_time_leaves_out_a_step_that_was_a_stop(tmp_path):
+    from nst_jax.studies.paper.common import steps_seconds
+    run = tmp_path / "a" / "pair"
+    run.mkdir(parents=True)
+    seconds = [0.0, 8.0, 8.5, 9.0, 309.0, 309.5, 310.0]   # 8 s to compile, a 300 s stop, steps of 0.5 s
+    run.joinpath("r.losses.jsonl").write_text("".join(json.dumps({"iteration": i, "loss": 1.0, "seconds": s}) + "\n"
+                                                      for i, s in enumerate(seconds)))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "bad.losses.jsonl").write_text("[[[[")  # a damaged log is not counted
+    assert steps_seconds([tmp_path / "a", tmp_path / "b", tmp_path / "missing"]) == pytest.approx(10.0)

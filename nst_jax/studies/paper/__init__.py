@@ -17,14 +17,13 @@ statistic (3.7); `discussion` writes sections 4 and 5 from the records; `common`
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from nst_jax.base.errors import ArgumentParser, NSTError, cli
 from nst_jax.files.fileio import write_error, write_json, write_text
 from nst_jax.studies.paper import convergence, front, gram, hyper, judges, reduction, statistics
-from nst_jax.studies.paper.common import (EXPERIMENTS, Sittings, Timer, complete, newer_than_results,
-                                          results_signature, scales)
+from nst_jax.studies.paper.common import (EXPERIMENTS, RunningClock, Sittings, Timer, complete, newer_than_results,
+                                          results_signature, scales, steps_seconds)
 from nst_jax.studies.paper.tables import read_json
 
 DEFAULT_OUT = "paper-results"
@@ -74,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         raise write_error(out, err) from None
     write_text(out / ".gitignore", "runs/\n")
-    timer = Timer(out / "timing.json")
+    timer, clock = Timer(out / "timing.json"), RunningClock()
     from nst_jax.machine.hardware import describe_cpu
     sittings = Sittings(out / "sittings.json", describe_cpu())
     experiments = {"hyper": hyper.experiment(scale, runs), "statistics": statistics.experiment(scale, runs),
@@ -82,13 +81,13 @@ def main(argv: list[str] | None = None) -> int:
                    "convergence": convergence.experiment(scale, runs)}
     for name in EXPERIMENTS:
         if name in only:
-            t, before = time.perf_counter(), _signature(name, runs, experiments)
+            t, before = clock.now(), _signature(name, runs, experiments)
             try:   # the time of an interrupted experiment counts too
                 _run_one(name, scale, runs, experiments, args.batch or scale.batch, args.engine, args.address,
                          not args.quiet)
             finally:
                 if _signature(name, runs, experiments) != before:   # this sitting made results
-                    timer.add(name, time.perf_counter() - t)
+                    timer.add(name, clock.now() - t)
                     sittings.worked_on(name)
     if complete(experiments["hyper"]) and _judges_stale(runs, experiments["hyper"]):
         if not args.quiet:
@@ -96,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         write_json(runs / "judges.json", judges.measure(scale, experiments["hyper"], read_json(runs / "reduction.json")))
     from nst_jax.studies.paper import report
     invocation = "nst-jax paper " + " ".join(sys.argv[1:] if argv is None else argv)
-    report.write(out, scale, experiments, timer.seconds, invocation, sittings.entries)
+    folders = {name: [runs / "reduction"] if name == "reduction" else [s[1] for s in experiments[name].sweeps]
+               for name in EXPERIMENTS}
+    steps = {name: steps_seconds(folders[name]) for name in EXPERIMENTS}
+    report.write(out, scale, experiments, timer.seconds, invocation, sittings.entries, steps)
     print(f"wrote {out / 'README.md'}")
     return 0
 

@@ -1,11 +1,15 @@
 """What every experiment of the study shares: the image pairs, the scale of the study (`Scale`), the
-base settings of its runs, an `Experiment` (its sweeps, run through `nst_jax.studies.sweep`), and the wall
-time per experiment (`Timer`)."""
+base settings of its runs, an `Experiment` (its sweeps, run through `nst_jax.studies.sweep`), and the time
+per experiment: the sittings' wall time, less the time the process was stopped (`Timer`, `RunningClock`),
+and the time in its runs' steps (`steps_seconds`)."""
 
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import sys
+import threading
+import time
 from pathlib import Path
 
 from nst_jax.files import untrusted
@@ -182,8 +186,61 @@ def newer_than_results(path: Path, experiment: Experiment) -> bool:
         path.stat().st_mtime_ns >= max(o.stat().st_mtime_ns for o in outputs)
 
 
+class RunningClock:
+    """Seconds this process has been running: wall time less the time it was stopped (SIGSTOP, Ctrl-Z, a
+    suspended machine), which a thread that wakes every `tick` seconds sees as a gap of more than `gap`
+    seconds between its wakes."""
+
+    def __init__(self, tick: float = 0.5, gap: float = 5.0):
+        self.tick, self.gap, self.stopped = tick, gap, 0.0
+        self._last, self._lock = time.monotonic(), threading.Lock()
+        threading.Thread(target=self._watch, name="running-clock", daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.tick)
+            self.check()
+
+    def check(self) -> None:
+        """Count the gap since the last wake as stopped time when it is longer than `gap`."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last > self.gap:
+                self.stopped += now - self._last - self.tick
+            self._last = now
+
+    def now(self) -> float:
+        self.check()
+        with self._lock:
+            return time.monotonic() - self.stopped
+
+
+STOPPED_STEP = 60.0   # a step logged as longer than this and 50× its run's median step: time stopped
+
+
+def steps_seconds(folders: list[Path]) -> float:
+    """Seconds in the steps of the runs under `folders`, from their loss logs (each record's `seconds`):
+    what the runs themselves took, without the sittings' start-up and measurements. A step longer than a
+    minute and 50× its run's median step is taken for time the process was stopped, and left out: the
+    logs of runs stopped and continued before `RunningClock` kept the sittings' time honestly still hold it."""
+    from nst_jax.files.runfiles import read_log
+    total = 0.0
+    for folder in folders:
+        for log in sorted(Path(folder).rglob("*.losses.jsonl")) if Path(folder).is_dir() else ():
+            try:
+                seconds = [float(r["seconds"]) for r in read_log(log) if "seconds" in r]
+            except NSTError:   # a damaged log: its run is not counted
+                continue
+            steps = [b - a for a, b in zip(seconds, seconds[1:]) if b >= a]
+            if steps:
+                limit = max(STOPPED_STEP, 50 * statistics.median(steps))
+                total += sum(s for s in steps if s <= limit)
+    return total
+
+
 class Timer:
-    """Wall seconds per experiment, added up over the invocations that did its work (resumes)."""
+    """Seconds per experiment (by a `RunningClock`: stopped time left out), added up over the invocations
+    that did its work (resumes)."""
 
     def __init__(self, path: Path):
         self.path = path

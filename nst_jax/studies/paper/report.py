@@ -20,13 +20,18 @@ CONTENTS = ("[convergence](#convergence-the-stopping-rule-its-evidence-and-how-e
             "[4 results and discussion](#4-results-and-discussion) · [5 conclusion](#5-conclusion)")
 
 
-def _machines(seconds: dict, sittings: list[dict]) -> str:
+def _machines(seconds: dict, sittings: list[dict], steps: dict | None = None) -> str:
     import jax
     total = sum(seconds.values())
     cpus = list(dict.fromkeys(e["cpu"] for e in sittings if e["experiments"]))
     text = (f"JAX {jax.__version__}, {jax.device_count()} {jax.default_backend().upper()} device(s); written "
-            f"{time.strftime('%Y-%m-%d')}. Wall time (summed over the sittings that did the work): "
+            f"{time.strftime('%Y-%m-%d')}. Wall time (summed over the sittings that did the work, time the "
+            "process was stopped left out since 2026-12-07): "
             + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items()) + f"; total {total / 3600:.2f} h.")
+    if steps and any(steps.values()):
+        text += (" In the runs' own steps (their loss logs; a step over a minute and 50× its run's median is taken "
+                 "for a stop and left out): " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in steps.items() if v)
+                 + f"; total {sum(steps.values()) / 3600:.2f} h.")
     if len(cpus) > 1:
         text += (" **Made across CPUs**: " + "; ".join(
             f"{e['started']} on {e['cpu']} ({', '.join(e['experiments'])})" for e in sittings if e["experiments"])
@@ -38,7 +43,8 @@ def _machines(seconds: dict, sittings: list[dict]) -> str:
     return text
 
 
-def write(out: Path, scale, experiments: dict, seconds: dict, command: str, sittings: list[dict] = ()) -> Path:
+def write(out: Path, scale, experiments: dict, seconds: dict, command: str, sittings: list[dict] = (),
+          steps: dict | None = None) -> Path:
     runs = out / "runs"
     plain = f"nst-jax paper --out {out} --scale {scale.name}"
     parts = ["# Dissecting Neural Style Transfer: the results, regenerated", ""]
@@ -49,7 +55,7 @@ def write(out: Path, scale, experiments: dict, seconds: dict, command: str, sitt
               "cluster` (for a GPU node or, with `--engine ray --address auto`, a Ray cluster). Rerunning the command "
               "continues unfinished runs and redraws everything from the runs' files. Values are the median "
               "[min – max] over the pairs, and every finding says on how many pairs it holds.", "",
-              _machines(seconds, list(sittings)), ""]
+              _machines(seconds, list(sittings), steps), ""]
     head = front.section(out, scale, experiments["front"], plain) if scale.front is not None else ""
     if head and "Not run yet" not in head:
         parts.append(head)
