@@ -10,8 +10,6 @@ Writes bench/results/gram-products-<tag>-<date>.md (`bench.write_results`).
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 
 import numpy as np
@@ -56,12 +54,10 @@ def value_and_grad(size: int, rounds: int) -> dict:
 
 
 def markdown(size: int, rows: list[dict], whole: dict, command: str, cpu: str, caps: str | None = None) -> str:
+    from bench.run import native_bench_head
     ms = lambda s: f"{1e3 * s:.2f}"
-    capped = [f"Instruction sets capped by the environment: {caps}. The title names the CPU; these figures stand "
-              "in for a CPU with only the capped sets, not measured on one.", ""] if caps else []
-    lines = [f"# The Gram matrix's product FᵀF, XLA's and the native library's ({cpu})", "",
-             f"`{command}`; load average after {' '.join(f'{v:.2f}' for v in os.getloadavg())}. Medians of calls "
-             f"in turns, freed memory kept.", "", *capped, f"## FᵀF alone, the style layers' features at {size}²", "",
+    lines = [*native_bench_head(f"The Gram matrix's product FᵀF, XLA's and the native library's ({cpu})", command, caps),
+             f"## FᵀF alone, the style layers' features at {size}²", "",
              "| layer | M × C | XLA ms | native ms | XLA GFLOP/s | native GFLOP/s (full product counted) |",
              "|---|---|---|---|---|---|"]
     for r in rows:
@@ -76,26 +72,11 @@ def markdown(size: int, rows: list[dict], whole: dict, command: str, cpu: str, c
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nst_jax.machine import allocator
-    from nst_jax.machine.hardware import describe_cpu
-    from nst_jax.model import fused
-    p = argparse.ArgumentParser(prog="python -m bench.gram_products", description=__doc__.split("\n\n")[0])
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--rounds", type=int, default=11)
-    p.add_argument("--tag", default="cpu", help="a name for the CPU in the file name (e.g. xeon-amx)")
-    args = p.parse_args(argv)
-    if fused.why_unavailable():
-        print(f"error: the native library is not available here: {fused.why_unavailable()}", file=sys.stderr)
-        return 2
-    allocator.keep_freed_memory()   # as `nst-jax run` does where its memory plan has room
-    command = "python -m bench.gram_products " + " ".join(argv if argv is not None else sys.argv[1:])
-    rows = products(args.size, args.rounds)
-    whole = value_and_grad(args.size, args.rounds)
-    from bench import write_results
-    from bench.run import isa_caps
-    write_results(f"gram-products-{args.tag}", markdown(args.size, rows, whole, command, describe_cpu(), isa_caps()))
-    return 0
+    from bench.run import native_library_bench
 
+    def measure(size, rounds, command, cpu, caps):
+        return "gram-products", markdown(size, products(size, rounds), value_and_grad(size, rounds), command, cpu, caps)
+    return native_library_bench(argv, "python -m bench.gram_products", __doc__, 11, measure)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -103,6 +103,37 @@ def warmed_medians(fns: dict, repeats: int) -> dict:
     return interleaved_medians(done, repeats)
 
 
+def native_bench_head(title: str, command: str, caps: str | None) -> list[str]:
+    """The first lines of a native-library bench's table: its title, command, load and instruction-set caps."""
+    capped = [f"Instruction sets capped by the environment: {caps}. The title names the CPU; these figures stand "
+              "in for a CPU with only the capped sets, not measured on one.", ""] if caps else []
+    return [f"# {title}", "", f"`{command}`; load average after {' '.join(f'{v:.2f}' for v in os.getloadavg())}. "
+            "Medians of calls in turns, freed memory kept.", "", *capped]
+
+
+def native_library_bench(argv: list[str] | None, prog: str, doc: str, rounds: int, measure) -> int:
+    """The command line of a bench of nst_jax's native library against XLA (`bench.gram_products`,
+    `bench.sorts`): --size, --rounds, --tag; one `error:` line without the library; freed memory kept as
+    `nst-jax run` keeps it; `measure(size, rounds, command, cpu, caps)` → (file name, Markdown), written
+    to bench/results."""
+    from nst_jax.machine.hardware import describe_cpu
+    from nst_jax.model import fused
+    p = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--rounds", type=int, default=rounds)
+    p.add_argument("--tag", default="cpu", help="a name for the CPU in the file name (e.g. xeon-amx)")
+    args = p.parse_args(argv)
+    if fused.why_unavailable():
+        print(f"error: the native library is not available here: {fused.why_unavailable()}", file=sys.stderr)
+        return 2
+    allocator.keep_freed_memory()
+    command = f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:])
+    name, text = measure(args.size, args.rounds, command, describe_cpu(), isa_caps())
+    from bench import write_results
+    write_results(f"{name}-{args.tag}", text)
+    return 0
+
+
 def _time_to_loss(curve: list[tuple[float, float]], target: float) -> float | None:
     """First time at which the loss is ≤ target; curve is [(seconds, loss)]."""
     for t, loss in curve:

@@ -13,9 +13,7 @@ Writes bench/results/sorts-<tag>-<date>.md (`bench.write_results`).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import os
 import sys
 
 import numpy as np
@@ -71,12 +69,10 @@ def value_and_grad(statistic: str, size: int, rounds: int) -> dict:
 
 
 def markdown(size: int, rows: list[dict], wholes: list[dict], command: str, cpu: str, caps: str | None = None) -> str:
+    from bench.run import native_bench_head
     ms = lambda s: f"{1e3 * s:.1f}"
-    capped = [f"Instruction sets capped by the environment: {caps}. The title names the CPU; these figures stand "
-              "in for a CPU with only the capped sets, not measured on one.", ""] if caps else []
-    lines = [f"# Sorting along the positions, XLA's and the native library's ({cpu})", "",
-             f"`{command}`; load average after {' '.join(f'{v:.2f}' for v in os.getloadavg())}. Medians of calls "
-             f"in turns, freed memory kept.", "", *capped, f"## One sort, the style layers' features at {size}²", "",
+    lines = [*native_bench_head(f"Sorting along the positions, XLA's and the native library's ({cpu})", command, caps),
+             f"## One sort, the style layers' features at {size}²", "",
              "| layer | M × C | XLA ms | native ms | ratio |", "|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['layer']} | {r['m']} × {r['c']} | {ms(r['xla'])} | {ms(r['native'])} | "
@@ -95,26 +91,13 @@ def markdown(size: int, rows: list[dict], wholes: list[dict], command: str, cpu:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nst_jax.machine import allocator
-    from nst_jax.machine.hardware import describe_cpu
-    from nst_jax.model import fused
-    p = argparse.ArgumentParser(prog="python -m bench.sorts", description=__doc__.split("\n\n")[0])
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--rounds", type=int, default=7)
-    p.add_argument("--tag", default="cpu", help="a name for the CPU in the file name (e.g. xeon-amx)")
-    args = p.parse_args(argv)
-    if fused.why_unavailable():
-        print(f"error: the native library is not available here: {fused.why_unavailable()}", file=sys.stderr)
-        return 2
-    allocator.keep_freed_memory()   # as `nst-jax run` does where its memory plan has room
-    command = "python -m bench.sorts " + " ".join(argv if argv is not None else sys.argv[1:])
-    rows = sorts(args.size, args.rounds)
-    wholes = [value_and_grad(name, args.size, args.rounds) for name in SORTING]
-    from bench import write_results
-    from bench.run import isa_caps
-    write_results(f"sorts-{args.tag}", markdown(args.size, rows, wholes, command, describe_cpu(), isa_caps()))
-    return 0
+    from bench.run import native_library_bench
 
+    def measure(size, rounds, command, cpu, caps):
+        rows = sorts(size, rounds)
+        wholes = [value_and_grad(name, size, rounds) for name in SORTING]
+        return "sorts", markdown(size, rows, wholes, command, cpu, caps)
+    return native_library_bench(argv, "python -m bench.sorts", __doc__, 7, measure)
 
 if __name__ == "__main__":
     sys.exit(main())
