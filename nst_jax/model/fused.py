@@ -97,9 +97,30 @@ def _build_path(cxx: str) -> Path:
     return identity.cache_folder() / "native" / machine / f"winograd_f4-{digest}.so"
 
 
+def _run_all(cxx: str, commands: list[list[str]]) -> str | None:
+    """The compiler's commands run side by side; None, or why one failed."""
+    started = []
+    try:
+        for command in commands:
+            started.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        failed = [(p, p.communicate(timeout=600)[1]) for p in started]
+    except (OSError, subprocess.SubprocessError) as err:
+        return f"{Path(cxx).name} could not run ({type(err).__name__}: {err})"
+    finally:
+        for p in started:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, stderr in failed:
+        if p.returncode != 0:
+            last = (stderr.strip().splitlines() or ["no message"])[-1]
+            return f"{Path(cxx).name} failed ({last[:200]})"
+    return None
+
+
 def _build(cxx: str, target: Path) -> str | None:
-    """Compile the kernel into `target` (written beside it, then renamed: a concurrent build or a killed
-    one never leaves a partial file); None, or why it failed."""
+    """Compile the kernel into `target` (each source beside it at once, then linked; written beside it,
+    then renamed: a concurrent build or a killed one never leaves a partial file); None, or why it failed."""
     import jax.ffi
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -108,15 +129,14 @@ def _build(cxx: str, target: Path) -> str | None:
     from nst_jax.files import fileio
     from nst_jax.base.errors import NSTError
     partial = target.with_name(f".{target.name}.{os.getpid()}.part")
-    command = [cxx, *FLAGS, *_arch_flags(), "-I", jax.ffi.include_dir(), *map(str, SOURCES), "-o", str(partial)]
+    objects = [partial.with_name(f"{partial.name}.{source.stem}.o") for source in SOURCES]
+    flags = [*FLAGS, *_arch_flags()]
     try:
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-        except (OSError, subprocess.SubprocessError) as err:
-            return f"{Path(cxx).name} could not run ({type(err).__name__}: {err})"
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-            return f"{Path(cxx).name} failed ({last[:200]})"
+        why = _run_all(cxx, [[cxx, *flags, "-I", jax.ffi.include_dir(), "-c", str(source), "-o", str(obj)]
+                             for source, obj in zip(SOURCES, objects)])
+        why = why or _run_all(cxx, [[cxx, *flags, *map(str, objects), "-o", str(partial)]])
+        if why:
+            return why
         # the record first: a library is never in place without it
         fileio.write_json(_record_path(target), {"sha256": hashlib.sha256(partial.read_bytes()).hexdigest()})
         os.replace(partial, target)
@@ -126,7 +146,8 @@ def _build(cxx: str, target: Path) -> str | None:
     except NSTError as err:
         return str(err)
     finally:
-        partial.unlink(missing_ok=True)
+        for path in (partial, *objects):
+            path.unlink(missing_ok=True)
 
 
 def _record_path(library: Path) -> Path:
