@@ -35,10 +35,10 @@ def plot_losses(logs: dict[str, list[dict]], out: str | Path, title: str = "") -
         plt.get_cmap("viridis")(np.linspace(0, 1, n))
     styles = ["-", "--", ":", "-."]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for k, (name, records) in enumerate(logs.items()):
-        its = [r.get("iteration", i) for i, r in enumerate(records)]
+    for k, (name, log) in enumerate(logs.items()):
+        its = [r.get("iteration", i) for i, r in enumerate(log)]
         for ax, key in zip(axes, ("loss", "content", "style")):
-            values = [r.get(key, float("nan")) for r in records]
+            values = [r.get(key, float("nan")) for r in log]
             values = [v if isinstance(v, (int, float)) and v > 0 else float("nan") for v in values]
             ax.plot(its, values, label=name, lw=1.2, color=colours[k], linestyle=styles[(k // 20) % 4])
     for ax, key in zip(axes, ("total loss", "content loss", "style loss (unweighted)")):

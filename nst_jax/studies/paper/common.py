@@ -97,7 +97,7 @@ class Scale:
 def scales() -> dict[str, Scale]:
     from nst_jax.objective import statistics
     from nst_jax.transfer.config import INITS
-    from nst_jax.studies.dissect import CRITERIA
+    from nst_jax.studies.pruning import CRITERIA
     return {
         "toy": Scale(name="toy", size=32, pairs=diagonal()[:1], hyper_pairs=diagonal()[:1], inits=("content", "noise"),
                      ks=(10.0, 100.0, 1000.0), init_k=100.0, tradeoff_inits=("content",), hyper_iterations=4, statistics=("gram", "mean_std"), statistics_iterations=3,

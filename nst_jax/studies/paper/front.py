@@ -57,7 +57,7 @@ def section(out: Path, scale, experiment: Experiment, command: str) -> str:
     stopped = ("stopped by the stopping rule" if isinstance(side.get("converged"), dict)
                else "stopped by the cap")
     return "\n".join([
-        HEAD, "", f"![front figure](front/front.png)", "",
+        HEAD, "", "![front figure](front/front.png)", "",
         f"Content, style and result ({Path(cfg.content).name} with {Path(cfg.styles[0]).name}) at {cfg.size} px, "
         f"content start, k = {cfg.style_weight:g}: {side.get('iteration', '?')} L-BFGS iterations ({stopped}), "
         f"final loss {num(float(side.get('loss', float('nan'))))}. Made by `{command} --only front`.", ""])

@@ -116,7 +116,7 @@ def section(out: Path, scale, experiment, command: str) -> str:
                             "content loss", "style loss"], table_rows)
     n_pairs = len(pairs)
     its = scale.hyper_iterations
-    text = [f"## 3.6 Hyper-parameters: initial image, k, iterations", "",
+    text = ["## 3.6 Hyper-parameters: initial image, k, iterations", "",
             (f"Each of the {len(inits)} initial images × k ∈ {{{', '.join(f'{k:g}' for k in ks)}}}"
              if scale.init_k is None else
              f"Each of the {len(inits)} initial images at k = {scale.init_k:g}, and the "
@@ -155,7 +155,7 @@ def _hyper_findings(rows, inits, ks, its) -> list[str]:
         line = (f"- **k = {k:g}**: the lowest final loss came from {', '.join(winners)} "
                 f"({'on every pair' if len(winners) == 1 else 'depending on the pair'}). ")
         line += (f"Within 1 % of it on every pair: {', '.join(same) if same else 'none besides the best'}. " +
-                 (f"Not within 1 % on every pair (median above the best): " + ", ".join(f"{i} +{100 * v:.1f} %" for i, v in
+                 ("Not within 1 % on every pair (median above the best): " + ", ".join(f"{i} +{100 * v:.1f} %" for i, v in
                                                         sorted(worst.items(), key=lambda kv: kv[1])) + "."
                   if worst else ""))
         psnrs = {i: float(np.median(v)) for i in inits  # over the pairs where it is not the best itself
@@ -167,7 +167,7 @@ def _hyper_findings(rows, inits, ks, its) -> list[str]:
     fast = {i: float(np.median([r["iterations_to_1pct"] for r in rows if r["init"] == i
                                 and r["iterations_to_1pct"] is not None])) for i in inits}
     order = sorted(fast.items(), key=lambda kv: kv[1])
-    lines.append(f"- **Speed**: iterations to come within 1 % of the run's own final loss (median over pairs and k): "
+    lines.append("- **Speed**: iterations to come within 1 % of the run's own final loss (median over pairs and k): "
                  + ", ".join(f"{i} {v:.0f}" for i, v in order) + f" (of {its}).")
     changes = [r["last_half_change"] for r in rows if r["last_half_change"] is not None]
     if any(r["converged"] for r in rows):

@@ -1,4 +1,4 @@
-"""Network reduction: how much of VGG19 style transfer needs (`dissect.reduce_network` on each
+"""Network reduction: how much of VGG19 style transfer needs (`pruning.reduce_network` on each
 pair, resumable per pair), and the section."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from nst_jax.studies.paper.common import Scale, pair_name
 from nst_jax.studies.paper.tables import iterations, markdown_table, not_run, spread, write_csv
 
 def run(scale: Scale, runs: Path, progress: bool) -> list[dict]:
-    """Network reduction on each pair (`dissect.reduce_network`), resumable per pair: a pair whose
-    rows were written for the same settings is not run again."""
-    from nst_jax.studies import dissect
+    """Network reduction on each pair (`pruning.reduce_network`), resumable per pair: a pair whose
+    rows were written for the same settings is not run again (and within a pair, each finished run)."""
+    from nst_jax.studies import pruning
     from nst_jax.model import weights as vgg_weights
 
     w, rows = vgg_weights.load(), []
@@ -38,7 +38,7 @@ def run(scale: Scale, runs: Path, progress: bool) -> list[dict]:
         pair_rows = []
         for i, criterion in enumerate(scale.criteria):  # the unpruned network (0 %) once, not per criterion
             fractions = [f for f in scale.fractions if f > 0 or i == 0]
-            pair_rows += dissect.reduce_network(content, style, runs / "reduction" / name, scale.size,
+            pair_rows += pruning.reduce_network(content, style, runs / "reduction" / name, scale.size,
                                                 scale.reduction_iterations, [criterion], fractions, scale.seed, w,
                                                 scale.tol, scale.tol_window)
         pair_rows = [{**r, "pair": name} for r in pair_rows]
