@@ -97,20 +97,27 @@ def _build_path(cxx: str) -> Path:
     return identity.cache_folder() / "native" / machine / f"winograd_f4-{digest}.so"
 
 
-def _run_all(cxx: str, commands: list[list[str]]) -> str | None:
-    """The compiler's commands run side by side; None, or why one failed."""
-    started = []
+def _run_all(cxx: str, commands: list[list[str]], seconds: float = 600) -> str | None:
+    """The compiler's commands run side by side, each in a process group of its own (so that a build
+    given up ends the compiler's own processes too), within `seconds` in all; None, or why one failed."""
+    import signal
+    import time
+    started, deadline = [], time.monotonic() + seconds
     try:
         for command in commands:
-            started.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
-        failed = [(p, p.communicate(timeout=600)[1]) for p in started]
+            started.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                            errors="replace", start_new_session=True))
+        failed = [(p, p.communicate(timeout=max(1.0, deadline - time.monotonic()))[1]) for p in started]
     except (OSError, subprocess.SubprocessError) as err:
         return f"{Path(cxx).name} could not run ({type(err).__name__}: {err})"
     finally:
         for p in started:
             if p.poll() is None:
-                p.kill()
-                p.wait()
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                p.communicate()
     for p, stderr in failed:
         if p.returncode != 0:
             last = (stderr.strip().splitlines() or ["no message"])[-1]

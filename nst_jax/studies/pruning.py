@@ -135,8 +135,9 @@ def reduce_network(content: str, style: str, out: Path, size: int, iterations: i
             asked = {"settings": settings_hash(cfg), "iterations": iterations, "tol": tol, "tol_window": tol_window,
                      "kept": {c: [int(i) for i in v] for c, v in keep.items()}}
             record = Path(cfg.output).with_suffix(".row.json")
-            row = _finished_row(record, asked)
+            row = _finished_row(record, asked, cfg.output)
             if row is None:
+                record.unlink(missing_ok=True)   # a run stopped part-way leaves no row of earlier settings
                 t = time.perf_counter()
                 res = transfer.run(cfg, progress=False, restart=True, loaded_weights=pw)
                 total, parts = measure(jnp.asarray(res.image[None]), full.aux(steps.step_key(cfg, 0)))
@@ -147,17 +148,24 @@ def reduce_network(content: str, style: str, out: Path, size: int, iterations: i
                        "full_content": float(parts["content"]), "full_style": float(parts["style"]),
                        "image": cfg.output}
                 write_json(record, {"asked": asked, "row": row})
-            rows.append(row)
+            rows.append({**row, "criterion": criterion, "fraction": frac,
+                         "channels_kept": int(sum(len(v) for v in keep.values()))})
     return rows
 
 
-def _finished_row(record: Path, asked: dict) -> dict | None:
-    """The row a finished run of the same settings and channels wrote, when its image is there too."""
+ROW_NUMBERS = ("seconds_per_iteration", "wall_seconds", "full_loss", "full_content", "full_style")
+
+
+def _finished_row(record: Path, asked: dict, image: str) -> dict | None:
+    """The row a finished run of the same settings and channels wrote for `image`, when the image is
+    there; None for anything else (run again)."""
     try:
         done = untrusted.read_json(record, "network reduction row") if record.exists() else None
-    except NSTError:   # damaged: run again
+    except NSTError:
         return None
-    if isinstance(done, dict) and done.get("asked") == asked and isinstance(done.get("row"), dict) \
-            and Path(str(done["row"].get("image"))).is_file():
-        return done["row"]
-    return None
+    row = done.get("row") if isinstance(done, dict) and done.get("asked") == asked else None
+    if not (isinstance(row, dict) and row.get("image") == image and Path(image).is_file()
+            and type(row.get("iterations")) is int and type(row.get("converged")) is bool
+            and all(type(row.get(k)) in (int, float) for k in ROW_NUMBERS)):
+        return None
+    return row

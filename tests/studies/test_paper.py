@@ -3,6 +3,7 @@ is written from the runs, the numbers hold what they claim, and a rerun only red
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -187,19 +188,30 @@ def test_the_running_clock_leaves_out_the_time_the_process_was_stopped():
     from nst_jax.studies.paper.common import RunningClock
     clock = RunningClock(tick=0.5, gap=5.0)
     start = clock.now()
+    time.sleep(0.3)
+    assert 0.25 <= clock.now() - start < 2.0 and clock.stopped == 0.0    # running time is counted
     with clock._lock:
         clock._last -= 30.0          # as if the process had been stopped for 30 s since the thread last woke
     clock.check()
-    assert 29.0 <= clock.stopped <= 30.0 and clock.now() - start < 1.0
+    assert 29.0 <= clock.stopped <= 30.0
+    with clock._lock:                # a 30 s wait of the thread while the process computed is no stop
+        clock._last, clock._cpu = clock._last - 30.0, clock._cpu - 40.0
+    clock.check()
+    assert 29.0 <= clock.stopped <= 30.0
 
 
-def test_the_steps_time_leaves_out_a_step_that_was_a_stop(tmp_path):
+def _log(path: Path, seconds: list[float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"iteration": i, "loss": 1.0, "seconds": s}) + "\n" for i, s in enumerate(seconds)))
+
+
+def test_the_steps_time_leaves_out_stops_and_counts_a_batch_once(tmp_path):
     from nst_jax.studies.paper.common import steps_seconds
-    run = tmp_path / "a" / "pair"
-    run.mkdir(parents=True)
-    seconds = [0.0, 8.0, 8.5, 9.0, 309.0, 309.5, 310.0]   # 8 s to compile, a 300 s stop, steps of 0.5 s
-    run.joinpath("r.losses.jsonl").write_text("".join(json.dumps({"iteration": i, "loss": 1.0, "seconds": s}) + "\n"
-                                                      for i, s in enumerate(seconds)))
-    (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "bad.losses.jsonl").write_text("[[[[")  # a damaged log is not counted
-    assert steps_seconds([tmp_path / "a", tmp_path / "b", tmp_path / "missing"]) == pytest.approx(10.0)
+    _log(tmp_path / "a" / "pair" / "r.losses.jsonl", [0.0, 8.0, 8.5, 9.0, 309.0, 309.5, 310.0])  # a 300 s stop
+    _log(tmp_path / "b" / "x.losses.jsonl", [0.0, 70.0, 70.5, 71.0, 71.5])   # a first step of 70 s compiles
+    _log(tmp_path / "b" / "y.losses.jsonl", [0.0, 70.0, 70.5, 71.0, 71.5])   # its batch's other run: once
+    _log(tmp_path / "b" / "z.losses.jsonl", [0.0, 70.0, 70.5])               # one that stopped with it earlier
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "bad.losses.jsonl").write_text("[[[[")  # a damaged log is not counted
+    assert steps_seconds([tmp_path / "a", tmp_path / "c", tmp_path / "missing"]) == pytest.approx(10.0)
+    assert steps_seconds([tmp_path / "a", tmp_path / "b"]) == pytest.approx(10.0 + 71.5)

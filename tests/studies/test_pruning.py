@@ -2,6 +2,8 @@
 physically smaller and computes what the full one with those channels zeroed does, and the reduction
 runs measured with the full network, going on from the runs a sitting finished."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -53,6 +55,16 @@ def test_reduce_network_runs_and_measures_with_the_full_network_and_goes_on_from
     ran.clear()
     pruning.reduce_network(str(CONTENT), str(STYLE), tmp_path, 48, 3, ["activation"], [0.0], weights=embedded)
     assert ran == [str(tmp_path / "runs" / "activation_00.png")]     # other settings: run again
+    ran.clear()
+    pruning.reduce_network(str(CONTENT), str(STYLE), tmp_path, 48, 2, ["activation"], [0.0], weights=embedded)
+    assert len(ran) == 1                  # and back: the image is the other settings', so run again
+    record = tmp_path / "runs" / "activation_00.row.json"
+    kept = json.loads(record.read_text())
+    kept["row"]["full_loss"] = "0"
+    record.write_text(json.dumps(kept))   # a row that is not one: run again
+    ran.clear()
+    pruning.reduce_network(str(CONTENT), str(STYLE), tmp_path, 48, 2, ["activation"], [0.0], weights=embedded)
+    assert len(ran) == 1
     assert [r["fraction"] for r in rows] == [0.0, 0.5]
     full, half = rows
     assert half["channels_kept"] < full["channels_kept"] == sum(embedded.params[c]["bias"].shape[0]

@@ -188,12 +188,13 @@ def newer_than_results(path: Path, experiment: Experiment) -> bool:
 
 class RunningClock:
     """Seconds this process has been running: wall time less the time it was stopped (SIGSTOP, Ctrl-Z, a
-    suspended machine), which a thread that wakes every `tick` seconds sees as a gap of more than `gap`
-    seconds between its wakes."""
+    suspended machine). A thread that wakes every `tick` seconds sees a stop as a gap of more than `gap`
+    seconds between its wakes in which the process used almost no CPU time (a thread merely kept waiting
+    while others compute is not a stop)."""
 
     def __init__(self, tick: float = 0.5, gap: float = 5.0):
         self.tick, self.gap, self.stopped = tick, gap, 0.0
-        self._last, self._lock = time.monotonic(), threading.Lock()
+        self._last, self._cpu, self._lock = time.monotonic(), time.process_time(), threading.Lock()
         threading.Thread(target=self._watch, name="running-clock", daemon=True).start()
 
     def _watch(self) -> None:
@@ -202,12 +203,14 @@ class RunningClock:
             self.check()
 
     def check(self) -> None:
-        """Count the gap since the last wake as stopped time when it is longer than `gap`."""
-        now = time.monotonic()
+        """Count the gap since the last wake as stopped time when it is longer than `gap` and the process
+        used under a tenth of it in CPU time."""
         with self._lock:
-            if now - self._last > self.gap:
-                self.stopped += now - self._last - self.tick
-            self._last = now
+            now, cpu = time.monotonic(), time.process_time()
+            gap = now - self._last
+            if gap > self.gap and cpu - self._cpu < 0.1 * gap:
+                self.stopped += gap - self.tick
+            self._last, self._cpu = max(self._last, now), cpu
 
     def now(self) -> float:
         self.check()
@@ -220,21 +223,26 @@ STOPPED_STEP = 60.0   # a step logged as longer than this and 50× its run's med
 
 def steps_seconds(folders: list[Path]) -> float:
     """Seconds in the steps of the runs under `folders`, from their loss logs (each record's `seconds`):
-    what the runs themselves took, without the sittings' start-up and measurements. A step longer than a
-    minute and 50× its run's median step is taken for time the process was stopped, and left out: the
-    logs of runs stopped and continued before `RunningClock` kept the sittings' time honestly still hold it."""
+    what the runs themselves took, without the sittings' start-up and measurements. A step after a log's
+    first (which compiles) longer than a minute and 50× its run's median step is taken for time the
+    process was stopped, and left out. The runs of one batch log the same seconds: counted once."""
     from nst_jax.files.runfiles import read_log
-    total = 0.0
+    series = []
     for folder in folders:
         for log in sorted(Path(folder).rglob("*.losses.jsonl")) if Path(folder).is_dir() else ():
             try:
-                seconds = [float(r["seconds"]) for r in read_log(log) if "seconds" in r]
+                series.append([float(r["seconds"]) for r in read_log(log) if "seconds" in r])
             except NSTError:   # a damaged log: its run is not counted
                 continue
-            steps = [b - a for a, b in zip(seconds, seconds[1:]) if b >= a]
-            if steps:
-                limit = max(STOPPED_STEP, 50 * statistics.median(steps))
-                total += sum(s for s in steps if s <= limit)
+    total, counted = 0.0, []
+    for seconds in sorted(series, key=len, reverse=True):
+        if any(longer[:len(seconds)] == seconds for longer in counted):   # a batch's run that stopped with it or before
+            continue
+        counted.append(seconds)
+        steps = [b - a for a, b in zip(seconds, seconds[1:]) if b >= a]
+        if steps:
+            limit = max(STOPPED_STEP, 50 * statistics.median(steps))
+            total += steps[0] + sum(s for s in steps[1:] if s <= limit)
     return total
 
 
