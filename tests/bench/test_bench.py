@@ -3,6 +3,8 @@
 import json
 import shlex
 
+import pytest
+
 from conftest import ROOT, torch_or_skip
 
 
@@ -152,3 +154,13 @@ def test_the_precision_bench_times_the_forms_it_is_asked_for():
     _, winograd = precision.value_and_grad(64, "float32", conv_forms="f4")
     assert not any("kernel_wino" in p for p in plain.params.values())
     assert {p["kernel_wino"].form for p in winograd.params.values() if "kernel_wino" in p} == {"f4"}
+
+
+@pytest.mark.parametrize("bench", ["gram_products", "sorts"])
+def test_a_native_library_bench_without_the_library_says_so(bench, monkeypatch, capsys):
+    """`bench.run.native_library_bench`, behind `bench.gram_products` and `bench.sorts`: one error line."""
+    import importlib
+    from nst_jax.model import fused
+    monkeypatch.setattr(fused, "why_unavailable", lambda: "no C++ compiler found")
+    assert importlib.import_module(f"bench.{bench}").main(["--size", "32"]) == 2
+    assert capsys.readouterr().err.strip() == "error: the native library is not available here: no C++ compiler found"

@@ -21,9 +21,3 @@ def test_each_style_layer_is_timed_by_both_products():
     assert "capped" not in text
     assert "capped by the environment: XLA_FLAGS=--xla_cpu_max_isa=AVX2." in gram_products.markdown(
         32, rows, whole, "cmd", "a CPU", "XLA_FLAGS=--xla_cpu_max_isa=AVX2")
-
-
-def test_without_the_native_library_it_says_so(monkeypatch, capsys):
-    monkeypatch.setattr(fused, "why_unavailable", lambda: "no C++ compiler found")
-    assert gram_products.main(["--size", "32"]) == 2
-    assert capsys.readouterr().err.strip() == "error: the native library is not available here: no C++ compiler found"

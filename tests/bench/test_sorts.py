@@ -27,9 +27,3 @@ def test_each_style_layer_and_sorting_statistic_is_timed_both_ways():
     assert "| 5.0× | the same bits | 6.0e-08 apart |" in text
     assert "capped by the environment: XLA_FLAGS=--xla_cpu_max_isa=AVX2." in sorts.markdown(
         32, rows, wholes, "cmd", "a CPU", "XLA_FLAGS=--xla_cpu_max_isa=AVX2")
-
-
-def test_without_the_native_library_it_says_so(monkeypatch, capsys):
-    monkeypatch.setattr(fused, "why_unavailable", lambda: "no C++ compiler found")
-    assert sorts.main(["--size", "32"]) == 2
-    assert capsys.readouterr().err.strip() == "error: the native library is not available here: no C++ compiler found"
