@@ -9,6 +9,7 @@ atomically (temporary file, then rename) and can embed text (the run's parameter
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -55,10 +56,20 @@ def _existing_file(path: str | os.PathLike) -> Path:
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as float32 RGB (H, W, 3) in [0, 1]; `NSTError` for anything unreadable."""
     path = _existing_file(path)
+    return _decode(path, path)
+
+
+def decode_image(data: bytes, name: str | os.PathLike) -> np.ndarray:
+    """An image file's bytes (read elsewhere, as untrusted input) decoded as `load_image` decodes a file;
+    `name` names it in the message."""
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source, path) -> np.ndarray:
     try:
         with warnings.catch_warnings():  # a decompression-bomb warning becomes this one error line
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(source) as im:
                 im.load()
                 im = ImageOps.exif_transpose(im)
                 arr = _to_float_rgb(im)

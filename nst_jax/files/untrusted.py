@@ -1,4 +1,4 @@
-"""The one reader of untrusted files and bodies: every JSON, JSON-lines, TOML and .npy file nst_jax reads
+"""The one reader of untrusted files and bodies: every JSON, JSON-lines, TOML, gzip and .npy file nst_jax reads
 back (sidecars, loss logs, manifests, grids, caches, the studio's records and POST bodies, --temporal and
 the flow cache) comes through here, so that a hostile or damaged file is one `NSTError` line and never a
 traceback, a hang or a huge allocation.
@@ -12,10 +12,12 @@ before its array is allocated.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
 import zipfile
+import zlib
 from typing import Any, Callable
 
 import numpy as np
@@ -35,13 +37,16 @@ def _first_line(err: BaseException) -> str:
     return (str(err).splitlines() or [type(err).__name__])[0][:200]
 
 
-def open_regular(path: str | os.PathLike, what: str):
-    """`path` opened for reading in binary, refused with one line unless it is a regular file. It is
-    opened without blocking (a named pipe would wait for a writer forever) and checked on the open
-    descriptor, so a file swapped in between cannot slip through."""
+def open_regular(path: str | os.PathLike, what: str, links: bool = True):
+    """`path` opened for reading in binary, refused with one line unless it is a regular file (and, with
+    `links` False, unless it is itself no symbolic link). It is opened without blocking (a named pipe would
+    wait for a writer forever) and checked on the open descriptor, so a file swapped in between cannot
+    slip through."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | (0 if links else os.O_NOFOLLOW))
     except OSError as err:
+        if err.errno == errno.ELOOP and not links:
+            raise NSTError(f"{what} {path}: a symbolic link, not a file nst_jax wrote") from None
         raise NSTError(f"{what} {path}: unreadable ({(err.strerror or str(err)).lower()})") from None
     return regular_file(fd, f"{what} {path}")
 
@@ -59,13 +64,28 @@ def regular_file(fd: int, where: str):
         raise
 
 
-def read_bytes(path: str | os.PathLike, what: str, limit: int = MAX_BYTES) -> bytes:
-    """A regular file's bytes, refused with one line when it is over `limit`."""
-    with open_regular(path, what) as f:
+def read_bytes(path: str | os.PathLike, what: str, limit: int = MAX_BYTES, links: bool = True) -> bytes:
+    """A regular file's bytes, refused with one line when it is over `limit` (or a link, as `open_regular`)."""
+    with open_regular(path, what, links) as f:
         data = f.read(limit + 1)
     if len(data) > limit:
         raise NSTError(f"{what} {path}: unreadable (over {_size(limit)}, not a file nst_jax wrote)")
     return data
+
+
+def gunzip(data: bytes, what: str, limit: int = MAX_BYTES) -> bytes:
+    """gzip-compressed bytes expanded, refused with one line when they are not gzip or would expand past
+    `limit` (a small file can expand a thousandfold; nothing past the limit is ever allocated)."""
+    d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(data, limit + 1)
+    except zlib.error as err:
+        raise NSTError(f"{what}: unreadable (not gzip: {_first_line(err)})") from None
+    if len(out) > limit:
+        raise NSTError(f"{what}: unreadable (expands past {_size(limit)}, not a file nst_jax wrote)")
+    if not d.eof:
+        raise NSTError(f"{what}: unreadable (cut short)")
+    return out
 
 
 def check_depth(value: Any, what: str, limit: int = MAX_DEPTH) -> Any:

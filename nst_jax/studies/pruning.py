@@ -157,15 +157,16 @@ ROW_NUMBERS = ("seconds_per_iteration", "wall_seconds", "full_loss", "full_conte
 
 
 def _finished_row(record: Path, asked: dict, image: str) -> dict | None:
-    """The row a finished run of the same settings and channels wrote for `image`, when the image is
-    there; None for anything else (run again)."""
+    """The row a finished run of the same settings and channels wrote for `image` (by its name: the
+    study may have moved, as a fresh checkout restoring it does), when the image is there, with `image`
+    as its path; None for anything else (run again)."""
     try:
         done = untrusted.read_json(record, "network reduction row") if record.exists() else None
     except NSTError:
         return None
     row = done.get("row") if isinstance(done, dict) and done.get("asked") == asked else None
-    if not (isinstance(row, dict) and row.get("image") == image and Path(image).is_file()
-            and type(row.get("iterations")) is int and type(row.get("converged")) is bool
+    if not (isinstance(row, dict) and isinstance(row.get("image"), str) and Path(row["image"]).name == Path(image).name
+            and Path(image).is_file() and type(row.get("iterations")) is int and type(row.get("converged")) is bool
             and all(type(row.get(k)) in (int, float) for k in ROW_NUMBERS)):
         return None
-    return row
+    return {**row, "image": image}

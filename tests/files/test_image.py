@@ -72,6 +72,14 @@ def test_errors(tmp_path):
         image.load_image(tmp_path)
 
 
+def test_bytes_decode_as_the_file_does(tmp_path):
+    good = tmp_path / "good.png"
+    Image.fromarray(np.arange(48, dtype=np.uint8).reshape(4, 4, 3)).save(good)
+    assert np.array_equal(image.decode_image(good.read_bytes(), good), image.load_image(good))
+    with pytest.raises(NSTError, match="kept.png: not an image file"):
+        image.decode_image(b"not an image", "kept.png")
+
+
 def test_resize_and_save_roundtrip(tmp_path):
     x = np.random.default_rng(1).random((20, 30, 3)).astype(np.float32)
     y = image.resize(x, image.fit_size(x.shape[:2], 15))

@@ -1,8 +1,13 @@
 """`python -m nst_jax.paper` at the toy scale: every experiment runs, every section, table and figure
-is written from the runs, the numbers hold what they claim, and a rerun only redraws."""
+is written from the runs, the numbers hold what they claim, a rerun only redraws, and the finished runs kept
+with the write-up carry the study to a fresh checkout, each kept run restored only when all of it passes the
+checks."""
 
 import csv
+import gzip
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -215,3 +220,139 @@ def test_the_steps_time_leaves_out_stops_and_counts_a_batch_once(tmp_path):
     (tmp_path / "c" / "bad.losses.jsonl").write_text("[[[[")  # a damaged log is not counted
     assert steps_seconds([tmp_path / "a", tmp_path / "c", tmp_path / "missing"]) == pytest.approx(10.0)
     assert steps_seconds([tmp_path / "a", tmp_path / "b"]) == pytest.approx(10.0 + 71.5)
+
+
+# ---------------------------------------------------------------- the finished runs kept (`paper.kept`)
+def _fresh(toy: Path, tmp_path: Path) -> Path:
+    """A copy of the study as a fresh checkout has it: everything but `runs/`."""
+    out = tmp_path / "checkout"
+    shutil.copytree(toy, out, ignore=lambda folder, names: ["runs"] if Path(folder) == toy else [])
+    return out
+
+
+def _hyper(out: Path):
+    from nst_jax.studies.paper import hyper, scales
+    return hyper.experiment(scales()["toy"], out / "runs")
+
+
+def test_each_finished_run_is_kept_whole(toy):
+    from nst_jax.files.runfiles import RunFiles
+    from nst_jax.studies.paper import hyper, scales
+    runs = [cfg for named in _hyper(toy).runs().values() for _, cfg in named]
+    shown, shown_somewhere = hyper.shown_intermediates(scales()["toy"]), False
+    assert runs and any(len(RunFiles(cfg.output).intermediates()) > len(shown(cfg)) for cfg in runs)
+    for cfg in runs:
+        image = Path(cfg.output)
+        kept = toy / "kept" / image.relative_to(toy / "runs")
+        assert kept.read_bytes() == image.read_bytes()
+        assert kept.with_suffix(".json").read_bytes() == image.with_suffix(".json").read_bytes()
+        log = image.with_name("result.losses.jsonl")
+        assert gzip.decompress(kept.with_name("result.losses.jsonl.gz").read_bytes()) == log.read_bytes()
+        shots = sorted(p.name for i, p in RunFiles(image).intermediates().items() if i in shown(cfg))
+        assert sorted(p.name for p in kept.parent.glob("result_iter*.png")) == shots
+        shown_somewhere = shown_somewhere or bool(shots)
+    assert shown_somewhere   # the iteration sheets' images are kept, and no other
+    rows = sorted((toy / "runs" / "reduction").rglob("*.row.json"))
+    assert rows and all((toy / "kept" / r.relative_to(toy / "runs")).read_bytes() == r.read_bytes() for r in rows)
+    assert not list((toy / "kept").rglob("*.ckpt*")) and not list((toy / "kept").rglob("*.lock"))
+
+
+def test_a_fresh_checkout_goes_on_from_the_kept_runs_without_running_them_again(toy, tmp_path, capsys):
+    from nst_jax.studies import paper
+    out = _fresh(toy, tmp_path)
+    code, _, err = call_main(paper.main, ["--out", str(out), "--scale", "toy", "--only", "hyper,reduction"], capsys)
+    text = "".join(err)
+    assert code == 0 and "sweep:" not in text and "running" not in text
+    assert "finished runs restored" in text
+    restored = [p.relative_to(out / "kept") for p in (out / "kept").rglob("*.png")
+                if p.relative_to(out / "kept").parts[0] in ("hyper", "hyper-k", "hyper-seeds", "reduction")]
+    assert len(restored) >= 8   # five runs of 3.6, one image its sheet shows, two of the reduction
+    for image in restored:
+        assert (out / "runs" / image).read_bytes() == (toy / "runs" / image).read_bytes()
+    for table in ("hyper/hyper.csv", "reduction/reduction.csv"):
+        assert (out / table).read_text() == (toy / table).read_text().replace(str(toy), str(out))
+
+
+def _damage_sidecar(kept: Path) -> None:
+    record = json.loads(kept.with_suffix(".json").read_text())
+    record["settings_hash"] = "0" * 16
+    kept.with_suffix(".json").write_text(json.dumps(record))
+
+
+def _link_image(kept: Path) -> None:
+    target = kept.with_name("elsewhere.png")
+    kept.rename(target)
+    kept.symlink_to(target)
+
+
+def _bomb_log(kept: Path) -> None:
+    kept.with_name("result.losses.jsonl.gz").write_bytes(gzip.compress(b" " * (65 * 2**20)))
+
+
+def _deep_log(kept: Path) -> None:
+    kept.with_name("result.losses.jsonl.gz").write_bytes(gzip.compress(b"[" * 5000 + b"\n"))
+
+
+def _not_an_image(kept: Path) -> None:
+    kept.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+
+
+def _wrong_size(kept: Path) -> None:
+    from PIL import Image
+    Image.new("RGB", (8, 8)).save(kept)
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (_damage_sidecar, "made with other settings"), (_link_image, "a symbolic link"),
+    (_bomb_log, "expands past 64 MB"), (_deep_log, "nested more than 64 deep"),
+    (_not_an_image, "not an image file"), (_wrong_size, "not the run's size"),
+])
+def test_a_damaged_kept_run_is_not_restored_and_is_said_once(toy, tmp_path, capsys, damage, fragment):
+    from nst_jax.studies.paper import kept
+    out = _fresh(toy, tmp_path)
+    runs = [cfg for named in _hyper(out).runs().values() for _, cfg in named]
+    victim = out / "kept" / Path(runs[0].output).relative_to(out / "runs")
+    damage(victim)
+    capsys.readouterr()
+    assert kept.restore_runs(out, _hyper(out)) == len(runs) - 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0] and "the run is made again" in err[0]
+    assert not any(Path(runs[0].output).parent.glob("*"))
+    assert all(Path(cfg.output).is_file() for cfg in runs[1:])
+
+
+def test_nothing_is_restored_over_a_run_this_checkout_has_started(toy, tmp_path):
+    from nst_jax.studies.paper import kept
+    out = _fresh(toy, tmp_path)
+    runs = [cfg for named in _hyper(out).runs().values() for _, cfg in named]
+    log = Path(runs[0].output).with_name("result.losses.jsonl")
+    log.parent.mkdir(parents=True)
+    log.write_text("mine\n")
+    assert kept.restore_runs(out, _hyper(out)) == len(runs) - 1
+    assert log.read_text() == "mine\n" and not Path(runs[0].output).exists()
+
+
+def test_a_damaged_kept_reduction_row_is_run_again_and_the_others_restored(toy, tmp_path, capsys):
+    from nst_jax.studies.paper import kept
+    out = _fresh(toy, tmp_path)
+    rows = sorted((out / "kept" / "reduction").rglob("*.row.json"))
+    rows[0].write_text("[" * 5000)
+    capsys.readouterr()
+    assert kept.restore_reduction(out, out / "runs" / "reduction") == len(rows) - 1
+    assert "nested more than 64 deep" in capsys.readouterr().err
+    assert not (out / "runs" / rows[0].relative_to(out / "kept")).exists()
+
+
+def test_a_link_on_the_way_into_kept_is_refused_not_written_through(toy, tmp_path):
+    from nst_jax.base.errors import NSTError
+    from nst_jax.studies.paper import kept
+    out = tmp_path / "study"
+    shutil.copytree(toy, out)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(out / "kept" / "hyper", elsewhere)
+    os.symlink(elsewhere, out / "kept" / "hyper")
+    for path in elsewhere.rglob("*.json"):
+        path.unlink()   # so that every run is copied again
+    with pytest.raises(NSTError, match="a symbolic link nst_jax did not make"):
+        kept.keep_runs(out, _hyper(out))
+    assert not list(elsewhere.rglob("*.json"))

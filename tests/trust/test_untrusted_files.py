@@ -234,3 +234,24 @@ def test_a_checkpoint_whose_archive_the_zip_reader_cannot_open_is_one_line(tmp_p
     assert checkpoints.read_meta(path) is None
     with pytest.raises(NSTError, match="unreadable"):
         checkpoints.load_light(path, (1, 8, 8, 3), "0" * 16)
+
+
+def test_gzip_is_expanded_only_within_the_limit_and_only_whole(tmp_path):
+    import gzip
+    from nst_jax.files import untrusted
+    assert untrusted.gunzip(gzip.compress(b"abc" * 1000), "log") == b"abc" * 1000
+    with pytest.raises(NSTError, match="expands past 1024 bytes"):
+        untrusted.gunzip(gzip.compress(b"\0" * 10**6), "log", limit=1024)
+    with pytest.raises(NSTError, match="not gzip"):
+        untrusted.gunzip(b"plain text", "log")
+    with pytest.raises(NSTError, match="cut short"):
+        untrusted.gunzip(gzip.compress(b"abc" * 1000)[:20], "log")
+
+
+def test_a_link_is_refused_where_links_are_not_taken(tmp_path):
+    from nst_jax.files import untrusted
+    (tmp_path / "real").write_bytes(b"{}")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert untrusted.read_bytes(tmp_path / "link", "record") == b"{}"
+    with pytest.raises(NSTError, match="a symbolic link"):
+        untrusted.read_bytes(tmp_path / "link", "record", links=False)

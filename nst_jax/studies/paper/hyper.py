@@ -32,6 +32,13 @@ def experiment(scale: Scale, runs: Path) -> Experiment:
     return Experiment("initial images × k", sweeps)
 
 
+def shown_intermediates(scale: Scale):
+    """Which intermediate images of a run the section shows (its iteration sheets: the runs at the middle k
+    with the study's seed, at `COLUMNS_AT`), as a function of the run's Config."""
+    mid = scale.init_k if scale.init_k is not None else scale.ks[len(scale.ks) // 2]
+    return lambda cfg: COLUMNS_AT if cfg.style_weight == mid and cfg.seed == scale.seed else ()
+
+
 def hyper_records(experiment) -> list[dict]:
     """One record per finished run: pair, init, k, its loss log, final parts and image path."""
     records = []

@@ -1,0 +1,213 @@
+"""The finished runs kept with the write-up, in `<out>/kept/`, so that the study goes on from a fresh checkout:
+`<out>/runs/` (checkpoints and all) stays out of the repository, and a study longer than one sitting on one
+machine would otherwise start again on the next.
+
+After each experiment of a sitting, every finished run's result image, sidecar and loss log (gzip) are
+copied into `kept/`, at the same path as under `runs/`, with the intermediate images the write-up shows;
+the network reduction's runs with their rows. Before an experiment, every run of which `runs/` has no file
+is restored from `kept/`.
+What is restored is untrusted input: no file that is a symbolic link, only files within the size limits,
+each record checked as the run's own reader checks it, the sidecar's settings hash the one this run would
+have, the images decoded. A kept run that fails a check is not restored (it is run again), with one line.
+No folder on the way into `kept/` or `runs/` may be a link: nst_jax makes none.
+"""
+
+from __future__ import annotations
+
+import gzip
+import sys
+from pathlib import Path
+from typing import Callable, Collection
+
+from nst_jax.base.errors import NSTError
+from nst_jax.files import records, untrusted
+from nst_jax.files.fileio import write_bytes
+from nst_jax.files.image import decode_image
+from nst_jax.files.runfiles import RunFiles
+
+KEPT = "kept"
+IMAGE_LIMIT = 2**24   # a kept image over 16 MB is not one of the study's results
+
+
+def keep_runs(out: Path, experiment, shown: Callable[[object], Collection[int]] = lambda cfg: ()) -> int:
+    """Copy each finished run of a sweep experiment into `out/kept` (those whose sidecar there differs), with
+    the intermediate images at the iterations `shown(cfg)` (those the write-up shows); the number copied."""
+    from nst_jax.studies.paper.common import finished
+    count = 0
+    for _, cfg in _configs(experiment):
+        here = RunFiles(cfg.output)
+        there = _kept_files(out, here.image)
+        if there is None or finished(cfg) is None:
+            continue
+        sidecar = untrusted.read_bytes(here.sidecar, "sidecar", links=False)
+        if _same(there.sidecar, sidecar):
+            continue
+        for iteration, path in here.intermediates().items():
+            if iteration in shown(cfg):
+                _copy(out, path, there.intermediate(iteration))
+        if here.log.exists():
+            _write(out, _gz(there.log), gzip.compress(untrusted.read_bytes(here.log, "loss log", links=False), mtime=0))
+        _copy(out, here.image, there.image)
+        _write(out, there.sidecar, sidecar)   # last: a kept run counts once its sidecar is there
+        count += 1
+    return count
+
+
+def restore_runs(out: Path, experiment) -> int:
+    """Restore, from `out/kept`, each run of a sweep experiment of which `runs/` holds no file; the number
+    restored."""
+    from nst_jax.transfer.identity import settings_hash
+    count = 0
+    for _, cfg in _configs(experiment):
+        here = RunFiles(cfg.output)
+        there = _kept_files(out, here.image)
+        if there is None or not there.sidecar.exists() or _started(here):
+            continue
+        try:
+            files = _checked_run(out, there, cfg, settings_hash(cfg))
+        except NSTError as err:
+            print(f"kept result not restored (the run is made again): {err}", file=sys.stderr)
+            continue
+        for path, data in files:
+            _write(out, path, data)
+        count += 1
+    return count
+
+
+def _checked_run(out: Path, there: RunFiles, cfg, expected_hash: str) -> list[tuple[Path, bytes]]:
+    """The kept run's files, each checked, with the paths under `runs/` to restore them to (sidecar last)."""
+    here = RunFiles(cfg.output)
+    _no_links(out, there.image)
+    sidecar_bytes = untrusted.read_bytes(there.sidecar, "kept sidecar", links=False)
+    sidecar = records.sidecar(untrusted.parse_json(sidecar_bytes, f"kept sidecar {there.sidecar}"), there.sidecar)
+    if sidecar.get("settings_hash") != expected_hash:
+        raise NSTError(f"{there.sidecar}: made with other settings than this run's")
+    if sidecar.get("interrupted"):
+        raise NSTError(f"{there.sidecar}: an interrupted run")
+    files = []
+    for iteration, path in there.intermediates().items():
+        files.append((here.intermediate(iteration), _checked_image(path, cfg.size)))
+    if _gz(there.log).exists():
+        files.append((here.log, _checked_log(_gz(there.log))))
+    files.append((here.image, _checked_image(there.image, cfg.size)))
+    return files + [(here.sidecar, sidecar_bytes)]
+
+
+def keep_reduction(out: Path, folder: Path) -> int:
+    """Copy the network reduction's finished runs under `folder` (`runs/reduction`) into `out/kept`: each
+    run's image, loss log and row (`<criterion>_<percent>.row.json`, last); the number copied."""
+    count = 0
+    for row in sorted(folder.rglob("*.row.json")) if folder.is_dir() else ():
+        image = _row_image(row)
+        target = _kept_path(out, row)
+        data = untrusted.read_bytes(row, "network reduction row", links=False)
+        if target is None or not image.is_file() or _same(target, data):
+            continue
+        log = RunFiles(image).log
+        if log.exists():
+            _write(out, _gz(_kept_path(out, log)),
+                   gzip.compress(untrusted.read_bytes(log, "loss log", links=False), mtime=0))
+        _copy(out, image, _kept_path(out, image))
+        _write(out, target, data)
+        count += 1
+    return count
+
+
+def restore_reduction(out: Path, folder: Path) -> int:
+    """Restore the network reduction's kept runs into `folder` where it has nothing of them, each checked
+    (the row JSON within the limits, the image decoded, the log's records); whether a row answers this
+    study's settings is checked where it is used (`pruning`). The number restored."""
+    count = 0
+    kept = out / KEPT / folder.relative_to(out / "runs")
+    for row in sorted(kept.rglob("*.row.json")) if kept.is_dir() else ():
+        target = folder / row.relative_to(kept)
+        if target.exists() or target.is_symlink() or _started(RunFiles(_row_image(target))):
+            continue
+        try:
+            _no_links(out, row)
+            data = untrusted.read_bytes(row, "kept network reduction row", links=False)
+            untrusted.parse_json(data, f"kept network reduction row {row}")
+            files = [(_row_image(target), _checked_image(_row_image(row), None))]
+            log = _gz(RunFiles(_row_image(row)).log)
+            if log.exists():
+                files.insert(0, (RunFiles(_row_image(target)).log, _checked_log(log)))
+        except NSTError as err:
+            print(f"kept result not restored (the run is made again): {err}", file=sys.stderr)
+            continue
+        for path, content in files + [(target, data)]:
+            _write(out, path, content)
+        count += 1
+    return count
+
+
+def _row_image(row: Path) -> Path:
+    return row.with_name(row.name[:-len(".row.json")] + ".png")
+
+
+def _checked_log(path: Path) -> bytes:
+    data = untrusted.gunzip(untrusted.read_bytes(path, "kept loss log", links=False), f"kept loss log {path}")
+    for i, record in untrusted.json_lines(data.decode(errors="replace"), f"kept loss log {path}"):
+        records.log_record(record, path, i)
+    return data
+
+
+def _configs(experiment):
+    return [named for runs in experiment.runs().values() for named in runs]
+
+
+def _kept_path(out: Path, path: Path) -> Path | None:
+    """Where a file under `out/runs` is kept; None for a file elsewhere."""
+    try:
+        return out / KEPT / Path(path).relative_to(out / "runs")
+    except ValueError:
+        return None
+
+
+def _kept_files(out: Path, image: Path) -> RunFiles | None:
+    kept = _kept_path(out, image)
+    return None if kept is None else RunFiles(kept)
+
+
+def _gz(path: Path) -> Path:
+    return path.with_name(path.name + ".gz")
+
+
+def _started(files: RunFiles) -> bool:
+    """Whether `runs/` holds anything of the run: then it is that sitting's, and nothing is restored over it."""
+    return any(p.exists() or p.is_symlink() for p in (files.image, files.sidecar, files.log, files.checkpoint)) \
+        or bool(files.intermediates())
+
+
+def _checked_image(path: Path, size: int | None) -> bytes:
+    data = untrusted.read_bytes(path, "kept image", IMAGE_LIMIT, links=False)
+    img = decode_image(data, path)
+    if size is not None and max(img.shape[:2]) != size:
+        raise NSTError(f"image {path}: {img.shape[1]}×{img.shape[0]}, not the run's size {size}")
+    return data
+
+
+def _same(path: Path, data: bytes) -> bool:
+    try:
+        return path.is_file() and not path.is_symlink() and \
+            untrusted.read_bytes(path, "kept file", IMAGE_LIMIT, links=False) == data
+    except NSTError:
+        return False
+
+
+def _copy(out: Path, source: Path, target: Path) -> None:
+    _write(out, target, untrusted.read_bytes(source, "run file", IMAGE_LIMIT, links=False))
+
+
+def _no_links(out: Path, path: Path) -> None:
+    """NSTError if a folder between `out` and `path` is a symbolic link (nst_jax makes none)."""
+    folder = path.parent
+    while folder != out and folder != folder.parent:
+        if folder.is_symlink():
+            raise NSTError(f"{folder}: a symbolic link nst_jax did not make; remove it")
+        folder = folder.parent
+
+
+def _write(out: Path, path: Path, data: bytes) -> None:
+    """`data` written atomically to `path` under `out`, refused if a folder on the way is a link."""
+    _no_links(out, path)
+    write_bytes(path, data)
