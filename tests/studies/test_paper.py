@@ -264,6 +264,7 @@ def test_a_fresh_checkout_goes_on_from_the_kept_runs_without_running_them_again(
     text = "".join(err)
     assert code == 0 and "sweep:" not in text and "running" not in text
     assert "finished runs restored" in text
+    assert any((out / "runs" / "statistics").rglob("result.png"))   # every experiment's, not only those run
     restored = [p.relative_to(out / "kept") for p in (out / "kept").rglob("*.png")
                 if p.relative_to(out / "kept").parts[0] in ("hyper", "hyper-k", "hyper-seeds", "reduction")]
     assert len(restored) >= 8   # five runs of 3.6, one image its sheet shows, two of the reduction

@@ -80,11 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     experiments = {"hyper": hyper.experiment(scale, runs), "statistics": statistics.experiment(scale, runs),
                    "gram": gram.experiment(scale, runs), "front": front.experiment(scale, runs),
                    "convergence": convergence.experiment(scale, runs)}
+    _restore(out, runs, experiments, not args.quiet)
     for name in EXPERIMENTS:
         if name in only:
-            restored = _restore(name, out, runs, experiments)
-            if restored and not args.quiet:
-                print(f"{name}: {restored} finished runs restored from {out / kept.KEPT}", file=sys.stderr, flush=True)
             t, before = clock.now(), _signature(name, runs, experiments)
             try:   # the time of an interrupted experiment counts too
                 _run_one(name, scale, runs, experiments, args.batch or scale.batch, args.engine, args.address,
@@ -121,11 +119,16 @@ def _run_one(name: str, scale, runs: Path, experiments: dict, batch: int, engine
         write_json(runs / "mmd.json", gram.mmd_check(scale))
 
 
-def _restore(name: str, out: Path, runs: Path, experiments: dict) -> int:
-    """Finished runs of the experiment restored from `out/kept` into `runs` (a fresh checkout has none)."""
-    if name == "reduction":
-        return kept.restore_reduction(out, runs / "reduction")
-    return kept.restore_runs(out, experiments[name])
+def _restore(out: Path, runs: Path, experiments: dict, progress: bool) -> None:
+    """The finished runs of every experiment (whatever --only asks, so that the write-up has them all)
+    restored from `out/kept` into `runs` where it has nothing of them (a fresh checkout has none)."""
+    for name in EXPERIMENTS:
+        if name == "reduction":
+            restored = kept.restore_reduction(out, runs / "reduction")
+        else:
+            restored = kept.restore_runs(out, experiments[name])
+        if restored and progress:
+            print(f"{name}: {restored} finished runs restored from {out / kept.KEPT}", file=sys.stderr, flush=True)
 
 
 def _keep(name: str, scale, out: Path, runs: Path, experiments: dict) -> None:

@@ -4,8 +4,8 @@ machine would otherwise start again on the next.
 
 After each experiment of a sitting, every finished run's result image, sidecar and loss log (gzip) are
 copied into `kept/`, at the same path as under `runs/`, with the intermediate images the write-up shows;
-the network reduction's runs with their rows. Before an experiment, every run of which `runs/` has no file
-is restored from `kept/`.
+the network reduction's runs with their rows. When the command starts, every run of which `runs/` has no
+file is restored from `kept/`.
 What is restored is untrusted input: no file that is a symbolic link, only files within the size limits,
 each record checked as the run's own reader checks it, the sidecar's settings hash the one this run would
 have, the images decoded. A kept run that fails a check is not restored (it is run again), with one line.
