@@ -59,17 +59,22 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     return _decode(path, path)
 
 
-def decode_image(data: bytes, name: str | os.PathLike) -> np.ndarray:
-    """An image file's bytes (read elsewhere, as untrusted input) decoded as `load_image` decodes a file;
+def decode_png(data: bytes, name: str | os.PathLike, longest: int | None = None) -> np.ndarray:
+    """A PNG file's bytes (one nst_jax wrote, read back as untrusted input) decoded as `load_image` decodes
+    a file; with `longest`, refused from its header, before it is decoded, unless its longest side is that.
     `name` names it in the message."""
-    return _decode(io.BytesIO(data), name)
+    def check(im):
+        if longest is not None and max(im.size) != longest:
+            raise NSTError(f"image {name}: {im.size[0]}×{im.size[1]}, not {longest} px on its longest side")
+    return _decode(io.BytesIO(data), name, ["PNG"], check)
 
 
-def _decode(source, path) -> np.ndarray:
+def _decode(source, path, formats=None, check=lambda im: None) -> np.ndarray:
     try:
         with warnings.catch_warnings():  # a decompression-bomb warning becomes this one error line
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as im:
+            with Image.open(source, formats=formats) as im:
+                check(im)
                 im.load()
                 im = ImageOps.exif_transpose(im)
                 arr = _to_float_rgb(im)

@@ -72,12 +72,17 @@ def test_errors(tmp_path):
         image.load_image(tmp_path)
 
 
-def test_bytes_decode_as_the_file_does(tmp_path):
+def test_png_bytes_decode_as_the_file_does_and_only_at_the_size_asked(tmp_path):
     good = tmp_path / "good.png"
     Image.fromarray(np.arange(48, dtype=np.uint8).reshape(4, 4, 3)).save(good)
-    assert np.array_equal(image.decode_image(good.read_bytes(), good), image.load_image(good))
+    assert np.array_equal(image.decode_png(good.read_bytes(), good, 4), image.load_image(good))
+    with pytest.raises(NSTError, match="4×4, not 8 px on its longest side"):
+        image.decode_png(good.read_bytes(), good, 8)
     with pytest.raises(NSTError, match="kept.png: not an image file"):
-        image.decode_image(b"not an image", "kept.png")
+        image.decode_png(b"not an image", "kept.png")
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "other.bmp")
+    with pytest.raises(NSTError, match="not an image file"):   # a PNG only: what nst_jax writes
+        image.decode_png((tmp_path / "other.bmp").read_bytes(), "kept.png")
 
 
 def test_resize_and_save_roundtrip(tmp_path):

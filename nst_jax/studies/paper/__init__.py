@@ -73,14 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         runs.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise write_error(out, err) from None
-    write_text(out / ".gitignore", "runs/\n")
+    write_text(out / ".gitignore", "/runs/\n")   # this folder's runs/ only: kept/ holds runs/ folders too
     timer, clock = Timer(out / "timing.json"), RunningClock()
     from nst_jax.machine.hardware import describe_cpu
     sittings = Sittings(out / "sittings.json", describe_cpu())
     experiments = {"hyper": hyper.experiment(scale, runs), "statistics": statistics.experiment(scale, runs),
                    "gram": gram.experiment(scale, runs), "front": front.experiment(scale, runs),
                    "convergence": convergence.experiment(scale, runs)}
-    _restore(out, runs, experiments, not args.quiet)
+    _restore(scale, out, runs, experiments, not args.quiet)
     for name in EXPERIMENTS:
         if name in only:
             t, before = clock.now(), _signature(name, runs, experiments)
@@ -119,12 +119,12 @@ def _run_one(name: str, scale, runs: Path, experiments: dict, batch: int, engine
         write_json(runs / "mmd.json", gram.mmd_check(scale))
 
 
-def _restore(out: Path, runs: Path, experiments: dict, progress: bool) -> None:
+def _restore(scale, out: Path, runs: Path, experiments: dict, progress: bool) -> None:
     """The finished runs of every experiment (whatever --only asks, so that the write-up has them all)
     restored from `out/kept` into `runs` where it has nothing of them (a fresh checkout has none)."""
     for name in EXPERIMENTS:
         if name == "reduction":
-            restored = kept.restore_reduction(out, runs / "reduction")
+            restored = kept.restore_reduction(out, runs / "reduction", scale.size)
         else:
             restored = kept.restore_runs(out, experiments[name])
         if restored and progress:

@@ -4,12 +4,14 @@ machine would otherwise start again on the next.
 
 After each experiment of a sitting, every finished run's result image, sidecar and loss log (gzip) are
 copied into `kept/`, at the same path as under `runs/`, with the intermediate images the write-up shows;
-the network reduction's runs with their rows. When the command starts, every run of which `runs/` has no
-file is restored from `kept/`.
-What is restored is untrusted input: no file that is a symbolic link, only files within the size limits,
-each record checked as the run's own reader checks it, the sidecar's settings hash the one this run would
-have, the images decoded. A kept run that fails a check is not restored (it is run again), with one line.
-No folder on the way into `kept/` or `runs/` may be a link: nst_jax makes none.
+the network reduction's runs with their rows. When the command starts, every run that `runs/` lacks is
+restored from `kept/` (a restore cut short is finished, since what it wrote is what `kept/` holds).
+
+What is restored is untrusted input: no file that is a symbolic link or under a folder that is one, only
+files within the size limits, each record checked as the run's own reader checks it, the sidecar's settings
+hash the one this run would have, the images PNGs of the run's size (from their headers, before decoding).
+A kept run that fails a check is not restored (it is run again), with one line. A run that cannot be kept
+is said in one line too, and the others are kept: keeping never ends the command.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from typing import Callable, Collection
 from nst_jax.base.errors import NSTError
 from nst_jax.files import records, untrusted
 from nst_jax.files.fileio import write_bytes
-from nst_jax.files.image import decode_image
+from nst_jax.files.image import decode_png
 from nst_jax.files.runfiles import RunFiles
 
 KEPT = "kept"
-IMAGE_LIMIT = 2**24   # a kept image over 16 MB is not one of the study's results
+IMAGE_LIMIT = 2**24     # a kept image over 16 MB is not one of the study's results
+MAX_INTERMEDIATES = 16  # a write-up shows a few of a run's intermediate images
 
 
 def keep_runs(out: Path, experiment, shown: Callable[[object], Collection[int]] = lambda cfg: ()) -> int:
@@ -37,40 +40,42 @@ def keep_runs(out: Path, experiment, shown: Callable[[object], Collection[int]] 
     for _, cfg in _configs(experiment):
         here = RunFiles(cfg.output)
         there = _kept_files(out, here.image)
-        if there is None or finished(cfg) is None:
-            continue
-        sidecar = untrusted.read_bytes(here.sidecar, "sidecar", links=False)
-        if _same(there.sidecar, sidecar):
-            continue
-        for iteration, path in here.intermediates().items():
-            if iteration in shown(cfg):
-                _copy(out, path, there.intermediate(iteration))
-        if here.log.exists():
-            _write(out, _gz(there.log), gzip.compress(untrusted.read_bytes(here.log, "loss log", links=False), mtime=0))
-        _copy(out, here.image, there.image)
-        _write(out, there.sidecar, sidecar)   # last: a kept run counts once its sidecar is there
-        count += 1
+        try:
+            if there is None or finished(cfg) is None:
+                continue
+            sidecar = untrusted.read_bytes(here.sidecar, "sidecar", links=False)
+            if _same(there.sidecar, sidecar):
+                continue
+            _clear(out, there)   # an earlier result of the run: none of its files may outlive it
+            for iteration, path in here.intermediates().items():
+                if iteration in shown(cfg):
+                    _copy(out, path, there.intermediate(iteration))
+            if here.log.exists():
+                _write(out, _gz(there.log), _gzip(here.log))
+            _copy(out, here.image, there.image)
+            _write(out, there.sidecar, sidecar)   # last: a kept run counts once its sidecar is there
+            count += 1
+        except NSTError as err:
+            print(f"run not kept: {err}", file=sys.stderr)
     return count
 
 
 def restore_runs(out: Path, experiment) -> int:
-    """Restore, from `out/kept`, each run of a sweep experiment of which `runs/` holds no file; the number
-    restored."""
+    """Restore, from `out/kept`, each run of a sweep experiment that `runs/` lacks; the number restored."""
     from nst_jax.transfer.identity import settings_hash
     count = 0
     for _, cfg in _configs(experiment):
         here = RunFiles(cfg.output)
         there = _kept_files(out, here.image)
-        if there is None or not there.sidecar.exists() or _started(here):
+        if there is None or not there.sidecar.exists() or here.sidecar.exists() or here.checkpoint.exists():
             continue
         try:
             files = _checked_run(out, there, cfg, settings_hash(cfg))
         except NSTError as err:
             print(f"kept result not restored (the run is made again): {err}", file=sys.stderr)
             continue
-        for path, data in files:
-            _write(out, path, data)
-        count += 1
+        if _restore(out, files, here.intermediates().values()):
+            count += 1
     return count
 
 
@@ -84,9 +89,10 @@ def _checked_run(out: Path, there: RunFiles, cfg, expected_hash: str) -> list[tu
         raise NSTError(f"{there.sidecar}: made with other settings than this run's")
     if sidecar.get("interrupted"):
         raise NSTError(f"{there.sidecar}: an interrupted run")
-    files = []
-    for iteration, path in there.intermediates().items():
-        files.append((here.intermediate(iteration), _checked_image(path, cfg.size)))
+    shots = there.intermediates()
+    if len(shots) > MAX_INTERMEDIATES:
+        raise NSTError(f"{there.image.parent}: {len(shots)} intermediate images, more than a write-up shows")
+    files = [(here.intermediate(i), _checked_image(path, cfg.size)) for i, path in shots.items()]
     if _gz(there.log).exists():
         files.append((here.log, _checked_log(_gz(there.log))))
     files.append((here.image, _checked_image(there.image, cfg.size)))
@@ -98,46 +104,63 @@ def keep_reduction(out: Path, folder: Path) -> int:
     run's image, loss log and row (`<criterion>_<percent>.row.json`, last); the number copied."""
     count = 0
     for row in sorted(folder.rglob("*.row.json")) if folder.is_dir() else ():
-        image = _row_image(row)
-        target = _kept_path(out, row)
-        data = untrusted.read_bytes(row, "network reduction row", links=False)
-        if target is None or not image.is_file() or _same(target, data):
-            continue
-        log = RunFiles(image).log
-        if log.exists():
-            _write(out, _gz(_kept_path(out, log)),
-                   gzip.compress(untrusted.read_bytes(log, "loss log", links=False), mtime=0))
-        _copy(out, image, _kept_path(out, image))
-        _write(out, target, data)
-        count += 1
+        image, target = _row_image(row), _kept_path(out, row)
+        try:
+            data = untrusted.read_bytes(row, "network reduction row", links=False)
+            if target is None or not image.is_file() or _same(target, data):
+                continue
+            target.unlink(missing_ok=True)
+            log = RunFiles(image).log
+            _gz(_kept_path(out, log)).unlink(missing_ok=True)
+            if log.exists():
+                _write(out, _gz(_kept_path(out, log)), _gzip(log))
+            _copy(out, image, _kept_path(out, image))
+            _write(out, target, data)
+            count += 1
+        except (NSTError, OSError) as err:
+            print(f"network reduction run not kept: {err}", file=sys.stderr)
     return count
 
 
-def restore_reduction(out: Path, folder: Path) -> int:
-    """Restore the network reduction's kept runs into `folder` where it has nothing of them, each checked
-    (the row JSON within the limits, the image decoded, the log's records); whether a row answers this
-    study's settings is checked where it is used (`pruning`). The number restored."""
+def restore_reduction(out: Path, folder: Path, size: int) -> int:
+    """Restore the network reduction's kept runs into `folder` where it lacks their rows, each checked (the
+    row JSON within the limits, the image a PNG of `size` px, the log's records); whether a row answers
+    this study's settings is checked where it is used (`pruning`). The number restored."""
     count = 0
     kept = out / KEPT / folder.relative_to(out / "runs")
     for row in sorted(kept.rglob("*.row.json")) if kept.is_dir() else ():
         target = folder / row.relative_to(kept)
-        if target.exists() or target.is_symlink() or _started(RunFiles(_row_image(target))):
+        if target.exists() or target.is_symlink():
             continue
         try:
             _no_links(out, row)
             data = untrusted.read_bytes(row, "kept network reduction row", links=False)
             untrusted.parse_json(data, f"kept network reduction row {row}")
-            files = [(_row_image(target), _checked_image(_row_image(row), None))]
+            files = [(_row_image(target), _checked_image(_row_image(row), size))]
             log = _gz(RunFiles(_row_image(row)).log)
             if log.exists():
                 files.insert(0, (RunFiles(_row_image(target)).log, _checked_log(log)))
         except NSTError as err:
             print(f"kept result not restored (the run is made again): {err}", file=sys.stderr)
             continue
-        for path, content in files + [(target, data)]:
-            _write(out, path, content)
-        count += 1
+        if _restore(out, files + [(target, data)], ()):
+            count += 1
     return count
+
+
+def _restore(out: Path, files: list[tuple[Path, bytes]], also: Collection[Path]) -> bool:
+    """Write the checked files into `runs/`, unless a file of the run is there already (or among `also`)
+    with other bytes: then the run is this checkout's own, and nothing is written over it."""
+    targets = {path for path, _ in files}
+    if any(p not in targets for p in also) or any(_differs(path, data) for path, data in files):
+        return False
+    for path, data in files:
+        _write(out, path, data)
+    return True
+
+
+def _differs(path: Path, data: bytes) -> bool:
+    return (path.exists() or path.is_symlink()) and not _same(path, data)
 
 
 def _row_image(row: Path) -> Path:
@@ -148,6 +171,12 @@ def _checked_log(path: Path) -> bytes:
     data = untrusted.gunzip(untrusted.read_bytes(path, "kept loss log", links=False), f"kept loss log {path}")
     for i, record in untrusted.json_lines(data.decode(errors="replace"), f"kept loss log {path}"):
         records.log_record(record, path, i)
+    return data
+
+
+def _checked_image(path: Path, size: int) -> bytes:
+    data = untrusted.read_bytes(path, "kept image", IMAGE_LIMIT, links=False)
+    decode_png(data, path, size)
     return data
 
 
@@ -172,18 +201,18 @@ def _gz(path: Path) -> Path:
     return path.with_name(path.name + ".gz")
 
 
-def _started(files: RunFiles) -> bool:
-    """Whether `runs/` holds anything of the run: then it is that sitting's, and nothing is restored over it."""
-    return any(p.exists() or p.is_symlink() for p in (files.image, files.sidecar, files.log, files.checkpoint)) \
-        or bool(files.intermediates())
+def _gzip(log: Path) -> bytes:
+    return gzip.compress(untrusted.read_bytes(log, "loss log", links=False), mtime=0)
 
 
-def _checked_image(path: Path, size: int | None) -> bytes:
-    data = untrusted.read_bytes(path, "kept image", IMAGE_LIMIT, links=False)
-    img = decode_image(data, path)
-    if size is not None and max(img.shape[:2]) != size:
-        raise NSTError(f"image {path}: {img.shape[1]}×{img.shape[0]}, not the run's size {size}")
-    return data
+def _clear(out: Path, there: RunFiles) -> None:
+    """Remove a kept run's files, its sidecar first (so that what is left never counts as a kept run)."""
+    _no_links(out, there.image)
+    try:
+        for path in [there.sidecar, there.image, _gz(there.log), *there.intermediates().values()]:
+            path.unlink(missing_ok=True)
+    except OSError as err:
+        raise NSTError(f"{there.image.parent}: cannot replace the kept run ({err.strerror or err})") from None
 
 
 def _same(path: Path, data: bytes) -> bool:

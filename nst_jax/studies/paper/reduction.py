@@ -30,8 +30,11 @@ def run(scale: Scale, runs: Path, progress: bool) -> list[dict]:
             written = untrusted.read_json(done, "reduction rows") if done.exists() else {}
         except NSTError:   # a damaged record of finished work: computed again
             written = {}
-        if isinstance(written, dict) and written.get("settings") == settings and isinstance(written.get("rows"), list):
-            rows += written["rows"]
+        if isinstance(written, dict) and written.get("settings") == settings and isinstance(written.get("rows"), list) \
+                and all(isinstance(r, dict) and isinstance(r.get("image"), str) for r in written["rows"]):
+            # each image where it is now (the study may have moved since the rows were written)
+            rows += [{**r, "image": str(runs / "reduction" / name / "runs" / Path(r["image"]).name)}
+                     for r in written["rows"]]
             continue
         if progress:
             print(f"network reduction: {name}", file=sys.stderr, flush=True)
