@@ -80,6 +80,12 @@ def test_png_bytes_decode_as_the_file_does_and_only_at_the_size_asked(tmp_path):
         image.decode_png(good.read_bytes(), good, 8)
     with pytest.raises(NSTError, match="kept.png: not an image file"):
         image.decode_png(b"not an image", "kept.png")
+    data = good.read_bytes()
+    header_only = data[:data.index(b"IDAT") + 8]   # the size is read from the header, before any pixel is decoded
+    with pytest.raises(NSTError, match="not 8 px on its longest side"):
+        image.decode_png(header_only, good, 8)
+    with pytest.raises(NSTError, match="unreadable"):
+        image.decode_png(header_only, good, 4)
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "other.bmp")
     with pytest.raises(NSTError, match="not an image file"):   # a PNG only: what nst_jax writes
         image.decode_png((tmp_path / "other.bmp").read_bytes(), "kept.png")

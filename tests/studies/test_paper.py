@@ -331,15 +331,19 @@ def test_a_damaged_kept_run_is_not_restored_and_is_said_once(toy, tmp_path, caps
     assert all(Path(cfg.output).is_file() for cfg in runs[1:])
 
 
-def test_nothing_is_restored_over_a_run_this_checkout_has_started(toy, tmp_path):
+@pytest.mark.parametrize("own", ["result.losses.jsonl", "result_iter00007.png"])
+def test_nothing_is_restored_over_a_run_this_checkout_has_started_and_it_is_said(toy, tmp_path, capsys, own):
     from nst_jax.studies.paper import kept
     out = _fresh(toy, tmp_path)
     runs = [cfg for named in _hyper(out).runs().values() for _, cfg in named]
-    log = Path(runs[0].output).with_name("result.losses.jsonl")
-    log.parent.mkdir(parents=True)
-    log.write_text("mine\n")
+    mine = Path(runs[0].output).with_name(own)
+    mine.parent.mkdir(parents=True)
+    mine.write_text("mine\n")
+    capsys.readouterr()
     assert kept.restore_runs(out, _hyper(out)) == len(runs) - 1
-    assert log.read_text() == "mine\n" and not Path(runs[0].output).exists()
+    assert mine.read_text() == "mine\n" and not Path(runs[0].output).exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{mine} is of this checkout's own run" in err[0]
 
 
 def test_a_damaged_kept_reduction_row_is_run_again_and_the_others_restored(toy, tmp_path, capsys):

@@ -55,7 +55,7 @@ def keep_runs(out: Path, experiment, shown: Callable[[object], Collection[int]] 
             _copy(out, here.image, there.image)
             _write(out, there.sidecar, sidecar)   # last: a kept run counts once its sidecar is there
             count += 1
-        except NSTError as err:
+        except (NSTError, OSError) as err:
             print(f"run not kept: {err}", file=sys.stderr)
     return count
 
@@ -67,15 +67,14 @@ def restore_runs(out: Path, experiment) -> int:
     for _, cfg in _configs(experiment):
         here = RunFiles(cfg.output)
         there = _kept_files(out, here.image)
-        if there is None or not there.sidecar.exists() or here.sidecar.exists() or here.checkpoint.exists():
-            continue
         try:
+            if there is None or not there.sidecar.exists() or here.sidecar.exists() or here.checkpoint.exists():
+                continue
             files = _checked_run(out, there, cfg, settings_hash(cfg))
-        except NSTError as err:
+            ours = [*here.intermediates().values(), *(p for p in (here.log, here.image) if p.exists())]
+            count += _restore(out, files, ours)
+        except (NSTError, OSError) as err:
             print(f"kept result not restored (the run is made again): {err}", file=sys.stderr)
-            continue
-        if _restore(out, files, here.intermediates().values()):
-            count += 1
     return count
 
 
@@ -92,10 +91,9 @@ def _checked_run(out: Path, there: RunFiles, cfg, expected_hash: str) -> list[tu
     shots = there.intermediates()
     if len(shots) > MAX_INTERMEDIATES:
         raise NSTError(f"{there.image.parent}: {len(shots)} intermediate images, more than a write-up shows")
-    files = [(here.intermediate(i), _checked_image(path, cfg.size)) for i, path in shots.items()]
-    if _gz(there.log).exists():
-        files.append((here.log, _checked_log(_gz(there.log))))
-    files.append((here.image, _checked_image(there.image, cfg.size)))
+    files = [(here.log, _checked_log(_gz(there.log)))] if _gz(there.log).exists() else []
+    files.append((here.image, _checked_image(there.image, cfg.size)))   # first: what marks the files nst_jax's
+    files += [(here.intermediate(i), _checked_image(path, cfg.size)) for i, path in shots.items()]
     return files + [(here.sidecar, sidecar_bytes)]
 
 
@@ -109,6 +107,7 @@ def keep_reduction(out: Path, folder: Path) -> int:
             data = untrusted.read_bytes(row, "network reduction row", links=False)
             if target is None or not image.is_file() or _same(target, data):
                 continue
+            _no_links(out, target)
             target.unlink(missing_ok=True)
             log = RunFiles(image).log
             _gz(_kept_path(out, log)).unlink(missing_ok=True)
@@ -130,9 +129,9 @@ def restore_reduction(out: Path, folder: Path, size: int) -> int:
     kept = out / KEPT / folder.relative_to(out / "runs")
     for row in sorted(kept.rglob("*.row.json")) if kept.is_dir() else ():
         target = folder / row.relative_to(kept)
-        if target.exists() or target.is_symlink():
-            continue
         try:
+            if target.exists() or target.is_symlink():
+                continue
             _no_links(out, row)
             data = untrusted.read_bytes(row, "kept network reduction row", links=False)
             untrusted.parse_json(data, f"kept network reduction row {row}")
@@ -140,19 +139,21 @@ def restore_reduction(out: Path, folder: Path, size: int) -> int:
             log = _gz(RunFiles(_row_image(row)).log)
             if log.exists():
                 files.insert(0, (RunFiles(_row_image(target)).log, _checked_log(log)))
-        except NSTError as err:
+            count += _restore(out, files + [(target, data)], ())
+        except (NSTError, OSError) as err:
             print(f"kept result not restored (the run is made again): {err}", file=sys.stderr)
-            continue
-        if _restore(out, files + [(target, data)], ()):
-            count += 1
     return count
 
 
-def _restore(out: Path, files: list[tuple[Path, bytes]], also: Collection[Path]) -> bool:
-    """Write the checked files into `runs/`, unless a file of the run is there already (or among `also`)
-    with other bytes: then the run is this checkout's own, and nothing is written over it."""
+def _restore(out: Path, files: list[tuple[Path, bytes]], ours: Collection[Path]) -> bool:
+    """Write the checked files into `runs/` (a restore cut short left some of them: the same bytes), unless
+    a file of the run there holds other bytes, or is one of `ours` (the run's files there) that the kept
+    run lacks: then the run is this checkout's own, nothing is written over it, and one line says so."""
     targets = {path for path, _ in files}
-    if any(p not in targets for p in also) or any(_differs(path, data) for path, data in files):
+    theirs = [p for p in ours if p not in targets] + [path for path, data in files if _differs(path, data)]
+    if theirs:
+        print(f"kept result not restored: {theirs[0]} is of this checkout's own run (it goes on; remove its "
+              "files to restore the kept one)", file=sys.stderr)
         return False
     for path, data in files:
         _write(out, path, data)
