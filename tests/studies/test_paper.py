@@ -405,3 +405,9 @@ def test_the_kept_runs_are_not_ignored_by_git_and_the_runs_are(toy, tmp_path):
     ignored = subprocess.run(["git", "-C", str(out), "check-ignore", "--stdin"], capture_output=True, text=True,
                              input="\n".join(str(p) for p in kept_files + [out / "runs" / "hyper" / "x.png"]))
     assert ignored.stdout.splitlines() == [str(out / "runs" / "hyper" / "x.png")]
+
+
+def test_the_runs_are_kept_after_each_sweep_not_only_at_the_end(toy):
+    experiment, calls = _hyper(toy), []
+    experiment.run(1, "local", None, False, lambda: calls.append(len(calls)))
+    assert len(experiment.sweeps) > 1 and len(calls) == len(experiment.sweeps)

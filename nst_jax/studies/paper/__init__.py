@@ -7,7 +7,8 @@ from what the runs wrote, so an interrupted command continues where it stopped a
 only redraws. The finished runs are also kept in `<out>/kept/` (`kept`), committed with the write-up, so
 that the study goes on from a fresh checkout. `--scale` chooses the size of the study: laptop (about an
 hour on two CPU cores, 128 px, not converged), research (256 px, five pairs, every run to convergence;
-about eight hours on two CPU cores), cluster (the paper's scale: 512 px, up to 5000 iterations), toy (seconds; what the tests run).
+about eight hours on two CPU cores), cluster (the paper's scale: 512 px, up to 5000 iterations), toy
+(seconds; what the tests run).
 
 One module per experiment (`convergence`, `gram` 3.4, `statistics` 3.5, `hyper` 3.6, `reduction` 3.7,
 `front`), each with its runs, its measurements and its section; `judges` measures every result with every
@@ -108,11 +109,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_one(name: str, scale, runs: Path, experiments: dict, batch: int, engine: str, address: str | None,
              progress: bool) -> None:
-    """One experiment's runs (resuming), and what is measured on them."""
+    """One experiment's runs (resuming), and what is measured on them. The finished runs are kept after
+    each sweep (each pair of the reduction), so that a sitting ended without Ctrl-C loses at most one."""
+    def keep():
+        _keep(name, scale, runs.parent, runs, experiments)
     if name == "reduction":
-        write_json(runs / "reduction.json", reduction.run(scale, runs, progress))
+        write_json(runs / "reduction.json", reduction.run(scale, runs, progress, keep))
     else:
-        experiments[name].run(batch, engine, address, progress)
+        experiments[name].run(batch, engine, address, progress, keep)
     if name == "statistics" and not newer_than_results(runs / "statistics.json", experiments[name]):
         write_json(runs / "statistics.json", statistics.measure(scale, experiments[name]))
     if name == "gram":

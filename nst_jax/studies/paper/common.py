@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from nst_jax.files import untrusted
 from nst_jax.transfer.config import SAMPLES
@@ -140,13 +141,16 @@ class Experiment:
     def __init__(self, name: str, sweeps: list[tuple[str, Path, dict, dict, int]]):
         self.name, self.sweeps = name, sweeps
 
-    def run(self, batch: int, engine: str, address: str | None, progress: bool) -> None:
+    def run(self, batch: int, engine: str, address: str | None, progress: bool,
+            after_sweep: Callable[[], None] = lambda: None) -> None:
+        """Every sweep in turn (each resuming), calling `after_sweep` when one has finished."""
         from nst_jax.studies.sweep import sweep
         for label, folder, grid, base, iterations in self.sweeps:
             if progress:
                 print(f"{self.name}: {label}", file=sys.stderr, flush=True)
             sweep(iterations, grid, folder, base, batch=batch, show_progress=progress, engine=engine,
                   address=address, report=False)
+            after_sweep()
 
     def runs(self) -> dict[str, list[tuple[str, object]]]:
         """Per sweep label, the (run name, Config) of every run."""

@@ -2,7 +2,7 @@
 `<out>/runs/` (checkpoints and all) stays out of the repository, and a study longer than one sitting on one
 machine would otherwise start again on the next.
 
-After each experiment of a sitting, every finished run's result image, sidecar and loss log (gzip) are
+After each sweep of a sitting, every finished run's result image, sidecar and loss log (gzip) are
 copied into `kept/`, at the same path as under `runs/`, with the intermediate images the write-up shows;
 the network reduction's runs with their rows. When the command starts, every run that `runs/` lacks is
 restored from `kept/` (a restore cut short is finished, since what it wrote is what `kept/` holds).

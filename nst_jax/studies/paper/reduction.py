@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Callable
 
 from nst_jax.files import untrusted
 from nst_jax.base.errors import NSTError
@@ -12,9 +13,10 @@ from nst_jax.files.fileio import write_json
 from nst_jax.studies.paper.common import Scale, pair_name
 from nst_jax.studies.paper.tables import iterations, markdown_table, not_run, spread, write_csv
 
-def run(scale: Scale, runs: Path, progress: bool) -> list[dict]:
+def run(scale: Scale, runs: Path, progress: bool, after_pair: Callable[[], None] = lambda: None) -> list[dict]:
     """Network reduction on each pair (`pruning.reduce_network`), resumable per pair: a pair whose
-    rows were written for the same settings is not run again (and within a pair, each finished run)."""
+    rows were written for the same settings is not run again (and within a pair, each finished run).
+    `after_pair` is called when a pair's runs have finished."""
     from nst_jax.studies import pruning
     from nst_jax.model import weights as vgg_weights
 
@@ -46,6 +48,7 @@ def run(scale: Scale, runs: Path, progress: bool) -> list[dict]:
                                                 scale.tol, scale.tol_window)
         pair_rows = [{**r, "pair": name} for r in pair_rows]
         write_json(done, {"settings": settings, "rows": pair_rows})
+        after_pair()
         rows += pair_rows
     return rows
 
