@@ -124,8 +124,8 @@ def _run_one(name: str, scale, runs: Path, experiments: dict, batch: int, engine
 
 
 def _restore(scale, out: Path, runs: Path, experiments: dict, progress: bool) -> None:
-    """The finished runs of every experiment (whatever --only asks, so that the write-up has them all)
-    restored from `out/kept` into `runs` where it has nothing of them (a fresh checkout has none)."""
+    """The finished runs of every experiment (whatever --only asks) restored from `out/kept` into `runs`
+    where it has nothing of them (a fresh checkout has none)."""
     for name in EXPERIMENTS:
         if name == "reduction":
             restored = kept.restore_reduction(out, runs / "reduction", scale.size)

@@ -26,6 +26,8 @@ from nst_jax.files import records, untrusted
 from nst_jax.files.fileio import write_bytes
 from nst_jax.files.image import decode_png
 from nst_jax.files.runfiles import RunFiles
+from nst_jax.studies.paper.common import finished
+from nst_jax.transfer.identity import settings_hash
 
 KEPT = "kept"
 IMAGE_LIMIT = 2**24     # a kept image over 16 MB is not one of the study's results
@@ -35,7 +37,6 @@ MAX_INTERMEDIATES = 16  # a write-up shows a few of a run's intermediate images
 def keep_runs(out: Path, experiment, shown: Callable[[object], Collection[int]] = lambda cfg: ()) -> int:
     """Copy each finished run of a sweep experiment into `out/kept` (those whose sidecar there differs), with
     the intermediate images at the iterations `shown(cfg)` (those the write-up shows); the number copied."""
-    from nst_jax.studies.paper.common import finished
     count = 0
     for _, cfg in _configs(experiment):
         here = RunFiles(cfg.output)
@@ -62,7 +63,6 @@ def keep_runs(out: Path, experiment, shown: Callable[[object], Collection[int]] 
 
 def restore_runs(out: Path, experiment) -> int:
     """Restore, from `out/kept`, each run of a sweep experiment that `runs/` lacks; the number restored."""
-    from nst_jax.transfer.identity import settings_hash
     count = 0
     for _, cfg in _configs(experiment):
         here = RunFiles(cfg.output)
