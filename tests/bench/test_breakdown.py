@@ -14,7 +14,8 @@ def test_a_fused_convolution_splits_into_its_three_phases():
         pytest.skip(f"the fused kernel cannot be built here: {fused.why_unavailable()}")
     lib = fused.library()
     parts = breakdown.conv_parts(Shape(24, 20, 2 * lib.lanes, lib.panel), "f4f", repeats=1)
-    assert set(parts) == {"total", "input", "products", "output"} and 0 < parts["input"] < parts["total"]
+    # each phase measured on its own call (times compared with one another would be a timing assert)
+    assert set(parts) == {"total", "input", "products", "output"} and all(0 < v < 60 for v in parts.values())
     assert breakdown.conv_parts(Shape(24, 20, 16, 16), "xla", repeats=1).keys() == {"total"}
 
 
