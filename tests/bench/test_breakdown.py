@@ -14,8 +14,11 @@ def test_a_fused_convolution_splits_into_its_three_phases():
         pytest.skip(f"the fused kernel cannot be built here: {fused.why_unavailable()}")
     lib = fused.library()
     parts = breakdown.conv_parts(Shape(24, 20, 2 * lib.lanes, lib.panel), "f4f", repeats=1)
-    # each phase measured on its own call (times compared with one another would be a timing assert)
-    assert set(parts) == {"total", "input", "products", "output"} and all(0 < v < 60 for v in parts.values())
+    # the phases are differences of separately timed calls (stopped after 1, 3, 7 phases) clamped at 0: they
+    # add up to the whole call exactly, or to more where noise made a difference negative
+    assert set(parts) == {"total", "input", "products", "output"} and parts["total"] > 0 and parts["input"] > 0
+    assert parts["products"] >= 0 and parts["output"] >= 0
+    assert parts["input"] + parts["products"] + parts["output"] >= parts["total"] * (1 - 1e-12)
     assert breakdown.conv_parts(Shape(24, 20, 16, 16), "xla", repeats=1).keys() == {"total"}
 
 
