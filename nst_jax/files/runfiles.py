@@ -54,7 +54,12 @@ def carries_record(name: str) -> str | None:
 def read_log(path: str | Path) -> list[dict]:
     """The records of a JSONL loss log, each checked (`records.log_record`); NSTError if unreadable."""
     path = Path(path)
-    parsed = untrusted.json_lines(untrusted.read_bytes(path, "loss log").decode(errors="replace"), f"loss log {path}")
+    return parse_log(untrusted.read_bytes(path, "loss log"), path)
+
+
+def parse_log(data: bytes, path: str | Path) -> list[dict]:
+    """A loss log's bytes (read elsewhere), its records each checked; `path` names it in the message."""
+    parsed = untrusted.json_lines(data.decode(errors="replace"), f"loss log {path}")
     return [records.log_record(r, path, i) for i, r in parsed]
 
 

@@ -25,7 +25,7 @@ from nst_jax.base.errors import NSTError
 from nst_jax.files import records, untrusted
 from nst_jax.files.fileio import write_bytes
 from nst_jax.files.image import decode_png
-from nst_jax.files.runfiles import RunFiles
+from nst_jax.files.runfiles import RunFiles, parse_log
 from nst_jax.studies.paper.common import finished
 from nst_jax.transfer.identity import settings_hash
 
@@ -170,8 +170,7 @@ def _row_image(row: Path) -> Path:
 
 def _checked_log(path: Path) -> bytes:
     data = untrusted.gunzip(untrusted.read_bytes(path, "kept loss log", links=False), f"kept loss log {path}")
-    for i, record in untrusted.json_lines(data.decode(errors="replace"), f"kept loss log {path}"):
-        records.log_record(record, path, i)
+    parse_log(data, path)
     return data
 
 
