@@ -50,11 +50,25 @@ def test_every_section_is_written_with_its_command_and_figures(toy):
     row = next(line for line in share.splitlines() if line.startswith("| 3.6 initial images × k |"))
     assert f"| {sum(r['converged'] == 'True' for r in hyper)} of {len(hyper) + 1} |" in row   # + the noise draw
     assert set(json.loads((toy / "timing.json").read_text())) == {"convergence", "hyper", "statistics", "gram", "reduction",
-                                                                   "front"}
+                                                                   "front", "judges"}
     sittings = json.loads((toy / "sittings.json").read_text())
     assert len(sittings) == 1 and sittings[0]["experiments"] == ["convergence", "hyper", "statistics", "gram",
                                                                  "reduction", "front"]
     assert "In the runs' own steps" in text and "reduction " in text.split("In the runs' own steps")[1].split("\n")[0]
+    assert "Arithmetic (from the runs' sidecars): precision float32 (" in text
+
+
+def test_the_figures_show_the_results_at_the_runs_size(toy):
+    """Every contact sheet's cells are the scale's size (a 150 px label column and an 18 px head)."""
+    from PIL import Image
+    from nst_jax.studies.paper import scales
+    size = scales()["toy"].size
+    sheets = [toy / "statistics" / "results.png", toy / "reduction" / "results.png",
+              toy / "gram" / "reconstructions.png", *toy.glob("hyper/sheet_*.png")]
+    assert len(sheets) == 4
+    for sheet in sheets:
+        with Image.open(sheet) as im:
+            assert (im.width - 150) % (size + 4) == 0 and (im.height - 20) % (size + 4) == 0, (sheet, im.size)
 
 
 def test_the_grids_ran_in_full_and_the_findings_follow_the_numbers(toy):

@@ -96,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     if complete(experiments["hyper"]) and _judges_stale(runs, experiments["hyper"]):
         if not args.quiet:
             print("judging the results (3.7)", file=sys.stderr, flush=True)
-        write_json(runs / "judges.json", judges.measure(scale, experiments["hyper"], read_json(runs / "reduction.json")))
+        t = clock.now()
+        judged = judges.measure(scale, experiments["hyper"], read_json(runs / "reduction.json"))
+        write_json(runs / "judges.json", judged)
+        timer.add("judges", clock.now() - t)
     from nst_jax.studies.paper import report
     invocation = "nst-jax paper " + " ".join(sys.argv[1:] if argv is None else argv)
     folders = {name: [runs / "reduction"] if name == "reduction" else [s[1] for s in experiments[name].sweeps]

@@ -108,18 +108,19 @@ def section(out: Path, scale, experiment, command: str) -> str:
     sheets = []
     for pair in pairs:
         path = folder / f"sheet_{pair}.png"
-        _iteration_sheet([r for r in records if r["pair"] == pair and r["k"] == mid], inits, path)
+        _iteration_sheet([r for r in records if r["pair"] == pair and r["k"] == mid], inits, path, scale.size)
         sheets.append(path)
     table_rows = []
     for k in ks:
         for init in inits:
             sel = [r for r in rows if r["k"] == k and r["init"] == init]
             table_rows.append([f"{k:g}", init, spread([r["above_best"] * 100 for r in sel]),
-                               spread([r["iterations_to_1pct"] for r in sel]),
+                               spread([r["iterations_to_1pct"] for r in sel]), spread([r["iterations"] for r in sel]),
                                spread([min(r["psnr_to_best"], 99.0) for r in sel]),
                                spread([r["content"] for r in sel]), spread([r["style"] for r in sel])])
     table = markdown_table(["k", "initial image", "final loss above the best (%)",
-                            "iterations to within 1 % of its final loss", "PSNR to the best result (dB)",
+                            "iterations to within 1 % of its final loss", "iterations run",
+                            "PSNR to the best result (dB)",
                             "content loss", "style loss"], table_rows)
     n_pairs = len(pairs)
     its = scale.hyper_iterations
@@ -133,7 +134,8 @@ def section(out: Path, scale, experiment, command: str) -> str:
             f"{len(rows)} runs. Values are the median [min – max] over the pairs; 'the best' is the lowest final "
             "loss among the initial images for the same pair and k; PSNR 99 marks the best run itself.", "",
             f"Made by `{command} --only hyper`; every run's images, losses and settings are in "
-            f"`runs/hyper/<pair>/<run>/` (not committed: rerun to get them).", "", "### Findings", ""]
+            f"`runs/hyper/<pair>/<run>/`, and the finished ones are kept, committed, in `kept/hyper/`.", "",
+            "### Findings", ""]
     text += _hyper_findings(rows, inits, ks, its)
     text += _seed_findings(records, draws, ks, scale.seed, folder)
     text += _leaders(records, inits, ks, scale)
@@ -158,9 +160,11 @@ def _hyper_findings(rows, inits, ks, its) -> list[str]:
         same = [i for i in present if all(r["above_best"] <= 0.01 for r in sel if r["init"] == i)]
         other = [i for i in present if i not in same]
         worst = {i: float(np.median([r["above_best"] for r in sel if r["init"] == i])) for i in other}
-        winners = sorted({r["best_init"] for r in sel})
-        line = (f"- **k = {k:g}**: the lowest final loss came from {', '.join(winners)} "
-                f"({'on every pair' if len(winners) == 1 else 'depending on the pair'}). ")
+        won = {r["pair"]: r["best_init"] for r in sel}   # the best start of each pair
+        wins = sorted({i: sum(v == i for v in won.values()) for i in set(won.values())}.items(),
+                      key=lambda kv: -kv[1])
+        line = (f"- **k = {k:g}**: the lowest final loss came from "
+                + ", ".join(f"{i} on {n} of {len(won)} pairs" for i, n in wins) + ". ")
         line += (f"Within 1 % of it on every pair: {', '.join(same) if same else 'none besides the best'}. " +
                  ("Not within 1 % on every pair (median above the best): " + ", ".join(f"{i} +{100 * v:.1f} %" for i, v in
                                                         sorted(worst.items(), key=lambda kv: kv[1])) + "."
@@ -174,7 +178,8 @@ def _hyper_findings(rows, inits, ks, its) -> list[str]:
     fast = {i: float(np.median([r["iterations_to_1pct"] for r in rows if r["init"] == i
                                 and r["iterations_to_1pct"] is not None])) for i in inits}
     order = sorted(fast.items(), key=lambda kv: kv[1])
-    lines.append("- **Speed**: iterations to come within 1 % of the run's own final loss (median over pairs and k): "
+    lines.append(f"- **Speed**: iterations to come within 1 % of the run's own final loss (median over the "
+                 f"{len(pairs)} pairs and every k each start ran at): "
                  + ", ".join(f"{i} {v:.0f}" for i, v in order) + f" (of {its}).")
     changes = [r["last_half_change"] for r in rows if r["last_half_change"] is not None]
     if any(r["converged"] for r in rows):
@@ -233,6 +238,15 @@ def _at(rows, pair, init, k, key):
     return float("nan")
 
 
+def held_curves(curves: list[dict], best: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(iterations, one row per run of its loss over its pair's `best`) on every iteration any run logged:
+    a run that stopped earlier is held at its last loss (its stop is drawn as a dot)."""
+    its = np.array(sorted({e["iteration"] for r in curves for e in r["log"]}), float)
+    ys = np.array([np.interp(its, [e["iteration"] for e in r["log"]], [e["loss"] for e in r["log"]])
+                   / best[r["pair"]] for r in curves])
+    return its, ys
+
+
 def _curves(records, path: Path, inits, ks) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, len(ks), figsize=(4.6 * len(ks), 3.8), squeeze=False, sharey=True)
@@ -246,12 +260,12 @@ def _curves(records, path: Path, inits, ks) -> None:
             curves = [r for r in records if r["k"] == k and r["init"] == init]
             if not curves:
                 continue
-            n = min(len(r["log"]) for r in curves)
-            its = np.array([e["iteration"] for e in curves[0]["log"][:n]], float)
-            ys = np.array([[r["log"][i]["loss"] / best[r["pair"]] for i in range(n)] for r in curves])
+            its, ys = held_curves(curves, best)
             keep = its >= 1
             ax.plot(its[keep], np.median(ys, 0)[keep], color=colour, lw=1.4, label=init)
             ax.fill_between(its[keep], ys.min(0)[keep], ys.max(0)[keep], color=colour, alpha=0.15, lw=0)
+            ax.scatter([r["log"][-1]["iteration"] for r in curves], [r["log"][-1]["loss"] / best[r["pair"]]
+                                                                     for r in curves], color=colour, s=9, zorder=3)
         log_axes(ax, f"k = {k:g}", "iteration", fontsize=10)
     axes[0][0].set_ylabel("loss / best final loss")
     axes[0][-1].legend(fontsize=8, loc="upper right")
@@ -285,7 +299,7 @@ def _front(rows, path: Path, inits, ks, pairs) -> None:
     plt.close(fig)
 
 
-def _iteration_sheet(records, inits, path: Path) -> None:
+def _iteration_sheet(records, inits, path: Path, size: int) -> None:
     from nst_jax.studies.report import contact_sheet
     by_init = {r["init"]: r for r in records}
     last = max((r["iteration"] for r in records), default=0)
@@ -299,7 +313,7 @@ def _iteration_sheet(records, inits, path: Path) -> None:
         cells = [(f"iteration {c}", shots.get(c) if c != last else r["image"]) for c in columns]
         rows.append((init, cells))
     if rows:
-        contact_sheet(rows, path, thumb=112)
+        contact_sheet(rows, path, thumb=size)
 
 
 def _leaders(records, inits, ks, scale) -> list[str]:

@@ -191,17 +191,14 @@ def _tradeoff(rows, judges, pairs, scale, folder: Path) -> list[str]:
             markdown_table(["start", "k", "content loss", "judges' style score (geometric mean)"] + judges, table), ""]
 
 
-def _reduction(rows, judges, pairs) -> list[str]:
+def reduction_worst(rows: list[dict], judges: list[str]) -> dict[tuple, float]:
+    """(criterion, fraction, pair) → the largest ratio, over the judges and the content loss, of a reduced
+    network's result to the full network's result on the same pair."""
     red = [r for r in rows if r["source"] == "reduction"]
-    if not red:
-        return []
-    pairs = sorted({r["pair"] for r in red})   # the pairs the reduction has reached
-    criteria = list(dict.fromkeys(r["criterion"] for r in red if r["fraction"] > 0))
-    fractions = sorted({r["fraction"] for r in red if r["fraction"] > 0})
-    worst = {}   # (criterion, fraction, pair) → the largest judge ratio to the full network's result
-    for c in criteria:
-        for f in fractions:
-            for p in pairs:
+    worst = {}
+    for c in dict.fromkeys(r["criterion"] for r in red if r["fraction"] > 0):
+        for f in sorted({r["fraction"] for r in red if r["fraction"] > 0}):
+            for p in sorted({r["pair"] for r in red}):
                 ratios = []
                 for judge in judges + ["content"]:
                     full = _at(red, pair=p, fraction=0.0, judge=judge)
@@ -210,16 +207,38 @@ def _reduction(rows, judges, pairs) -> list[str]:
                         ratios.append(mine[0]["value"] / full[0]["value"])
                 if len(ratios) == len(judges) + 1:
                     worst[(c, f, p)] = max(ratios)
-    table, lines = [], []
-    for c in criteria:
-        kept = []
-        for f in fractions:   # up to the first fraction that fails
+    return worst
+
+
+def most_removed(rows: list[dict], judges: list[str]) -> dict[str, float | None]:
+    """Per criterion, the largest fraction such that it and every smaller one keep every judge within
+    `WITHIN` of the full network's result on every pair the reduction has reached (None: not even the
+    smallest)."""
+    red = [r for r in rows if r["source"] == "reduction"]
+    pairs = sorted({r["pair"] for r in red})
+    worst = reduction_worst(rows, judges)
+    out = {}
+    for c in dict.fromkeys(r["criterion"] for r in red if r["fraction"] > 0):
+        out[c] = None
+        for f in sorted({r["fraction"] for r in red if r["fraction"] > 0}):   # up to the first that fails
             if not all(worst.get((c, f, p), np.inf) <= 1 + WITHIN for p in pairs):
                 break
-            kept.append(f)
-        lines.append(f"- **{c}**: " + (f"up to {max(kept):.0%} of the channels removed with every judge within "
+            out[c] = f
+    return out
+
+
+def _reduction(rows, judges, pairs) -> list[str]:
+    red = [r for r in rows if r["source"] == "reduction"]
+    if not red:
+        return []
+    pairs = sorted({r["pair"] for r in red})   # the pairs the reduction has reached
+    fractions = sorted({r["fraction"] for r in red if r["fraction"] > 0})
+    worst = reduction_worst(rows, judges)
+    table, lines = [], []
+    for c, most in most_removed(rows, judges).items():
+        lines.append(f"- **{c}**: " + (f"up to {most:.0%} of the channels removed with every judge within "
                                        f"{WITHIN:.0%} of the full network's result on all {len(pairs)} pairs"
-                                       if kept else f"no fraction tried keeps every judge within {WITHIN:.0%} "
+                                       if most else f"no fraction tried keeps every judge within {WITHIN:.0%} "
                                        f"of the full network's result on all {len(pairs)} pairs") + ".")
         for f in fractions:
             table.append([c, f"{f:.0%}", spread([worst.get((c, f, p)) for p in pairs]),

@@ -88,7 +88,7 @@ def section(out: Path, scale, rows: list[dict] | None, command: str) -> str:
                 found.setdefault(0.0, next(Path(r["image"]) for r in rows if r["pair"] == p and r["fraction"] == 0.0))
             sheet.append((f"{p.split('+')[0]} {c}", [(f"−{f:.0%}", found.get(f)) for f in fractions]))
     from nst_jax.studies.report import contact_sheet
-    contact_sheet(sheet, folder / "results.png", thumb=96)
+    contact_sheet(sheet, folder / "results.png", thumb=scale.size)
     lines = []
     for c in criteria:
         most = None

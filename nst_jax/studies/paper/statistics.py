@@ -59,26 +59,39 @@ def section(out: Path, scale, experiment, rows: list[dict] | None, command: str)
         sheet_rows.append((pair, [("content", Path(c.content)), ("style", Path(c.styles[0]))] +
                            [(s, by.get(s)) for s in stats]))
     from nst_jax.studies.report import contact_sheet
-    contact_sheet(sheet_rows, folder / "results.png", thumb=96)
+    contact_sheet(sheet_rows, folder / "results.png", thumb=scale.size)
     table = markdown_table(["optimised ↓ / measured →"] + stats,
-                           [[a] + [f"**{med[(a, b)]:.3g}**" if a == b else f"{med[(a, b)]:.3g}" for b in stats]
+                           [[a] + [f"**{spread(ratio[(a, b)])}**" if a == b else spread(ratio[(a, b)]) for b in stats]
                             for a in stats])
     its = scale.statistics_iterations
     text = [head.rstrip(), "", f"The same transfer (content start, k = 100 in each statistic's calibrated units, "
             f"{iterations(scale, its)} at {scale.size} px, default layers) optimised with each statistic A (rows), "
             f"then measured with every statistic B (columns): B's style loss of the result over B's style loss of "
-            f"the content image it started from — 1 means A did nothing for B, 0 that A matched B exactly. Median "
-            f"over {len(pairs)} pairs ({', '.join(pairs)}); the range of every cell is in the CSV. The random "
+            f"the content image it started from — 1 means A did nothing for B, 0 that A matched B exactly. Each "
+            f"cell is the median [min – max] over {len(pairs)} pairs ({', '.join(pairs)}). The random "
             "statistics (mmd-gauss, sliced_wasserstein) are measured with one fixed key.", "",
             f"Made by `{command} --only statistics`.", "", "### Findings", ""]
-    text += _statistics_findings(ratio, med, stats, len(pairs))
-    text += ["", "### Cross-evaluation (median ratio)", "", table, "", "![cross evaluation](statistics/cross.png)",
+    text += _statistics_findings(ratio, med, stats, len(pairs), _strictest_per_pair(rows, stats))
+    text += ["", "### Cross-evaluation (ratio: median [range] over the pairs)", "", table, "",
+             "![cross evaluation](statistics/cross.png)",
              "", "CSV: [statistics/cross.csv](statistics/cross.csv).", "", "### Results", "",
              "![results per statistic](statistics/results.png)", ""]
     return "\n".join(text)
 
 
-def _statistics_findings(ratio, med, stats, n_pairs) -> list[str]:
+def _strictest_per_pair(rows: list[dict], stats: list[str]) -> dict[str, str]:
+    """Per pair, the statistic whose optimisation leaves the others lowest (geometric mean of their ratios)."""
+    found = {}
+    for pair in sorted({r["pair"] for r in rows}):
+        at = {(r["optimised"], r["measured"]): r["ratio"] for r in rows if r["pair"] == pair}
+        means = {a: float(np.mean([np.log(max(at[(a, b)], 1e-12)) for b in stats if b != a and (a, b) in at]))
+                 for a in stats if any((a, b) in at for b in stats if b != a)}
+        if means:
+            found[pair] = min(means, key=means.get)
+    return found
+
+
+def _statistics_findings(ratio, med, stats, n_pairs, strictest_at: dict[str, str]) -> list[str]:
     lines = []
     for a in stats:
         implied = [b for b in stats if b != a and ratio[(a, b)] and max(ratio[(a, b)]) <= 0.1]
@@ -93,15 +106,18 @@ def _statistics_findings(ratio, med, stats, n_pairs) -> list[str]:
                     if not_best else "") + ".")
     strict = {a: float(np.exp(np.mean([np.log(max(med[(a, b)], 1e-12)) for b in stats if b != a]))) for a in stats}
     order = sorted(strict.items(), key=lambda kv: kv[1])
-    lines.append("- Strictest (lowest geometric mean of the other statistics' ratios): "
-                 + ", ".join(f"{a} {v:.3g}" for a, v in order) + ".")
+    lines.append("- Strictest (lowest geometric mean of the other statistics' median ratios): "
+                 + ", ".join(f"{a} {v:.3g}" for a, v in order) + f". Pair by pair, {order[0][0]} is the strictest on "
+                 f"{sum(v == order[0][0] for v in strictest_at.values())} of {len(strictest_at)} pairs.")
     if ("gram", "mean_std") in med:
         lines.append(f"- Is Gram matching also mean/std matching? Optimising gram leaves mean_std at "
                      f"{spread(ratio[('gram', 'mean_std')])} of its starting distance (over {n_pairs} pairs), "
                      f"mean_std's own optimisation {spread(ratio[('mean_std', 'mean_std')])}.")
     if "sliced_wasserstein" in stats:
         rank = [a for a, _ in order].index("sliced_wasserstein") + 1
-        lines.append(f"- Is sliced Wasserstein the strictest? It ranks {rank} of {len(stats)} by the measure above.")
+        lines.append(f"- Is sliced Wasserstein the strictest? It ranks {rank} of {len(stats)} by the measure above, "
+                     f"and is the strictest on {sum(v == 'sliced_wasserstein' for v in strictest_at.values())} of "
+                     f"{len(strictest_at)} pairs.")
     return lines
 
 

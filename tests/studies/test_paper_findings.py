@@ -1,0 +1,84 @@
+"""The write-up's findings, computed from small made-up records: what each sentence counts, exactly."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+JUDGES = ["gram", "mean_std"]
+
+
+def _judged(values: dict) -> list[dict]:
+    """Reduction rows of 3.7: {(criterion, fraction, pair): {judge: value}}; fraction 0 is the full network."""
+    return [{"source": "reduction", "pair": pair, "criterion": c, "fraction": f, "judge": judge, "value": v}
+            for (c, f, pair), by in values.items() for judge, v in by.items()]
+
+
+def _all(value: float, **one) -> dict:
+    return {j: one.get(j, value) for j in JUDGES + ["content"]}
+
+
+def _reduction_case() -> list[dict]:
+    values = {}
+    for pair in ("a", "b"):
+        values[("activation", 0.0, pair)] = _all(2.0)
+        values[("activation", 0.5, pair)] = _all(2.1)                       # 5 % worse: within 10 %
+        values[("activation", 0.75, pair)] = _all(2.0, mean_std=2.4) if pair == "b" else _all(2.0)   # 20 % on b
+        values[("activation", 0.9, pair)] = _all(2.0)                       # within, but after a failure
+        values[("random", 0.5, pair)] = _all(2.0, content=2.3)              # the content loss counts as a judge
+    return _judged(values)
+
+
+def test_the_worst_judge_of_a_reduced_network_is_its_largest_ratio_to_the_full_network():
+    from nst_jax.studies.paper import judges
+    worst = judges.reduction_worst(_reduction_case(), JUDGES)
+    assert worst[("activation", 0.5, "a")] == pytest.approx(1.05)
+    assert worst[("activation", 0.75, "b")] == pytest.approx(1.2)
+    assert worst[("activation", 0.75, "a")] == pytest.approx(1.0)
+    assert worst[("random", 0.5, "b")] == pytest.approx(1.15)
+    # the smallest network: every fraction up to the first that fails on some pair
+    assert judges.most_removed(_reduction_case(), JUDGES) == {"activation": 0.5, "random": None}
+
+
+def test_the_conclusion_on_network_reduction_uses_the_judges_and_says_what_the_loss_alone_gives(tmp_path):
+    from nst_jax.studies.paper import discussion
+    by_loss = [{"criterion": "activation", "fraction": f, "full_loss_vs_full": 1.02, "pair": p}
+               for f in (0.5, 0.75, 0.9) for p in ("a", "b")]
+    scale = SimpleNamespace(statistics=tuple(JUDGES))
+    lines, concluded = discussion._reduction(tmp_path, scale, {"reduction": by_loss, "judges": _reduction_case()})
+    assert lines[0].startswith("- **Network reduction** (every judge")
+    assert "activation: up to 50% of the channels removed; random: none of the fractions tried" in lines[0]
+    assert "loss alone" in lines[1] and "activation: up to 90%" in lines[1]
+    assert concluded == ["Ranking channels by activation, 50% of VGG19's channels can go with every judge of the "
+                         "result within 10 % of the full network's."]
+    lines, concluded = discussion._reduction(tmp_path, scale, {"reduction": by_loss})   # not judged yet
+    assert len(lines) == 1 and "90%" in concluded[0] and "loss" in concluded[0]
+
+
+@pytest.mark.parametrize("worst, holds", [(1.4e-7, True), (3e-3, False)])
+def test_the_mmd_identity_is_concluded_only_where_the_difference_is_rounding(tmp_path, worst, holds):
+    from nst_jax.studies.paper import discussion
+    mmd = [{"pair": "a", "relative_difference": -worst}, {"pair": "b", "relative_difference": worst / 2}]
+    lines, concluded = discussion._gram(tmp_path, None, {"mmd": mmd})
+    assert ("equals" in lines[0]) == holds and ("more than float32 rounding" in lines[0]) == (not holds)
+    assert bool(concluded) == holds
+
+
+def test_the_strictest_statistic_is_found_pair_by_pair():
+    from nst_jax.studies.paper.statistics import _strictest_per_pair
+    others = {"a": {"p1": 0.01, "p2": 0.5}, "b": {"p1": 0.5, "p2": 0.01}, "c": {"p1": 0.9, "p2": 0.9}}
+    rows = [{"pair": p, "optimised": x, "measured": y, "ratio": others[x][p] if x != y else 0.001}
+            for p in ("p1", "p2") for x in "abc" for y in "abc"]
+    assert _strictest_per_pair(rows, ["a", "b", "c"]) == {"p1": "a", "p2": "b"}
+
+
+def test_a_loss_curve_that_stopped_earlier_is_held_at_its_last_loss():
+    from nst_jax.studies.paper.hyper import held_curves
+    short = {"pair": "p", "log": [{"iteration": 0, "loss": 8.0}, {"iteration": 1, "loss": 4.0},
+                                  {"iteration": 2, "loss": 2.0}]}
+    long = {"pair": "q", "log": [{"iteration": i, "loss": 10.0 - i} for i in range(5)]}
+    its, ys = held_curves([short, long], {"p": 2.0, "q": 5.0})
+    np.testing.assert_array_equal(its, [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(ys, [[4, 2, 1, 1, 1], [2, 1.8, 1.6, 1.4, 1.2]])
