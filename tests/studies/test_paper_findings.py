@@ -82,3 +82,29 @@ def test_a_loss_curve_that_stopped_earlier_is_held_at_its_last_loss():
     its, ys = held_curves([short, long], {"p": 2.0, "q": 5.0})
     np.testing.assert_array_equal(its, [0, 1, 2, 3, 4])
     np.testing.assert_array_equal(ys, [[4, 2, 1, 1, 1], [2, 1.8, 1.6, 1.4, 1.2]])
+
+
+def test_the_trade_off_is_monotonic_where_each_larger_k_lowers_style_and_raises_content():
+    from nst_jax.studies.paper.discussion import monotonic_pairs
+    rows = [{"pair": "a", "init": "content", "k": k, "content": c, "style": s}
+            for k, c, s in ((1, 1.0, 9.0), (10, 2.0, 5.0), (100, 3.0, 1.0))]
+    rows += [{"pair": "b", "init": "content", "k": k, "content": c, "style": s}     # style rises from 10 to 100
+             for k, c, s in ((100, 3.0, 6.0), (1, 1.0, 9.0), (10, 2.0, 5.0))]
+    rows += [{"pair": "c", "init": "content", "k": 100, "content": 1.0, "style": 1.0},   # one k: not counted
+             {"pair": "a", "init": "noise", "k": 1, "content": 9.0, "style": 0.0}]
+    assert monotonic_pairs(rows, "content") == (1, 2)
+
+
+def test_the_noise_draws_and_the_trade_off_are_set_beside_the_128_px_results(tmp_path):
+    from nst_jax.studies.paper import discussion
+    (tmp_path / "hyper").mkdir()
+    (tmp_path / "hyper" / "noise_seeds.csv").write_text("pair,k,loss_difference\na,100,-0.01\nb,100,0.03\n")
+    (tmp_path / discussion.LAPTOP).mkdir()
+    (tmp_path / discussion.LAPTOP / "noise_seeds.csv").write_text("pair,k,loss_difference\na,100,0.2\n")
+    rows = [{"pair": "a", "init": "content", "k": k, "content": float(k), "style": 1.0 / k} for k in (1, 10)]
+    old = [{"pair": "a", "init": "content", "k": k, "content": 1.0, "style": float(k)} for k in (1, 10)]
+    lines = discussion._hyper_changes(tmp_path, rows, old)
+    assert lines == ["  From the content start, k trades content for style monotonically on 1 of 1 pairs "
+                     "(at 128 px: 0 of 1).",
+                     "  Another noise draw ends at a final loss differing by 2 [1 – 3] % (2 runs); at 128 px after "
+                     "300 iterations, 20 % (1 runs)."]

@@ -19,7 +19,10 @@ LAPTOP = "laptop-128px"   # the 128 px CSVs kept beside the write-up for compari
 
 
 def _laptop(out: Path, name: str) -> list[dict]:
-    path = out / LAPTOP / name
+    return _csv(out / LAPTOP / name)
+
+
+def _csv(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     with open(path, newline="") as fh:
@@ -133,11 +136,47 @@ def _hyper(out, scale, found):
         line += (f" At 128 px after 300 iterations the best start at k = {k:g} was "
                  f"{', '.join(sorted(set(before.values())))}; on the {sum(p in before for p in best)} pairs both "
                  f"scales ran, the same start won on {sum(before.get(p) == best.get(p) for p in best)}.")
+    lines = [line] + _hyper_changes(out, hyper, old)
     stopped = sum(bool(r.get("converged")) for r in hyper)
     when = (f"Run to convergence ({stopped} of {len(hyper)} runs ended by the stopping rule)" if stopped
             else "After a fixed number of iterations (not converged)")
-    return [line], [f"{when}, the initial image matters {'little' if max(above) <= 0.05 else 'measurably'} for the "
-                    f"final objective (all starts within {100 * max(above):.1f} % of the best at k = {k:g})."]
+    return lines, [f"{when}, the initial image matters {'little' if max(above) <= 0.05 else 'measurably'} for the "
+                   f"final objective (all starts within {100 * max(above):.1f} % of the best at k = {k:g})."]
+
+
+def monotonic_pairs(rows: list[dict], init: str) -> tuple[int, int]:
+    """(pairs on which, from the `init` start, each larger k gives no higher style loss and no lower content
+    loss, pairs with that start at two k or more)."""
+    mono, pairs = 0, 0
+    for pair in sorted({r["pair"] for r in rows}):
+        sel = sorted((float(r["k"]), float(r["content"]), float(r["style"])) for r in rows
+                     if r["pair"] == pair and r["init"] == init)
+        if len(sel) > 1:
+            pairs += 1
+            mono += all(a[1] <= b[1] and a[2] >= b[2] for a, b in zip(sel, sel[1:]))
+    return mono, pairs
+
+
+def _hyper_changes(out: Path, hyper: list[dict], old: list[dict]) -> list[str]:
+    """The trade-off's monotonicity in k and the noise draws' differences, here and at 128 px."""
+    lines = []
+    mono, pairs = monotonic_pairs(hyper, "content")
+    if pairs:
+        line = f"  From the content start, k trades content for style monotonically on {mono} of {pairs} pairs"
+        if old:
+            m, n = monotonic_pairs(old, "content")
+            line += f" (at 128 px: {m} of {n})"
+        lines.append(line + ".")
+    draws = _csv(out / "hyper" / "noise_seeds.csv")
+    if draws:
+        line = ("  Another noise draw ends at a final loss differing by "
+                f"{spread([100 * abs(float(r['loss_difference'])) for r in draws])} % ({len(draws)} runs)")
+        before = _laptop(out, "noise_seeds.csv")
+        if before:
+            line += (f"; at 128 px after 300 iterations, "
+                     f"{spread([100 * abs(float(r['loss_difference'])) for r in before])} % ({len(before)} runs)")
+        lines.append(line + ".")
+    return lines
 
 
 def _judges(out, scale, found):
