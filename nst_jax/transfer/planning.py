@@ -175,14 +175,23 @@ def check_disk(cfg: Config, mem: memory.Needs, runs: int = 1) -> None:
                        f"--checkpoint-minutes 0 writes none")
 
 
-def _need_fused(recorded: bool, form: str = "f4f") -> None:
-    """NSTError unless the fused F(4×4) kernel (and, for 'f4fb' and 'f4fa', its bfloat16 units) can be had
-    here (`fused`), for a run asked or recorded to use it."""
+def fused_missing(form: str) -> str | None:
+    """Why the fused F(4×4) kernel (and, for its bfloat16 forms, their units) cannot be had here for
+    `form`; None when it can, or when `form` is not a fused one."""
     from nst_jax.model import fused
+    if not form.startswith("f4f"):
+        return None
     missing = fused.why_unavailable()
     units = fused.form_units(form)
     if not missing and units and units not in fused.bf16_units():
         missing = f"this CPU, or this build of the kernel, has no {units.upper()} products"
+    return missing
+
+
+def _need_fused(recorded: bool, form: str = "f4f") -> None:
+    """NSTError unless the fused F(4×4) kernel (and, for 'f4fb' and 'f4fa', its bfloat16 units) can be had
+    here (`fused`), for a run asked or recorded to use it."""
+    missing = fused_missing(form)
     if missing and recorded:
         raise NSTError(f"this run was started with the fused Winograd F(4×4, 3×3) kernel, which is not available "
                        f"here ({missing}); a continued run keeps its forms so that it continues bit for bit: make "

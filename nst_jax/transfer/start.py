@@ -202,6 +202,21 @@ def recorded_forms(start: Start, files: RunFiles) -> convforms.Forms | None:
     return None
 
 
+def cannot_continue_here(files: RunFiles) -> str | None:
+    """Why an unfinished run's checkpoint cannot continue on this machine: it records fused forms whose
+    kernel or bfloat16 units this CPU lacks (a continued run keeps its forms); None when it can, or when
+    there is no readable checkpoint."""
+    meta = files.checkpoint_meta() if files.checkpoint.exists() else None
+    if not meta or meta.get("conv_forms") is None:
+        return None
+    rows = records.known_forms(meta["conv_forms"], convforms.FORMS, files.checkpoint)
+    for form in sorted({f for _, *both in rows for f in both}):
+        missing = planning.fused_missing(form)
+        if missing:
+            return f"its checkpoint records the form {form}, not available here ({missing})"
+    return None
+
+
 def find_each(cfgs: list[Config], files: list[RunFiles], hashes: list[str], restart: bool,
               say: Callable[[str], None]) -> list[Start]:
     """Each run's start (`find`); in a multi-host run, every process starts where process 0's files

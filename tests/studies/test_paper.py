@@ -425,3 +425,26 @@ def test_the_runs_are_kept_after_each_sweep_not_only_at_the_end(toy):
     experiment, calls = _hyper(toy), []
     experiment.run(1, "local", None, False, lambda: calls.append(len(calls)))
     assert len(experiment.sweeps) > 1 and len(calls) == len(experiment.sweeps)
+
+
+def test_an_unfinished_run_this_cpu_cannot_continue_loses_its_checkpoint(tmp_path, monkeypatch, capsys):
+    """Its checkpoint records forms this machine lacks: the run goes on from its last image instead of failing;
+    a finished run, and an unfinished one that can continue, are left alone."""
+    from nst_jax.files.runfiles import RunFiles
+    from nst_jax.studies.paper import hyper, scales
+    from nst_jax.transfer import start
+    experiment = hyper.experiment(scales()["toy"], tmp_path / "runs")
+    (stuck, a), (_, b), (_, c) = [run for named in experiment.runs().values() for run in named][:3]
+    for cfg in (a, b, c):
+        Path(cfg.output).parent.mkdir(parents=True, exist_ok=True)
+        RunFiles(cfg.output).checkpoint.write_bytes(b"a checkpoint")
+    Path(b.output).write_bytes(b"an image")
+    RunFiles(b.output).sidecar.write_text(json.dumps({"settings_hash": "0123456789abcdef", "iteration": 4, "loss": 1.0,
+                                                      "parts": {"content": 0.5, "style": 0.5, "tv": 0.0}, "seconds": 1.0,
+                                                      "config": {}}))
+    monkeypatch.setattr(start, "cannot_continue_here",
+                        lambda files: "it needs AMX" if files.checkpoint == RunFiles(a.output).checkpoint else None)
+    experiment.continue_from_images_where_stuck()
+    assert [RunFiles(cfg.output).checkpoint.exists() for cfg in (a, b, c)] == [False, True, True]
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"{experiment.name}: {stuck}: it needs AMX; continuing from its last image"]

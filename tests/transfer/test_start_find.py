@@ -109,3 +109,19 @@ def test_a_broken_checkpoint_is_one_line(setup):
     files.sidecar.write_text(json.dumps({**record, "iteration": "4"}))
     with pytest.raises(NSTError, match="'iteration' must be an integer"):
         start.find(cfg, files, settings_hash(cfg), False, said.append)
+
+
+def test_a_checkpoint_recording_fused_forms_this_cpu_lacks_says_why_it_cannot_continue(tmp_path, monkeypatch):
+    from nst_jax.model import fused
+    from nst_jax.transfer.runs import run
+    if fused.why_unavailable() is not None:
+        pytest.skip(f"the fused kernel cannot be built here: {fused.why_unavailable()}")
+    cfg = small_cfg(tmp_path / "o.png", iterations=2, keep_checkpoint=True, conv_forms="f4f", checkpoint_every=1)
+    run(cfg, progress=False)
+    files = RunFiles(cfg.output)
+    assert files.checkpoint.exists() and start.cannot_continue_here(files) is None    # here it can
+    monkeypatch.setattr(fused, "why_unavailable", lambda: "no C++ compiler")         # as on a machine without one
+    assert start.cannot_continue_here(files) == ("its checkpoint records the form f4f, not available here "
+                                                 "(no C++ compiler)")
+    files.remove_checkpoint()
+    assert start.cannot_continue_here(files) is None

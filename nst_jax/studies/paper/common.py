@@ -145,12 +145,27 @@ class Experiment:
             after_sweep: Callable[[], None] = lambda: None) -> None:
         """Every sweep in turn (each resuming), calling `after_sweep` when one has finished."""
         from nst_jax.studies.sweep import sweep
+        self.continue_from_images_where_stuck()
         for label, folder, grid, base, iterations in self.sweeps:
             if progress:
                 print(f"{self.name}: {label}", file=sys.stderr, flush=True)
             sweep(iterations, grid, folder, base, batch=batch, show_progress=progress, engine=engine,
                   address=address, report=False)
             after_sweep()
+
+    def continue_from_images_where_stuck(self) -> None:
+        """An unfinished run whose checkpoint cannot continue on this CPU (fused forms it lacks, as when a
+        sitting goes on on another machine) loses its checkpoint, with one line: it then continues from its
+        last image, with this machine's forms and a fresh solver state, instead of failing."""
+        from nst_jax.files.runfiles import RunFiles
+        from nst_jax.transfer.start import cannot_continue_here
+        for named in self.runs().values():
+            for name, cfg in named:
+                files = RunFiles(cfg.output)
+                why = None if finished(cfg) else cannot_continue_here(files)
+                if why:
+                    files.remove_checkpoint()
+                    print(f"{self.name}: {name}: {why}; continuing from its last image", file=sys.stderr, flush=True)
 
     def runs(self) -> dict[str, list[tuple[str, object]]]:
         """Per sweep label, the (run name, Config) of every run."""
