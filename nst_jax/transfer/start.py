@@ -202,12 +202,12 @@ def recorded_forms(start: Start, files: RunFiles) -> convforms.Forms | None:
     return None
 
 
-def cannot_continue_here(files: RunFiles) -> str | None:
-    """Why an unfinished run's checkpoint cannot continue on this machine: it records fused forms whose
-    kernel or bfloat16 units this CPU lacks (a continued run keeps its forms); None when it can, or when
-    there is no readable checkpoint."""
+def cannot_continue_here(files: RunFiles, h: str) -> str | None:
+    """Why the checkpoint of a run with settings hash `h` cannot continue on this machine: it records fused
+    forms whose kernel or bfloat16 units this CPU lacks (a continued run keeps its forms); None when it
+    can, and when there is no readable checkpoint of these settings (`find` deals with those)."""
     meta = files.checkpoint_meta() if files.checkpoint.exists() else None
-    if not meta or meta.get("conv_forms") is None:
+    if not meta or meta.get("config_hash") != h or meta.get("conv_forms") is None:
         return None
     rows = records.known_forms(meta["conv_forms"], convforms.FORMS, files.checkpoint)
     for form in sorted({f for _, *both in rows for f in both}):

@@ -53,9 +53,9 @@ def test_every_section_is_written_with_its_command_and_figures(toy):
                                                                    "front", "judges"}
     sittings = json.loads((toy / "sittings.json").read_text())
     assert len(sittings) == 1 and sittings[0]["experiments"] == ["convergence", "hyper", "statistics", "gram",
-                                                                 "reduction", "front"]
+                                                                 "reduction", "front", "judges"]
     assert "In the runs' own steps" in text and "reduction " in text.split("In the runs' own steps")[1].split("\n")[0]
-    assert "Arithmetic (from the runs' sidecars): precision float32 (" in text
+    assert "finished runs outside the network reduction): precision float32 (" in text
 
 
 def test_the_figures_show_the_results_at_the_runs_size(toy):
@@ -428,23 +428,30 @@ def test_the_runs_are_kept_after_each_sweep_not_only_at_the_end(toy):
 
 
 def test_an_unfinished_run_this_cpu_cannot_continue_loses_its_checkpoint(tmp_path, monkeypatch, capsys):
-    """Its checkpoint records forms this machine lacks: the run goes on from its last image instead of failing;
-    a finished run, and an unfinished one that can continue, are left alone."""
+    """Its checkpoint records forms this machine lacks: the run goes on from its last image (or starts again
+    where Ctrl-C left none) instead of failing; a finished run is left alone, and on Ray nothing is
+    decided on the driver."""
     from nst_jax.files.runfiles import RunFiles
     from nst_jax.studies.paper import hyper, scales
     from nst_jax.transfer import start
+    from nst_jax.transfer.identity import settings_hash
     experiment = hyper.experiment(scales()["toy"], tmp_path / "runs")
-    (stuck, a), (_, b), (_, c) = [run for named in experiment.runs().values() for run in named][:3]
+    (interrupted, a), (_, b), (killed, c) = [run for named in experiment.runs().values() for run in named][:3]
     for cfg in (a, b, c):
         Path(cfg.output).parent.mkdir(parents=True, exist_ok=True)
         RunFiles(cfg.output).checkpoint.write_bytes(b"a checkpoint")
-    Path(b.output).write_bytes(b"an image")
-    RunFiles(b.output).sidecar.write_text(json.dumps({"settings_hash": "0123456789abcdef", "iteration": 4, "loss": 1.0,
-                                                      "parts": {"content": 0.5, "style": 0.5, "tv": 0.0}, "seconds": 1.0,
-                                                      "config": {}}))
+    for cfg, more in ((a, {"interrupted": True}), (b, {})):
+        Path(cfg.output).write_bytes(b"an image")
+        RunFiles(cfg.output).sidecar.write_text(json.dumps({
+            "settings_hash": settings_hash(cfg), "iteration": 4, "loss": 1.0, "seconds": 1.0, "config": {},
+            "parts": {"content": 0.5, "style": 0.5, "tv": 0.0}, **more}))
     monkeypatch.setattr(start, "cannot_continue_here",
-                        lambda files: "it needs AMX" if files.checkpoint == RunFiles(a.output).checkpoint else None)
+                        lambda files, h: "it needs AMX" if files.checkpoint.exists() else None)   # as without AMX
+    monkeypatch.setattr("nst_jax.studies.sweep.sweep", lambda *args, **kw: None)
+    experiment.run(1, "ray", None, False)
+    assert all(RunFiles(cfg.output).checkpoint.exists() for cfg in (a, b, c)) and capsys.readouterr().err == ""
     experiment.continue_from_images_where_stuck()
-    assert [RunFiles(cfg.output).checkpoint.exists() for cfg in (a, b, c)] == [False, True, True]
-    err = capsys.readouterr().err.splitlines()
-    assert err == [f"{experiment.name}: {stuck}: it needs AMX; continuing from its last image"]
+    assert [RunFiles(cfg.output).checkpoint.exists() for cfg in (a, b, c)] == [False, True, False]
+    assert capsys.readouterr().err.splitlines() == [
+        f"{experiment.name}: {interrupted}: it needs AMX; continuing from its last image",
+        f"{experiment.name}: {killed}: it needs AMX; starting it again"]

@@ -111,17 +111,22 @@ def test_a_broken_checkpoint_is_one_line(setup):
         start.find(cfg, files, settings_hash(cfg), False, said.append)
 
 
-def test_a_checkpoint_recording_fused_forms_this_cpu_lacks_says_why_it_cannot_continue(tmp_path, monkeypatch):
-    from nst_jax.model import fused
-    from nst_jax.transfer.runs import run
-    if fused.why_unavailable() is not None:
-        pytest.skip(f"the fused kernel cannot be built here: {fused.why_unavailable()}")
-    cfg = small_cfg(tmp_path / "o.png", iterations=2, keep_checkpoint=True, conv_forms="f4f", checkpoint_every=1)
-    run(cfg, progress=False)
-    files = RunFiles(cfg.output)
-    assert files.checkpoint.exists() and start.cannot_continue_here(files) is None    # here it can
-    monkeypatch.setattr(fused, "why_unavailable", lambda: "no C++ compiler")         # as on a machine without one
-    assert start.cannot_continue_here(files) == ("its checkpoint records the form f4f, not available here "
-                                                 "(no C++ compiler)")
+def test_a_checkpoint_recording_fused_forms_this_cpu_lacks_says_why_it_cannot_continue(setup, monkeypatch):
+    from nst_jax.model import convforms, fused
+    cfg, files, _ = setup
+    h = settings_hash(cfg)
+    forms = convforms.Forms((("conv1_1", "xla", "xla"), ("conv1_2", "f4fa3", "f4f")), "measured")
+    files.save_checkpoint(fake_state(), config_hash=h, solver="lbfgs", iteration=3, offset=0, target=10,
+                          seconds=1.0, forms=forms)
+    monkeypatch.setattr(fused, "why_unavailable", lambda: None)
+    monkeypatch.setattr(fused, "bf16_units", lambda: ("amx",))                       # a CPU with AMX: it can
+    assert start.cannot_continue_here(files, h) is None
+    monkeypatch.setattr(fused, "bf16_units", lambda: ())                             # one without
+    assert start.cannot_continue_here(files, h) == ("its checkpoint records the form f4fa3, not available here "
+                                                    "(this CPU, or this build of the kernel, has no AMX products)")
+    monkeypatch.setattr(fused, "why_unavailable", lambda: "no C++ compiler")         # nor the kernel at all
+    assert start.cannot_continue_here(files, h) == ("its checkpoint records the form f4f, not available here "
+                                                    "(no C++ compiler)")
+    assert start.cannot_continue_here(files, "0" * 16) is None    # another settings' checkpoint: `find` sets it aside
     files.remove_checkpoint()
-    assert start.cannot_continue_here(files) is None
+    assert start.cannot_continue_here(files, h) is None

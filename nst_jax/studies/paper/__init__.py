@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                     sittings.worked_on(name)
                 _keep(name, scale, out, runs, experiments)
     if complete(experiments["hyper"]) and _judges_stale(runs, experiments["hyper"]):
-        _judge(scale, runs, experiments["hyper"], not args.quiet, timer, clock)
+        _judge(scale, runs, experiments["hyper"], not args.quiet, timer, clock, sittings)
     from nst_jax.studies.paper import report
     invocation = "nst-jax paper " + " ".join(sys.argv[1:] if argv is None else argv)
     folders = {name: [runs / "reduction"] if name == "reduction" else [s[1] for s in experiments[name].sweeps]
@@ -121,13 +121,17 @@ def _run_one(name: str, scale, runs: Path, experiments: dict, batch: int, engine
         write_json(runs / "mmd.json", gram.mmd_check(scale))
 
 
-def _judge(scale, runs: Path, hyper_experiment, progress: bool, timer, clock) -> None:
-    """3.7: every result of 3.6 and of the reduction measured by every judge, into `runs/judges.json`."""
+def _judge(scale, runs: Path, hyper_experiment, progress: bool, timer, clock, sittings) -> None:
+    """3.7: every result of 3.6 and of the reduction measured by every judge, into `runs/judges.json`;
+    its time counts, interrupted too."""
     if progress:
         print("judging the results (3.7)", file=sys.stderr, flush=True)
     t = clock.now()
-    write_json(runs / "judges.json", judges.measure(scale, hyper_experiment, read_json(runs / "reduction.json")))
-    timer.add("judges", clock.now() - t)
+    try:
+        write_json(runs / "judges.json", judges.measure(scale, hyper_experiment, read_json(runs / "reduction.json")))
+    finally:
+        timer.add("judges", clock.now() - t)
+        sittings.worked_on("judges")
 
 
 def _restore(scale, out: Path, runs: Path, experiments: dict, progress: bool) -> None:

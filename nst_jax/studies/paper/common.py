@@ -145,7 +145,8 @@ class Experiment:
             after_sweep: Callable[[], None] = lambda: None) -> None:
         """Every sweep in turn (each resuming), calling `after_sweep` when one has finished."""
         from nst_jax.studies.sweep import sweep
-        self.continue_from_images_where_stuck()
+        if engine == "local":   # on Ray, the workers' CPUs are the ones that matter
+            self.continue_from_images_where_stuck()
         for label, folder, grid, base, iterations in self.sweeps:
             if progress:
                 print(f"{self.name}: {label}", file=sys.stderr, flush=True)
@@ -155,17 +156,25 @@ class Experiment:
 
     def continue_from_images_where_stuck(self) -> None:
         """An unfinished run whose checkpoint cannot continue on this CPU (fused forms it lacks, as when a
-        sitting goes on on another machine) loses its checkpoint, with one line: it then continues from its
-        last image, with this machine's forms and a fresh solver state, instead of failing."""
+        sitting goes on on another machine) loses its checkpoint, with one line, instead of failing: it
+        goes on from its last image (with this machine's forms and a fresh solver state) where Ctrl-C left
+        one, else starts again. A checkpoint that cannot be read is left for the run to report."""
         from nst_jax.files.runfiles import RunFiles
+        from nst_jax.transfer.identity import settings_hash
         from nst_jax.transfer.start import cannot_continue_here
         for named in self.runs().values():
             for name, cfg in named:
-                files = RunFiles(cfg.output)
-                why = None if finished(cfg) else cannot_continue_here(files)
+                files, h = RunFiles(cfg.output), settings_hash(cfg)
+                try:
+                    why = None if finished(cfg) else cannot_continue_here(files, h)
+                    side = files.read_sidecar() if why and files.image.exists() else None
+                except NSTError:
+                    continue
                 if why:
                     files.remove_checkpoint()
-                    print(f"{self.name}: {name}: {why}; continuing from its last image", file=sys.stderr, flush=True)
+                    then = ("continuing from its last image" if side and side.get("settings_hash") == h
+                            else "starting it again")
+                    print(f"{self.name}: {name}: {why}; {then}", file=sys.stderr, flush=True)
 
     def runs(self) -> dict[str, list[tuple[str, object]]]:
         """Per sweep label, the (run name, Config) of every run."""

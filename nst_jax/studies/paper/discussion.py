@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from nst_jax.studies.paper import judges
-from nst_jax.studies.paper.gram import IDENTITY_HOLDS
+from nst_jax.studies.paper.gram import identity_holds, largest_difference
 from nst_jax.studies.paper.judges import spearman
 from nst_jax.studies.paper.tables import spread
 
@@ -19,10 +19,7 @@ LAPTOP = "laptop-128px"   # the 128 px CSVs kept beside the write-up for compari
 
 
 def _laptop(out: Path, name: str) -> list[dict]:
-    return _csv(out / LAPTOP / name)
-
-
-def _csv(path: Path) -> list[dict]:
+    path = out / LAPTOP / name
     if not path.is_file():
         return []
     with open(path, newline="") as fh:
@@ -82,16 +79,16 @@ def _gram(out, scale, found):
     mmd = found.get("mmd") or []
     if not mmd:
         return [], []
-    worst = max(abs(r["relative_difference"]) for r in mmd)
+    worst, holds = largest_difference(mmd), identity_holds(mmd)
     n = len({r['pair'] for r in mmd})
-    if worst >= IDENTITY_HOLDS:
+    if not holds:
         return [f"- **3.4** The Gram loss and the squared MMD of the kernel (xᵀy)² divided by C⁴ differ by up to "
                 f"{worst:.1e} (relative) over {n} pairs: more than float32 rounding."], []
     return ([f"- **3.4** The Gram loss equals the squared MMD of the kernel (xᵀy)² divided by C⁴ on every layer of "
              f"{n} pairs (largest relative difference {worst:.1e}): matching Gram "
              "matrices is matching the feature distributions in that kernel's space."],
             ["Style transfer with Gram matrices is distribution matching (an MMD with a quadratic kernel), checked "
-             "to float32 rounding."] if worst < IDENTITY_HOLDS else [])
+             "to float32 rounding."])
 
 
 def _statistics(out, scale, found):
@@ -136,7 +133,7 @@ def _hyper(out, scale, found):
         line += (f" At 128 px after 300 iterations the best start at k = {k:g} was "
                  f"{', '.join(sorted(set(before.values())))}; on the {sum(p in before for p in best)} pairs both "
                  f"scales ran, the same start won on {sum(before.get(p) == best.get(p) for p in best)}.")
-    lines = [line] + _hyper_changes(out, hyper, old)
+    lines = [line] + _hyper_changes(out, hyper, found.get("draws") or [], old)
     stopped = sum(bool(r.get("converged")) for r in hyper)
     when = (f"Run to convergence ({stopped} of {len(hyper)} runs ended by the stopping rule)" if stopped
             else "After a fixed number of iterations (not converged)")
@@ -144,37 +141,40 @@ def _hyper(out, scale, found):
                    f"final objective (all starts within {100 * max(above):.1f} % of the best at k = {k:g})."]
 
 
-def monotonic_pairs(rows: list[dict], init: str) -> tuple[int, int]:
-    """(pairs on which, from the `init` start, each larger k gives no higher style loss and no lower content
-    loss, pairs with that start at two k or more)."""
+def monotonic_pairs(rows: list[dict], init: str, ks: set[float]) -> tuple[int, int]:
+    """(pairs on which, from the `init` start, each larger k of `ks` gives no higher style loss and no lower
+    content loss, pairs with that start at two of them or more)."""
     mono, pairs = 0, 0
     for pair in sorted({r["pair"] for r in rows}):
         sel = sorted((float(r["k"]), float(r["content"]), float(r["style"])) for r in rows
-                     if r["pair"] == pair and r["init"] == init)
+                     if r["pair"] == pair and r["init"] == init and float(r["k"]) in ks)
         if len(sel) > 1:
             pairs += 1
             mono += all(a[1] <= b[1] and a[2] >= b[2] for a, b in zip(sel, sel[1:]))
     return mono, pairs
 
 
-def _hyper_changes(out: Path, hyper: list[dict], old: list[dict]) -> list[str]:
-    """The trade-off's monotonicity in k and the noise draws' differences, here and at 128 px."""
+def _hyper_changes(out: Path, hyper: list[dict], draws: list[dict], old: list[dict]) -> list[str]:
+    """The trade-off's monotonicity in k and the noise draws' differences, here and at 128 px, each over
+    the k both scales ran."""
     lines = []
-    mono, pairs = monotonic_pairs(hyper, "content")
+    ks = {float(r["k"]) for r in hyper if r["init"] == "content"}
+    if old:
+        ks &= {float(r["k"]) for r in old if r["init"] == "content"}
+    mono, pairs = monotonic_pairs(hyper, "content", ks)
     if pairs:
-        line = f"  From the content start, k trades content for style monotonically on {mono} of {pairs} pairs"
+        line = (f"  From the content start, k trades content for style monotonically over k ∈ "
+                f"{{{', '.join(f'{k:g}' for k in sorted(ks))}}} on {mono} of {pairs} pairs")
         if old:
-            m, n = monotonic_pairs(old, "content")
+            m, n = monotonic_pairs(old, "content", ks)
             line += f" (at 128 px: {m} of {n})"
         lines.append(line + ".")
-    draws = _csv(out / "hyper" / "noise_seeds.csv")
-    if draws:
-        line = ("  Another noise draw ends at a final loss differing by "
-                f"{spread([100 * abs(float(r['loss_difference'])) for r in draws])} % ({len(draws)} runs)")
-        before = _laptop(out, "noise_seeds.csv")
+    for k in sorted({float(r["k"]) for r in draws}):
+        here = [100 * abs(float(r["loss_difference"])) for r in draws if float(r["k"]) == k]
+        line = f"  At k = {k:g}, another noise draw ends at a final loss differing by {spread(here)} % ({len(here)} pairs)"
+        before = [100 * abs(float(r["loss_difference"])) for r in _laptop(out, "noise_seeds.csv") if float(r["k"]) == k]
         if before:
-            line += (f"; at 128 px after 300 iterations, "
-                     f"{spread([100 * abs(float(r['loss_difference'])) for r in before])} % ({len(before)} runs)")
+            line += f"; at 128 px after 300 iterations, {spread(before)} % ({len(before)} pairs)"
         lines.append(line + ".")
     return lines
 

@@ -211,8 +211,9 @@ def _hyper_findings(rows, inits, ks, its) -> list[str]:
     return lines
 
 
-def _seed_findings(records, draws, ks, seed, folder: Path) -> list[str]:
-    """The noise initial image drawn with other seeds: do the draws end at the same loss and image?"""
+def seed_rows(records: list[dict], draws: list[dict]) -> list[dict]:
+    """Each noise start drawn with another seed against the same pair and k's run from the study's seed:
+    the final losses' relative difference and the PSNR between the two images."""
     rows = []
     for d in draws:
         base = next((r for r in records if r["init"] == "noise" and r["pair"] == d["pair"] and r["k"] == d["k"]), None)
@@ -220,6 +221,12 @@ def _seed_findings(records, draws, ks, seed, folder: Path) -> list[str]:
             rows.append({"pair": d["pair"], "k": d["k"], "seed": d["seed"], "loss": d["loss"], "seed_loss": base["loss"],
                          "loss_difference": d["loss"] / base["loss"] - 1,
                          "psnr": psnr(load_image(d["image"]), load_image(base["image"]))})
+    return rows
+
+
+def _seed_findings(records, draws, ks, seed, folder: Path) -> list[str]:
+    """The noise initial image drawn with other seeds: do the draws end at the same loss and image?"""
+    rows = seed_rows(records, draws)
     if not rows:
         return []
     write_csv(folder / "noise_seeds.csv", rows)

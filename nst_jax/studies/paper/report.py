@@ -46,8 +46,11 @@ def _machines(seconds: dict, sittings: list[dict], steps: dict | None = None) ->
 
 
 def _arithmetic(experiments: dict) -> str:
-    """The runs' arithmetic, from their sidecars: the precision asked, and how often each convolution form
-    (the planner's choice on the machine, `docs/benchmarks.md`) computed a layer."""
+    """The finished runs' arithmetic, from their sidecars (the network reduction's aside): the precision,
+    and how often each convolution form (the planner's choice on the machine, `docs/benchmarks.md`)
+    computed a layer's forward pass. Names read back that nst_jax does not know count as 'other'."""
+    from nst_jax.model.convforms import FORMS
+    from nst_jax.transfer.config import PRECISIONS
     precisions, forms = Counter(), Counter()
     for experiment in experiments.values():
         for named in experiment.runs().values():
@@ -55,20 +58,25 @@ def _arithmetic(experiments: dict) -> str:
                 side = finished(cfg)
                 if not side:
                     continue
-                precisions[str((side.get("config") or {}).get("precision"))] += 1
-                chosen = (side.get("conv_forms") or {}).get("forms") if isinstance(side.get("conv_forms"), dict) else []
+                precision = (side.get("config") or {}).get("precision")
+                precisions[precision if precision in PRECISIONS else "other"] += 1
+                chosen = side["conv_forms"].get("forms") if isinstance(side.get("conv_forms"), dict) else None
                 for entry in chosen if isinstance(chosen, list) else []:
-                    if isinstance(entry, list) and len(entry) > 1 and isinstance(entry[1], str):
-                        forms[entry[1]] += 1
+                    if isinstance(entry, list) and len(entry) > 1:
+                        forms[entry[1] if entry[1] in FORMS else "other"] += 1
     if not precisions:
         return ""
     total = sum(forms.values())
-    return ("Arithmetic (from the runs' sidecars): precision " + ", ".join(
-        f"{p} ({n} runs)" for p, n in precisions.most_common()) + (
-        "; the convolution layers were computed by the forms " + ", ".join(
-            f"`{f}` {n / total:.0%}" for f, n in forms.most_common()) + " (of every run's layers). `f4fa3` splits "
-        "each float32 number into two bfloat16 parts and sums three products on AMX; after 300 iterations its loss "
-        "was within 0.20 % of the pure float32 forms' on three pairs (docs/benchmarks.md)." if total else "."))
+    text = (f"Arithmetic (from the sidecars of the {sum(precisions.values())} finished runs outside the network "
+            "reduction): precision " + ", ".join(f"{p} ({n} runs)" for p, n in precisions.most_common()))
+    if total:
+        text += ("; their layers' forward convolutions were computed by the forms "
+                 + ", ".join(f"`{f}` {n / total:.0%}" for f, n in forms.most_common()))
+    if forms["f4fa3"]:
+        text += (". `f4fa3` splits each float32 number into two bfloat16 parts and sums three products on AMX; "
+                 "after 300 iterations its loss was within 0.20 % of the pure float32 forms' on three pairs "
+                 "(docs/benchmarks.md)")
+    return text + "."
 
 
 def write(out: Path, scale, experiments: dict, seconds: dict, command: str, sittings: list[dict] = (),
@@ -103,10 +111,12 @@ def write(out: Path, scale, experiments: dict, seconds: dict, command: str, sitt
     parts.append(hyper.section(out, scale, experiments["hyper"], plain))
     parts.append(judges.section(out, scale, judged, plain))
     parts.append(reduction.section(out, scale, reduced, plain))
-    records = [r for r in hyper.hyper_records(experiments["hyper"]) if r["seed"] == scale.seed]
+    every = hyper.hyper_records(experiments["hyper"])
+    records = [r for r in every if r["seed"] == scale.seed]
     found = {"mmd": mmd, "cross": cross, "judges": judged, "reduction": reduced if reduced and all(
                  "full_loss_vs_full" in r for r in reduced) else None,
              "hyper": hyper.analyse_hyper(records) if records else [],
+             "draws": hyper.seed_rows(records, [r for r in every if r["seed"] != scale.seed]),
              "stopped": {name: (sum(r["converged"] for r in rs), len(rs)) for name, rs in studies.items() if rs}}
     parts.append(discussion.write(out, scale, found))
     path = out / "README.md"

@@ -83,7 +83,8 @@ def _strictest_per_pair(rows: list[dict], stats: list[str]) -> dict[str, str]:
     """Per pair, the statistic whose optimisation leaves the others lowest (geometric mean of their ratios)."""
     found = {}
     for pair in sorted({r["pair"] for r in rows}):
-        at = {(r["optimised"], r["measured"]): r["ratio"] for r in rows if r["pair"] == pair}
+        at = {(r["optimised"], r["measured"]): r["ratio"] for r in rows
+              if r["pair"] == pair and r["ratio"] is not None and np.isfinite(r["ratio"])}
         means = {a: float(np.mean([np.log(max(at[(a, b)], 1e-12)) for b in stats if b != a and (a, b) in at]))
                  for a in stats if any((a, b) in at for b in stats if b != a)}
         if means:
