@@ -133,3 +133,15 @@ def test_the_arithmetic_line_counts_the_forms_and_precisions_read_back_and_names
                     "`f4fa3` 50%, `xla` 25%, `other` 25%. `f4fa3` splits each float32 number into two bfloat16 parts "
                     "and sums three products on AMX; after 300 iterations its loss was within 0.20 % of the pure "
                     "float32 forms' on three pairs (docs/benchmarks.md).")
+
+
+def test_the_largest_fraction_is_the_last_before_the_first_that_fails():
+    from nst_jax.studies.paper.reduction import most_removed
+    from nst_jax.studies.paper.tables import largest_passing
+    assert largest_passing({0.9, 0.5, 0.75}, lambda f: f != 0.75) == 0.5
+    assert largest_passing([0.5], lambda f: False) is None and largest_passing([], lambda f: True) is None
+    rows = [{"criterion": c, "fraction": str(f), "full_loss_vs_full": str(v)}      # as read back from a CSV
+            for c, f, v in (("activation", 0.0, 1.0), ("activation", 0.5, 1.05), ("activation", 0.75, 1.2),
+                            ("activation", 0.9, 1.0), ("random", 0.5, 1.11))]
+    assert most_removed(rows) == {"activation": 0.5, "random": None}
+    assert most_removed(rows, within=0.25) == {"activation": 0.9, "random": 0.5}

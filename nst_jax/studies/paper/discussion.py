@@ -13,6 +13,7 @@ import numpy as np
 from nst_jax.studies.paper import judges
 from nst_jax.studies.paper.gram import identity_holds, largest_difference
 from nst_jax.studies.paper.judges import spearman
+from nst_jax.studies.paper.reduction import most_removed
 from nst_jax.studies.paper.tables import spread
 
 LAPTOP = "laptop-128px"   # the 128 px CSVs kept beside the write-up for comparison
@@ -44,21 +45,6 @@ def strictest(cross: list[dict]) -> list[str]:
            for a in stats for b in stats}
     score = {a: float(np.mean([math.log(max(med[(a, b)], 1e-12)) for b in stats if b != a])) for a in stats}
     return sorted(stats, key=score.get)
-
-
-def most_removed(rows: list[dict], within: float = 0.10) -> dict[str, float | None]:
-    """Per criterion, the largest fraction such that it and every smaller one keep the full-network loss
-    within `within` of the unpruned result's on every pair."""
-    out = {}
-    for c in dict.fromkeys(r["criterion"] for r in rows):
-        fractions = sorted({float(r["fraction"]) for r in rows if r["criterion"] == c and float(r["fraction"]) > 0})
-        out[c] = None
-        for f in fractions:   # the fractions up to the first that fails
-            if not all(float(r["full_loss_vs_full"]) <= 1 + within for r in rows
-                       if r["criterion"] == c and float(r["fraction"]) == f):
-                break
-            out[c] = f
-    return out
 
 
 def write(out: Path, scale, found: dict) -> str:
@@ -171,7 +157,8 @@ def _hyper_changes(out: Path, hyper: list[dict], draws: list[dict], old: list[di
         lines.append(line + ".")
     for k in sorted({float(r["k"]) for r in draws}):
         here = [100 * abs(float(r["loss_difference"])) for r in draws if float(r["k"]) == k]
-        line = f"  At k = {k:g}, another noise draw ends at a final loss differing by {spread(here)} % ({len(here)} pairs)"
+        line = (f"  At k = {k:g}, another noise draw ends at a final loss differing by {spread(here)} % "
+                f"({len(here)} pairs)")
         before = [100 * abs(float(r["loss_difference"])) for r in _laptop(out, "noise_seeds.csv") if float(r["k"]) == k]
         if before:
             line += f"; at 128 px after 300 iterations, {spread(before)} % ({len(before)} pairs)"

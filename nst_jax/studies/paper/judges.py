@@ -13,7 +13,7 @@ import numpy as np
 
 from nst_jax.base.errors import NSTError
 from nst_jax.studies.figures import log_axes, pyplot, save_figure
-from nst_jax.studies.paper.tables import markdown_table, not_run, spread, write_csv
+from nst_jax.studies.paper.tables import largest_passing, markdown_table, not_run, spread, write_csv
 
 HEAD = "## 3.7 Evaluating the result: independent judges, the trade-off, and how much network is needed"
 WITHIN = 0.10   # 'within 10 % of the full network's judges'
@@ -217,14 +217,9 @@ def most_removed(rows: list[dict], judges: list[str]) -> dict[str, float | None]
     red = [r for r in rows if r["source"] == "reduction"]
     pairs = sorted({r["pair"] for r in red})
     worst = reduction_worst(rows, judges)
-    out = {}
-    for c in dict.fromkeys(r["criterion"] for r in red if r["fraction"] > 0):
-        out[c] = None
-        for f in sorted({r["fraction"] for r in red if r["fraction"] > 0}):   # up to the first that fails
-            if not all(worst.get((c, f, p), np.inf) <= 1 + WITHIN for p in pairs):
-                break
-            out[c] = f
-    return out
+    fractions = {r["fraction"] for r in red if r["fraction"] > 0}
+    return {c: largest_passing(fractions, lambda f: all(worst.get((c, f, p), np.inf) <= 1 + WITHIN for p in pairs))
+            for c in dict.fromkeys(r["criterion"] for r in red if r["fraction"] > 0)}
 
 
 def _reduction(rows, judges, pairs) -> list[str]:

@@ -11,7 +11,7 @@ from nst_jax.files import untrusted
 from nst_jax.base.errors import NSTError
 from nst_jax.files.fileio import write_json
 from nst_jax.studies.paper.common import Scale, pair_name
-from nst_jax.studies.paper.tables import iterations, markdown_table, not_run, spread, write_csv
+from nst_jax.studies.paper.tables import iterations, largest_passing, markdown_table, not_run, spread, write_csv
 
 def run(scale: Scale, runs: Path, progress: bool, after_pair: Callable[[], None] = lambda: None) -> list[dict]:
     """Network reduction on each pair (`pruning.reduce_network`), resumable per pair: a pair whose
@@ -53,6 +53,16 @@ def run(scale: Scale, runs: Path, progress: bool, after_pair: Callable[[], None]
     return rows
 
 
+def most_removed(rows: list[dict], within: float = 0.10) -> dict[str, float | None]:
+    """Per criterion, the largest fraction removed such that it and every smaller one keep the full
+    network's loss within `within` of the unpruned result's on every pair (rows as recorded or read
+    back from a CSV)."""
+    return {c: largest_passing({float(r["fraction"]) for r in rows if r["criterion"] == c and float(r["fraction"]) > 0},
+                               lambda f: all(float(r["full_loss_vs_full"]) <= 1 + within for r in rows
+                                             if r["criterion"] == c and float(r["fraction"]) == f))
+            for c in dict.fromkeys(r["criterion"] for r in rows)}
+
+
 def section(out: Path, scale, rows: list[dict] | None, command: str) -> str:
     head = "## 3.7 Network reduction: how much of VGG19 does style transfer need?"
     if not rows:
@@ -90,12 +100,7 @@ def section(out: Path, scale, rows: list[dict] | None, command: str) -> str:
     from nst_jax.studies.report import contact_sheet
     contact_sheet(sheet, folder / "results.png", thumb=scale.size)
     lines = []
-    for c in criteria:
-        most = None
-        for f in [f for f in fractions if f > 0]:   # up to the first fraction that fails
-            if not all(r["full_loss_vs_full"] <= 1.10 for r in rows if r["criterion"] == c and r["fraction"] == f):
-                break
-            most = f
+    for c, most in most_removed(rows).items():
         lines.append(f"- **{c}**: " + (f"up to {most:.0%} of the channels removed with the full network's loss "
                                         f"within 10 % of the unpruned result's on every pair"
                                         if most is not None else "no fraction tried keeps the full network's loss "

@@ -7,6 +7,7 @@ import csv
 import io
 import math
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -34,6 +35,16 @@ def num(x: float) -> str:
     if abs(x) >= 1e3:   # iteration counts and the like, whole
         return f"{x:.0f}"
     return f"{x:.3g}"
+
+
+def largest_passing(fractions, passes: Callable[[float], bool]) -> float | None:
+    """The largest of `fractions` such that it and every smaller one pass; None when the smallest fails."""
+    most = None
+    for f in sorted(fractions):
+        if not passes(f):
+            break
+        most = f
+    return most
 
 
 def pct(x: float) -> str:
