@@ -145,3 +145,10 @@ def test_the_largest_fraction_is_the_last_before_the_first_that_fails():
                             ("activation", 0.9, 1.0), ("random", 0.5, 1.11))]
     assert most_removed(rows) == {"activation": 0.5, "random": None}
     assert most_removed(rows, within=0.25) == {"activation": 0.9, "random": 0.5}
+
+
+def test_the_largest_mmd_difference_is_nan_wherever_a_nan_stands():
+    from nst_jax.studies.paper.gram import largest_difference
+    assert largest_difference([{"relative_difference": -3e-7}, {"relative_difference": 1e-7}]) == 3e-7
+    for rows in ([float("nan"), 1e-7], [1e-7, float("nan")]):   # max() alone would hide the second
+        assert np.isnan(largest_difference([{"relative_difference": v} for v in rows]))

@@ -101,7 +101,7 @@ def section(out: Path, scale, experiment, mmd: list[dict] | None, command: str) 
                            [[l, str(next(r["channels"] for r in mmd if r["layer"] == l)),
                              spread([r["positions"] for r in mmd if r["layer"] == l]),
                              spread([r["mmd2"] for r in mmd if r["layer"] == l]),
-                             f"{max(abs(r['relative_difference']) for r in mmd if r['layer'] == l):.1e}"]
+                             f"{largest_difference([r for r in mmd if r['layer'] == l]):.1e}"]
                             for l in layers])
     worst = largest_difference(mmd)
     n_pairs = len({r["pair"] for r in mmd})
